@@ -1,0 +1,95 @@
+# nnlua -- `make` builds everything, `make test` runs every suite.
+# On a fresh Debian 12 the first build installs the packages it needs.
+
+CC ?= cc
+LUA_PC := lua5.4
+DEBS := lua5.4 liblua5.4-dev libopenblas-dev lua-busted lua-argparse \
+        lua-cjson libedit-dev pkg-config dataset-fashion-mnist fortunes \
+        wordnet-base
+
+WARN := -Wall -Wextra \
+        -Wshadow \
+        -Wmissing-prototypes \
+        -Wstrict-prototypes
+OPT ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(OPT) -g
+NN_FLAGS_STR = $(CC) $(OPT) -fopenmp $(EXTRA)
+CFLAGS = $(CFLAGS_BASE) -DNN_BUILD_FLAGS='"$(NN_FLAGS_STR)"' $(EXTRA)
+LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+LUA_LIBS = $(shell pkg-config --libs $(LUA_PC) 2>/dev/null)
+EDIT_CFLAGS = $(shell pkg-config --cflags libedit 2>/dev/null)
+EDIT_LIBS = $(shell pkg-config --libs libedit 2>/dev/null)
+LIBS = -fopenmp -lm -ldl -lpthread
+
+BUILD ?= build
+ENGINE_SRC := $(wildcard engine/*.c)
+BIND_SRC := $(filter-out bindings/main.c,$(wildcard bindings/*.c))
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
+ENGINE_TESTS := $(patsubst tests/engine/%.c,$(BUILD)/tests/%,$(filter-out tests/engine/check.c,$(wildcard tests/engine/*.c)))
+
+NNLUA ?= ./nnlua
+MODULE ?= nnlua.so
+
+.PHONY: all deps test test-engine test-lua asan bench loc clean train
+
+all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(MODULE) $(NNLUA)
+
+# Install the Debian packages we need, once, only when one is missing.
+deps: $(BUILD)/.deps
+$(BUILD)/.deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/engine/%.o: engine/%.c engine/nn.h engine/internal.h | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bindings/%.o: bindings/%.c bindings/*.h engine/nn.h | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(EDIT_CFLAGS) -Iengine -c $< -o $@
+
+$(BUILD)/libnnengine.a: $(ENGINE_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/libnnengine.so: $(ENGINE_OBJ)
+	$(CC) -shared -Wl,-soname,libnnengine.so.0 -o $@ $^ $(LIBS)
+
+# The Lua module: stock lua5.4 has the Lua core inside, so no -llua here.
+$(MODULE): $(ENGINE_OBJ) $(BIND_OBJ)
+	$(CC) -shared -o $@ $^ $(LIBS)
+
+# The executable links Lua and exports its symbols for C modules (-Wl,-E).
+$(NNLUA): $(BUILD)/bindings/main.o $(BIND_OBJ) $(ENGINE_OBJ)
+	$(CC) -Wl,-E -o $@ $^ $(LUA_LIBS) $(EDIT_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: tests/engine/%.c tests/engine/check.c tests/engine/check.h $(BUILD)/libnnengine.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iengine -Itests/engine $< tests/engine/check.c -o $@ $(BUILD)/libnnengine.a $(LIBS)
+
+test: all $(ENGINE_TESTS)
+	@sh tests/run.sh $(NNLUA) $(ENGINE_TESTS)
+
+# AddressSanitizer + UBSan build of everything, then every suite through it.
+asan:
+	$(MAKE) BUILD=build-asan NNLUA=build-asan/nnlua MODULE=build-asan/nnlua.so \
+	  OPT="-O1 -fno-omit-frame-pointer" EXTRA="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  test ASAN=1
+
+bench: all
+	$(NNLUA) bench/matmul.lua
+
+# The main job: a real training run on data a fresh machine installs.
+train: all
+	$(NNLUA) examples/fashion_mnist/softmax.lua
+
+loc:
+	@for d in engine bindings lua tests bench examples; do \
+	  [ -d $$d ] && printf "%-10s %6d\n" $$d "$$(cat $$(find $$d -name '*.c' -o -name '*.h' -o -name '*.lua' -o -name '*.py' -o -name '*.sh') 2>/dev/null | wc -l)"; done; true
+
+clean:
+	rm -rf build build-asan nnlua nnlua.so

@@ -1,0 +1,185 @@
+/* lcreate.c -- constructors: from tables, constants, ranges and the
+ * engine's seeded generator (one per lua_State, in the registry). */
+#include "lnnlua.h"
+
+#include <math.h>
+
+#define RESULT(call)                                                         \
+    do {                                                                     \
+        nn_tensor **slot_ = nnL_newslot(L);                                  \
+        *slot_ = (call);                                                     \
+        return nnL_finish(L, slot_);                                         \
+    } while (0)
+
+/* shape from arg on, then an optional dtype name right after it */
+static int shape_and_dtype(lua_State *L, int arg, int64_t *shape, nn_dtype *dt) {
+    int nd = nnL_checkshape(L, arg, shape);
+    int next = lua_istable(L, arg) ? arg + 1 : arg + nd;
+    if (lua_type(L, next) == LUA_TSTRING) *dt = nnL_checkdtype(L, next);
+    else if (!lua_isnoneornil(L, next))
+        luaL_argerror(L, next, lua_pushfstring(L, "expected a size or a dtype, got %s",
+                                               luaL_typename(L, next)));
+    return nd;
+}
+
+static int l_tensor(lua_State *L) {
+    return nnL_from_table(L, 1, nnL_optdtype(L, 2, NN_F32));
+}
+
+static int fill(lua_State *L, double v) {
+    int64_t shape[NN_MAX_DIMS];
+    nn_dtype dt = NN_F32;
+    int nd = shape_and_dtype(L, 1, shape, &dt);
+    RESULT(nn_full_dtype(dt, nd, shape, v));
+}
+
+static int l_zeros(lua_State *L) { return fill(L, 0); }
+static int l_ones(lua_State *L) { return fill(L, 1); }
+
+static int l_empty(lua_State *L) {
+    int64_t shape[NN_MAX_DIMS];
+    nn_dtype dt = NN_F32;
+    int nd = shape_and_dtype(L, 1, shape, &dt);
+    RESULT(nn_empty(dt, nd, shape));
+}
+
+static int l_full(lua_State *L) { /* full(shape, value[, dtype]) */
+    int64_t shape[NN_MAX_DIMS];
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int nd = nnL_checkshape(L, 1, shape);
+    double v = luaL_checknumber(L, 2);
+    RESULT(nn_full_dtype(nnL_optdtype(L, 3, NN_F32), nd, shape, v));
+}
+
+static int like(lua_State *L, double v) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    RESULT(nn_full_dtype(nnL_optdtype(L, 2, x->dtype), x->ndim, x->shape, v));
+}
+
+static int l_zeros_like(lua_State *L) { return like(L, 0); }
+static int l_ones_like(lua_State *L) { return like(L, 1); }
+
+static int l_full_like(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    double v = luaL_checknumber(L, 2);
+    RESULT(nn_full_dtype(nnL_optdtype(L, 3, x->dtype), x->ndim, x->shape, v));
+}
+
+/* arange([start,] end[, step][, dtype]): i64 when every bound is an
+ * integer, as PyTorch does */
+static int l_arange(lua_State *L) {
+    int top = lua_gettop(L), nnum = 0, all_int = 1;
+    while (nnum < top && lua_type(L, nnum + 1) == LUA_TNUMBER) {
+        all_int &= lua_isinteger(L, nnum + 1);
+        nnum++;
+    }
+    if (nnum < 1 || nnum > 3) return luaL_argerror(L, 1, "expected 1 to 3 numbers");
+    double start = 0, end, step = 1;
+    if (nnum == 1) {
+        end = lua_tonumber(L, 1);
+    } else {
+        start = lua_tonumber(L, 1);
+        end = lua_tonumber(L, 2);
+        if (nnum == 3) step = lua_tonumber(L, 3);
+    }
+    if (step == 0) return luaL_argerror(L, 3, "step must be nonzero");
+    nn_dtype dt = nnL_optdtype(L, nnum + 1, all_int ? NN_I64 : NN_F32);
+    RESULT(nn_arange(dt, start, end, step));
+}
+
+static int l_linspace(lua_State *L) {
+    double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
+    lua_Integer n = luaL_checkinteger(L, 3);
+    if (n < 0) return luaL_argerror(L, 3, "steps must be >= 0");
+    RESULT(nn_linspace(a, b, n));
+}
+
+static int l_eye(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1), m = luaL_optinteger(L, 2, n);
+    if (n < 0 || m < 0) return luaL_argerror(L, n < 0 ? 1 : 2, "size must be >= 0");
+    RESULT(nn_eye(n, m));
+}
+
+static int l_rand(lua_State *L) {
+    int64_t shape[NN_MAX_DIMS];
+    int nd = nnL_checkshape(L, 1, shape);
+    RESULT(nn_rand(nnL_rng(L), nd, shape));
+}
+
+static int l_randn(lua_State *L) {
+    int64_t shape[NN_MAX_DIMS];
+    int nd = nnL_checkshape(L, 1, shape);
+    RESULT(nn_randn(nnL_rng(L), nd, shape));
+}
+
+static int l_rand_like(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    RESULT(nn_rand(nnL_rng(L), x->ndim, x->shape));
+}
+
+static int l_randn_like(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    RESULT(nn_randn(nnL_rng(L), x->ndim, x->shape));
+}
+
+/* randint(low, high, shape...): integers in [low, high) */
+static int l_randint(lua_State *L) {
+    lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+    if (hi <= lo)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "high (%I) must exceed low (%I)",
+                                                   hi, lo));
+    int64_t shape[NN_MAX_DIMS];
+    int nd = nnL_checkshape(L, 3, shape);
+    RESULT(nn_randint(nnL_rng(L), lo, hi, nd, shape));
+}
+
+static int l_bernoulli(lua_State *L) {
+    nn_tensor *p = nnL_testtensor(L, 1);
+    if (!p) { /* bernoulli(p, shape...) with a number p */
+        double pv = luaL_checknumber(L, 1);
+        int64_t shape[NN_MAX_DIMS];
+        int nd = nnL_checkshape(L, 2, shape);
+        nn_tensor **slot = nnL_newslot(L);
+        *slot = nn_full(nd, shape, pv);
+        nnL_finish(L, slot);
+        p = *slot;
+    }
+    RESULT(nn_bernoulli(nnL_rng(L), p));
+}
+
+static int l_manual_seed(lua_State *L) {
+    lua_Integer s = luaL_checkinteger(L, 1);
+    nn_rng_seed(nnL_rng(L), (uint64_t)s);
+    return 0;
+}
+
+/* the generator's state as {seed, offset}, and back: enough to resume */
+static int l_rng_state(lua_State *L) {
+    nn_rng *r = nnL_rng(L);
+    if (lua_istable(L, 1)) {
+        lua_geti(L, 1, 1);
+        lua_geti(L, 1, 2);
+        r->seed = (uint64_t)luaL_checkinteger(L, -2);
+        r->offset = (uint64_t)luaL_checkinteger(L, -1);
+        return 0;
+    }
+    lua_createtable(L, 2, 0);
+    lua_pushinteger(L, (lua_Integer)r->seed);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, (lua_Integer)r->offset);
+    lua_rawseti(L, -2, 2);
+    return 1;
+}
+
+void nnL_open_create(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones},
+        {"empty", l_empty}, {"full", l_full}, {"zeros_like", l_zeros_like},
+        {"ones_like", l_ones_like}, {"full_like", l_full_like},
+        {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye},
+        {"rand", l_rand}, {"randn", l_randn}, {"rand_like", l_rand_like},
+        {"randn_like", l_randn_like}, {"randint", l_randint},
+        {"bernoulli", l_bernoulli}, {"manual_seed", l_manual_seed},
+        {"rng_state", l_rng_state}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}

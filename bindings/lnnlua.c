@@ -1,0 +1,95 @@
+/* lnnlua.c -- luaopen_nnlua: the module table, configuration, threads, the
+ * clock, and a raw-sgemm timer for benchmarks. */
+#include "lnnlua.h"
+#include "nnlua.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* PyTorch's default seed: runs are reproducible unless reseeded. */
+#define DEFAULT_SEED 67280421310721ULL
+
+static int l_config(lua_State *L) {
+    lua_createtable(L, 0, 6);
+    lua_pushliteral(L, NNLUA_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, nn_blas_core());
+    lua_setfield(L, -2, "blas_core");
+    lua_pushstring(L, nn_blas_choice());
+    lua_setfield(L, -2, "blas_choice");
+    lua_pushinteger(L, nn_get_num_threads());
+    lua_setfield(L, -2, "threads");
+    lua_pushstring(L, nn_build_flags());
+    lua_setfield(L, -2, "build");
+    lua_pushstring(L, LUA_RELEASE);
+    lua_setfield(L, -2, "lua");
+    return 1;
+}
+
+static int l_set_num_threads(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 1 || n > 1024) return luaL_argerror(L, 1, "expected 1..1024 threads");
+    nn_set_num_threads((int)n);
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+    lua_pushinteger(L, nn_get_num_threads());
+    return 1;
+}
+
+static int l_clock(lua_State *L) {
+    lua_pushnumber(L, nn_clock());
+    return 1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* sgemm_time(m, n, k, reps[, trans_b]): median seconds of raw sgemm on
+ * buffers allocated once -- the baseline bench/matmul.lua compares with */
+static int l_sgemm_time(lua_State *L) {
+    lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
+    lua_Integer k = luaL_checkinteger(L, 3), reps = luaL_optinteger(L, 4, 10);
+    int tb = lua_toboolean(L, 5);
+    if (m < 1 || n < 1 || k < 1 || reps < 1 || reps > 10000)
+        return nnL_error(L, "sizes and reps must be positive");
+    int64_t sa[2] = {m, k}, sb[2] = {tb ? n : k, tb ? k : n}, sc[2] = {m, n};
+    nn_tensor **a = nnL_newslot(L), **b = nnL_newslot(L), **c = nnL_newslot(L);
+    *a = nn_full(2, sa, 0.5);
+    *b = nn_full(2, sb, 0.25);
+    *c = nn_zeros(NN_F32, 2, sc);
+    if (!*a || !*b || !*c) return nnL_engine_error(L);
+    double *t = lua_newuserdatauv(L, reps * sizeof *t, 0);
+    for (lua_Integer r = -1; r < reps; r++) { /* one warm-up call */
+        double t0 = nn_clock();
+        if (nn_sgemm(0, tb, m, n, k, 1.0f, nn_data(*a), k, nn_data(*b),
+                     tb ? k : n, 0.0f, nn_data(*c), n) < 0)
+            return nnL_engine_error(L);
+        if (r >= 0) t[r] = nn_clock() - t0;
+    }
+    qsort(t, reps, sizeof *t, cmp_double);
+    lua_pushnumber(L, t[reps / 2]);
+    return 1;
+}
+
+int luaopen_nnlua(lua_State *L) {
+    if (nn_init() < 0) return luaL_error(L, "nnlua: %s", nn_last_error());
+    static const luaL_Reg fns[] = {
+        {"config", l_config}, {"set_num_threads", l_set_num_threads},
+        {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
+        {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
+    nn_rng *rng = lua_newuserdatauv(L, sizeof *rng, 0);
+    nn_rng_seed(rng, DEFAULT_SEED);
+    lua_setfield(L, LUA_REGISTRYINDEX, NNL_RNG_KEY);
+    lua_newtable(L);
+    luaL_setfuncs(L, fns, 0);
+    nnL_open_create(L);
+    nnL_open_ops(L);
+    nnL_open_tensor(L);
+    lua_pushliteral(L, "nnlua " NNLUA_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}

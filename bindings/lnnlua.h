@@ -1,0 +1,58 @@
+/* lnnlua.h -- helpers shared by the binding files (not installed).
+ *
+ * The bindings check arguments, convert, call the engine and turn engine
+ * failures into Lua errors; they hold no maths. Lua counts from 1: dims and
+ * indices arrive 1-based (negative from the end) and are converted here. */
+#ifndef LNNLUA_H
+#define LNNLUA_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "nn.h"
+
+#define NNL_TENSOR "nnlua.Tensor"
+#define NNL_RNG_KEY "nnlua.rng"
+#define NNL_BASE 1 /* index base of the Lua API */
+
+/* The userdata: one pointer, NULL once released. */
+typedef struct { nn_tensor *t; } nnL_tensor;
+
+nn_tensor *nnL_checktensor(lua_State *L, int arg);
+nn_tensor *nnL_testtensor(lua_State *L, int arg);
+/* Pushes an empty tensor userdata and returns its slot: create the
+ * userdata first, then let the engine allocate into the slot. */
+nn_tensor **nnL_newslot(lua_State *L);
+/* Finishes a slot filled by an engine call: raises the engine's error when
+ * it failed, otherwise tells the collector about new memory. Returns 1. */
+int nnL_finish(lua_State *L, nn_tensor **slot);
+/* Wraps a tensor the caller owns (steals the reference); raises on NULL. */
+int nnL_push(lua_State *L, nn_tensor *t);
+/* Raises the engine's last error in Lua's words. */
+int nnL_engine_error(lua_State *L);
+/* Converts a number at arg into a 0-dim tensor (replacing it on the stack)
+ * so operators accept `t + 1`; `like` picks i64 for integers. */
+nn_tensor *nnL_checkoperand(lua_State *L, int arg, const nn_tensor *like);
+/* A 1-based (or negative) dim of t as a 0-based engine dim. */
+int nnL_checkdim(lua_State *L, int arg, int ndim);
+int nnL_optdim(lua_State *L, int arg, int ndim, int def);
+/* A shape from a table at arg or from integers arg..top; returns ndim. */
+int nnL_checkshape(lua_State *L, int arg, int64_t *shape);
+/* the same, allowing one -1 (a size to infer, for view/reshape/expand) */
+int nnL_checkshape_signed(lua_State *L, int arg, int64_t *shape);
+nn_dtype nnL_checkdtype(lua_State *L, int arg);
+nn_dtype nnL_optdtype(lua_State *L, int arg, nn_dtype def);
+nn_rng *nnL_rng(lua_State *L);
+/* Raises "fname: message" with the running C function's name. */
+int nnL_error(lua_State *L, const char *fmt, ...);
+
+void nnL_open_tensor(lua_State *L);   /* metatable; leaves nothing */
+void nnL_open_ops(lua_State *L);      /* fills the table on top */
+void nnL_open_create(lua_State *L);   /* fills the table on top */
+int nnL_tostring(lua_State *L);       /* __tostring */
+int nnL_index_get(lua_State *L);      /* t[key] for number/table keys */
+int nnL_index_set(lua_State *L);      /* t[key] = v */
+int nnL_from_table(lua_State *L, int arg, nn_dtype dtype);
+int nnL_totable(lua_State *L);
+
+#endif

@@ -1,0 +1,565 @@
+/* lops.c -- tensor operations as Lua functions. Each is registered once in
+ * the module table, which is also the tensors' method table, so
+ * nn.matmul(a, b) and a:matmul(b) are the same C function. */
+#include "lnnlua.h"
+
+#include <math.h>
+#include <string.h>
+
+#define RESULT(call)                                                         \
+    do {                                                                     \
+        nn_tensor **slot_ = nnL_newslot(L);                                  \
+        *slot_ = (call);                                                     \
+        return nnL_finish(L, slot_);                                         \
+    } while (0)
+
+/* ---- elementwise (one closure per op; the op id is the upvalue) -------- */
+
+static int l_unary(lua_State *L) {
+    nn_unary_op op = (nn_unary_op)lua_tointeger(L, lua_upvalueindex(1));
+    int inplace = lua_toboolean(L, lua_upvalueindex(2));
+    nn_tensor *x = nnL_checktensor(L, 1);
+    double p0 = 0, p1 = 0;
+    if (op == NN_CLAMP) {
+        p0 = luaL_optnumber(L, 2, -HUGE_VAL);
+        p1 = luaL_optnumber(L, 3, HUGE_VAL);
+        if (p0 > p1) return luaL_argerror(L, 3, "max is below min");
+    } else if (op == NN_LEAKY_RELU) {
+        p0 = luaL_optnumber(L, 2, 0.01);
+    }
+    if (!inplace) RESULT(nn_unary(op, x, p0, p1));
+    if (nn_unary_(op, x, p0, p1) < 0) return nnL_engine_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_binary(lua_State *L) {
+    nn_binary_op op = (nn_binary_op)lua_tointeger(L, lua_upvalueindex(1));
+    int inplace = lua_toboolean(L, lua_upvalueindex(2));
+    nn_tensor *a = nnL_checktensor(L, 1);
+    nn_tensor *b = nnL_checkoperand(L, 2, a);
+    if (!inplace) RESULT(nn_binary(op, a, b));
+    if (nn_binary_(op, a, b) < 0) return nnL_engine_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static void register_elementwise(lua_State *L) {
+    for (int op = 0; op < NN_UNARY_COUNT; op++)
+        for (int inplace = 0; inplace < 2; inplace++) {
+            lua_pushinteger(L, op);
+            lua_pushboolean(L, inplace);
+            lua_pushcclosure(L, l_unary, 2);
+            lua_pushfstring(L, inplace ? "%s_" : "%s", nn_unary_names[op]);
+            lua_insert(L, -2);
+            lua_settable(L, -3);
+        }
+    for (int op = 0; op < NN_BINARY_COUNT; op++)
+        for (int inplace = 0; inplace < 2; inplace++) {
+            lua_pushinteger(L, op);
+            lua_pushboolean(L, inplace);
+            lua_pushcclosure(L, l_binary, 2);
+            lua_pushfstring(L, inplace ? "%s_" : "%s", nn_binary_names[op]);
+            lua_insert(L, -2);
+            lua_settable(L, -3);
+        }
+}
+
+static int l_where(lua_State *L) {
+    nn_tensor *c = nnL_checktensor(L, 1);
+    nn_tensor *a0 = nnL_testtensor(L, 2), *b0 = nnL_testtensor(L, 3);
+    nn_tensor *a = nnL_checkoperand(L, 2, b0);
+    nn_tensor *b = nnL_checkoperand(L, 3, a0);
+    RESULT(nn_where(c, a, b));
+}
+
+/* ---- reductions -------------------------------------------------------- */
+
+/* dims from a number or a table at arg (nil: all); returns count */
+static int checkdims(lua_State *L, int arg, const nn_tensor *x, int *dims) {
+    if (lua_isnoneornil(L, arg)) return 0;
+    if (!lua_istable(L, arg)) {
+        dims[0] = nnL_checkdim(L, arg, x->ndim);
+        return 1;
+    }
+    int n = (int)luaL_len(L, arg);
+    if (n > NN_MAX_DIMS) luaL_argerror(L, arg, "too many dims");
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, arg, i + 1);
+        dims[i] = nnL_checkdim(L, lua_gettop(L), x->ndim);
+        lua_pop(L, 1);
+    }
+    if (n == 0) luaL_argerror(L, arg, "empty dim list");
+    return n;
+}
+
+static int l_reduce(lua_State *L) {
+    nn_reduce_op op = (nn_reduce_op)lua_tointeger(L, lua_upvalueindex(1));
+    nn_tensor *x = nnL_checktensor(L, 1);
+    nn_reduce_args a = {.correction = 1, .p = 2, .base = NNL_BASE};
+    int first = 2;
+    if (op == NN_NORM) { /* norm(p, dim, keepdim) as PyTorch */
+        if (lua_type(L, 2) == LUA_TSTRING) {
+            const char *s = lua_tostring(L, 2);
+            if (strcmp(s, "inf") && strcmp(s, "-inf"))
+                return luaL_argerror(L, 2, "expected a number, 'inf' or '-inf'");
+            a.p = s[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+        } else {
+            a.p = luaL_optnumber(L, 2, 2);
+        }
+        first = 3;
+    }
+    a.ndims = checkdims(L, first, x, a.dims);
+    a.keepdim = lua_toboolean(L, first + 1);
+    if ((op == NN_VAR || op == NN_STD) && !lua_isnoneornil(L, first + 2))
+        a.correction = lua_toboolean(L, first + 2) ? 1 : 0;
+    if (op == NN_MAX || op == NN_MIN) {
+        if (a.ndims > 1) return luaL_argerror(L, first, "one dim at a time");
+        if (a.ndims == 1) { /* values and indices */
+            nn_tensor **v = nnL_newslot(L), **i = nnL_newslot(L);
+            if (nn_max_dim(x, a.dims[0], a.keepdim, op == NN_MIN, NNL_BASE, v, i) < 0)
+                return nnL_engine_error(L);
+            nnL_finish(L, v);
+            return 2;
+        }
+    }
+    RESULT(nn_reduce(op, x, &a));
+}
+
+static void register_reductions(lua_State *L) {
+    for (int op = 0; op < NN_REDUCE_COUNT; op++) {
+        lua_pushinteger(L, op);
+        lua_pushcclosure(L, l_reduce, 1);
+        lua_setfield(L, -2, nn_reduce_names[op]);
+    }
+}
+
+static int l_softmax(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    RESULT(nn_softmax(x, nnL_checkdim(L, 2, x->ndim)));
+}
+
+static int l_log_softmax(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    RESULT(nn_log_softmax(x, nnL_checkdim(L, 2, x->ndim)));
+}
+
+static int l_cumsum(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    RESULT(nn_cumsum(x, nnL_checkdim(L, 2, x->ndim)));
+}
+
+static int l_matmul(lua_State *L) {
+    nn_tensor *a = nnL_checktensor(L, 1), *b = nnL_checktensor(L, 2);
+    RESULT(nn_matmul(a, b));
+}
+
+/* ---- views ------------------------------------------------------------- */
+
+static int l_view(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int64_t shape[NN_MAX_DIMS];
+    int nd = nnL_checkshape_signed(L, 2, shape);
+    RESULT(nn_view(x, nd, shape));
+}
+
+static int l_reshape(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int64_t shape[NN_MAX_DIMS];
+    int nd = nnL_checkshape_signed(L, 2, shape);
+    RESULT(nn_reshape(x, nd, shape));
+}
+
+static int l_transpose(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d0 = nnL_checkdim(L, 2, x->ndim), d1 = nnL_checkdim(L, 3, x->ndim);
+    RESULT(nn_transpose(x, d0, d1));
+}
+
+static int l_t(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (x->ndim > 2) return nnL_error(L, "t() expects at most 2 dims (got %d): "
+                                        "use transpose", x->ndim);
+    RESULT(nn_transpose(x, 0, x->ndim - 1 > 0 ? 1 : 0));
+}
+
+static int l_permute(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int dims[NN_MAX_DIMS];
+    int table = lua_istable(L, 2), n = table ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
+    if (n != x->ndim)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "expected %d dims, got %d",
+                                                   x->ndim, n));
+    for (int i = 0; i < n; i++) {
+        if (table) lua_geti(L, 2, i + 1);
+        else lua_pushvalue(L, i + 2);
+        dims[i] = nnL_checkdim(L, lua_gettop(L), x->ndim);
+        lua_pop(L, 1);
+    }
+    RESULT(nn_permute(x, dims));
+}
+
+static int64_t checkpos(lua_State *L, int arg, int64_t size) {
+    lua_Integer i = luaL_checkinteger(L, arg);
+    if (i < 0) i += size + 1;
+    if (i < 1 || i > size)
+        luaL_argerror(L, arg, lua_pushfstring(L, "index %I out of range 1..%I",
+                                              luaL_checkinteger(L, arg), (lua_Integer)size));
+    return i - 1;
+}
+
+static int l_narrow(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    int64_t size = x->ndim ? x->shape[d < 0 ? d + x->ndim : d] : 0;
+    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    if (start < 1 || len < 0 || start - 1 + len > size)
+        return luaL_argerror(L, 3, lua_pushfstring(L,
+            "narrow from %I for %I is out of range for a dim of size %I",
+            start, len, (lua_Integer)size));
+    RESULT(nn_narrow(x, d, start - 1, len));
+}
+
+static int l_select(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    if (x->ndim == 0) return nnL_error(L, "cannot select from a 0-dim tensor");
+    int64_t i = checkpos(L, 3, x->shape[d < 0 ? d + x->ndim : d]);
+    RESULT(nn_select(x, d, i));
+}
+
+static int l_slice(lua_State *L) { /* slice(dim, first, last[, step]) */
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    int64_t size = x->ndim ? x->shape[d < 0 ? d + x->ndim : d] : 0;
+    lua_Integer a = luaL_optinteger(L, 3, 1), b = luaL_optinteger(L, 4, -1);
+    lua_Integer step = luaL_optinteger(L, 5, 1);
+    if (a < 0) a += size + 1;
+    if (b < 0) b += size + 1;
+    if (a < 1 || a > size + 1 || b < a - 1 || b > size)
+        return luaL_argerror(L, 3, lua_pushfstring(L,
+            "range %I..%I out of range for a dim of size %I", a, b, (lua_Integer)size));
+    if (step < 1) return luaL_argerror(L, 5, "step must be positive");
+    RESULT(nn_slice(x, d, a - 1, b, step));
+}
+
+static int l_expand(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int64_t shape[NN_MAX_DIMS];
+    nn_tensor *like = nnL_testtensor(L, 2);
+    int nd;
+    if (like) {
+        nd = like->ndim;
+        memcpy(shape, like->shape, sizeof shape);
+    } else {
+        nd = nnL_checkshape_signed(L, 2, shape);
+    }
+    RESULT(nn_expand(x, nd, shape));
+}
+
+static int l_squeeze(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (lua_isnoneornil(L, 2)) RESULT(nn_squeeze_all(x));
+    RESULT(nn_squeeze(x, nnL_checkdim(L, 2, x->ndim)));
+}
+
+static int l_unsqueeze(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim + 1);
+    RESULT(nn_unsqueeze(x, d));
+}
+
+static int l_flatten(lua_State *L) { /* flatten([first[, last]]) */
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (x->ndim == 0) RESULT(nn_reshape(x, 1, (int64_t[]){1}));
+    int a = nnL_optdim(L, 2, x->ndim, 0), b = nnL_optdim(L, 3, x->ndim, -1);
+    if (a < 0) a += x->ndim;
+    if (b < 0) b += x->ndim;
+    if (b < a) return luaL_argerror(L, 3, "last dim before first dim");
+    int64_t shape[NN_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < a; i++) shape[k++] = x->shape[i];
+    shape[k++] = -1;
+    for (int i = b + 1; i < x->ndim; i++) shape[k++] = x->shape[i];
+    if (nn_numel(x) == 0) shape[a] = 0;
+    RESULT(nn_reshape(x, k, shape));
+}
+
+static int l_contiguous(lua_State *L) { RESULT(nn_contiguous(nnL_checktensor(L, 1))); }
+static int l_clone(lua_State *L) { RESULT(nn_clone(nnL_checktensor(L, 1))); }
+static int l_float(lua_State *L) { RESULT(nn_to_dtype(nnL_checktensor(L, 1), NN_F32)); }
+static int l_long(lua_State *L) { RESULT(nn_to_dtype(nnL_checktensor(L, 1), NN_I64)); }
+
+static int l_to(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    nn_dtype dt = nnL_checkdtype(L, 2);
+    if (dt == x->dtype) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    RESULT(nn_to_dtype(x, dt));
+}
+
+/* ---- inspection -------------------------------------------------------- */
+
+static int l_size(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (lua_isnoneornil(L, 2)) {
+        lua_createtable(L, x->ndim, 0);
+        for (int i = 0; i < x->ndim; i++) {
+            lua_pushinteger(L, x->shape[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 1;
+    }
+    int d = nnL_checkdim(L, 2, x->ndim);
+    if (x->ndim == 0) return nnL_error(L, "a 0-dim tensor has no sizes");
+    lua_pushinteger(L, x->shape[d < 0 ? d + x->ndim : d]);
+    return 1;
+}
+
+static int l_stride(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_createtable(L, x->ndim, 0);
+    for (int i = 0; i < x->ndim; i++) {
+        lua_pushinteger(L, x->stride[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_dim(lua_State *L) {
+    lua_pushinteger(L, nnL_checktensor(L, 1)->ndim);
+    return 1;
+}
+
+static int l_numel(lua_State *L) {
+    lua_pushinteger(L, nn_numel(nnL_checktensor(L, 1)));
+    return 1;
+}
+
+static int l_is_contiguous(lua_State *L) {
+    lua_pushboolean(L, nn_is_contiguous(nnL_checktensor(L, 1)));
+    return 1;
+}
+
+static int l_item(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (nn_numel(x) != 1) {
+        char s[96];
+        return nnL_error(L, "item() needs exactly one element, got a %s tensor",
+                         nn_shape_str(x, s, sizeof s));
+    }
+    int64_t idx[NN_MAX_DIMS] = {0};
+    double v = nn_get(x, idx);
+    if (x->dtype == NN_I64) lua_pushinteger(L, (lua_Integer)v);
+    else lua_pushnumber(L, v);
+    return 1;
+}
+
+static int l_is_tensor(lua_State *L) {
+    lua_pushboolean(L, luaL_testudata(L, 1, NNL_TENSOR) != NULL);
+    return 1;
+}
+
+/* ---- in-place writes ------------------------------------------------------ */
+
+static int l_copy_(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *src = nnL_checktensor(L, 2);
+    if (nn_copy_(x, src) < 0) return nnL_engine_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_fill_(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (nn_fill_(x, luaL_checknumber(L, 2)) < 0) return nnL_engine_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_zero_(lua_State *L) {
+    lua_settop(L, 1);
+    lua_pushinteger(L, 0);
+    return l_fill_(L);
+}
+
+/* ---- indexing ------------------------------------------------------------- */
+
+static int l_gather(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    RESULT(nn_gather(x, d, nnL_checktensor(L, 3), NNL_BASE));
+}
+
+static int scatter(lua_State *L, int accumulate) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    nn_tensor *index = nnL_checktensor(L, 3), *src = nnL_checktensor(L, 4);
+    RESULT(nn_scatter(x, d, index, src, accumulate, NNL_BASE));
+}
+
+static int l_scatter(lua_State *L) { return scatter(L, 0); }
+static int l_scatter_add(lua_State *L) { return scatter(L, 1); }
+
+static int l_index_select(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    RESULT(nn_index_select(x, d, nnL_checktensor(L, 3), NNL_BASE));
+}
+
+static int l_index_add(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    nn_tensor *index = nnL_checktensor(L, 3), *src = nnL_checktensor(L, 4);
+    RESULT(nn_index_add(x, d, index, src, luaL_optnumber(L, 5, 1), NNL_BASE));
+}
+
+static int l_masked_fill(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *m = nnL_checktensor(L, 2);
+    RESULT(nn_masked_fill(x, m, luaL_checknumber(L, 3)));
+}
+
+static int l_masked_fill_(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *m = nnL_checktensor(L, 2);
+    if (nn_masked_fill_(x, m, luaL_checknumber(L, 3)) < 0) return nnL_engine_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_one_hot(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_Integer classes = luaL_checkinteger(L, 2);
+    RESULT(nn_one_hot(x, classes, NNL_BASE));
+}
+
+static int l_tril(lua_State *L) {
+    RESULT(nn_tril(nnL_checktensor(L, 1), luaL_optinteger(L, 2, 0), 0));
+}
+
+static int l_triu(lua_State *L) {
+    RESULT(nn_tril(nnL_checktensor(L, 1), luaL_optinteger(L, 2, 0), 1));
+}
+
+/* ---- joining ----------------------------------------------------------- */
+
+/* the tensors of a list at arg, kept on the stack by the table itself */
+static int checklist(lua_State *L, int arg, nn_tensor **ts, int max) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    int n = (int)luaL_len(L, arg);
+    if (n < 1) luaL_argerror(L, arg, "empty list of tensors");
+    if (n > max) luaL_argerror(L, arg, "too many tensors");
+    for (int i = 0; i < n; i++) {
+        lua_geti(L, arg, i + 1);
+        ts[i] = nnL_testtensor(L, -1);
+        if (!ts[i])
+            luaL_argerror(L, arg, lua_pushfstring(L, "entry %d is %s, not a tensor",
+                                                  i + 1, luaL_typename(L, -1)));
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+#define MAX_LIST 4096
+
+static int join(lua_State *L, int stack) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer len = luaL_len(L, 1);
+    size_t cap = len > 0 && len <= MAX_LIST ? (size_t)len : 1;
+    nn_tensor **ts = lua_newuserdatauv(L, cap * sizeof *ts, 0);
+    int n = checklist(L, 1, ts, MAX_LIST);
+    int nd = ts[0]->ndim + stack;
+    int d = nnL_optdim(L, 2, nd, 0);
+    RESULT(stack ? nn_stack(ts, n, d) : nn_cat(ts, n, d));
+}
+
+static int l_cat(lua_State *L) { return join(L, 0); }
+static int l_stack(lua_State *L) { return join(L, 1); }
+
+/* split(size or {sizes}, dim) and chunk(n, dim): a table of views */
+static int pieces(lua_State *L, int chunk) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_optdim(L, 3, x->ndim, 0);
+    if (x->ndim == 0) return nnL_error(L, "cannot split a 0-dim tensor");
+    int64_t size = x->shape[d < 0 ? d + x->ndim : d];
+    int64_t sizes[MAX_LIST];
+    int n = 0;
+    if (lua_istable(L, 2)) {
+        n = (int)luaL_len(L, 2);
+        if (n > MAX_LIST) return luaL_argerror(L, 2, "too many pieces");
+        for (int i = 0; i < n; i++) {
+            lua_geti(L, 2, i + 1);
+            sizes[i] = luaL_checkinteger(L, -1);
+            lua_pop(L, 1);
+        }
+    } else {
+        lua_Integer k = luaL_checkinteger(L, 2);
+        if (k < 1) return luaL_argerror(L, 2, "must be positive");
+        int64_t each = chunk ? (size + k - 1) / k : k;
+        if (each == 0) each = 1;
+        for (int64_t at = 0; at < size && n < MAX_LIST; at += each)
+            sizes[n++] = at + each <= size ? each : size - at;
+        if (size == 0) sizes[n++] = 0;
+    }
+    nn_tensor **out = lua_newuserdatauv(L, (n ? n : 1) * sizeof *out, 0);
+    if (nn_split(x, d, sizes, n, out) < 0) return nnL_engine_error(L);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        nn_tensor **slot = nnL_newslot(L);
+        *slot = out[i];
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_split(lua_State *L) { return pieces(L, 0); }
+static int l_chunk(lua_State *L) { return pieces(L, 1); }
+
+/* ---- ordering ------------------------------------------------------------ */
+
+static int l_sort(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_optdim(L, 2, x->ndim, -1);
+    nn_tensor **v = nnL_newslot(L), **i = nnL_newslot(L);
+    if (nn_sort(x, d, lua_toboolean(L, 3), NNL_BASE, v, i) < 0)
+        return nnL_engine_error(L);
+    nnL_finish(L, v);
+    return 2;
+}
+
+static int l_topk(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    int d = nnL_optdim(L, 3, x->ndim, -1);
+    int largest = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
+    nn_tensor **v = nnL_newslot(L), **i = nnL_newslot(L);
+    if (nn_topk(x, k, d, largest, NNL_BASE, v, i) < 0) return nnL_engine_error(L);
+    nnL_finish(L, v);
+    return 2;
+}
+
+void nnL_open_ops(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"where", l_where}, {"softmax", l_softmax},
+        {"log_softmax", l_log_softmax}, {"cumsum", l_cumsum},
+        {"matmul", l_matmul}, {"view", l_view}, {"reshape", l_reshape},
+        {"transpose", l_transpose}, {"t", l_t}, {"permute", l_permute},
+        {"narrow", l_narrow}, {"select", l_select}, {"slice", l_slice},
+        {"expand", l_expand}, {"squeeze", l_squeeze},
+        {"unsqueeze", l_unsqueeze}, {"flatten", l_flatten},
+        {"contiguous", l_contiguous}, {"clone", l_clone}, {"float", l_float},
+        {"long", l_long}, {"to", l_to}, {"size", l_size}, {"stride", l_stride},
+        {"dim", l_dim}, {"numel", l_numel}, {"is_contiguous", l_is_contiguous},
+        {"item", l_item}, {"totable", nnL_totable}, {"is_tensor", l_is_tensor},
+        {"copy_", l_copy_}, {"fill_", l_fill_}, {"zero_", l_zero_},
+        {"gather", l_gather}, {"scatter", l_scatter},
+        {"scatter_add", l_scatter_add}, {"index_select", l_index_select},
+        {"index_add", l_index_add}, {"masked_fill", l_masked_fill},
+        {"masked_fill_", l_masked_fill_}, {"one_hot", l_one_hot},
+        {"tril", l_tril}, {"triu", l_triu}, {"cat", l_cat},
+        {"stack", l_stack}, {"split", l_split}, {"chunk", l_chunk},
+        {"sort", l_sort}, {"topk", l_topk}, {NULL, NULL}};
+    register_elementwise(L);
+    register_reductions(L);
+    luaL_setfuncs(L, fns, 0);
+}

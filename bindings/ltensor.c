@@ -1,0 +1,336 @@
+/* ltensor.c -- the Tensor userdata: argument checks, lifetime, metamethods
+ * and conversion to and from Lua tables. */
+#include "lnnlua.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* ---- checks ---------------------------------------------------------- */
+
+nn_tensor *nnL_testtensor(lua_State *L, int arg) {
+    nnL_tensor *u = luaL_testudata(L, arg, NNL_TENSOR);
+    return u ? u->t : NULL;
+}
+
+nn_tensor *nnL_checktensor(lua_State *L, int arg) {
+    nnL_tensor *u = luaL_checkudata(L, arg, NNL_TENSOR);
+    if (!u->t) luaL_argerror(L, arg, "tensor already closed");
+    return u->t;
+}
+
+int nnL_error(lua_State *L, const char *fmt, ...) {
+    lua_Debug ar;
+    const char *name = "?";
+    if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name)
+        name = ar.name;
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushfstring(L, "%s: ", name);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+int nnL_engine_error(lua_State *L) {
+    int arg = nn_last_error_arg();
+    if (arg > 0) return luaL_argerror(L, arg, nn_last_error());
+    return nnL_error(L, "%s", nn_last_error());
+}
+
+nn_tensor **nnL_newslot(lua_State *L) {
+    nnL_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->t = NULL;
+    luaL_setmetatable(L, NNL_TENSOR);
+    return &u->t;
+}
+
+int nnL_finish(lua_State *L, nn_tensor **slot) {
+    nn_tensor *t = *slot;
+    if (!t) return nnL_engine_error(L);
+    /* Lua cannot see C memory: pay for fresh storage with collector work so
+     * a training loop's garbage tensors are reclaimed at a steady pace. */
+    if (t->storage->refcount == 1 && t->storage->owns && t->storage->bytes >= 1024)
+        lua_gc(L, LUA_GCSTEP, (int)(t->storage->bytes / 1024));
+    return 1;
+}
+
+int nnL_push(lua_State *L, nn_tensor *t) {
+    if (!t) return nnL_engine_error(L);
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = t;
+    return nnL_finish(L, slot);
+}
+
+nn_tensor *nnL_checkoperand(lua_State *L, int arg, const nn_tensor *like) {
+    nn_tensor *t = nnL_testtensor(L, arg);
+    if (t) return t;
+    if (luaL_testudata(L, arg, NNL_TENSOR)) return nnL_checktensor(L, arg);
+    if (!lua_isnumber(L, arg)) {
+        luaL_typeerror(L, arg, "tensor or number");
+        return NULL;
+    }
+    int is_int = lua_isinteger(L, arg);
+    nn_dtype dt = (like && like->dtype == NN_I64 && is_int) ? NN_I64 : NN_F32;
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = nn_scalar(dt, lua_tonumber(L, arg));
+    nnL_finish(L, slot);
+    lua_replace(L, arg);
+    return *slot;
+}
+
+int nnL_checkdim(lua_State *L, int arg, int ndim) {
+    lua_Integer d = luaL_checkinteger(L, arg);
+    int n = ndim > 0 ? ndim : 1;
+    if (d == 0 || d > n || d < -n)
+        return luaL_argerror(L, arg, lua_pushfstring(L,
+            "dim %d out of range for a %d-dim tensor (1..%d or -%d..-1)",
+            (int)d, ndim, n, n));
+    return d > 0 ? (int)d - 1 : (int)d;
+}
+
+int nnL_optdim(lua_State *L, int arg, int ndim, int def) {
+    return lua_isnoneornil(L, arg) ? def : nnL_checkdim(L, arg, ndim);
+}
+
+static int64_t checksize(lua_State *L, int arg, lua_Integer v, int allow_infer) {
+    if (v < 0 && !(allow_infer && v == -1))
+        luaL_argerror(L, arg, lua_pushfstring(L, "negative size %I", v));
+    return (int64_t)v;
+}
+
+static int checkshape(lua_State *L, int arg, int64_t *shape, int infer) {
+    int n = 0;
+    if (lua_istable(L, arg)) {
+        n = (int)luaL_len(L, arg);
+        if (n > NN_MAX_DIMS)
+            luaL_argerror(L, arg, lua_pushfstring(L, "at most %d dims", NN_MAX_DIMS));
+        for (int i = 0; i < n; i++) {
+            lua_geti(L, arg, i + 1);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok)
+                luaL_argerror(L, arg, lua_pushfstring(L,
+                    "shape entry %d is %s, expected an integer", i + 1,
+                    luaL_typename(L, -1)));
+            shape[i] = checksize(L, arg, v, infer);
+            lua_pop(L, 1);
+        }
+        return n;
+    }
+    int top = lua_gettop(L);
+    for (int i = arg; i <= top && lua_type(L, i) == LUA_TNUMBER; i++) {
+        if (n == NN_MAX_DIMS)
+            luaL_argerror(L, i, lua_pushfstring(L, "at most %d dims", NN_MAX_DIMS));
+        shape[n++] = checksize(L, i, luaL_checkinteger(L, i), infer);
+    }
+    return n;
+}
+
+int nnL_checkshape(lua_State *L, int arg, int64_t *shape) {
+    return checkshape(L, arg, shape, 0);
+}
+
+int nnL_checkshape_signed(lua_State *L, int arg, int64_t *shape) {
+    return checkshape(L, arg, shape, 1);
+}
+
+nn_dtype nnL_checkdtype(lua_State *L, int arg) {
+    static const char *const names[] = {"f32", "float32", "float", "i64",
+                                        "int64", "long", NULL};
+    int i = luaL_checkoption(L, arg, NULL, names);
+    return i < 3 ? NN_F32 : NN_I64;
+}
+
+nn_dtype nnL_optdtype(lua_State *L, int arg, nn_dtype def) {
+    return lua_isnoneornil(L, arg) ? def : nnL_checkdtype(L, arg);
+}
+
+nn_rng *nnL_rng(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_RNG_KEY);
+    nn_rng *r = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return r;
+}
+
+/* ---- tables ------------------------------------------------------------ */
+
+/* shape of a nested table by following first elements */
+static int table_shape(lua_State *L, int idx, int64_t *shape) {
+    int n = 0;
+    lua_pushvalue(L, idx);
+    while (lua_istable(L, -1)) {
+        if (n == NN_MAX_DIMS) luaL_error(L, "tensor: table nested too deeply");
+        shape[n++] = (int64_t)luaL_len(L, -1);
+        if (shape[n - 1] == 0) break;
+        lua_geti(L, -1, 1);
+        lua_remove(L, -2);
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+static void fill_from_table(lua_State *L, nn_tensor *t, int dim, int64_t *pos,
+                            int64_t *idx) {
+    int64_t n = luaL_len(L, -1);
+    if (n != t->shape[dim])
+        luaL_error(L, "tensor: ragged table (dim %d has %d entries, expected %d)",
+                   dim + 1, (int)n, (int)t->shape[dim]);
+    for (int64_t i = 0; i < n; i++) {
+        lua_geti(L, -1, i + 1);
+        idx[dim] = i;
+        if (dim + 1 < t->ndim) {
+            if (!lua_istable(L, -1))
+                luaL_error(L, "tensor: expected a table at depth %d", dim + 2);
+            fill_from_table(L, t, dim + 1, pos, idx);
+        } else {
+            int ok;
+            lua_Number v = lua_tonumberx(L, -1, &ok);
+            if (!ok)
+                luaL_error(L, "tensor: element %d is %s, expected a number",
+                           (int)*pos + 1, luaL_typename(L, -1));
+            if (t->dtype == NN_I64) ((int64_t *)nn_data(t))[*pos] = (int64_t)lua_tointeger(L, -1);
+            else ((float *)nn_data(t))[*pos] = (float)v;
+            (*pos)++;
+        }
+        lua_pop(L, 1);
+    }
+}
+
+int nnL_from_table(lua_State *L, int arg, nn_dtype dtype) {
+    int64_t shape[NN_MAX_DIMS], pos = 0, idx[NN_MAX_DIMS];
+    if (lua_isnumber(L, arg)) return nnL_push(L, nn_scalar(dtype, lua_tonumber(L, arg)));
+    luaL_checktype(L, arg, LUA_TTABLE);
+    int nd = table_shape(L, arg, shape);
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = nn_zeros(dtype, nd, shape);
+    nnL_finish(L, slot);
+    lua_pushvalue(L, arg);
+    if (nn_numel(*slot) > 0) fill_from_table(L, *slot, 0, &pos, idx);
+    lua_pop(L, 1);
+    return 1;
+}
+
+static void push_number(lua_State *L, const nn_tensor *t, const int64_t *idx) {
+    double v = nn_get(t, idx);
+    if (t->dtype == NN_I64) lua_pushinteger(L, (lua_Integer)v);
+    else lua_pushnumber(L, v);
+}
+
+static void push_table(lua_State *L, const nn_tensor *t, int dim, int64_t *idx) {
+    if (dim == t->ndim) {
+        push_number(L, t, idx);
+        return;
+    }
+    luaL_checkstack(L, 4, "tensor too deep");
+    lua_createtable(L, (int)t->shape[dim], 0);
+    for (int64_t i = 0; i < t->shape[dim]; i++) {
+        idx[dim] = i;
+        push_table(L, t, dim + 1, idx);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+int nnL_totable(lua_State *L) {
+    nn_tensor *t = nnL_checktensor(L, 1);
+    int64_t idx[NN_MAX_DIMS] = {0};
+    push_table(L, t, 0, idx);
+    return 1;
+}
+
+/* ---- metamethods ------------------------------------------------------- */
+
+static int t_release(lua_State *L) {
+    nnL_tensor *u = luaL_checkudata(L, 1, NNL_TENSOR);
+    nn_release(u->t); /* safe twice: __close, then __gc */
+    u->t = NULL;
+    return 0;
+}
+
+static int t_index(lua_State *L) {
+    int kt = lua_type(L, 2);
+    if (kt == LUA_TNUMBER || kt == LUA_TTABLE || kt == LUA_TUSERDATA)
+        return nnL_index_get(L);
+    if (kt != LUA_TSTRING) return luaL_typeerror(L, 2, "string, number or table");
+    const char *key = lua_tostring(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
+    lua_pop(L, 1);
+    nn_tensor *t = nnL_checktensor(L, 1);
+    if (!strcmp(key, "shape")) {
+        lua_createtable(L, t->ndim, 0);
+        for (int i = 0; i < t->ndim; i++) {
+            lua_pushinteger(L, t->shape[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 1;
+    }
+    if (!strcmp(key, "ndim")) return lua_pushinteger(L, t->ndim), 1;
+    if (!strcmp(key, "dtype")) return lua_pushstring(L, nn_dtype_name(t->dtype)), 1;
+    return 0; /* nil, as for any missing key */
+}
+
+static int t_newindex(lua_State *L) {
+    int kt = lua_type(L, 2);
+    if (kt == LUA_TNUMBER || kt == LUA_TTABLE || kt == LUA_TUSERDATA)
+        return nnL_index_set(L);
+    return luaL_error(L, "cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
+}
+
+static int t_len(lua_State *L) {
+    nn_tensor *t = nnL_checktensor(L, 1);
+    if (t->ndim == 0) return nnL_error(L, "length of a 0-dim tensor");
+    lua_pushinteger(L, t->shape[0]);
+    return 1;
+}
+
+static int arith(lua_State *L, nn_binary_op op) {
+    nn_tensor *a0 = nnL_testtensor(L, 1), *b0 = nnL_testtensor(L, 2);
+    nn_tensor *a = nnL_checkoperand(L, 1, b0);
+    nn_tensor *b = nnL_checkoperand(L, 2, a0 ? a0 : a);
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = nn_binary(op, a, b);
+    return nnL_finish(L, slot);
+}
+
+static int t_add(lua_State *L) { return arith(L, NN_ADD); }
+static int t_sub(lua_State *L) { return arith(L, NN_SUB); }
+static int t_mul(lua_State *L) { return arith(L, NN_MUL); }
+static int t_div(lua_State *L) { return arith(L, NN_DIV); }
+static int t_pow(lua_State *L) { return arith(L, NN_POW); }
+static int t_mod(lua_State *L) { return arith(L, NN_REMAINDER); }
+
+static int t_idiv(lua_State *L) {
+    arith(L, NN_DIV);
+    nn_tensor *q = nnL_checktensor(L, -1);
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = nn_unary(NN_FLOOR, q, 0, 0);
+    return nnL_finish(L, slot);
+}
+
+static int t_unm(lua_State *L) {
+    nn_tensor *a = nnL_checktensor(L, 1);
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = nn_unary(NN_NEG, a, 0, 0);
+    return nnL_finish(L, slot);
+}
+
+void nnL_open_tensor(lua_State *L) {
+    /* expects the module table on top: it is the method table */
+    static const luaL_Reg meta[] = {
+        {"__gc", t_release}, {"__close", t_release}, {"__newindex", t_newindex},
+        {"__len", t_len}, {"__tostring", nnL_tostring}, {"__add", t_add},
+        {"__sub", t_sub}, {"__mul", t_mul}, {"__div", t_div},
+        {"__pow", t_pow}, {"__mod", t_mod}, {"__idiv", t_idiv},
+        {"__unm", t_unm}, {NULL, NULL}};
+    luaL_newmetatable(L, NNL_TENSOR);
+    luaL_setfuncs(L, meta, 0);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, t_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "nnlua.Tensor");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, t_release);
+    lua_setfield(L, -2, "close");
+}

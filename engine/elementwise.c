@@ -1,0 +1,430 @@
+/* elementwise.c -- unary and binary maths with NumPy broadcasting.
+ *
+ * Every op runs through nn_iter: the output and the (broadcast) inputs are
+ * walked in rows; each row picks a loop for its stride pattern so the
+ * common contiguous case vectorises. i64 inputs stay i64 for the ops that
+ * keep integers integral (add, sub, mul, remainder, min/max, pow, neg, abs,
+ * sign, square); everything else computes in f32. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *const nn_unary_names[NN_UNARY_COUNT] = {
+    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh",
+    "sigmoid", "relu", "gelu", "silu", "floor", "ceil", "round", "sign",
+    "reciprocal", "square", "log1p", "expm1", "gelu_tanh", "clamp",
+    "leaky_relu"};
+_Static_assert(sizeof nn_unary_names / sizeof *nn_unary_names == NN_UNARY_COUNT,
+               "unary name table out of step with nn_unary_op");
+
+const char *const nn_binary_names[NN_BINARY_COUNT] = {
+    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
+    "atan2", "eq", "ne", "lt", "le", "gt", "ge"};
+_Static_assert(sizeof nn_binary_names / sizeof *nn_binary_names == NN_BINARY_COUNT,
+               "binary name table out of step with nn_binary_op");
+
+/* ---- scalar definitions -------------------------------------------------- */
+
+static inline float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
+    switch (op) {
+    case NN_NEG: return -x;
+    case NN_ABS: return fabsf(x);
+    case NN_EXP: return expf(x);
+    case NN_LOG: return logf(x);
+    case NN_SQRT: return sqrtf(x);
+    case NN_RSQRT: return 1.0f / sqrtf(x);
+    case NN_SIN: return sinf(x);
+    case NN_COS: return cosf(x);
+    case NN_TANH: return tanhf(x);
+    case NN_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case NN_RELU: return x > 0.0f ? x : 0.0f;
+    case NN_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case NN_SILU: return x / (1.0f + expf(-x));
+    case NN_FLOOR: return floorf(x);
+    case NN_CEIL: return ceilf(x);
+    case NN_ROUND: return nearbyintf(x); /* half to even, as PyTorch */
+    case NN_SIGN: return (float)((x > 0.0f) - (x < 0.0f));
+    case NN_RECIPROCAL: return 1.0f / x;
+    case NN_SQUARE: return x * x;
+    case NN_LOG1P: return log1pf(x);
+    case NN_EXPM1: return expm1f(x);
+    case NN_GELU_TANH: return gelu_tanh(x);
+    case NN_CLAMP: return x < p0 ? p0 : (x > p1 ? p1 : x);
+    case NN_LEAKY_RELU: return x > 0.0f ? x : x * p0;
+    case NN_UNARY_COUNT: break;
+    }
+    return x;
+}
+
+static inline int64_t unary_i64(nn_unary_op op, int64_t x, double p0,
+                                double p1) {
+    switch (op) {
+    case NN_NEG: return -x;
+    case NN_ABS: return x < 0 ? -x : x;
+    case NN_SIGN: return (x > 0) - (x < 0);
+    case NN_SQUARE: return x * x;
+    case NN_RELU: return x > 0 ? x : 0;
+    case NN_CLAMP: return x < p0 ? (int64_t)p0 : (x > p1 ? (int64_t)p1 : x);
+    default: return x; /* floor, ceil, round: integers already */
+    }
+}
+
+static bool unary_keeps_i64(nn_unary_op op) {
+    switch (op) {
+    case NN_NEG: case NN_ABS: case NN_SIGN: case NN_SQUARE: case NN_RELU:
+    case NN_CLAMP: case NN_FLOOR: case NN_CEIL: case NN_ROUND:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static inline float remainder_f32(float x, float y) {
+    float r = fmodf(x, y);
+    return (r != 0.0f && ((r < 0.0f) != (y < 0.0f))) ? r + y : r;
+}
+
+static inline float binary_f32(nn_binary_op op, float x, float y) {
+    switch (op) {
+    case NN_ADD: return x + y;
+    case NN_SUB: return x - y;
+    case NN_MUL: return x * y;
+    case NN_DIV: return x / y;
+    case NN_POW: return powf(x, y);
+    case NN_MAXIMUM: return (x != x || x > y) ? x : y; /* NaN propagates */
+    case NN_MINIMUM: return (x != x || x < y) ? x : y;
+    case NN_REMAINDER: return remainder_f32(x, y);
+    case NN_ATAN2: return atan2f(x, y);
+    case NN_EQ: return x == y;
+    case NN_NE: return x != y;
+    case NN_LT: return x < y;
+    case NN_LE: return x <= y;
+    case NN_GT: return x > y;
+    case NN_GE: return x >= y;
+    case NN_BINARY_COUNT: break;
+    }
+    return 0.0f;
+}
+
+static inline int64_t ipow(int64_t x, int64_t y) {
+    int64_t r = 1;
+    if (y < 0) return x == 1 ? 1 : (x == -1 ? (y & 1 ? -1 : 1) : 0);
+    while (y) {
+        if (y & 1) r *= x;
+        x *= x;
+        y >>= 1;
+    }
+    return r;
+}
+
+/* i64 op i64; comparisons give 0/1 (stored by the caller as f32) */
+static inline int64_t binary_i64(nn_binary_op op, int64_t x, int64_t y) {
+    switch (op) {
+    case NN_ADD: return x + y;
+    case NN_SUB: return x - y;
+    case NN_MUL: return x * y;
+    case NN_POW: return ipow(x, y);
+    case NN_MAXIMUM: return x > y ? x : y;
+    case NN_MINIMUM: return x < y ? x : y;
+    case NN_REMAINDER: {
+        if (y == 0) return 0;
+        int64_t r = x % y;
+        return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+    }
+    case NN_EQ: return x == y;
+    case NN_NE: return x != y;
+    case NN_LT: return x < y;
+    case NN_LE: return x <= y;
+    case NN_GT: return x > y;
+    case NN_GE: return x >= y;
+    default: return 0;
+    }
+}
+
+static bool is_comparison(nn_binary_op op) { return op >= NN_EQ; }
+
+/* ---- rows ---------------------------------------------------------------- */
+
+typedef struct {
+    int op;
+    float p0, p1;
+    nn_tensor *out;
+    const nn_tensor *a, *b;
+} ew_ctx;
+
+/* one loop per stride pattern: all unit, second operand broadcast, general */
+#define LOOP2(EXPR)                                                          \
+    do {                                                                     \
+        if (so == 1 && sa == 1 && sb == 1)                                   \
+            for (int64_t i = 0; i < n; i++) {                                \
+                float x = a[i], y = b[i];                                    \
+                o[i] = (EXPR);                                               \
+            }                                                                \
+        else if (so == 1 && sa == 1 && sb == 0) {                            \
+            float y = b[0];                                                  \
+            for (int64_t i = 0; i < n; i++) {                                \
+                float x = a[i];                                              \
+                o[i] = (EXPR);                                               \
+            }                                                                \
+        } else                                                               \
+            for (int64_t i = 0; i < n; i++) {                                \
+                float x = a[i * sa], y = b[i * sb];                          \
+                o[i * so] = (EXPR);                                          \
+            }                                                                \
+    } while (0)
+
+static void binary_row_f32(void *vctx, int64_t n, const int64_t *off,
+                           const int64_t *inner) {
+    ew_ctx *c = vctx;
+    float *o = nn_f32(c->out) + off[0];
+    const float *a = nn_f32(c->a) + off[1];
+    const float *b = nn_f32(c->b) + off[2];
+    int64_t so = inner[0], sa = inner[1], sb = inner[2];
+    switch ((nn_binary_op)c->op) {
+    case NN_ADD: LOOP2(x + y); break;
+    case NN_SUB: LOOP2(x - y); break;
+    case NN_MUL: LOOP2(x * y); break;
+    case NN_DIV: LOOP2(x / y); break;
+    default: {
+        nn_binary_op op = (nn_binary_op)c->op;
+        LOOP2(binary_f32(op, x, y));
+    }
+    }
+}
+
+static void binary_row_i64(void *vctx, int64_t n, const int64_t *off,
+                           const int64_t *inner) {
+    ew_ctx *c = vctx;
+    const int64_t *a = nn_i64(c->a) + off[1];
+    const int64_t *b = nn_i64(c->b) + off[2];
+    nn_binary_op op = (nn_binary_op)c->op;
+    if (c->out->dtype == NN_F32) { /* comparisons */
+        float *o = nn_f32(c->out) + off[0];
+        for (int64_t i = 0; i < n; i++)
+            o[i * inner[0]] = (float)binary_i64(op, a[i * inner[1]], b[i * inner[2]]);
+    } else {
+        int64_t *o = nn_i64(c->out) + off[0];
+        for (int64_t i = 0; i < n; i++)
+            o[i * inner[0]] = binary_i64(op, a[i * inner[1]], b[i * inner[2]]);
+    }
+}
+
+static void unary_row(void *vctx, int64_t n, const int64_t *off,
+                      const int64_t *inner) {
+    ew_ctx *c = vctx;
+    int64_t so = inner[0], sa = inner[1];
+    nn_unary_op op = (nn_unary_op)c->op;
+    if (c->a->dtype == NN_I64) {
+        int64_t *o = nn_i64(c->out) + off[0];
+        const int64_t *a = nn_i64(c->a) + off[1];
+        for (int64_t i = 0; i < n; i++)
+            o[i * so] = unary_i64(op, a[i * sa], c->p0, c->p1);
+        return;
+    }
+    float *o = nn_f32(c->out) + off[0];
+    const float *a = nn_f32(c->a) + off[1];
+    float p0 = c->p0, p1 = c->p1;
+    if (so == 1 && sa == 1) {
+        switch (op) { /* the hot ones get their own vectorisable loops */
+        case NN_RELU: for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f; return;
+        case NN_EXP: for (int64_t i = 0; i < n; i++) o[i] = expf(a[i]); return;
+        case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; return;
+        default: for (int64_t i = 0; i < n; i++) o[i] = unary_f32(op, a[i], p0, p1); return;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) o[i * so] = unary_f32(op, a[i * sa], p0, p1);
+}
+
+/* ---- drivers ------------------------------------------------------------- */
+
+static void run2(nn_row_fn row, ew_ctx *c) {
+    const nn_tensor *out = c->out;
+    int64_t sa[NN_MAX_DIMS];
+    nn_broadcast_strides(c->a, out->ndim, out->shape, sa);
+    const int64_t *strides[2] = {out->stride, sa};
+    nn_iter it;
+    nn_iter_init(&it, out->ndim, out->shape, 2, strides);
+    nn_iter_run(&it, row, c);
+}
+
+static void run3(nn_row_fn row, ew_ctx *c) {
+    const nn_tensor *out = c->out;
+    int64_t sa[NN_MAX_DIMS], sb[NN_MAX_DIMS];
+    nn_broadcast_strides(c->a, out->ndim, out->shape, sa);
+    nn_broadcast_strides(c->b, out->ndim, out->shape, sb);
+    const int64_t *strides[3] = {out->stride, sa, sb};
+    nn_iter it;
+    nn_iter_init(&it, out->ndim, out->shape, 3, strides);
+    nn_iter_run(&it, row, c);
+}
+
+static int unary_into(nn_unary_op op, nn_tensor *out, const nn_tensor *x,
+                      double p0, double p1) {
+    nn_tensor *tmp = NULL;
+    if (x->dtype == NN_I64 && out->dtype == NN_F32) {
+        if (!(tmp = nn_to_dtype(x, NN_F32))) return -1;
+        x = tmp;
+    }
+    ew_ctx c = {op, (float)p0, (float)p1, out, x, NULL};
+    run2(unary_row, &c);
+    nn_release(tmp);
+    return 0;
+}
+
+nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0,
+                    double p1) {
+    if ((unsigned)op >= NN_UNARY_COUNT) return nn_fail(0, "unknown unary op");
+    nn_dtype dt = (x->dtype == NN_I64 && unary_keeps_i64(op)) ? NN_I64 : NN_F32;
+    nn_tensor *out = nn_empty(dt, x->ndim, x->shape);
+    if (!out) return NULL;
+    if (dt == NN_I64) {
+        ew_ctx c = {op, (float)p0, (float)p1, out, x, NULL};
+        run2(unary_row, &c);
+        return out;
+    }
+    if (unary_into(op, out, x, p0, p1) < 0) {
+        nn_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+int nn_unary_(nn_unary_op op, nn_tensor *x, double p0, double p1) {
+    if (x->dtype == NN_I64 && !unary_keeps_i64(op))
+        return nn_failed(1, "%s_ of an i64 tensor would not stay i64",
+                         nn_unary_names[op]);
+    ew_ctx c = {op, (float)p0, (float)p1, x, x, NULL};
+    run2(unary_row, &c);
+    nn_bump_version(x);
+    return 0;
+}
+
+static nn_dtype binary_dtype(nn_binary_op op, nn_dtype a, nn_dtype b) {
+    if (is_comparison(op)) return NN_F32;
+    if (a == NN_I64 && b == NN_I64 && op != NN_DIV && op != NN_ATAN2)
+        return NN_I64;
+    return NN_F32;
+}
+
+/* compute a op b into out, converting i64 operands to f32 when needed */
+static int binary_into(nn_binary_op op, nn_tensor *out, const nn_tensor *a,
+                       const nn_tensor *b) {
+    nn_tensor *ta = NULL, *tb = NULL;
+    bool int_path = a->dtype == NN_I64 && b->dtype == NN_I64 &&
+                    (out->dtype == NN_I64 || is_comparison(op));
+    if (!int_path) {
+        if (a->dtype == NN_I64 && !(a = ta = nn_to_dtype(a, NN_F32))) return -1;
+        if (b->dtype == NN_I64 && !(b = tb = nn_to_dtype(b, NN_F32))) {
+            nn_release(ta);
+            return -1;
+        }
+    }
+    ew_ctx c = {op, 0, 0, out, a, b};
+    run3(int_path ? binary_row_i64 : binary_row_f32, &c);
+    nn_release(ta);
+    nn_release(tb);
+    return 0;
+}
+
+static int broadcast_or_fail(const nn_tensor *a, const nn_tensor *b,
+                             int64_t *shape, const char *what) {
+    int nd = nn_broadcast_shape(a, b, shape);
+    if (nd < 0) {
+        char sa[96], sb[96];
+        return nn_failed(2, "%s: shapes %s and %s do not broadcast", what,
+                         nn_shape_str(a, sa, sizeof sa),
+                         nn_shape_str(b, sb, sizeof sb));
+    }
+    return nd;
+}
+
+nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
+    if ((unsigned)op >= NN_BINARY_COUNT) return nn_fail(0, "unknown binary op");
+    int64_t shape[NN_MAX_DIMS];
+    int nd = broadcast_or_fail(a, b, shape, nn_binary_names[op]);
+    if (nd < 0) return NULL;
+    nn_tensor *out = nn_empty(binary_dtype(op, a->dtype, b->dtype), nd, shape);
+    if (out && binary_into(op, out, a, b) < 0) {
+        nn_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+int nn_binary_(nn_binary_op op, nn_tensor *a, const nn_tensor *b) {
+    int64_t shape[NN_MAX_DIMS];
+    int nd = broadcast_or_fail(a, b, shape, nn_binary_names[op]);
+    if (nd < 0) return -1;
+    if (nd != a->ndim || memcmp(shape, a->shape, nd * sizeof *shape)) {
+        char sa[96], sb[96];
+        return nn_failed(2, "in-place %s: result shape would differ from the "
+                         "%s tensor (other is %s)", nn_binary_names[op],
+                         nn_shape_str(a, sa, sizeof sa),
+                         nn_shape_str(b, sb, sizeof sb));
+    }
+    if (a->dtype != binary_dtype(op, a->dtype, b->dtype))
+        return nn_failed(2, "in-place %s would change the dtype of an %s "
+                         "tensor", nn_binary_names[op], nn_dtype_name(a->dtype));
+    if (binary_into(op, a, a, b) < 0) return -1;
+    nn_bump_version(a);
+    return 0;
+}
+
+nn_tensor *nn_add(const nn_tensor *a, const nn_tensor *b) {
+    return nn_binary(NN_ADD, a, b);
+}
+
+nn_tensor *nn_mul(const nn_tensor *a, const nn_tensor *b) {
+    return nn_binary(NN_MUL, a, b);
+}
+
+/* ---- where --------------------------------------------------------------- */
+
+static void where_row(void *vctx, int64_t n, const int64_t *off,
+                      const int64_t *inner) {
+    const nn_tensor *const *t = vctx; /* out, cond, a, b: all f32 */
+    float *o = nn_f32(t[0]) + off[0];
+    const float *c = nn_f32(t[1]) + off[1];
+    const float *a = nn_f32(t[2]) + off[2];
+    const float *b = nn_f32(t[3]) + off[3];
+    for (int64_t i = 0; i < n; i++)
+        o[i * inner[0]] = c[i * inner[1]] != 0.0f ? a[i * inner[2]] : b[i * inner[3]];
+}
+
+nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
+                    const nn_tensor *b) {
+    int64_t s1[NN_MAX_DIMS], shape[NN_MAX_DIMS];
+    int n1 = broadcast_or_fail(a, b, s1, "where");
+    if (n1 < 0) return NULL;
+    nn_tensor *ab = nn_empty(NN_F32, n1, s1); /* shape carrier only */
+    if (!ab) return NULL;
+    int nd = broadcast_or_fail(cond, ab, shape, "where");
+    nn_release(ab);
+    if (nd < 0) return NULL;
+    const nn_tensor *in[3] = {cond, a, b};
+    nn_tensor *conv[3] = {NULL, NULL, NULL};
+    nn_tensor *out = nn_empty(NN_F32, nd, shape);
+    for (int i = 0; out && i < 3; i++)
+        if (in[i]->dtype != NN_F32 && !(in[i] = conv[i] = nn_to_dtype(in[i], NN_F32))) {
+            nn_release(out);
+            out = NULL;
+        }
+    if (out) {
+        int64_t st[4][NN_MAX_DIMS];
+        memcpy(st[0], out->stride, sizeof st[0]);
+        for (int i = 0; i < 3; i++) nn_broadcast_strides(in[i], nd, shape, st[i + 1]);
+        const int64_t *strides[4] = {st[0], st[1], st[2], st[3]};
+        nn_iter it;
+        nn_iter_init(&it, nd, shape, 4, strides);
+        const nn_tensor *ctx[4] = {out, in[0], in[1], in[2]};
+        nn_iter_run(&it, where_row, (void *)ctx);
+    }
+    for (int i = 0; i < 3; i++) nn_release(conv[i]);
+    return out;
+}

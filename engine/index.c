@@ -1,0 +1,322 @@
+/* index.c -- ops driven by index tensors or masks: gather, scatter,
+ * index_select, index_add, masked_fill, one_hot, and the triangles.
+ * Index tensors are i64 counted from `base` (see nn.h); every index is
+ * range-checked before anything is written. */
+#include "internal.h"
+
+#include <string.h>
+
+static int check_index(const nn_tensor *index, int64_t size, int64_t base,
+                       int arg) {
+    if (index->dtype != NN_I64)
+        return nn_failed(arg, "index must be an i64 tensor, got %s",
+                         nn_dtype_name(index->dtype));
+    nn_tensor *c = nn_contiguous((nn_tensor *)index);
+    if (!c) return -1;
+    const int64_t *v = nn_i64(c);
+    int64_t n = nn_numel(c);
+    for (int64_t i = 0; i < n; i++)
+        if (v[i] < base || v[i] >= size + base) {
+            long long bad = (long long)v[i];
+            nn_release(c);
+            return nn_failed(arg, "index %lld out of range [%lld, %lld]", bad,
+                             (long long)base, (long long)(size + base - 1));
+        }
+    nn_release(c);
+    return 0;
+}
+
+static const char *shp(const nn_tensor *t, char *buf) {
+    return nn_shape_str(t, buf, 96);
+}
+
+/* ---- gather / scatter: one index per element of `index` ----------------- */
+
+typedef struct {
+    float *dst;           /* operand 0 (gather: out; scatter: out, dim stride 0) */
+    const float *src;     /* operand 1 (gather: x, dim stride 0; scatter: src) */
+    const int64_t *index; /* operand 2 */
+    int64_t dim_stride, base;
+    int scatter, accumulate;
+} gs_ctx;
+
+static void gs_row(void *vctx, int64_t n, const int64_t *off,
+                   const int64_t *inner) {
+    gs_ctx *c = vctx;
+    float *dst = c->dst + off[0];
+    const float *src = c->src + off[1];
+    const int64_t *ix = c->index + off[2];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t jump = (ix[i * inner[2]] - c->base) * c->dim_stride;
+        if (!c->scatter)
+            dst[i * inner[0]] = src[i * inner[1] + jump];
+        else if (c->accumulate)
+            dst[i * inner[0] + jump] += src[i * inner[1]];
+        else
+            dst[i * inner[0] + jump] = src[i * inner[1]];
+    }
+}
+
+static int check_gs_shapes(const nn_tensor *x, int dim, const nn_tensor *index,
+                           const nn_tensor *src, const char *what) {
+    char s1[96], s2[96];
+    if (index->ndim != x->ndim)
+        return nn_failed(3, "%s: index has %d dims, input has %d", what,
+                         index->ndim, x->ndim);
+    if (src && src->ndim != x->ndim)
+        return nn_failed(4, "%s: src has %d dims, input has %d", what,
+                         src->ndim, x->ndim);
+    for (int d = 0; d < x->ndim; d++) {
+        if (d != dim && index->shape[d] > x->shape[d])
+            return nn_failed(3, "%s: index %s exceeds input %s outside dim %d",
+                             what, shp(index, s1), shp(x, s2), dim + 1);
+        if (src && index->shape[d] > src->shape[d])
+            return nn_failed(4, "%s: index %s exceeds src %s", what,
+                             shp(index, s1), shp(src, s2));
+    }
+    return 0;
+}
+
+/* walk `index` with operand 0/1 strides given; dim stride taken from t */
+static void gs_walk(gs_ctx *c, const nn_tensor *index, const int64_t *s0,
+                    const int64_t *s1) {
+    const int64_t *strides[3] = {s0, s1, index->stride};
+    nn_iter it;
+    nn_iter_init(&it, index->ndim, index->shape, 3, strides);
+    nn_iter_range(&it, 0, nn_numel(index), gs_row, c);
+}
+
+nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
+                     int64_t base) {
+    if (x->dtype != NN_F32) return nn_fail(1, "gather expects an f32 input");
+    if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
+    if (check_gs_shapes(x, dim, index, NULL, "gather") < 0 ||
+        check_index(index, x->ndim ? x->shape[dim] : 1, base, 3) < 0)
+        return NULL;
+    nn_tensor *out = nn_empty(NN_F32, index->ndim, index->shape);
+    if (!out) return NULL;
+    int64_t xs[NN_MAX_DIMS];
+    memcpy(xs, x->stride, sizeof xs);
+    if (x->ndim) xs[dim] = 0;
+    gs_ctx c = {nn_f32(out), nn_f32(x), nn_i64(index),
+                x->ndim ? x->stride[dim] : 0, base, 0, 0};
+    gs_walk(&c, index, out->stride, xs);
+    return out;
+}
+
+nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
+                      const nn_tensor *src, int accumulate, int64_t base) {
+    if (x->dtype != NN_F32 || src->dtype != NN_F32)
+        return nn_fail(x->dtype != NN_F32 ? 1 : 4, "scatter expects f32 tensors");
+    if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
+    if (check_gs_shapes(x, dim, index, src, "scatter") < 0 ||
+        check_index(index, x->ndim ? x->shape[dim] : 1, base, 3) < 0)
+        return NULL;
+    nn_tensor *out = nn_clone(x);
+    if (!out) return NULL;
+    int64_t os[NN_MAX_DIMS];
+    memcpy(os, out->stride, sizeof os);
+    if (out->ndim) os[dim] = 0;
+    gs_ctx c = {nn_f32(out), nn_f32(src), nn_i64(index),
+                out->ndim ? out->stride[dim] : 0, base, 1, accumulate};
+    gs_walk(&c, index, os, src->stride);
+    return out;
+}
+
+/* ---- index_select / index_add: whole slices along dim ------------------- */
+
+static int check_index_1d(const nn_tensor *x, int dim, const nn_tensor *index,
+                          int64_t base) {
+    if (index->ndim > 1)
+        return nn_failed(3, "index must be 1-D (got %d dims)", index->ndim);
+    return check_index(index, x->shape[dim], base, 3);
+}
+
+/* copy (or add alpha times) slice `from` of src into slice `to` of dst */
+static int slice_op(nn_tensor *dst, int64_t to, const nn_tensor *src,
+                    int64_t from, int dim, double alpha, int add) {
+    nn_tensor *d = nn_select(dst, dim, to);
+    nn_tensor *s = nn_select((nn_tensor *)src, dim, from);
+    int rc = -1;
+    if (d && s) {
+        if (!add) {
+            rc = nn_copy_(d, s);
+        } else {
+            nn_tensor *a = nn_scalar(NN_F32, alpha);
+            nn_tensor *sa = a ? nn_mul(s, a) : NULL;
+            rc = sa ? nn_binary_(NN_ADD, d, sa) : -1;
+            nn_release(a);
+            nn_release(sa);
+        }
+    }
+    nn_release(d);
+    nn_release(s);
+    return rc;
+}
+
+nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
+                           int64_t base) {
+    if (x->ndim == 0) return nn_fail(1, "index_select of a 0-dim tensor");
+    if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
+    if (check_index_1d(x, dim, index, base) < 0) return NULL;
+    int64_t shape[NN_MAX_DIMS], n = nn_numel(index);
+    memcpy(shape, x->shape, sizeof shape);
+    shape[dim] = n;
+    nn_tensor *out = nn_empty(x->dtype, x->ndim, shape);
+    nn_tensor *ic = out ? nn_contiguous((nn_tensor *)index) : NULL;
+    if (!ic) {
+        nn_release(out);
+        return NULL;
+    }
+    const int64_t *ix = nn_i64(ic);
+    if (dim == 0 && nn_is_contiguous(x)) { /* rows: the embedding case */
+        size_t row = (size_t)(nn_numel(x) / x->shape[0]) * nn_dtype_size(x->dtype);
+#pragma omp parallel for if (n * row > 4 * NN_PAR_GRAIN)
+        for (int64_t i = 0; i < n; i++)
+            memcpy((char *)nn_data(out) + i * row,
+                   (const char *)nn_data(x) + (ix[i] - base) * row, row);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            if (slice_op(out, i, x, ix[i] - base, dim, 1, 0) < 0) {
+                nn_release(out);
+                out = NULL;
+                break;
+            }
+    }
+    nn_release(ic);
+    return out;
+}
+
+nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
+                        const nn_tensor *src, double alpha, int64_t base) {
+    char s1[96], s2[96];
+    if (x->ndim == 0) return nn_fail(1, "index_add of a 0-dim tensor");
+    if (x->dtype != NN_F32 || src->dtype != NN_F32)
+        return nn_fail(x->dtype != NN_F32 ? 1 : 4, "index_add expects f32 tensors");
+    if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
+    if (check_index_1d(x, dim, index, base) < 0) return NULL;
+    int64_t n = nn_numel(index);
+    bool ok = src->ndim == x->ndim && src->shape[dim] == n;
+    for (int d = 0; ok && d < x->ndim; d++)
+        if (d != dim && src->shape[d] != x->shape[d]) ok = false;
+    if (!ok)
+        return nn_fail(4, "index_add: src %s does not match input %s with "
+                          "%lld indices along dim %d", shp(src, s1), shp(x, s2),
+                       (long long)n, dim + 1);
+    nn_tensor *out = nn_clone(x);
+    nn_tensor *ic = out ? nn_contiguous((nn_tensor *)index) : NULL;
+    if (!ic) {
+        nn_release(out);
+        return NULL;
+    }
+    const int64_t *ix = nn_i64(ic);
+    nn_tensor *sc = nn_contiguous((nn_tensor *)src);
+    if (!sc) {
+        nn_release(out);
+        out = NULL;
+    } else if (dim == 0) { /* rows, serial: indices may repeat */
+        int64_t row = nn_numel(x) / x->shape[0];
+        float *o = nn_f32(out), a = (float)alpha;
+        const float *s = nn_f32(sc);
+        for (int64_t i = 0; i < n; i++) {
+            float *dst = o + (ix[i] - base) * row;
+            const float *from = s + i * row;
+            for (int64_t j = 0; j < row; j++) dst[j] += a * from[j];
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            if (slice_op(out, ix[i] - base, sc, i, dim, alpha, 1) < 0) {
+                nn_release(out);
+                out = NULL;
+                break;
+            }
+    }
+    nn_release(sc);
+    nn_release(ic);
+    return out;
+}
+
+/* ---- masks ------------------------------------------------------------- */
+
+typedef struct { nn_tensor *x; const nn_tensor *mask; double value; } mf_ctx;
+
+static void mf_row(void *vctx, int64_t n, const int64_t *off,
+                   const int64_t *inner) {
+    mf_ctx *c = vctx;
+    bool f = c->mask->dtype == NN_F32;
+    const float *mf = f ? nn_f32(c->mask) + off[1] : NULL;
+    const int64_t *mi = f ? NULL : nn_i64(c->mask) + off[1];
+    for (int64_t i = 0; i < n; i++) {
+        bool on = f ? mf[i * inner[1]] != 0.0f : mi[i * inner[1]] != 0;
+        if (!on) continue;
+        if (c->x->dtype == NN_F32) nn_f32(c->x)[off[0] + i * inner[0]] = (float)c->value;
+        else nn_i64(c->x)[off[0] + i * inner[0]] = (int64_t)c->value;
+    }
+}
+
+int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value) {
+    char s1[96], s2[96];
+    int64_t shape[NN_MAX_DIMS], ms[NN_MAX_DIMS];
+    int nd = nn_broadcast_shape(x, mask, shape);
+    if (nd != x->ndim || memcmp(shape, x->shape, nd * sizeof *shape))
+        return nn_failed(2, "mask %s does not broadcast to the input %s",
+                         shp(mask, s1), shp(x, s2));
+    nn_broadcast_strides(mask, x->ndim, x->shape, ms);
+    const int64_t *strides[2] = {x->stride, ms};
+    nn_iter it;
+    nn_iter_init(&it, x->ndim, x->shape, 2, strides);
+    mf_ctx c = {x, mask, value};
+    nn_iter_run(&it, mf_row, &c);
+    nn_bump_version(x);
+    return 0;
+}
+
+nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
+                          double value) {
+    nn_tensor *out = nn_clone(x);
+    if (out && nn_masked_fill_(out, mask, value) < 0) {
+        nn_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+nn_tensor *nn_one_hot(const nn_tensor *index, int64_t classes, int64_t base) {
+    if (classes <= 0) return nn_fail(2, "one_hot needs classes > 0");
+    if (index->ndim >= NN_MAX_DIMS) return nn_fail(1, "too many dims");
+    if (check_index(index, classes, base, 1) < 0) return NULL;
+    int64_t shape[NN_MAX_DIMS];
+    memcpy(shape, index->shape, index->ndim * sizeof *shape);
+    shape[index->ndim] = classes;
+    nn_tensor *out = nn_zeros(NN_F32, index->ndim + 1, shape);
+    nn_tensor *ic = out ? nn_contiguous((nn_tensor *)index) : NULL;
+    if (!ic) {
+        nn_release(out);
+        return NULL;
+    }
+    int64_t n = nn_numel(ic);
+    for (int64_t i = 0; i < n; i++)
+        nn_f32(out)[i * classes + nn_i64(ic)[i] - base] = 1.0f;
+    nn_release(ic);
+    return out;
+}
+
+nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
+    if (x->ndim < 2) return nn_fail(1, "%s needs at least 2 dims",
+                                    upper ? "triu" : "tril");
+    nn_tensor *out = nn_contiguous((nn_tensor *)x);
+    if (out == x) { /* contiguous input comes back shared: copy it */
+        nn_release(out);
+        out = nn_clone(x);
+    }
+    if (!out) return NULL;
+    int64_t r = x->shape[x->ndim - 2], c = x->shape[x->ndim - 1];
+    int64_t mats = (r * c != 0) ? nn_numel(x) / (r * c) : 0;
+    size_t es = nn_dtype_size(x->dtype);
+    for (int64_t m = 0; m < mats; m++)
+        for (int64_t i = 0; i < r; i++)
+            for (int64_t j = 0; j < c; j++)
+                if (upper ? j - i < k : j - i > k)
+                    memset((char *)nn_data(out) + ((m * r + i) * c + j) * es, 0, es);
+    return out;
+}

@@ -1,0 +1,69 @@
+/* internal.h -- helpers shared by the engine's source files; not installed. */
+#ifndef NN_INTERNAL_H
+#define NN_INTERNAL_H
+
+#include "nn.h"
+
+#include <stdbool.h>
+
+/* Leave a message (and the argument to blame, 0 for none); returns NULL so
+ * a failing constructor can `return nn_fail(...)`. */
+void *nn_fail(int arg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Same, for functions returning a status. */
+int nn_failed(int arg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Normalise a possibly negative dim; -1 (and an error) when out of range. */
+int nn_wrap_dim(int dim, int ndim, int arg);
+
+/* Allocation of tensor memory: 64-byte aligned, NULL on failure. */
+void *nn_alloc(size_t bytes);
+void nn_free(void *p);
+
+/* A new tensor sharing t's storage with the given geometry. */
+nn_tensor *nn_make_view(nn_tensor *t, int ndim, const int64_t *shape,
+                        const int64_t *stride, int64_t offset);
+
+static inline float *nn_f32(const nn_tensor *t) {
+    return (float *)t->storage->data + t->offset;
+}
+static inline int64_t *nn_i64(const nn_tensor *t) {
+    return (int64_t *)t->storage->data + t->offset;
+}
+static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
+
+/* Strided iteration over up to four operands sharing one shape (broadcast
+ * operands carry stride 0). Dims are coalesced where memory allows. */
+#define NN_ITER_MAX 4
+typedef struct nn_iter {
+    int ndim;
+    int nops;
+    int64_t shape[NN_MAX_DIMS];
+    int64_t stride[NN_ITER_MAX][NN_MAX_DIMS];
+} nn_iter;
+
+/* Operand strides of t broadcast to (ndim, shape); t must broadcast. */
+void nn_broadcast_strides(const nn_tensor *t, int ndim, const int64_t *shape,
+                          int64_t *stride);
+void nn_iter_init(nn_iter *it, int ndim, const int64_t *shape, int nops,
+                  const int64_t *const *strides);
+/* Calls row(ctx, n, offsets, inner_strides) for each run of the innermost
+ * dim inside the linear range [begin, end). */
+typedef void (*nn_row_fn)(void *ctx, int64_t n, const int64_t *off,
+                          const int64_t *inner);
+void nn_iter_range(const nn_iter *it, int64_t begin, int64_t end,
+                   nn_row_fn row, void *ctx);
+/* nn_iter_range over [0, total), split across threads when worth it. */
+void nn_iter_run(const nn_iter *it, nn_row_fn row, void *ctx);
+
+/* Elements per thread below which a loop stays serial. */
+#define NN_PAR_GRAIN 32768
+
+int64_t nn_shape_numel(int ndim, const int64_t *shape);
+void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+
+/* Philox4x32-10 block for (seed, counter). */
+void nn_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);
+
+#endif

@@ -1,0 +1,82 @@
+/* join.c -- cat, stack and split. */
+#include "internal.h"
+
+#include <string.h>
+
+nn_tensor *nn_cat(nn_tensor *const *ts, int n, int dim) {
+    char s1[96], s2[96];
+    if (n < 1) return nn_fail(1, "cat needs at least one tensor");
+    const nn_tensor *t0 = ts[0];
+    if (t0->ndim == 0) return nn_fail(1, "cat of 0-dim tensors: use stack");
+    if ((dim = nn_wrap_dim(dim, t0->ndim, 2)) < 0) return NULL;
+    int64_t shape[NN_MAX_DIMS];
+    memcpy(shape, t0->shape, sizeof shape);
+    shape[dim] = 0;
+    for (int i = 0; i < n; i++) {
+        const nn_tensor *t = ts[i];
+        bool ok = t->ndim == t0->ndim && t->dtype == t0->dtype;
+        for (int d = 0; ok && d < t0->ndim; d++)
+            if (d != dim && t->shape[d] != t0->shape[d]) ok = false;
+        if (!ok)
+            return nn_fail(1, "cat: tensor %d (%s %s) does not match tensor 1 "
+                              "(%s %s) outside dim %d", i + 1,
+                           nn_dtype_name(t->dtype), nn_shape_str(t, s1, 96),
+                           nn_dtype_name(t0->dtype), nn_shape_str(t0, s2, 96),
+                           dim + 1);
+        shape[dim] += t->shape[dim];
+    }
+    nn_tensor *out = nn_empty(t0->dtype, t0->ndim, shape);
+    int64_t at = 0;
+    for (int i = 0; out && i < n; i++) {
+        nn_tensor *part = nn_narrow(out, dim, at, ts[i]->shape[dim]);
+        int rc = part ? nn_copy_(part, ts[i]) : -1;
+        nn_release(part);
+        if (rc < 0) {
+            nn_release(out);
+            return NULL;
+        }
+        at += ts[i]->shape[dim];
+    }
+    return out;
+}
+
+nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim) {
+    char s1[96], s2[96];
+    if (n < 1) return nn_fail(1, "stack needs at least one tensor");
+    if (dim < 0) dim += ts[0]->ndim + 1;
+    if (dim < 0 || dim > ts[0]->ndim) return nn_fail(2, "stack: dim out of range");
+    for (int i = 1; i < n; i++)
+        if (!nn_same_shape(ts[i], ts[0]))
+            return nn_fail(1, "stack: tensor %d is %s, tensor 1 is %s", i + 1,
+                           nn_shape_str(ts[i], s1, 96), nn_shape_str(ts[0], s2, 96));
+    nn_tensor *views[n];
+    int made = 0;
+    nn_tensor *out = NULL;
+    for (; made < n; made++)
+        if (!(views[made] = nn_unsqueeze(ts[made], dim))) break;
+    if (made == n) out = nn_cat(views, n, dim);
+    for (int i = 0; i < made; i++) nn_release(views[i]);
+    return out;
+}
+
+int nn_split(nn_tensor *t, int dim, const int64_t *sizes, int n,
+             nn_tensor **out) {
+    if ((dim = nn_wrap_dim(dim, t->ndim, 2)) < 0) return -1;
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (sizes[i] < 0) return nn_failed(3, "split sizes must be >= 0");
+        total += sizes[i];
+    }
+    if (total != t->shape[dim])
+        return nn_failed(3, "split sizes sum to %lld, dim %d has size %lld",
+                         (long long)total, dim + 1, (long long)t->shape[dim]);
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (!(out[i] = nn_narrow(t, dim, at, sizes[i]))) {
+            while (i--) nn_release(out[i]);
+            return -1;
+        }
+        at += sizes[i];
+    }
+    return 0;
+}

@@ -1,0 +1,223 @@
+/*
+ * nn.h -- the nnlua engine: tensors and their kernels, in C11, with no Lua.
+ *
+ * A worked example (error checks elided; every call that can fail on user
+ * input returns NULL or -1 and leaves a message in nn_last_error()):
+ *
+ *     nn_rng rng;
+ *     nn_rng_seed(&rng, 42);
+ *     int64_t shape[2] = {2, 3};
+ *     nn_tensor *x = nn_randn(&rng, 2, shape);        // (2, 3) normal
+ *     nn_tensor *w = nn_full(1, (int64_t[]){3}, 0.5); // (3,)
+ *     nn_tensor *y = nn_mul(x, w);                    // broadcast: (2, 3)
+ *     nn_tensor *s = nn_sum(y, 0, NULL, 0);           // all dims: ()
+ *     printf("%g\n", nn_item(s));
+ *     nn_release(x); nn_release(w); nn_release(y); nn_release(s);
+ *
+ * Conventions
+ *  - Tensors are refcounted. A function returning nn_tensor* gives the caller
+ *    one reference; drop it with nn_release(). Views share storage.
+ *  - Dimensions are 0-based here; negative dims count from the end.
+ *  - Index tensors (i64) are counted from `base`: the Lua bindings pass 1
+ *    (Lua counts from 1), C callers usually pass 0. Ops that return indices
+ *    (argmax, topk, sort) add `base` to what they return.
+ *  - Comparisons return f32 tensors of 0 and 1; a mask is any tensor whose
+ *    nonzero elements mean "true".
+ *  - BLAS is OpenBLAS loaded with dlopen after choosing its kernel set
+ *    (see nn_init); threads are set with nn_set_num_threads().
+ */
+#ifndef NN_H
+#define NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NN_MAX_DIMS 8
+
+typedef enum { NN_F32 = 0, NN_I64 = 1, NN_DTYPE_COUNT } nn_dtype;
+
+typedef struct nn_storage {
+    void *data;
+    size_t bytes;
+    int refcount;
+    int owns;          /* 0: a host's buffer, never freed by us */
+    uint64_t version;  /* bumped by every in-place write */
+} nn_storage;
+
+typedef struct nn_tensor {
+    nn_dtype dtype;
+    int ndim;
+    int64_t shape[NN_MAX_DIMS];
+    int64_t stride[NN_MAX_DIMS]; /* in elements */
+    int64_t offset;              /* in elements */
+    nn_storage *storage;
+    int refcount;
+} nn_tensor;
+
+/* Counter-based generator (Philox4x32-10): element i of a draw depends only
+ * on (seed, offset + i), so results do not depend on the thread count. */
+typedef struct nn_rng {
+    uint64_t seed;
+    uint64_t offset;
+} nn_rng;
+
+/* ---- errors and set-up ------------------------------------------------ */
+const char *nn_last_error(void);
+int nn_last_error_arg(void); /* argument blamed (1-based), 0 if none */
+int nn_init(void);           /* loads BLAS; idempotent; -1 on failure */
+void nn_set_num_threads(int n);
+int nn_get_num_threads(void);
+const char *nn_blas_core(void);     /* OpenBLAS kernel set in use */
+const char *nn_blas_choice(void);   /* how it was chosen */
+const char *nn_build_flags(void);
+double nn_clock(void);              /* monotonic seconds */
+const char *nn_dtype_name(nn_dtype d);
+size_t nn_dtype_size(nn_dtype d);
+
+/* Raw sgemm on row-major buffers (C = alpha*op(A)op(B) + beta*C). */
+int nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+             float alpha, const float *a, int64_t lda, const float *b,
+             int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* ---- lifetime and inspection ------------------------------------------ */
+nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape);
+nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
+                          const int64_t *shape); /* borrowed, not copied */
+nn_tensor *nn_retain(nn_tensor *t);
+void nn_release(nn_tensor *t);
+int64_t nn_numel(const nn_tensor *t);
+int nn_is_contiguous(const nn_tensor *t);
+void *nn_data(const nn_tensor *t); /* pointer to element 0 */
+double nn_get(const nn_tensor *t, const int64_t *index);
+void nn_set(nn_tensor *t, const int64_t *index, double v);
+double nn_item(const nn_tensor *t);
+int nn_same_shape(const nn_tensor *a, const nn_tensor *b);
+/* writes "2x3" (or "scalar") into buf */
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t n);
+
+/* ---- creation ----------------------------------------------------------- */
+nn_tensor *nn_zeros(nn_dtype dtype, int ndim, const int64_t *shape);
+nn_tensor *nn_full(int ndim, const int64_t *shape, double value);
+nn_tensor *nn_full_dtype(nn_dtype dtype, int ndim, const int64_t *shape,
+                         double value);
+nn_tensor *nn_scalar(nn_dtype dtype, double value); /* 0-dim */
+nn_tensor *nn_arange(nn_dtype dtype, double start, double end, double step);
+nn_tensor *nn_linspace(double start, double end, int64_t steps);
+nn_tensor *nn_eye(int64_t n, int64_t m);
+void nn_rng_seed(nn_rng *r, uint64_t seed);
+nn_tensor *nn_rand(nn_rng *r, int ndim, const int64_t *shape);
+nn_tensor *nn_randn(nn_rng *r, int ndim, const int64_t *shape);
+nn_tensor *nn_randint(nn_rng *r, int64_t low, int64_t high, int ndim,
+                      const int64_t *shape);
+nn_tensor *nn_bernoulli(nn_rng *r, const nn_tensor *p);
+/* uniform draws in [0,1) for n elements, consuming the same counters */
+void nn_rng_uniform(nn_rng *r, float *out, int64_t n);
+
+/* ---- views (share storage) --------------------------------------------- */
+nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *shape);
+nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *shape);
+nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1);
+nn_tensor *nn_permute(nn_tensor *t, const int *dims);
+nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t len);
+nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
+                    int64_t step); /* [start, stop) by step > 0 */
+nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index);
+nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *shape);
+nn_tensor *nn_squeeze(nn_tensor *t, int dim);
+nn_tensor *nn_squeeze_all(nn_tensor *t);
+nn_tensor *nn_unsqueeze(nn_tensor *t, int dim);
+nn_tensor *nn_contiguous(nn_tensor *t); /* t itself (retained) if already */
+nn_tensor *nn_clone(const nn_tensor *t);
+nn_tensor *nn_to_dtype(const nn_tensor *t, nn_dtype dtype);
+int nn_copy_(nn_tensor *dst, const nn_tensor *src); /* src broadcasts */
+int nn_fill_(nn_tensor *t, double v);
+
+/* ---- elementwise -------------------------------------------------------- */
+typedef enum {
+    NN_NEG, NN_ABS, NN_EXP, NN_LOG, NN_SQRT, NN_RSQRT, NN_SIN, NN_COS,
+    NN_TANH, NN_SIGMOID, NN_RELU, NN_GELU, NN_SILU, NN_FLOOR, NN_CEIL,
+    NN_ROUND, NN_SIGN, NN_RECIPROCAL, NN_SQUARE, NN_LOG1P, NN_EXPM1,
+    NN_GELU_TANH, NN_CLAMP, NN_LEAKY_RELU, NN_UNARY_COUNT
+} nn_unary_op;
+
+typedef enum {
+    NN_ADD, NN_SUB, NN_MUL, NN_DIV, NN_POW, NN_MAXIMUM, NN_MINIMUM,
+    NN_REMAINDER, NN_ATAN2, NN_EQ, NN_NE, NN_LT, NN_LE, NN_GT, NN_GE,
+    NN_BINARY_COUNT
+} nn_binary_op;
+
+extern const char *const nn_unary_names[NN_UNARY_COUNT];
+extern const char *const nn_binary_names[NN_BINARY_COUNT];
+
+/* p0, p1: the bounds of NN_CLAMP, the slope of NN_LEAKY_RELU */
+nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1);
+int nn_unary_(nn_unary_op op, nn_tensor *x, double p0, double p1);
+nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b);
+int nn_binary_(nn_binary_op op, nn_tensor *a, const nn_tensor *b);
+nn_tensor *nn_add(const nn_tensor *a, const nn_tensor *b);
+nn_tensor *nn_mul(const nn_tensor *a, const nn_tensor *b);
+nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
+                    const nn_tensor *b);
+/* the broadcast shape of a and b into out (returns ndim, -1 on mismatch) */
+int nn_broadcast_shape(const nn_tensor *a, const nn_tensor *b, int64_t *out);
+
+/* ---- reductions --------------------------------------------------------- */
+typedef enum {
+    NN_SUM, NN_MEAN, NN_PROD, NN_MAX, NN_MIN, NN_ARGMAX, NN_ARGMIN,
+    NN_VAR, NN_STD, NN_LOGSUMEXP, NN_NORM, NN_REDUCE_COUNT
+} nn_reduce_op;
+
+typedef struct nn_reduce_args {
+    int ndims;                 /* 0: every dim */
+    int dims[NN_MAX_DIMS];
+    int keepdim;
+    int correction;            /* var/std: 1 unbiased (default), 0 biased */
+    double p;                  /* norm order: 2, 1, 0 (count), +-INFINITY, any */
+    int64_t base;              /* argmax/argmin index base */
+} nn_reduce_args;
+
+extern const char *const nn_reduce_names[NN_REDUCE_COUNT];
+nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
+                     const nn_reduce_args *args);
+nn_tensor *nn_sum(const nn_tensor *x, int ndims, const int *dims, int keepdim);
+/* max/min over one dim with indices (indices counted from base) */
+int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
+               int64_t base, nn_tensor **values, nn_tensor **indices);
+nn_tensor *nn_softmax(const nn_tensor *x, int dim);
+nn_tensor *nn_log_softmax(const nn_tensor *x, int dim);
+nn_tensor *nn_cumsum(const nn_tensor *x, int dim);
+
+/* ---- linear algebra ----------------------------------------------------- */
+/* NumPy matmul semantics: 1-D operands promoted, batch dims broadcast. */
+nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b);
+
+/* ---- indexing ----------------------------------------------------------- */
+nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
+                     int64_t base);
+/* out = copy of x with src scattered along dim; accumulate adds instead */
+nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
+                      const nn_tensor *src, int accumulate, int64_t base);
+nn_tensor *nn_index_select(const nn_tensor *x, int dim,
+                           const nn_tensor *index, int64_t base);
+nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
+                        const nn_tensor *src, double alpha, int64_t base);
+nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
+                          double value);
+int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value);
+nn_tensor *nn_one_hot(const nn_tensor *index, int64_t classes, int64_t base);
+nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper);
+
+/* ---- joining and splitting --------------------------------------------- */
+nn_tensor *nn_cat(nn_tensor *const *ts, int n, int dim);
+nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim);
+/* views of consecutive pieces of `sizes[i]` along dim */
+int nn_split(nn_tensor *t, int dim, const int64_t *sizes, int n,
+             nn_tensor **out);
+
+/* ---- ordering ----------------------------------------------------------- */
+int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
+            nn_tensor **values, nn_tensor **indices);
+int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
+            int64_t base, nn_tensor **values, nn_tensor **indices);
+
+#endif

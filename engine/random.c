@@ -1,0 +1,112 @@
+/* random.c -- Philox4x32-10 counter-based generator and random tensors.
+ *
+ * Element i of a draw uses the block philox(seed, offset + i); the generator
+ * then advances offset by the element count. The result depends only on
+ * (seed, offset), never on how many threads computed it, and (seed, offset)
+ * is all the state a checkpoint needs. */
+#include "internal.h"
+
+#include <math.h>
+
+void nn_philox(uint64_t seed, uint64_t counter, uint32_t out[4]) {
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
+    uint32_t c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0;
+        uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+void nn_rng_seed(nn_rng *r, uint64_t seed) {
+    r->seed = seed;
+    r->offset = 0;
+}
+
+static inline float u01(uint32_t u) { /* [0, 1) with 24 random bits */
+    return (float)(u >> 8) * (1.0f / 16777216.0f);
+}
+
+typedef enum { DRAW_UNIFORM, DRAW_NORMAL, DRAW_INT, DRAW_BERNOULLI } draw_kind;
+
+static void draw(nn_rng *r, draw_kind kind, void *out, int64_t n,
+                 int64_t low, uint64_t range, const float *p) {
+    uint64_t seed = r->seed, base = r->offset;
+#pragma omp parallel for if (n > NN_PAR_GRAIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t w[4];
+        nn_philox(seed, base + (uint64_t)i, w);
+        switch (kind) {
+        case DRAW_UNIFORM: ((float *)out)[i] = u01(w[0]); break;
+        case DRAW_NORMAL: {
+            float u1 = ((float)(w[0] >> 8) + 1.0f) * (1.0f / 16777216.0f);
+            float u2 = u01(w[1]);
+            ((float *)out)[i] = sqrtf(-2.0f * logf(u1)) *
+                                cosf(6.283185307179586f * u2);
+            break;
+        }
+        case DRAW_INT: {
+            uint64_t v = ((uint64_t)w[1] << 32) | w[0];
+            ((int64_t *)out)[i] = low + (int64_t)(v % range);
+            break;
+        }
+        case DRAW_BERNOULLI: ((float *)out)[i] = u01(w[0]) < p[i]; break;
+        }
+    }
+    r->offset += (uint64_t)n;
+}
+
+void nn_rng_uniform(nn_rng *r, float *out, int64_t n) {
+    draw(r, DRAW_UNIFORM, out, n, 0, 0, NULL);
+}
+
+nn_tensor *nn_rand(nn_rng *r, int ndim, const int64_t *shape) {
+    nn_tensor *t = nn_empty(NN_F32, ndim, shape);
+    if (t) draw(r, DRAW_UNIFORM, nn_f32(t), nn_numel(t), 0, 0, NULL);
+    return t;
+}
+
+nn_tensor *nn_randn(nn_rng *r, int ndim, const int64_t *shape) {
+    nn_tensor *t = nn_empty(NN_F32, ndim, shape);
+    if (t) draw(r, DRAW_NORMAL, nn_f32(t), nn_numel(t), 0, 0, NULL);
+    return t;
+}
+
+nn_tensor *nn_randint(nn_rng *r, int64_t low, int64_t high, int ndim,
+                      const int64_t *shape) {
+    if (high <= low)
+        return nn_fail(2, "randint needs low < high (got %lld, %lld)",
+                       (long long)low, (long long)high);
+    nn_tensor *t = nn_empty(NN_I64, ndim, shape);
+    if (t)
+        draw(r, DRAW_INT, nn_i64(t), nn_numel(t), low,
+             (uint64_t)high - (uint64_t)low, NULL);
+    return t;
+}
+
+nn_tensor *nn_bernoulli(nn_rng *r, const nn_tensor *p) {
+    if (p->dtype != NN_F32)
+        return nn_fail(1, "bernoulli expects f32 probabilities, got %s",
+                       nn_dtype_name(p->dtype));
+    nn_tensor *pc = nn_clone(p);
+    if (!pc) return NULL;
+    /* draw in place over the copy of p: each element reads its own p first */
+    float *d = nn_f32(pc);
+    int64_t n = nn_numel(pc);
+    for (int64_t i = 0; i < n; i++)
+        if (!(d[i] >= 0.0f && d[i] <= 1.0f)) {
+            nn_release(pc);
+            return nn_fail(1, "bernoulli probabilities must lie in [0, 1]");
+        }
+    draw(r, DRAW_BERNOULLI, d, n, 0, 0, d);
+    return pc;
+}

@@ -1,0 +1,93 @@
+/* sort.c -- sort and topk along a dim (stable merge sort of indices; NaN
+ * sorts as the largest value, as in PyTorch). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static inline bool before(float a, float b, int desc) {
+    if (a != a) return desc && b == b;  /* NaN largest */
+    if (b != b) return !desc;
+    return desc ? a > b : a < b;
+}
+
+static void merge_sort(const float *v, int64_t *idx, int64_t *tmp, int64_t n,
+                       int desc) {
+    if (n < 2) return;
+    int64_t h = n / 2;
+    merge_sort(v, idx, tmp, h, desc);
+    merge_sort(v, idx + h, tmp, n - h, desc);
+    int64_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        tmp[k++] = before(v[idx[j]], v[idx[i]], desc) ? idx[j++] : idx[i++];
+    while (i < h) tmp[k++] = idx[i++];
+    while (j < n) tmp[k++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof *idx);
+}
+
+/* sorted values/indices of each row along dim, keeping the first k */
+static int sort_k(const nn_tensor *x, int dim, int64_t k, int desc,
+                  int64_t base, nn_tensor **values, nn_tensor **indices) {
+    *values = *indices = NULL;
+    if (x->dtype != NN_F32) return nn_failed(1, "sort expects an f32 tensor");
+    if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return -1;
+    int last = x->ndim ? x->ndim - 1 : 0;
+    int64_t n = x->ndim ? x->shape[dim] : 1;
+    if (k < 0 || k > n)
+        return nn_failed(2, "k = %lld out of range for a dim of size %lld",
+                         (long long)k, (long long)n);
+    nn_tensor *xt = nn_transpose((nn_tensor *)x, dim, last);
+    nn_tensor *xc = xt ? nn_contiguous(xt) : NULL;
+    nn_release(xt);
+    if (!xc) return -1;
+    int64_t shape[NN_MAX_DIMS];
+    memcpy(shape, xc->shape, sizeof shape);
+    if (xc->ndim) shape[last] = k;
+    nn_tensor *v = nn_empty(NN_F32, xc->ndim, shape);
+    nn_tensor *ix = nn_empty(NN_I64, xc->ndim, shape);
+    int64_t *work = malloc(2 * (size_t)(n ? n : 1) * sizeof *work);
+    int rc = (v && ix && work) ? 0 : nn_failed(0, "out of memory");
+    int64_t rows = n ? nn_numel(xc) / n : 0;
+    for (int64_t r = 0; rc == 0 && r < rows; r++) {
+        const float *row = nn_f32(xc) + r * n;
+        for (int64_t i = 0; i < n; i++) work[i] = i;
+        merge_sort(row, work, work + n, n, desc);
+        for (int64_t i = 0; i < k; i++) {
+            nn_f32(v)[r * k + i] = row[work[i]];
+            nn_i64(ix)[r * k + i] = work[i] + base;
+        }
+    }
+    free(work);
+    nn_release(xc);
+    if (rc == 0 && dim != last) { /* move the dim back where it was */
+        nn_tensor *vt = nn_transpose(v, dim, last), *it = nn_transpose(ix, dim, last);
+        nn_release(v);
+        nn_release(ix);
+        v = vt ? nn_contiguous(vt) : NULL;
+        ix = it ? nn_contiguous(it) : NULL;
+        nn_release(vt);
+        nn_release(it);
+        if (!v || !ix) rc = -1;
+    }
+    if (rc < 0) {
+        nn_release(v);
+        nn_release(ix);
+        return -1;
+    }
+    *values = v;
+    *indices = ix;
+    return 0;
+}
+
+int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
+            nn_tensor **values, nn_tensor **indices) {
+    int d = nn_wrap_dim(dim, x->ndim, 2);
+    if (d < 0) return -1;
+    return sort_k(x, dim, x->ndim ? x->shape[d] : 1, descending, base, values,
+                  indices);
+}
+
+int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
+            int64_t base, nn_tensor **values, nn_tensor **indices) {
+    return sort_k(x, dim, k, largest, base, values, indices);
+}

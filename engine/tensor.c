@@ -1,0 +1,187 @@
+/* tensor.c -- storage, tensor lifetime, element access and shape strings. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const dtype_names[NN_DTYPE_COUNT] = {"f32", "i64"};
+static const size_t dtype_sizes[NN_DTYPE_COUNT] = {4, 8};
+
+const char *nn_dtype_name(nn_dtype d) { return dtype_names[d]; }
+size_t nn_dtype_size(nn_dtype d) { return dtype_sizes[d]; }
+
+void *nn_alloc(size_t bytes) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+void nn_free(void *p) { free(p); }
+
+int64_t nn_shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
+
+static int check_shape(int ndim, const int64_t *shape, size_t elem) {
+    if (ndim < 0 || ndim > NN_MAX_DIMS)
+        return nn_failed(0, "tensors have at most %d dims (got %d)",
+                         NN_MAX_DIMS, ndim);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return nn_failed(0, "negative size %lld in dim %d",
+                             (long long)shape[i], i + 1);
+        if (shape[i] && n > (int64_t)(SIZE_MAX / 2 / elem) / shape[i])
+            return nn_failed(0, "tensor too large");
+        n *= shape[i];
+    }
+    return 0;
+}
+
+static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
+                             const int64_t *shape, const int64_t *stride,
+                             int64_t offset) {
+    nn_tensor *t = calloc(1, sizeof *t);
+    if (!t) return nn_fail(0, "out of memory");
+    t->dtype = dtype;
+    t->ndim = ndim;
+    memcpy(t->shape, shape, ndim * sizeof *shape);
+    memcpy(t->stride, stride, ndim * sizeof *stride);
+    t->offset = offset;
+    t->storage = s;
+    s->refcount++;
+    t->refcount = 1;
+    return t;
+}
+
+nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
+    if (check_shape(ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
+    size_t bytes = (size_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
+    nn_storage *s = calloc(1, sizeof *s);
+    void *data = nn_alloc(bytes);
+    if (!s || !data) {
+        free(s);
+        nn_free(data);
+        return nn_fail(0, "out of memory allocating %zu bytes", bytes);
+    }
+    s->data = data;
+    s->bytes = bytes;
+    s->owns = 1;
+    int64_t stride[NN_MAX_DIMS];
+    nn_contiguous_strides(ndim, shape, stride);
+    nn_tensor *t = tensor_new(s, dtype, ndim, shape, stride, 0);
+    if (!t) {
+        nn_free(data);
+        free(s);
+    }
+    return t;
+}
+
+nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
+                          const int64_t *shape) {
+    if (check_shape(ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
+    if (!data) return nn_fail(1, "NULL buffer");
+    nn_storage *s = calloc(1, sizeof *s);
+    if (!s) return nn_fail(0, "out of memory");
+    s->data = data;
+    s->bytes = (size_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
+    s->owns = 0;
+    int64_t stride[NN_MAX_DIMS];
+    nn_contiguous_strides(ndim, shape, stride);
+    nn_tensor *t = tensor_new(s, dtype, ndim, shape, stride, 0);
+    if (!t) free(s);
+    return t;
+}
+
+nn_tensor *nn_make_view(nn_tensor *t, int ndim, const int64_t *shape,
+                        const int64_t *stride, int64_t offset) {
+    return tensor_new(t->storage, t->dtype, ndim, shape, stride, offset);
+}
+
+nn_tensor *nn_retain(nn_tensor *t) {
+    if (t) t->refcount++;
+    return t;
+}
+
+void nn_release(nn_tensor *t) {
+    if (!t || --t->refcount > 0) return;
+    nn_storage *s = t->storage;
+    if (--s->refcount == 0) {
+        if (s->owns) nn_free(s->data);
+        free(s);
+    }
+    free(t);
+}
+
+int64_t nn_numel(const nn_tensor *t) {
+    return nn_shape_numel(t->ndim, t->shape);
+}
+
+int nn_is_contiguous(const nn_tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->stride[i] != s) return 0;
+        s *= t->shape[i];
+    }
+    return 1;
+}
+
+void *nn_data(const nn_tensor *t) {
+    return (char *)t->storage->data + t->offset * dtype_sizes[t->dtype];
+}
+
+static int64_t elem_offset(const nn_tensor *t, const int64_t *index) {
+    int64_t off = t->offset;
+    for (int i = 0; i < t->ndim; i++) off += index[i] * t->stride[i];
+    return off;
+}
+
+double nn_get(const nn_tensor *t, const int64_t *index) {
+    int64_t off = elem_offset(t, index);
+    if (t->dtype == NN_F32) return ((float *)t->storage->data)[off];
+    return (double)((int64_t *)t->storage->data)[off];
+}
+
+void nn_set(nn_tensor *t, const int64_t *index, double v) {
+    int64_t off = elem_offset(t, index);
+    if (t->dtype == NN_F32)
+        ((float *)t->storage->data)[off] = (float)v;
+    else
+        ((int64_t *)t->storage->data)[off] = (int64_t)v;
+    nn_bump_version(t);
+}
+
+double nn_item(const nn_tensor *t) {
+    int64_t zero[NN_MAX_DIMS] = {0};
+    return nn_get(t, zero);
+}
+
+int nn_same_shape(const nn_tensor *a, const nn_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t n) {
+    if (t->ndim == 0) {
+        snprintf(buf, n, "scalar");
+        return buf;
+    }
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < t->ndim && used < n; i++)
+        used += snprintf(buf + used, n - used, i ? "x%lld" : "%lld",
+                         (long long)t->shape[i]);
+    return buf;
+}

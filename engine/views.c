@@ -1,0 +1,288 @@
+/* views.c -- tensors that share storage, and copies between layouts. */
+#include "internal.h"
+
+#include <string.h>
+
+static const char *shp(const nn_tensor *t, char *buf) {
+    return nn_shape_str(t, buf, 96);
+}
+
+/* Strides for viewing t as `shape` without a copy, or -1 when impossible:
+ * walk both shapes from the right in chunks of old dims that are contiguous
+ * with each other; every chunk must be covered exactly by new dims. */
+static int view_strides(const nn_tensor *t, int ndim, const int64_t *shape,
+                        int64_t *stride) {
+    if (nn_numel(t) == 0 || t->ndim == 0) {
+        nn_contiguous_strides(ndim, shape, stride);
+        return 0;
+    }
+    int vd = ndim - 1;
+    int64_t base = t->stride[t->ndim - 1], tnumel = 1, vnumel = 1;
+    for (int td = t->ndim - 1; td >= 0; td--) {
+        tnumel *= t->shape[td];
+        if (td == 0 || (t->shape[td - 1] != 1 &&
+                        t->stride[td - 1] != tnumel * base)) {
+            while (vd >= 0 && (vnumel < tnumel || shape[vd] == 1)) {
+                stride[vd] = vnumel * base;
+                vnumel *= shape[vd];
+                vd--;
+            }
+            if (vnumel != tnumel) return -1;
+            if (td > 0) {
+                base = t->stride[td - 1];
+                tnumel = vnumel = 1;
+            }
+        }
+    }
+    return vd == -1 ? 0 : -1;
+}
+
+static int resolve_shape(const nn_tensor *t, int ndim, const int64_t *in,
+                         int64_t *out) {
+    int infer = -1;
+    int64_t known = 1, numel = nn_numel(t);
+    if (ndim > NN_MAX_DIMS)
+        return nn_failed(2, "at most %d dims", NN_MAX_DIMS);
+    for (int i = 0; i < ndim; i++) {
+        out[i] = in[i];
+        if (in[i] == -1) {
+            if (infer >= 0) return nn_failed(2, "only one size may be -1");
+            infer = i;
+        } else if (in[i] < 0) {
+            return nn_failed(2, "invalid size %lld", (long long)in[i]);
+        } else {
+            known *= in[i];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || numel % known)
+            goto mismatch;
+        out[infer] = numel / known;
+    } else if (known != numel) {
+        goto mismatch;
+    }
+    return 0;
+mismatch: {
+        char a[96];
+        return nn_failed(2, "shape of %lld elements cannot hold a %s tensor",
+                         (long long)known, shp(t, a));
+    }
+}
+
+nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *shape) {
+    int64_t s[NN_MAX_DIMS], st[NN_MAX_DIMS];
+    if (resolve_shape(t, ndim, shape, s) < 0) return NULL;
+    if (view_strides(t, ndim, s, st) < 0)
+        return nn_fail(1, "view of a non-contiguous tensor: use reshape or "
+                          "contiguous first");
+    return nn_make_view(t, ndim, s, st, t->offset);
+}
+
+nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *shape) {
+    int64_t s[NN_MAX_DIMS], st[NN_MAX_DIMS];
+    if (resolve_shape(t, ndim, shape, s) < 0) return NULL;
+    if (view_strides(t, ndim, s, st) == 0)
+        return nn_make_view(t, ndim, s, st, t->offset);
+    nn_tensor *c = nn_clone(t);
+    if (!c) return NULL;
+    nn_tensor *v = nn_view(c, ndim, s);
+    nn_release(c);
+    return v;
+}
+
+nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
+    int64_t shape[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+    int seen[NN_MAX_DIMS] = {0};
+    for (int i = 0; i < t->ndim; i++) {
+        int d = nn_wrap_dim(dims[i], t->ndim, 2);
+        if (d < 0) return NULL;
+        if (seen[d]++) return nn_fail(2, "repeated dim %d in permutation", d);
+        shape[i] = t->shape[d];
+        stride[i] = t->stride[d];
+    }
+    return nn_make_view(t, t->ndim, shape, stride, t->offset);
+}
+
+nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1) {
+    if (t->ndim < 2 && (d0 == d1 || t->ndim == 0))
+        return nn_make_view(t, t->ndim, t->shape, t->stride, t->offset);
+    d0 = nn_wrap_dim(d0, t->ndim, 2);
+    d1 = nn_wrap_dim(d1, t->ndim, 3);
+    if (d0 < 0 || d1 < 0) return NULL;
+    int dims[NN_MAX_DIMS];
+    for (int i = 0; i < t->ndim; i++) dims[i] = i;
+    dims[d0] = d1;
+    dims[d1] = d0;
+    return nn_permute(t, dims);
+}
+
+nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
+                    int64_t step) {
+    if ((dim = nn_wrap_dim(dim, t->ndim, 2)) < 0) return NULL;
+    if (t->ndim == 0) return nn_fail(1, "cannot slice a 0-dim tensor");
+    int64_t size = t->shape[dim];
+    if (step <= 0) return nn_fail(5, "slice step must be positive");
+    if (start < 0 || start > size || stop < start || stop > size)
+        return nn_fail(3, "slice [%lld, %lld) out of range for size %lld",
+                       (long long)start, (long long)stop, (long long)size);
+    int64_t shape[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    memcpy(stride, t->stride, sizeof stride);
+    shape[dim] = (stop - start + step - 1) / step;
+    stride[dim] *= step;
+    return nn_make_view(t, t->ndim, shape, stride,
+                        t->offset + start * t->stride[dim]);
+}
+
+nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t len) {
+    if (len < 0) return nn_fail(4, "negative length %lld", (long long)len);
+    return nn_slice(t, dim, start, start + len, 1);
+}
+
+nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index) {
+    if (t->ndim == 0) return nn_fail(1, "cannot select from a 0-dim tensor");
+    if ((dim = nn_wrap_dim(dim, t->ndim, 2)) < 0) return NULL;
+    if (index < 0 || index >= t->shape[dim])
+        return nn_fail(3, "index %lld out of range for dim of size %lld",
+                       (long long)index, (long long)t->shape[dim]);
+    int64_t shape[NN_MAX_DIMS], stride[NN_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (i == dim) continue;
+        shape[k] = t->shape[i];
+        stride[k++] = t->stride[i];
+    }
+    return nn_make_view(t, k, shape, stride,
+                        t->offset + index * t->stride[dim]);
+}
+
+nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *shape) {
+    if (ndim < t->ndim || ndim > NN_MAX_DIMS)
+        return nn_fail(2, "expand to %d dims from %d", ndim, t->ndim);
+    int64_t sh[NN_MAX_DIMS], st[NN_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) {
+        int it = t->ndim - ndim + i;
+        int64_t have = it >= 0 ? t->shape[it] : 1;
+        sh[i] = shape[i] == -1 ? have : shape[i];
+        if (it >= 0 && have == sh[i]) {
+            st[i] = t->stride[it];
+        } else if (have == 1 && sh[i] >= 0) {
+            st[i] = 0;
+        } else {
+            char a[96];
+            return nn_fail(2, "cannot expand size %lld to %lld in dim %d "
+                              "(tensor %s)", (long long)have,
+                           (long long)sh[i], i + 1, shp(t, a));
+        }
+    }
+    return nn_make_view(t, ndim, sh, st, t->offset);
+}
+
+static nn_tensor *squeeze(nn_tensor *t, int dim, int all) {
+    int64_t sh[NN_MAX_DIMS], st[NN_MAX_DIMS];
+    int k = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] == 1 && (all || i == dim)) continue;
+        sh[k] = t->shape[i];
+        st[k++] = t->stride[i];
+    }
+    return nn_make_view(t, k, sh, st, t->offset);
+}
+
+nn_tensor *nn_squeeze(nn_tensor *t, int dim) {
+    if ((dim = nn_wrap_dim(dim, t->ndim, 2)) < 0) return NULL;
+    return squeeze(t, dim, 0);
+}
+
+nn_tensor *nn_squeeze_all(nn_tensor *t) { return squeeze(t, -1, 1); }
+
+nn_tensor *nn_unsqueeze(nn_tensor *t, int dim) {
+    if (t->ndim >= NN_MAX_DIMS) return nn_fail(1, "too many dims");
+    if (dim < 0) dim += t->ndim + 1;
+    if (dim < 0 || dim > t->ndim)
+        return nn_fail(2, "dimension out of range for unsqueeze");
+    int64_t sh[NN_MAX_DIMS], st[NN_MAX_DIMS];
+    for (int i = 0, k = 0; i <= t->ndim; i++) {
+        if (i == dim) {
+            sh[i] = 1;
+            st[i] = k < t->ndim ? t->stride[k] * t->shape[k] : 1;
+        } else {
+            sh[i] = t->shape[k];
+            st[i] = t->stride[k++];
+        }
+    }
+    return nn_make_view(t, t->ndim + 1, sh, st, t->offset);
+}
+
+/* ---- copies ------------------------------------------------------------ */
+
+typedef struct { nn_tensor *dst; const nn_tensor *src; } copy_ctx;
+
+static void copy_row(void *vctx, int64_t n, const int64_t *off,
+                     const int64_t *inner) {
+    copy_ctx *c = vctx;
+    char *dbase = nn_data(c->dst), *sbase = nn_data(c->src);
+    int64_t sd = inner[0], ss = inner[1];
+    if (c->dst->dtype == NN_F32 && c->src->dtype == NN_F32) {
+        float *d = (float *)dbase + off[0];
+        const float *s = (const float *)sbase + off[1];
+        if (sd == 1 && ss == 1) memcpy(d, s, n * sizeof *d);
+        else for (int64_t i = 0; i < n; i++) d[i * sd] = s[i * ss];
+    } else if (c->dst->dtype == NN_I64 && c->src->dtype == NN_I64) {
+        int64_t *d = (int64_t *)dbase + off[0];
+        const int64_t *s = (const int64_t *)sbase + off[1];
+        for (int64_t i = 0; i < n; i++) d[i * sd] = s[i * ss];
+    } else if (c->dst->dtype == NN_F32) {
+        float *d = (float *)dbase + off[0];
+        const int64_t *s = (const int64_t *)sbase + off[1];
+        for (int64_t i = 0; i < n; i++) d[i * sd] = (float)s[i * ss];
+    } else {
+        int64_t *d = (int64_t *)dbase + off[0];
+        const float *s = (const float *)sbase + off[1];
+        for (int64_t i = 0; i < n; i++) d[i * sd] = (int64_t)s[i * ss];
+    }
+}
+
+int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
+    int64_t sst[NN_MAX_DIMS];
+    for (int i = 0; i < src->ndim; i++) {
+        int id = dst->ndim - src->ndim + i;
+        if (id < 0 ? src->shape[i] != 1
+                   : (src->shape[i] != 1 && src->shape[i] != dst->shape[id])) {
+            char a[96], b[96];
+            return nn_failed(2, "cannot copy a %s tensor into a %s tensor",
+                             shp(src, a), shp(dst, b));
+        }
+    }
+    nn_broadcast_strides(src, dst->ndim, dst->shape, sst);
+    const int64_t *strides[2] = {dst->stride, sst};
+    nn_iter it;
+    nn_iter_init(&it, dst->ndim, dst->shape, 2, strides);
+    copy_ctx c = {dst, src};
+    nn_iter_run(&it, copy_row, &c);
+    nn_bump_version(dst);
+    return 0;
+}
+
+nn_tensor *nn_clone(const nn_tensor *t) {
+    nn_tensor *c = nn_empty(t->dtype, t->ndim, t->shape);
+    if (c && nn_copy_(c, t) < 0) {
+        nn_release(c);
+        return NULL;
+    }
+    return c;
+}
+
+nn_tensor *nn_contiguous(nn_tensor *t) {
+    if (nn_is_contiguous(t)) return nn_retain(t);
+    return nn_clone(t);
+}
+
+nn_tensor *nn_to_dtype(const nn_tensor *t, nn_dtype dtype) {
+    nn_tensor *c = nn_empty(dtype, t->ndim, t->shape);
+    if (c && nn_copy_(c, t) < 0) {
+        nn_release(c);
+        return NULL;
+    }
+    return c;
+}
