@@ -4,13 +4,6 @@
 
 #include <math.h>
 
-#define RESULT(call)                                                         \
-    do {                                                                     \
-        nn_tensor **slot_ = nnL_newslot(L);                                  \
-        *slot_ = (call);                                                     \
-        return nnL_finish(L, slot_);                                         \
-    } while (0)
-
 /* shape from arg on, then an optional dtype name right after it */
 static int shape_and_dtype(lua_State *L, int arg, int64_t *shape, nn_dtype *dt) {
     int nd = nnL_checkshape(L, arg, shape);
@@ -30,7 +23,7 @@ static int fill(lua_State *L, double v) {
     int64_t shape[NN_MAX_DIMS];
     nn_dtype dt = NN_F32;
     int nd = shape_and_dtype(L, 1, shape, &dt);
-    RESULT(nn_full_dtype(dt, nd, shape, v));
+    NNL_RETURN(nn_full_dtype(dt, nd, shape, v));
 }
 
 static int l_zeros(lua_State *L) { return fill(L, 0); }
@@ -40,7 +33,7 @@ static int l_empty(lua_State *L) {
     int64_t shape[NN_MAX_DIMS];
     nn_dtype dt = NN_F32;
     int nd = shape_and_dtype(L, 1, shape, &dt);
-    RESULT(nn_empty(dt, nd, shape));
+    NNL_RETURN(nn_empty(dt, nd, shape));
 }
 
 static int l_full(lua_State *L) { /* full(shape, value[, dtype]) */
@@ -48,12 +41,14 @@ static int l_full(lua_State *L) { /* full(shape, value[, dtype]) */
     luaL_checktype(L, 1, LUA_TTABLE);
     int nd = nnL_checkshape(L, 1, shape);
     double v = luaL_checknumber(L, 2);
-    RESULT(nn_full_dtype(nnL_optdtype(L, 3, NN_F32), nd, shape, v));
+    nn_dtype dt = nnL_optdtype(L, 3, NN_F32);
+    NNL_RETURN(nn_full_dtype(dt, nd, shape, v));
 }
 
 static int like(lua_State *L, double v) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    RESULT(nn_full_dtype(nnL_optdtype(L, 2, x->dtype), x->ndim, x->shape, v));
+    nn_dtype dt = nnL_optdtype(L, 2, x->dtype);
+    NNL_RETURN(nn_full_dtype(dt, x->ndim, x->shape, v));
 }
 
 static int l_zeros_like(lua_State *L) { return like(L, 0); }
@@ -62,7 +57,8 @@ static int l_ones_like(lua_State *L) { return like(L, 1); }
 static int l_full_like(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     double v = luaL_checknumber(L, 2);
-    RESULT(nn_full_dtype(nnL_optdtype(L, 3, x->dtype), x->ndim, x->shape, v));
+    nn_dtype dt = nnL_optdtype(L, 3, x->dtype);
+    NNL_RETURN(nn_full_dtype(dt, x->ndim, x->shape, v));
 }
 
 /* arange([start,] end[, step][, dtype]): i64 when every bound is an
@@ -84,42 +80,42 @@ static int l_arange(lua_State *L) {
     }
     if (step == 0) return luaL_argerror(L, 3, "step must be nonzero");
     nn_dtype dt = nnL_optdtype(L, nnum + 1, all_int ? NN_I64 : NN_F32);
-    RESULT(nn_arange(dt, start, end, step));
+    NNL_RETURN(nn_arange(dt, start, end, step));
 }
 
 static int l_linspace(lua_State *L) {
     double a = luaL_checknumber(L, 1), b = luaL_checknumber(L, 2);
     lua_Integer n = luaL_checkinteger(L, 3);
     if (n < 0) return luaL_argerror(L, 3, "steps must be >= 0");
-    RESULT(nn_linspace(a, b, n));
+    NNL_RETURN(nn_linspace(a, b, n));
 }
 
 static int l_eye(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1), m = luaL_optinteger(L, 2, n);
     if (n < 0 || m < 0) return luaL_argerror(L, n < 0 ? 1 : 2, "size must be >= 0");
-    RESULT(nn_eye(n, m));
+    NNL_RETURN(nn_eye(n, m));
 }
 
 static int l_rand(lua_State *L) {
     int64_t shape[NN_MAX_DIMS];
     int nd = nnL_checkshape(L, 1, shape);
-    RESULT(nn_rand(nnL_rng(L), nd, shape));
+    NNL_RETURN(nn_rand(nnL_rng(L), nd, shape));
 }
 
 static int l_randn(lua_State *L) {
     int64_t shape[NN_MAX_DIMS];
     int nd = nnL_checkshape(L, 1, shape);
-    RESULT(nn_randn(nnL_rng(L), nd, shape));
+    NNL_RETURN(nn_randn(nnL_rng(L), nd, shape));
 }
 
 static int l_rand_like(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    RESULT(nn_rand(nnL_rng(L), x->ndim, x->shape));
+    NNL_RETURN(nn_rand(nnL_rng(L), x->ndim, x->shape));
 }
 
 static int l_randn_like(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    RESULT(nn_randn(nnL_rng(L), x->ndim, x->shape));
+    NNL_RETURN(nn_randn(nnL_rng(L), x->ndim, x->shape));
 }
 
 /* randint(low, high, shape...): integers in [low, high) */
@@ -130,7 +126,7 @@ static int l_randint(lua_State *L) {
                                                    hi, lo));
     int64_t shape[NN_MAX_DIMS];
     int nd = nnL_checkshape(L, 3, shape);
-    RESULT(nn_randint(nnL_rng(L), lo, hi, nd, shape));
+    NNL_RETURN(nn_randint(nnL_rng(L), lo, hi, nd, shape));
 }
 
 static int l_bernoulli(lua_State *L) {
@@ -144,7 +140,7 @@ static int l_bernoulli(lua_State *L) {
         nnL_finish(L, slot);
         p = *slot;
     }
-    RESULT(nn_bernoulli(nnL_rng(L), p));
+    NNL_RETURN(nn_bernoulli(nnL_rng(L), p));
 }
 
 static int l_manual_seed(lua_State *L) {

@@ -32,10 +32,10 @@ static lua_Integer range_field(lua_State *L, int idx, int n, lua_Integer def) {
     return v;
 }
 
-/* Replaces the tensor at the top of the stack by the view for one key
- * entry at stack index `e`; *dim is the next dim of the view to index. */
-static void apply_entry(lua_State *L, int e, int *dim) {
-    nn_tensor *t = nnL_checktensor(L, -1);
+/* Replaces the tensor at stack index `cur` by the view for one key entry
+ * at stack index `e`; *dim is the next dim of the view to index. */
+static void apply_entry(lua_State *L, int cur, int e, int *dim) {
+    nn_tensor *t = nnL_checktensor(L, cur);
     if (*dim >= t->ndim)
         luaL_error(L, "too many indices for a %d-dim tensor", t->ndim);
     int64_t size = t->shape[*dim];
@@ -62,22 +62,22 @@ static void apply_entry(lua_State *L, int e, int *dim) {
         return;
     }
     nnL_push(L, v);
-    lua_replace(L, -2);
+    lua_replace(L, cur);
 }
 
 /* Pushes the view selected by key (stack index 2) from the tensor at 1. */
 static void push_view(lua_State *L) {
     lua_pushvalue(L, 1);
-    int dim = 0;
+    int cur = lua_gettop(L), dim = 0;
     if (lua_type(L, 2) == LUA_TNUMBER) {
-        apply_entry(L, 2, &dim);
+        apply_entry(L, cur, 2, &dim);
         return;
     }
     lua_Integer n = luaL_len(L, 2);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 2, i);
-        apply_entry(L, lua_gettop(L), &dim);
-        lua_remove(L, -2); /* the entry */
+        apply_entry(L, cur, cur + 1, &dim);
+        lua_pop(L, 1); /* the entry */
     }
 }
 

@@ -28,6 +28,14 @@ nn_tensor **nnL_newslot(lua_State *L);
 int nnL_finish(lua_State *L, nn_tensor **slot);
 /* Wraps a tensor the caller owns (steals the reference); raises on NULL. */
 int nnL_push(lua_State *L, nn_tensor *t);
+/* Pushes the result slot, then calls the engine and returns the result:
+ * read every argument before, as the slot takes the next stack index. */
+#define NNL_RETURN(call)                                                     \
+    do {                                                                     \
+        nn_tensor **slot_ = nnL_newslot(L);                                  \
+        *slot_ = (call);                                                     \
+        return nnL_finish(L, slot_);                                         \
+    } while (0)
 /* Raises the engine's last error in Lua's words. */
 int nnL_engine_error(lua_State *L);
 /* Converts a number at arg into a 0-dim tensor (replacing it on the stack)

@@ -6,13 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#define RESULT(call)                                                         \
-    do {                                                                     \
-        nn_tensor **slot_ = nnL_newslot(L);                                  \
-        *slot_ = (call);                                                     \
-        return nnL_finish(L, slot_);                                         \
-    } while (0)
-
 /* ---- elementwise (one closure per op; the op id is the upvalue) -------- */
 
 static int l_unary(lua_State *L) {
@@ -27,7 +20,7 @@ static int l_unary(lua_State *L) {
     } else if (op == NN_LEAKY_RELU) {
         p0 = luaL_optnumber(L, 2, 0.01);
     }
-    if (!inplace) RESULT(nn_unary(op, x, p0, p1));
+    if (!inplace) NNL_RETURN(nn_unary(op, x, p0, p1));
     if (nn_unary_(op, x, p0, p1) < 0) return nnL_engine_error(L);
     lua_settop(L, 1);
     return 1;
@@ -38,7 +31,7 @@ static int l_binary(lua_State *L) {
     int inplace = lua_toboolean(L, lua_upvalueindex(2));
     nn_tensor *a = nnL_checktensor(L, 1);
     nn_tensor *b = nnL_checkoperand(L, 2, a);
-    if (!inplace) RESULT(nn_binary(op, a, b));
+    if (!inplace) NNL_RETURN(nn_binary(op, a, b));
     if (nn_binary_(op, a, b) < 0) return nnL_engine_error(L);
     lua_settop(L, 1);
     return 1;
@@ -70,7 +63,7 @@ static int l_where(lua_State *L) {
     nn_tensor *a0 = nnL_testtensor(L, 2), *b0 = nnL_testtensor(L, 3);
     nn_tensor *a = nnL_checkoperand(L, 2, b0);
     nn_tensor *b = nnL_checkoperand(L, 3, a0);
-    RESULT(nn_where(c, a, b));
+    NNL_RETURN(nn_where(c, a, b));
 }
 
 /* ---- reductions -------------------------------------------------------- */
@@ -123,7 +116,7 @@ static int l_reduce(lua_State *L) {
             return 2;
         }
     }
-    RESULT(nn_reduce(op, x, &a));
+    NNL_RETURN(nn_reduce(op, x, &a));
 }
 
 static void register_reductions(lua_State *L) {
@@ -136,22 +129,25 @@ static void register_reductions(lua_State *L) {
 
 static int l_softmax(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    RESULT(nn_softmax(x, nnL_checkdim(L, 2, x->ndim)));
+    int d = nnL_checkdim(L, 2, x->ndim);
+    NNL_RETURN(nn_softmax(x, d));
 }
 
 static int l_log_softmax(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    RESULT(nn_log_softmax(x, nnL_checkdim(L, 2, x->ndim)));
+    int d = nnL_checkdim(L, 2, x->ndim);
+    NNL_RETURN(nn_log_softmax(x, d));
 }
 
 static int l_cumsum(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    RESULT(nn_cumsum(x, nnL_checkdim(L, 2, x->ndim)));
+    int d = nnL_checkdim(L, 2, x->ndim);
+    NNL_RETURN(nn_cumsum(x, d));
 }
 
 static int l_matmul(lua_State *L) {
     nn_tensor *a = nnL_checktensor(L, 1), *b = nnL_checktensor(L, 2);
-    RESULT(nn_matmul(a, b));
+    NNL_RETURN(nn_matmul(a, b));
 }
 
 /* ---- views ------------------------------------------------------------- */
@@ -160,27 +156,27 @@ static int l_view(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int64_t shape[NN_MAX_DIMS];
     int nd = nnL_checkshape_signed(L, 2, shape);
-    RESULT(nn_view(x, nd, shape));
+    NNL_RETURN(nn_view(x, nd, shape));
 }
 
 static int l_reshape(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int64_t shape[NN_MAX_DIMS];
     int nd = nnL_checkshape_signed(L, 2, shape);
-    RESULT(nn_reshape(x, nd, shape));
+    NNL_RETURN(nn_reshape(x, nd, shape));
 }
 
 static int l_transpose(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d0 = nnL_checkdim(L, 2, x->ndim), d1 = nnL_checkdim(L, 3, x->ndim);
-    RESULT(nn_transpose(x, d0, d1));
+    NNL_RETURN(nn_transpose(x, d0, d1));
 }
 
 static int l_t(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     if (x->ndim > 2) return nnL_error(L, "t() expects at most 2 dims (got %d): "
                                         "use transpose", x->ndim);
-    RESULT(nn_transpose(x, 0, x->ndim - 1 > 0 ? 1 : 0));
+    NNL_RETURN(nn_transpose(x, 0, x->ndim - 1 > 0 ? 1 : 0));
 }
 
 static int l_permute(lua_State *L) {
@@ -196,7 +192,7 @@ static int l_permute(lua_State *L) {
         dims[i] = nnL_checkdim(L, lua_gettop(L), x->ndim);
         lua_pop(L, 1);
     }
-    RESULT(nn_permute(x, dims));
+    NNL_RETURN(nn_permute(x, dims));
 }
 
 static int64_t checkpos(lua_State *L, int arg, int64_t size) {
@@ -217,7 +213,7 @@ static int l_narrow(lua_State *L) {
         return luaL_argerror(L, 3, lua_pushfstring(L,
             "narrow from %I for %I is out of range for a dim of size %I",
             start, len, (lua_Integer)size));
-    RESULT(nn_narrow(x, d, start - 1, len));
+    NNL_RETURN(nn_narrow(x, d, start - 1, len));
 }
 
 static int l_select(lua_State *L) {
@@ -225,7 +221,7 @@ static int l_select(lua_State *L) {
     int d = nnL_checkdim(L, 2, x->ndim);
     if (x->ndim == 0) return nnL_error(L, "cannot select from a 0-dim tensor");
     int64_t i = checkpos(L, 3, x->shape[d < 0 ? d + x->ndim : d]);
-    RESULT(nn_select(x, d, i));
+    NNL_RETURN(nn_select(x, d, i));
 }
 
 static int l_slice(lua_State *L) { /* slice(dim, first, last[, step]) */
@@ -240,7 +236,7 @@ static int l_slice(lua_State *L) { /* slice(dim, first, last[, step]) */
         return luaL_argerror(L, 3, lua_pushfstring(L,
             "range %I..%I out of range for a dim of size %I", a, b, (lua_Integer)size));
     if (step < 1) return luaL_argerror(L, 5, "step must be positive");
-    RESULT(nn_slice(x, d, a - 1, b, step));
+    NNL_RETURN(nn_slice(x, d, a - 1, b, step));
 }
 
 static int l_expand(lua_State *L) {
@@ -254,24 +250,25 @@ static int l_expand(lua_State *L) {
     } else {
         nd = nnL_checkshape_signed(L, 2, shape);
     }
-    RESULT(nn_expand(x, nd, shape));
+    NNL_RETURN(nn_expand(x, nd, shape));
 }
 
 static int l_squeeze(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    if (lua_isnoneornil(L, 2)) RESULT(nn_squeeze_all(x));
-    RESULT(nn_squeeze(x, nnL_checkdim(L, 2, x->ndim)));
+    if (lua_isnoneornil(L, 2)) NNL_RETURN(nn_squeeze_all(x));
+    int d = nnL_checkdim(L, 2, x->ndim);
+    NNL_RETURN(nn_squeeze(x, d));
 }
 
 static int l_unsqueeze(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim + 1);
-    RESULT(nn_unsqueeze(x, d));
+    NNL_RETURN(nn_unsqueeze(x, d));
 }
 
 static int l_flatten(lua_State *L) { /* flatten([first[, last]]) */
     nn_tensor *x = nnL_checktensor(L, 1);
-    if (x->ndim == 0) RESULT(nn_reshape(x, 1, (int64_t[]){1}));
+    if (x->ndim == 0) NNL_RETURN(nn_reshape(x, 1, (int64_t[]){1}));
     int a = nnL_optdim(L, 2, x->ndim, 0), b = nnL_optdim(L, 3, x->ndim, -1);
     if (a < 0) a += x->ndim;
     if (b < 0) b += x->ndim;
@@ -282,13 +279,28 @@ static int l_flatten(lua_State *L) { /* flatten([first[, last]]) */
     shape[k++] = -1;
     for (int i = b + 1; i < x->ndim; i++) shape[k++] = x->shape[i];
     if (nn_numel(x) == 0) shape[a] = 0;
-    RESULT(nn_reshape(x, k, shape));
+    NNL_RETURN(nn_reshape(x, k, shape));
 }
 
-static int l_contiguous(lua_State *L) { RESULT(nn_contiguous(nnL_checktensor(L, 1))); }
-static int l_clone(lua_State *L) { RESULT(nn_clone(nnL_checktensor(L, 1))); }
-static int l_float(lua_State *L) { RESULT(nn_to_dtype(nnL_checktensor(L, 1), NN_F32)); }
-static int l_long(lua_State *L) { RESULT(nn_to_dtype(nnL_checktensor(L, 1), NN_I64)); }
+static int l_contiguous(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    NNL_RETURN(nn_contiguous(x));
+}
+
+static int l_clone(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    NNL_RETURN(nn_clone(x));
+}
+
+static int l_float(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    NNL_RETURN(nn_to_dtype(x, NN_F32));
+}
+
+static int l_long(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    NNL_RETURN(nn_to_dtype(x, NN_I64));
+}
 
 static int l_to(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
@@ -297,7 +309,7 @@ static int l_to(lua_State *L) {
         lua_settop(L, 1);
         return 1;
     }
-    RESULT(nn_to_dtype(x, dt));
+    NNL_RETURN(nn_to_dtype(x, dt));
 }
 
 /* ---- inspection -------------------------------------------------------- */
@@ -389,14 +401,15 @@ static int l_zero_(lua_State *L) {
 static int l_gather(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim);
-    RESULT(nn_gather(x, d, nnL_checktensor(L, 3), NNL_BASE));
+    nn_tensor *index = nnL_checktensor(L, 3);
+    NNL_RETURN(nn_gather(x, d, index, NNL_BASE));
 }
 
 static int scatter(lua_State *L, int accumulate) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim);
     nn_tensor *index = nnL_checktensor(L, 3), *src = nnL_checktensor(L, 4);
-    RESULT(nn_scatter(x, d, index, src, accumulate, NNL_BASE));
+    NNL_RETURN(nn_scatter(x, d, index, src, accumulate, NNL_BASE));
 }
 
 static int l_scatter(lua_State *L) { return scatter(L, 0); }
@@ -405,19 +418,22 @@ static int l_scatter_add(lua_State *L) { return scatter(L, 1); }
 static int l_index_select(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim);
-    RESULT(nn_index_select(x, d, nnL_checktensor(L, 3), NNL_BASE));
+    nn_tensor *index = nnL_checktensor(L, 3);
+    NNL_RETURN(nn_index_select(x, d, index, NNL_BASE));
 }
 
 static int l_index_add(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim);
     nn_tensor *index = nnL_checktensor(L, 3), *src = nnL_checktensor(L, 4);
-    RESULT(nn_index_add(x, d, index, src, luaL_optnumber(L, 5, 1), NNL_BASE));
+    double alpha = luaL_optnumber(L, 5, 1);
+    NNL_RETURN(nn_index_add(x, d, index, src, alpha, NNL_BASE));
 }
 
 static int l_masked_fill(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *m = nnL_checktensor(L, 2);
-    RESULT(nn_masked_fill(x, m, luaL_checknumber(L, 3)));
+    double v = luaL_checknumber(L, 3);
+    NNL_RETURN(nn_masked_fill(x, m, v));
 }
 
 static int l_masked_fill_(lua_State *L) {
@@ -430,15 +446,19 @@ static int l_masked_fill_(lua_State *L) {
 static int l_one_hot(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     lua_Integer classes = luaL_checkinteger(L, 2);
-    RESULT(nn_one_hot(x, classes, NNL_BASE));
+    NNL_RETURN(nn_one_hot(x, classes, NNL_BASE));
 }
 
 static int l_tril(lua_State *L) {
-    RESULT(nn_tril(nnL_checktensor(L, 1), luaL_optinteger(L, 2, 0), 0));
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_Integer k = luaL_optinteger(L, 2, 0);
+    NNL_RETURN(nn_tril(x, k, 0));
 }
 
 static int l_triu(lua_State *L) {
-    RESULT(nn_tril(nnL_checktensor(L, 1), luaL_optinteger(L, 2, 0), 1));
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_Integer k = luaL_optinteger(L, 2, 0);
+    NNL_RETURN(nn_tril(x, k, 1));
 }
 
 /* ---- joining ----------------------------------------------------------- */
@@ -470,7 +490,7 @@ static int join(lua_State *L, int stack) {
     int n = checklist(L, 1, ts, MAX_LIST);
     int nd = ts[0]->ndim + stack;
     int d = nnL_optdim(L, 2, nd, 0);
-    RESULT(stack ? nn_stack(ts, n, d) : nn_cat(ts, n, d));
+    NNL_RETURN(stack ? nn_stack(ts, n, d) : nn_cat(ts, n, d));
 }
 
 static int l_cat(lua_State *L) { return join(L, 0); }
