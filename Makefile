@@ -60,8 +60,10 @@ $(BUILD)/libnnengine.so: $(ENGINE_OBJ)
 	$(CC) -shared -Wl,-soname,libnnengine.so.0 -o $@ $^ $(LIBS)
 
 # The Lua module: stock lua5.4 has the Lua core inside, so no -llua here.
+# -z nodelete: lua_close unloads C modules, but libgomp's idle worker
+# threads must not outlive the code they run.
 $(MODULE): $(ENGINE_OBJ) $(BIND_OBJ)
-	$(CC) -shared -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $^ $(LIBS)
 
 # The executable links Lua and exports its symbols for C modules (-Wl,-E).
 $(NNLUA): $(BUILD)/bindings/main.o $(BIND_OBJ) $(ENGINE_OBJ)
@@ -72,7 +74,7 @@ $(BUILD)/tests/%: tests/engine/%.c tests/engine/check.c tests/engine/check.h $(B
 	$(CC) $(CFLAGS) -Iengine -Itests/engine $< tests/engine/check.c -o $@ $(BUILD)/libnnengine.a $(LIBS)
 
 test: all $(ENGINE_TESTS)
-	@sh tests/run.sh $(NNLUA) $(ENGINE_TESTS)
+	@ASAN=$(ASAN) sh tests/run.sh $(NNLUA) $(ENGINE_TESTS)
 
 # AddressSanitizer + UBSan build of everything, then every suite through it.
 asan:

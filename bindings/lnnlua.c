@@ -81,9 +81,10 @@ int luaopen_nnlua(lua_State *L) {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
-    nn_rng *rng = lua_newuserdatauv(L, sizeof *rng, 0);
-    nn_rng_seed(rng, DEFAULT_SEED);
-    lua_setfield(L, LUA_REGISTRYINDEX, NNL_RNG_KEY);
+    nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);
+    nn_rng_seed(&s->rng, DEFAULT_SEED);
+    s->gc_threshold = nn_live_bytes() + ((int64_t)64 << 20);
+    lua_setfield(L, LUA_REGISTRYINDEX, NNL_STATE_KEY);
     lua_newtable(L);
     luaL_setfuncs(L, fns, 0);
     nnL_open_create(L);

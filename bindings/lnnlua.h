@@ -12,11 +12,19 @@
 #include "nn.h"
 
 #define NNL_TENSOR "nnlua.Tensor"
-#define NNL_RNG_KEY "nnlua.rng"
+#define NNL_STATE_KEY "nnlua.state"
 #define NNL_BASE 1 /* index base of the Lua API */
 
 /* The userdata: one pointer, NULL once released. */
 typedef struct { nn_tensor *t; } nnL_tensor;
+
+/* What nnlua keeps per lua_State (a userdata in the registry). */
+typedef struct {
+    nn_rng rng;
+    int64_t gc_threshold; /* live tensor bytes that trigger a full GC */
+} nnL_state;
+
+nnL_state *nnL_getstate(lua_State *L);
 
 nn_tensor *nnL_checktensor(lua_State *L, int arg);
 nn_tensor *nnL_testtensor(lua_State *L, int arg);

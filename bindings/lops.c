@@ -483,6 +483,7 @@ static int checklist(lua_State *L, int arg, nn_tensor **ts, int max) {
 #define MAX_LIST 4096
 
 static int join(lua_State *L, int stack) {
+    lua_settop(L, 2); /* the list of pointers below goes above the dim */
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer len = luaL_len(L, 1);
     size_t cap = len > 0 && len <= MAX_LIST ? (size_t)len : 1;
@@ -539,9 +540,9 @@ static int l_chunk(lua_State *L) { return pieces(L, 1); }
 
 static int l_sort(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    int d = nnL_optdim(L, 2, x->ndim, -1);
+    int d = nnL_optdim(L, 2, x->ndim, -1), descending = lua_toboolean(L, 3);
     nn_tensor **v = nnL_newslot(L), **i = nnL_newslot(L);
-    if (nn_sort(x, d, lua_toboolean(L, 3), NNL_BASE, v, i) < 0)
+    if (nn_sort(x, d, descending, NNL_BASE, v, i) < 0)
         return nnL_engine_error(L);
     nnL_finish(L, v);
     return 2;

@@ -45,13 +45,29 @@ nn_tensor **nnL_newslot(lua_State *L) {
     return &u->t;
 }
 
+#define GC_MIN_GROWTH ((int64_t)64 << 20)
+
+/* Lua cannot see C memory. Fresh storage pays with collector work in
+ * proportion to its size (enough in incremental mode), and whenever live
+ * tensor memory doubles since the last full collection (and grew by 64
+ * MiB) a full collection runs: Lua 5.4's generational mode, which stock
+ * lua5.4 uses, ignores the proportional steps. */
+static void account(lua_State *L, const nn_tensor *t) {
+    if (t->storage->refcount != 1 || !t->storage->owns || t->storage->bytes < 1024)
+        return;
+    lua_gc(L, LUA_GCSTEP, (int)(t->storage->bytes / 1024));
+    nnL_state *s = nnL_getstate(L);
+    if (nn_live_bytes() > s->gc_threshold) {
+        lua_gc(L, LUA_GCCOLLECT);
+        int64_t live = nn_live_bytes();
+        s->gc_threshold = live + (live > GC_MIN_GROWTH ? live : GC_MIN_GROWTH);
+    }
+}
+
 int nnL_finish(lua_State *L, nn_tensor **slot) {
     nn_tensor *t = *slot;
     if (!t) return nnL_engine_error(L);
-    /* Lua cannot see C memory: pay for fresh storage with collector work so
-     * a training loop's garbage tensors are reclaimed at a steady pace. */
-    if (t->storage->refcount == 1 && t->storage->owns && t->storage->bytes >= 1024)
-        lua_gc(L, LUA_GCSTEP, (int)(t->storage->bytes / 1024));
+    account(L, t);
     return 1;
 }
 
@@ -146,12 +162,14 @@ nn_dtype nnL_optdtype(lua_State *L, int arg, nn_dtype def) {
     return lua_isnoneornil(L, arg) ? def : nnL_checkdtype(L, arg);
 }
 
-nn_rng *nnL_rng(lua_State *L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, NNL_RNG_KEY);
-    nn_rng *r = lua_touserdata(L, -1);
+nnL_state *nnL_getstate(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_STATE_KEY);
+    nnL_state *s = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    return r;
+    return s;
 }
+
+nn_rng *nnL_rng(lua_State *L) { return &nnL_getstate(L)->rng; }
 
 /* ---- tables ------------------------------------------------------------ */
 

@@ -72,6 +72,7 @@ const char *nn_blas_choice(void);   /* how it was chosen */
 const char *nn_build_flags(void);
 double nn_clock(void);              /* monotonic seconds */
 const char *nn_dtype_name(nn_dtype d);
+int64_t nn_live_bytes(void);        /* bytes of tensor storage we own */
 size_t nn_dtype_size(nn_dtype d);
 
 /* Raw sgemm on row-major buffers (C = alpha*op(A)op(B) + beta*C). */

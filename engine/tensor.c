@@ -11,6 +11,12 @@ static const size_t dtype_sizes[NN_DTYPE_COUNT] = {4, 8};
 const char *nn_dtype_name(nn_dtype d) { return dtype_names[d]; }
 size_t nn_dtype_size(nn_dtype d) { return dtype_sizes[d]; }
 
+static int64_t live_bytes; /* owned tensor storage, for the bindings' GC */
+
+int64_t nn_live_bytes(void) {
+    return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
+}
+
 void *nn_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;
     return aligned_alloc(64, rounded ? rounded : 64);
@@ -77,6 +83,7 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
     s->data = data;
     s->bytes = bytes;
     s->owns = 1;
+    __atomic_add_fetch(&live_bytes, (int64_t)bytes, __ATOMIC_RELAXED);
     int64_t stride[NN_MAX_DIMS];
     nn_contiguous_strides(ndim, shape, stride);
     nn_tensor *t = tensor_new(s, dtype, ndim, shape, stride, 0);
@@ -117,7 +124,10 @@ void nn_release(nn_tensor *t) {
     if (!t || --t->refcount > 0) return;
     nn_storage *s = t->storage;
     if (--s->refcount == 0) {
-        if (s->owns) nn_free(s->data);
+        if (s->owns) {
+            __atomic_sub_fetch(&live_bytes, (int64_t)s->bytes, __ATOMIC_RELAXED);
+            nn_free(s->data);
+        }
         free(s);
     }
     free(t);
