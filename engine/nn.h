@@ -73,6 +73,8 @@ const char *nn_build_flags(void);
 double nn_clock(void);              /* monotonic seconds */
 const char *nn_dtype_name(nn_dtype d);
 int64_t nn_live_bytes(void);        /* bytes of tensor storage we own */
+size_t nn_cached_bytes(void);       /* freed large blocks kept for reuse */
+void nn_empty_cache(void);          /* give them back to the system */
 size_t nn_dtype_size(nn_dtype d);
 
 /* Raw sgemm on row-major buffers (C = alpha*op(A)op(B) + beta*C). */

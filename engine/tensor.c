@@ -17,12 +17,7 @@ int64_t nn_live_bytes(void) {
     return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
 }
 
-void *nn_alloc(size_t bytes) {
-    size_t rounded = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, rounded ? rounded : 64);
-}
 
-void nn_free(void *p) { free(p); }
 
 int64_t nn_shape_numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
