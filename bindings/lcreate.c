@@ -143,6 +143,24 @@ static int l_bernoulli(lua_State *L) {
     NNL_RETURN(nn_bernoulli(nnL_rng(L), p));
 }
 
+/* from_bytes(s, offset, shape...[, dtype]): the bytes of string s from
+ * offset (0-based, as file formats count) read as unsigned 8-bit values */
+static int l_from_bytes(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer off = luaL_checkinteger(L, 2);
+    int64_t shape[NN_MAX_DIMS];
+    nn_dtype dt = NN_F32;
+    int nd = shape_and_dtype(L, 3, shape, &dt);
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= shape[i];
+    if (off < 0 || (size_t)off > len || (size_t)n > len - (size_t)off)
+        return luaL_argerror(L, 2, lua_pushfstring(L,
+            "%I bytes from offset %I exceed the string's %I bytes",
+            (lua_Integer)n, off, (lua_Integer)len));
+    NNL_RETURN(nn_from_u8((const uint8_t *)s + off, dt, nd, shape));
+}
+
 static int l_manual_seed(lua_State *L) {
     lua_Integer s = luaL_checkinteger(L, 1);
     nn_rng_seed(nnL_rng(L), (uint64_t)s);
@@ -175,7 +193,7 @@ void nnL_open_create(lua_State *L) {
         {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye},
         {"rand", l_rand}, {"randn", l_randn}, {"rand_like", l_rand_like},
         {"randn_like", l_randn_like}, {"randint", l_randint},
-        {"bernoulli", l_bernoulli}, {"manual_seed", l_manual_seed},
+        {"bernoulli", l_bernoulli}, {"from_bytes", l_from_bytes}, {"manual_seed", l_manual_seed},
         {"rng_state", l_rng_state}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

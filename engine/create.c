@@ -78,3 +78,15 @@ nn_tensor *nn_eye(int64_t n, int64_t m) {
     for (int64_t i = 0; i < n && i < m; i++) nn_f32(t)[i * m + i] = 1.0f;
     return t;
 }
+
+nn_tensor *nn_from_u8(const uint8_t *data, nn_dtype dtype, int ndim,
+                      const int64_t *shape) {
+    nn_tensor *t = nn_empty(dtype, ndim, shape);
+    if (!t) return NULL;
+    int64_t n = nn_numel(t);
+    if (dtype == NN_F32)
+        for (int64_t i = 0; i < n; i++) nn_f32(t)[i] = data[i];
+    else
+        for (int64_t i = 0; i < n; i++) nn_i64(t)[i] = data[i];
+    return t;
+}

@@ -107,6 +107,9 @@ nn_tensor *nn_scalar(nn_dtype dtype, double value); /* 0-dim */
 nn_tensor *nn_arange(nn_dtype dtype, double start, double end, double step);
 nn_tensor *nn_linspace(double start, double end, int64_t steps);
 nn_tensor *nn_eye(int64_t n, int64_t m);
+/* unsigned bytes (images, labels) widened to f32 or i64 */
+nn_tensor *nn_from_u8(const uint8_t *data, nn_dtype dtype, int ndim,
+                      const int64_t *shape);
 void nn_rng_seed(nn_rng *r, uint64_t seed);
 nn_tensor *nn_rand(nn_rng *r, int ndim, const int64_t *shape);
 nn_tensor *nn_randn(nn_rng *r, int ndim, const int64_t *shape);
