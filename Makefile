@@ -19,7 +19,7 @@ LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
 LUA_LIBS = $(shell pkg-config --libs $(LUA_PC) 2>/dev/null)
 EDIT_CFLAGS = $(shell pkg-config --cflags libedit 2>/dev/null)
 EDIT_LIBS = $(shell pkg-config --libs libedit 2>/dev/null)
-LIBS = -fopenmp -lm -ldl -lpthread
+LIBS = -fopenmp -lm -ldl -lpthread $(EXTRA)
 
 BUILD ?= build
 ENGINE_SRC := $(wildcard engine/*.c)

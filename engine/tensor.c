@@ -56,8 +56,10 @@ static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
     if (!t) return nn_fail(0, "out of memory");
     t->dtype = dtype;
     t->ndim = ndim;
-    memcpy(t->shape, shape, ndim * sizeof *shape);
-    memcpy(t->stride, stride, ndim * sizeof *stride);
+    if (ndim > 0) { /* shape may be NULL for a 0-dim tensor */
+        memcpy(t->shape, shape, ndim * sizeof *shape);
+        memcpy(t->stride, stride, ndim * sizeof *stride);
+    }
     t->offset = offset;
     t->storage = s;
     s->refcount++;

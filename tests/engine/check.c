@@ -25,6 +25,7 @@ void check_run(const char *name, void (*fn)(void)) {
 
 int check_summary(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, passed, failed);
+    fflush(stdout); /* LeakSanitizer may end the process without flushing */
     return failed ? 1 : 0;
 }
 
