@@ -206,6 +206,7 @@ static char **complete(const char *text, int start, int end) {
     (void)start;
     (void)end;
     rl_attempted_completion_over = 1; /* never fall back to file names */
+    rl_completion_append_character = '\0'; /* "x:sum" then "(" , no space */
     return rl_completion_matches(text, complete_next);
 }
 
