@@ -11,7 +11,7 @@ WARN := -Wall -Wextra \
         -Wshadow \
         -Wmissing-prototypes \
         -Wstrict-prototypes
-OPT ?= -O2
+OPT ?= -O3
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(OPT) -g
 NN_FLAGS_STR = $(CC) $(OPT) -fopenmp $(EXTRA)
 CFLAGS = $(CFLAGS_BASE) -DNN_BUILD_FLAGS='"$(NN_FLAGS_STR)"' $(EXTRA)
@@ -45,7 +45,7 @@ $(BUILD)/.deps:
 	fi
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/engine/%.o: engine/%.c engine/nn.h engine/internal.h | $(BUILD)/.deps
+$(BUILD)/engine/%.o: engine/%.c $(wildcard engine/*.h) | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

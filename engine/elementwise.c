@@ -6,6 +6,7 @@
  * keep integers integral (add, sub, mul, remainder, min/max, pow, neg, abs,
  * sign, square); everything else computes in f32. */
 #include "internal.h"
+#include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -35,17 +36,17 @@ static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
     switch (op) {
     case NN_NEG: return -x;
     case NN_ABS: return fabsf(x);
-    case NN_EXP: return expf(x);
+    case NN_EXP: return nn_expf(x);
     case NN_LOG: return logf(x);
     case NN_SQRT: return sqrtf(x);
     case NN_RSQRT: return 1.0f / sqrtf(x);
     case NN_SIN: return sinf(x);
     case NN_COS: return cosf(x);
     case NN_TANH: return tanhf(x);
-    case NN_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case NN_SIGMOID: return nn_sigmoidf(x);
     case NN_RELU: return x > 0.0f ? x : 0.0f;
     case NN_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
-    case NN_SILU: return x / (1.0f + expf(-x));
+    case NN_SILU: return x * nn_sigmoidf(x);
     case NN_FLOOR: return floorf(x);
     case NN_CEIL: return ceilf(x);
     case NN_ROUND: return nearbyintf(x); /* half to even, as PyTorch */
@@ -179,6 +180,7 @@ typedef struct {
             }                                                                \
     } while (0)
 
+NN_DISPATCH
 static void binary_row_f32(void *vctx, int64_t n, const int64_t *off,
                            const int64_t *inner) {
     ew_ctx *c = vctx;
@@ -215,6 +217,35 @@ static void binary_row_i64(void *vctx, int64_t n, const int64_t *off,
     }
 }
 
+#define LOOP1(EXPR)                                                          \
+    do {                                                                     \
+        for (int64_t i = 0; i < n; i++) {                                    \
+            float x = a[i];                                                  \
+            o[i] = (EXPR);                                                   \
+        }                                                                    \
+    } while (0)
+
+/* contiguous f32 rows: one loop per op so each vectorises */
+NN_DISPATCH
+static void unary_contiguous(nn_unary_op op, int64_t n, const float *a,
+                             float *o, float p0, float p1) {
+    switch (op) {
+    case NN_NEG: LOOP1(-x); break;
+    case NN_ABS: LOOP1(fabsf(x)); break;
+    case NN_EXP: LOOP1(nn_expf(x)); break;
+    case NN_SIGMOID: LOOP1(nn_sigmoidf(x)); break;
+    case NN_RELU: LOOP1(x > 0.0f ? x : 0.0f); break;
+    case NN_SILU: LOOP1(x * nn_sigmoidf(x)); break;
+    case NN_SQUARE: LOOP1(x * x); break;
+    case NN_SQRT: LOOP1(sqrtf(x)); break;
+    case NN_RSQRT: LOOP1(1.0f / sqrtf(x)); break;
+    case NN_RECIPROCAL: LOOP1(1.0f / x); break;
+    case NN_CLAMP: LOOP1(x < p0 ? p0 : (x > p1 ? p1 : x)); break;
+    case NN_LEAKY_RELU: LOOP1(x > 0.0f ? x : x * p0); break;
+    default: LOOP1(unary_f32(op, x, p0, p1)); break;
+    }
+}
+
 static void unary_row(void *vctx, int64_t n, const int64_t *off,
                       const int64_t *inner) {
     ew_ctx *c = vctx;
@@ -229,16 +260,11 @@ static void unary_row(void *vctx, int64_t n, const int64_t *off,
     }
     float *o = nn_f32(c->out) + off[0];
     const float *a = nn_f32(c->a) + off[1];
-    float p0 = c->p0, p1 = c->p1;
     if (so == 1 && sa == 1) {
-        switch (op) { /* the hot ones get their own vectorisable loops */
-        case NN_RELU: for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f; return;
-        case NN_EXP: for (int64_t i = 0; i < n; i++) o[i] = expf(a[i]); return;
-        case NN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; return;
-        default: for (int64_t i = 0; i < n; i++) o[i] = unary_f32(op, a[i], p0, p1); return;
-        }
+        unary_contiguous(op, n, a, o, c->p0, c->p1);
+        return;
     }
-    for (int64_t i = 0; i < n; i++) o[i * so] = unary_f32(op, a[i * sa], p0, p1);
+    for (int64_t i = 0; i < n; i++) o[i * so] = unary_f32(op, a[i * sa], c->p0, c->p1);
 }
 
 /* ---- drivers ------------------------------------------------------------- */

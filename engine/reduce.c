@@ -5,6 +5,7 @@
  * output element. Sums accumulate in double over 8 independent lanes: the
  * result does not depend on the thread count, and the loop vectorises. */
 #include "internal.h"
+#include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,6 +16,7 @@ const char *const nn_reduce_names[NN_REDUCE_COUNT] = {
 _Static_assert(sizeof nn_reduce_names / sizeof *nn_reduce_names == NN_REDUCE_COUNT,
                "reduce name table out of step with nn_reduce_op");
 
+NN_DISPATCH
 static double row_sum(const float *x, int64_t n) {
     double acc[8] = {0};
     int64_t i = 0;
@@ -25,6 +27,7 @@ static double row_sum(const float *x, int64_t n) {
            ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+NN_DISPATCH
 static double row_sumsq_dev(const float *x, int64_t n, double mean) {
     double acc[8] = {0};
     int64_t i = 0;
@@ -157,6 +160,44 @@ static int out_shape(const nn_tensor *x, const bool *red, int keepdim,
     return k;
 }
 
+/* Sums over a block of dims [first, last] of a contiguous x that has kept
+ * dims after it, read in place as (outer, R, inner): out[o][j] adds
+ * x[o][r][j] over r, a column at a time in double (the bias-gradient
+ * shape; a transposed copy would cost more than the sum). */
+NN_DISPATCH
+static void column_sums(const float *x, float *out, int64_t outer, int64_t r,
+                        int64_t inner, double scale) {
+    enum { BLOCK = 256 };
+    int64_t blocks = (inner + BLOCK - 1) / BLOCK;
+#pragma omp parallel for if (outer * r * inner > NN_PAR_GRAIN)
+    for (int64_t ob = 0; ob < outer * blocks; ob++) {
+        int64_t o = ob / blocks, j0 = ob % blocks * BLOCK;
+        int64_t w = inner - j0 < BLOCK ? inner - j0 : BLOCK;
+        double acc[BLOCK] = {0};
+        const float *src = x + o * r * inner + j0;
+        for (int64_t k = 0; k < r; k++)
+            for (int64_t j = 0; j < w; j++) acc[j] += src[k * inner + j];
+        for (int64_t j = 0; j < w; j++) out[o * inner + j0 + j] = (float)(acc[j] * scale);
+    }
+}
+
+/* true when the reduced dims are one block followed by kept dims */
+static bool column_shape(const nn_tensor *x, const bool *red, int64_t *outer,
+                         int64_t *r, int64_t *inner) {
+    int first = -1, last = -1;
+    for (int d = 0; d < x->ndim; d++)
+        if (red[d]) {
+            if (first < 0) first = d;
+            else if (last != d - 1) return false;
+            last = d;
+        }
+    if (first < 0 || last == x->ndim - 1 || !nn_is_contiguous(x)) return false;
+    *outer = *r = *inner = 1;
+    for (int d = 0; d < x->ndim; d++)
+        *(d < first ? outer : d <= last ? r : inner) *= x->shape[d];
+    return *inner > 1;
+}
+
 nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
                      const nn_reduce_args *args) {
     nn_reduce_args a = *args;
@@ -170,6 +211,16 @@ nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
     nn_tensor *conv = NULL;
     if (x->dtype == NN_I64 && !int_op && !(x = conv = nn_to_dtype(x, NN_F32)))
         return NULL;
+    int64_t outer, span, inner;
+    if ((op == NN_SUM || op == NN_MEAN) && x->dtype == NN_F32 &&
+        column_shape(x, red, &outer, &span, &inner)) {
+        nn_tensor *out = nn_empty(NN_F32, nd, shape);
+        if (out)
+            column_sums(nn_f32(x), nn_f32(out), outer, span, inner,
+                        op == NN_MEAN ? 1.0 / (double)span : 1.0);
+        nn_release(conv);
+        return out;
+    }
     nn_tensor *xr = rows_of(x, red, &rows, &len);
     nn_release(conv);
     if (!xr) return NULL;
@@ -230,27 +281,43 @@ int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
 
 typedef enum { ALONG_SOFTMAX, ALONG_LOG_SOFTMAX, ALONG_CUMSUM } along_op;
 
+/* softmax of one contiguous row; 16 float lanes keep the sum vectorised */
+NN_DISPATCH
+static void softmax_row(const float *x, float *y, int64_t n, int want_log) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    if (m == -INFINITY) m = 0; /* a fully masked row: avoid inf - inf */
+    float acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float e = nn_expf(x[i + j] - m);
+            if (!want_log) y[i + j] = e;
+            acc[j] += e;
+        }
+    for (; i < n; i++) {
+        float e = nn_expf(x[i] - m);
+        if (!want_log) y[i] = e;
+        acc[0] += e;
+    }
+    double s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    if (!want_log) {
+        float inv = (float)(1.0 / s);
+        for (int64_t k = 0; k < n; k++) y[k] *= inv;
+    } else {
+        float lse = m + (float)log(s);
+        for (int64_t k = 0; k < n; k++) y[k] = x[k] - lse;
+    }
+}
+
 static void along_row(along_op op, const float *x, float *y, int64_t n) {
     if (op == ALONG_CUMSUM) {
         double s = 0;
         for (int64_t i = 0; i < n; i++) y[i] = (float)(s += x[i]);
         return;
     }
-    float m = x[row_argext(x, n, 0)];
-    if (isinf(m) && m < 0) m = 0; /* a fully masked row: avoid inf - inf */
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float e = expf(x[i] - m);
-        if (op == ALONG_SOFTMAX) y[i] = e;
-        s += e;
-    }
-    if (op == ALONG_SOFTMAX) {
-        float inv = (float)(1.0 / s);
-        for (int64_t i = 0; i < n; i++) y[i] *= inv;
-    } else {
-        float lse = m + (float)log(s);
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] - lse;
-    }
+    softmax_row(x, y, n, op == ALONG_LOG_SOFTMAX);
 }
 
 static nn_tensor *along(along_op op, const nn_tensor *x, int dim) {

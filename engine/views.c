@@ -243,6 +243,21 @@ static void copy_row(void *vctx, int64_t n, const int64_t *off,
     }
 }
 
+/* dst (rows, cols) with unit column stride from src read with unit row
+ * stride: copy in 32x32 tiles so neither side strides through memory */
+static void copy_transposed(float *d, int64_t ds, const float *s, int64_t ss,
+                            int64_t rows, int64_t cols) {
+    enum { T = 32 };
+    int64_t tiles_r = (rows + T - 1) / T, tiles_c = (cols + T - 1) / T;
+#pragma omp parallel for if (rows * cols > NN_PAR_GRAIN)
+    for (int64_t t = 0; t < tiles_r * tiles_c; t++) {
+        int64_t r0 = t / tiles_c * T, c0 = t % tiles_c * T;
+        int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++) d[r * ds + c] = s[r + c * ss];
+    }
+}
+
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
     int64_t sst[NN_MAX_DIMS];
     for (int i = 0; i < src->ndim; i++) {
@@ -258,8 +273,15 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
     const int64_t *strides[2] = {dst->stride, sst};
     nn_iter it;
     nn_iter_init(&it, dst->ndim, dst->shape, 2, strides);
-    copy_ctx c = {dst, src};
-    nn_iter_run(&it, copy_row, &c);
+    if (it.ndim == 2 && dst->dtype == NN_F32 && src->dtype == NN_F32 &&
+        it.stride[0][1] == 1 && it.stride[1][0] == 1 && it.stride[1][1] != 1 &&
+        it.shape[0] >= 8 && it.shape[1] >= 8) {
+        copy_transposed(nn_f32(dst), it.stride[0][0], nn_f32(src), it.stride[1][1],
+                        it.shape[0], it.shape[1]);
+    } else {
+        copy_ctx c = {dst, src};
+        nn_iter_run(&it, copy_row, &c);
+    }
     nn_bump_version(dst);
     return 0;
 }

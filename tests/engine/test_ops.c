@@ -91,6 +91,18 @@ TEST(unary_values) {
     nn_release(x); nn_release(c); nn_release(l);
 }
 
+TEST(transposed_copies) {
+    nn_tensor *a = seq(2, (int64_t[]){37, 45}); /* tiles with ragged edges */
+    nn_tensor *t = nn_transpose(a, 0, 1);
+    nn_tensor *c = nn_contiguous(t);
+    int ok = 1;
+    for (int64_t i = 0; i < 45; i++)
+        for (int64_t j = 0; j < 37; j++)
+            ok &= nn_get(c, (int64_t[]){i, j}) == (double)(j * 45 + i);
+    CHECK(ok);
+    nn_release(a); nn_release(t); nn_release(c);
+}
+
 TEST(large_elementwise_runs_in_parallel_correctly) {
     int64_t n = 1 << 20;
     nn_tensor *a = nn_arange(NN_F32, 0, (double)n, 1);
@@ -129,6 +141,9 @@ TEST(reductions) {
     CHECK_NEAR(nn_f32(n1)[1], 4 + 5 + 6 + 7, 0);
     nn_tensor *pr = nn_reduce(NN_PROD, x, &last);
     CHECK_NEAR(nn_f32(pr)[1], 4 * 5 * 6 * 7, 0);
+    nn_tensor *lead = nn_sum(x, 2, (int[]){0, 1}, 0); /* column path */
+    CHECK(check_values(lead, (float[]){60, 66, 72, 78}, 0));
+    nn_release(lead);
     nn_reduce_args bad = {.ndims = 1, .dims = {3}};
     CHECK(nn_reduce(NN_SUM, x, &bad) == NULL);
     nn_release(x); nn_release(s); nn_release(s1); nn_release(m); nn_release(v);
@@ -318,6 +333,7 @@ int main(void) {
     RUN(binary_strided_and_inplace);
     RUN(integer_ops_stay_integral);
     RUN(unary_values);
+    RUN(transposed_copies);
     RUN(large_elementwise_runs_in_parallel_correctly);
     RUN(reductions);
     RUN(max_argmax_with_base);
