@@ -31,7 +31,7 @@ ENGINE_TESTS := $(patsubst tests/engine/%.c,$(BUILD)/tests/%,$(filter-out tests/
 NNLUA ?= ./nnlua
 MODULE ?= nnlua.so
 
-.PHONY: all deps test test-engine test-lua asan bench loc clean train
+.PHONY: all deps test asan debug bench loc clean train
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(MODULE) $(NNLUA)
 
@@ -82,6 +82,13 @@ asan:
 	  OPT="-O1 -fno-omit-frame-pointer" EXTRA="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  test ASAN=1
 
+# Debug build: no optimisation, engine invariants asserted, and a full
+# garbage collection after every tensor allocation (as Lua's own hard
+# memory tests do) so a missing reference shows up at once.
+debug:
+	$(MAKE) BUILD=build-debug NNLUA=build-debug/nnlua MODULE=build-debug/nnlua.so \
+	  OPT="-O0" EXTRA="-DNN_DEBUG -DNNL_GC_STRESS" test
+
 bench: all
 	$(NNLUA) bench/matmul.lua
 
@@ -94,4 +101,4 @@ loc:
 	  [ -d $$d ] && printf "%-10s %6d\n" $$d "$$(cat $$(find $$d -name '*.c' -o -name '*.h' -o -name '*.lua' -o -name '*.py' -o -name '*.sh') 2>/dev/null | wc -l)"; done; true
 
 clean:
-	rm -rf build build-asan nnlua nnlua.so
+	rm -rf build build-asan build-debug nnlua nnlua.so

@@ -56,6 +56,9 @@ static void account(lua_State *L, const nn_tensor *t) {
     if (t->storage->refcount != 1 || !t->storage->owns || t->storage->bytes < 1024)
         return;
     lua_gc(L, LUA_GCSTEP, (int)(t->storage->bytes / 1024));
+#ifdef NNL_GC_STRESS
+    lua_gc(L, LUA_GCCOLLECT);
+#endif
     nnL_state *s = nnL_getstate(L);
     if (nn_live_bytes() > s->gc_threshold) {
         lua_gc(L, LUA_GCCOLLECT);

@@ -1,6 +1,7 @@
 /* tensor.c -- storage, tensor lifetime, element access and shape strings. */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,11 @@ nn_tensor *nn_retain(nn_tensor *t) {
 }
 
 void nn_release(nn_tensor *t) {
-    if (!t || --t->refcount > 0) return;
+    if (!t) return;
+#ifdef NN_DEBUG
+    assert(t->refcount > 0 && t->storage->refcount > 0);
+#endif
+    if (--t->refcount > 0) return;
     nn_storage *s = t->storage;
     if (--s->refcount == 0) {
         if (s->owns) {
