@@ -270,12 +270,8 @@ static void unary_row(void *vctx, int64_t n, const int64_t *off,
 /* ---- drivers ------------------------------------------------------------- */
 
 static void run2(nn_row_fn row, ew_ctx *c) {
-    const nn_tensor *out = c->out;
-    int64_t sa[NN_MAX_DIMS];
-    nn_broadcast_strides(c->a, out->ndim, out->shape, sa);
-    const int64_t *strides[2] = {out->stride, sa};
     nn_iter it;
-    nn_iter_init(&it, out->ndim, out->shape, 2, strides);
+    nn_iter_pair(&it, c->out, c->a);
     nn_iter_run(&it, row, c);
 }
 

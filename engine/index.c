@@ -256,15 +256,13 @@ static void mf_row(void *vctx, int64_t n, const int64_t *off,
 
 int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value) {
     char s1[96], s2[96];
-    int64_t shape[NN_MAX_DIMS], ms[NN_MAX_DIMS];
+    int64_t shape[NN_MAX_DIMS];
     int nd = nn_broadcast_shape(x, mask, shape);
     if (nd != x->ndim || memcmp(shape, x->shape, nd * sizeof *shape))
         return nn_failed(2, "mask %s does not broadcast to the input %s",
                          shp(mask, s1), shp(x, s2));
-    nn_broadcast_strides(mask, x->ndim, x->shape, ms);
-    const int64_t *strides[2] = {x->stride, ms};
     nn_iter it;
-    nn_iter_init(&it, x->ndim, x->shape, 2, strides);
+    nn_iter_pair(&it, x, mask);
     mf_ctx c = {x, mask, value};
     nn_iter_run(&it, mf_row, &c);
     nn_bump_version(x);

@@ -48,6 +48,8 @@ void nn_broadcast_strides(const nn_tensor *t, int ndim, const int64_t *shape,
                           int64_t *stride);
 void nn_iter_init(nn_iter *it, int ndim, const int64_t *shape, int nops,
                   const int64_t *const *strides);
+/* The iteration of dst (operand 0) with src broadcast to it (operand 1). */
+void nn_iter_pair(nn_iter *it, const nn_tensor *dst, const nn_tensor *src);
 /* Calls row(ctx, n, offsets, inner_strides) for each run of the innermost
  * dim inside the linear range [begin, end). */
 typedef void (*nn_row_fn)(void *ctx, int64_t n, const int64_t *off,

@@ -63,6 +63,13 @@ void nn_iter_init(nn_iter *it, int ndim, const int64_t *shape, int nops,
     }
 }
 
+void nn_iter_pair(nn_iter *it, const nn_tensor *dst, const nn_tensor *src) {
+    int64_t ss[NN_MAX_DIMS];
+    nn_broadcast_strides(src, dst->ndim, dst->shape, ss);
+    const int64_t *strides[2] = {dst->stride, ss};
+    nn_iter_init(it, dst->ndim, dst->shape, 2, strides);
+}
+
 void nn_iter_range(const nn_iter *it, int64_t begin, int64_t end,
                    nn_row_fn row, void *ctx) {
     int nd = it->ndim, last = nd - 1;

@@ -259,7 +259,6 @@ static void copy_transposed(float *d, int64_t ds, const float *s, int64_t ss,
 }
 
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
-    int64_t sst[NN_MAX_DIMS];
     for (int i = 0; i < src->ndim; i++) {
         int id = dst->ndim - src->ndim + i;
         if (id < 0 ? src->shape[i] != 1
@@ -269,10 +268,8 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
                              shp(src, a), shp(dst, b));
         }
     }
-    nn_broadcast_strides(src, dst->ndim, dst->shape, sst);
-    const int64_t *strides[2] = {dst->stride, sst};
     nn_iter it;
-    nn_iter_init(&it, dst->ndim, dst->shape, 2, strides);
+    nn_iter_pair(&it, dst, src);
     if (it.ndim == 2 && dst->dtype == NN_F32 && src->dtype == NN_F32 &&
         it.stride[0][1] == 1 && it.stride[1][0] == 1 && it.stride[1][1] != 1 &&
         it.shape[0] >= 8 && it.shape[1] >= 8) {

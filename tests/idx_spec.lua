@@ -1,13 +1,7 @@
 local nn = require 'nnlua'
 local idx = require 'nnlua.idx'
 
-local function write(bytes)
-  local name = os.tmpname()
-  local f = assert(io.open(name, 'wb'))
-  f:write(bytes)
-  f:close()
-  return name
-end
+local write = require('support').tempfile
 
 describe('nnlua.idx', function()
   local body = ('>I2BBI4I4'):pack(0, 8, 2, 2, 3) .. string.char(0, 1, 2, 253, 254, 255)

@@ -1,5 +1,6 @@
 -- The README's examples are run here, so they cannot rot.
-local exe = os.getenv('NNLUA_EXE') or './nnlua'
+local support = require 'support'
+local exe = support.exe
 
 local function readme()
   local f = assert(io.open('README.md'))
@@ -8,17 +9,7 @@ local function readme()
   return s
 end
 
-local function capture(cmd, input)
-  local tmp = os.tmpname()
-  local f = assert(io.open(tmp, 'w'))
-  f:write(input)
-  f:close()
-  local p = io.popen(('%s < %s 2>&1'):format(cmd, tmp))
-  local out = p:read('a')
-  p:close()
-  os.remove(tmp)
-  return out
-end
+local function capture(cmd, input) return (support.run(cmd, input)) end
 
 describe('README.md', function()
   it('shows a REPL tour that prints exactly what the REPL prints', function()

@@ -1,26 +1,8 @@
 -- The nnlua executable behaves like lua, with the engine as global `nn`.
-local exe = os.getenv('NNLUA_EXE') or './nnlua'
+local support = require 'support'
+local exe, run = support.exe, support.run
 
-local function run(cmd, input)
-  local tmp = os.tmpname()
-  local f = assert(io.open(tmp, 'w'))
-  f:write(input or '')
-  f:close()
-  local p = io.popen(('%s < %s 2>&1; echo "exit=$?"'):format(cmd, tmp))
-  local out = p:read('a')
-  p:close()
-  os.remove(tmp)
-  local code = tonumber(out:match('exit=(%d+)%s*$'))
-  return out:gsub('exit=%d+%s*$', ''), code
-end
-
-local function script(text)
-  local name = os.tmpname() .. '.lua'
-  local f = assert(io.open(name, 'w'))
-  f:write(text)
-  f:close()
-  return name
-end
+local function script(text) return support.tempfile(text, '.lua') end
 
 describe('the nnlua executable', function()
   it('runs -e statements with nn as a global', function()

@@ -1,0 +1,28 @@
+--- Helpers for specs that run programs and write files.
+local M = {}
+
+--- The nnlua executable under test (tests/run.sh sets NNLUA_EXE).
+M.exe = os.getenv('NNLUA_EXE') or './nnlua'
+
+--- Writes text to a new temporary file and returns its name.
+function M.tempfile(text, suffix)
+  local name = os.tmpname() .. (suffix or '')
+  local f = assert(io.open(name, 'wb'))
+  f:write(text)
+  f:close()
+  return name
+end
+
+--- Runs a shell command with `input` on stdin; returns its output
+--- (stdout and stderr) and exit code.
+function M.run(cmd, input)
+  local tmp = M.tempfile(input or '')
+  local p = io.popen(('%s < %s 2>&1; echo "exit=$?"'):format(cmd, tmp))
+  local out = p:read('a')
+  p:close()
+  os.remove(tmp)
+  local code = tonumber(out:match('exit=(%d+)%s*$'))
+  return (out:gsub('exit=%d+%s*$', '')), code
+end
+
+return M
