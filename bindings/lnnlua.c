@@ -78,6 +78,29 @@ static int l_sgemm_time(lua_State *L) {
     return 1;
 }
 
+/* Names the Lua half of the library provides (files in lua/nnlua), loaded on
+ * first use so `require "nnlua"` stays cheap and needs no package.path for
+ * the C half alone. field NULL: the module itself. */
+static const struct { const char *key, *module, *field; } lazy[] = {
+    {"gradcheck", "nnlua.gradcheck", NULL},
+    {NULL, NULL, NULL}};
+
+static int lazy_index(lua_State *L) {
+    const char *key = lua_tostring(L, 2);
+    for (int i = 0; key && lazy[i].key; i++) {
+        if (strcmp(key, lazy[i].key)) continue;
+        lua_getglobal(L, "require");
+        lua_pushstring(L, lazy[i].module);
+        lua_call(L, 1, 1);
+        if (lazy[i].field) lua_getfield(L, -1, lazy[i].field);
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1); /* cached: the next lookup is a plain field */
+        return 1;
+    }
+    return 0;
+}
+
 int luaopen_nnlua(lua_State *L) {
     if (nn_init() < 0) return luaL_error(L, "nnlua: %s", nn_last_error());
     static const luaL_Reg fns[] = {
@@ -92,8 +115,13 @@ int luaopen_nnlua(lua_State *L) {
     luaL_setfuncs(L, fns, 0);
     nnL_open_create(L);
     nnL_open_ops(L);
+    nnL_open_autograd(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, lazy_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     return 1;
 }

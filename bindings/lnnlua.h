@@ -65,6 +65,7 @@ int nnL_error(lua_State *L, const char *fmt, ...);
 void nnL_open_tensor(lua_State *L);   /* metatable; leaves nothing */
 void nnL_open_ops(lua_State *L);      /* fills the table on top */
 void nnL_open_create(lua_State *L);   /* fills the table on top */
+void nnL_open_autograd(lua_State *L); /* fills the table on top */
 int nnL_tostring(lua_State *L);       /* __tostring */
 int nnL_index_get(lua_State *L);      /* t[key] for number/table keys */
 int nnL_index_set(lua_State *L);      /* t[key] = v */

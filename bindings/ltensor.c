@@ -288,13 +288,44 @@ static int t_index(lua_State *L) {
     }
     if (!strcmp(key, "ndim")) return lua_pushinteger(L, t->ndim), 1;
     if (!strcmp(key, "dtype")) return lua_pushstring(L, nn_dtype_name(t->dtype)), 1;
+    if (!strcmp(key, "requires_grad")) return lua_pushboolean(L, t->requires_grad), 1;
+    if (!strcmp(key, "grad")) {
+        if (!t->grad) return 0;
+        return nnL_push(L, nn_retain(t->grad));
+    }
+    if (!strcmp(key, "grad_fn")) {
+        const char *name = nn_grad_fn_name(t);
+        if (!name) return 0;
+        lua_pushstring(L, name);
+        return 1;
+    }
     return 0; /* nil, as for any missing key */
+}
+
+/* t.grad = g (or nil): replaces a leaf's gradient */
+static int set_grad(lua_State *L, nn_tensor *t) {
+    nn_tensor *g = lua_isnil(L, 3) ? NULL : nnL_checktensor(L, 3);
+    if (g && (!nn_same_shape(g, t) || g->dtype != NN_F32)) {
+        char a[96], b[96];
+        return nnL_error(L, "grad must be an f32 tensor of shape %s (got %s)",
+                         nn_shape_str(t, a, 96), nn_shape_str(g, b, 96));
+    }
+    nn_release(t->grad);
+    t->grad = nn_retain(g);
+    return 0;
 }
 
 static int t_newindex(lua_State *L) {
     int kt = lua_type(L, 2);
     if (kt == LUA_TNUMBER || kt == LUA_TTABLE || kt == LUA_TUSERDATA)
         return nnL_index_set(L);
+    const char *key = lua_tostring(L, 2);
+    nn_tensor *t = nnL_checktensor(L, 1);
+    if (key && !strcmp(key, "requires_grad")) {
+        if (nn_set_requires_grad(t, lua_toboolean(L, 3)) < 0) return nnL_engine_error(L);
+        return 0;
+    }
+    if (key && !strcmp(key, "grad")) return set_grad(L, t);
     return luaL_error(L, "cannot set field '%s' of a tensor", luaL_tolstring(L, 2, NULL));
 }
 

@@ -5,7 +5,7 @@
  * common contiguous case vectorises. i64 inputs stay i64 for the ops that
  * keep integers integral (add, sub, mul, remainder, min/max, pow, neg, abs,
  * sign, square); everything else computes in f32. */
-#include "internal.h"
+#include "autograd.h"
 #include "vecmath.h"
 
 #include <math.h>
@@ -299,8 +299,8 @@ static int unary_into(nn_unary_op op, nn_tensor *out, const nn_tensor *x,
     return 0;
 }
 
-nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0,
-                    double p1) {
+static nn_tensor *unary(nn_unary_op op, const nn_tensor *x, double p0,
+                        double p1) {
     if ((unsigned)op >= NN_UNARY_COUNT) return nn_fail(0, "unknown unary op");
     nn_dtype dt = (x->dtype == NN_I64 && unary_keeps_i64(op)) ? NN_I64 : NN_F32;
     nn_tensor *out = nn_empty(dt, x->ndim, x->shape);
@@ -317,7 +317,15 @@ nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0,
     return out;
 }
 
+static int refuse_inplace(const nn_tensor *x, const char *what) {
+    if (nn_is_grad_enabled() && x->requires_grad)
+        return nn_failed(1, "in-place %s on a tensor that requires grad: use "
+                            "the out-of-place form (or nn.no_grad)", what);
+    return 0;
+}
+
 int nn_unary_(nn_unary_op op, nn_tensor *x, double p0, double p1) {
+    if (refuse_inplace(x, nn_unary_names[op]) < 0) return -1;
     if (x->dtype == NN_I64 && !unary_keeps_i64(op))
         return nn_failed(1, "%s_ of an i64 tensor would not stay i64",
                          nn_unary_names[op]);
@@ -366,8 +374,7 @@ static int broadcast_or_fail(const nn_tensor *a, const nn_tensor *b,
     return nd;
 }
 
-nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
-    if ((unsigned)op >= NN_BINARY_COUNT) return nn_fail(0, "unknown binary op");
+static nn_tensor *binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
     int64_t shape[NN_MAX_DIMS];
     int nd = broadcast_or_fail(a, b, shape, nn_binary_names[op]);
     if (nd < 0) return NULL;
@@ -380,6 +387,7 @@ nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
 }
 
 int nn_binary_(nn_binary_op op, nn_tensor *a, const nn_tensor *b) {
+    if (refuse_inplace(a, nn_binary_names[op]) < 0) return -1;
     int64_t shape[NN_MAX_DIMS];
     int nd = broadcast_or_fail(a, b, shape, nn_binary_names[op]);
     if (nd < 0) return -1;
@@ -419,8 +427,8 @@ static void where_row(void *vctx, int64_t n, const int64_t *off,
         o[i * inner[0]] = c[i * inner[1]] != 0.0f ? a[i * inner[2]] : b[i * inner[3]];
 }
 
-nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
-                    const nn_tensor *b) {
+static nn_tensor *where(const nn_tensor *cond, const nn_tensor *a,
+                        const nn_tensor *b) {
     int64_t s1[NN_MAX_DIMS], shape[NN_MAX_DIMS];
     int n1 = broadcast_or_fail(a, b, s1, "where");
     if (n1 < 0) return NULL;
@@ -449,4 +457,209 @@ nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
     }
     for (int i = 0; i < 3; i++) nn_release(conv[i]);
     return out;
+}
+
+/* ---- autograd -------------------------------------------------------------
+ * Shapes: x, y (the result) and g share one shape for unary ops; binary
+ * gradients come out in the broadcast shape and the core sums them down. */
+
+/* dy/dx at x, given y = f(x) */
+static inline float unary_deriv(nn_unary_op op, float x, float y, float p0,
+                                float p1) {
+    switch (op) {
+    case NN_NEG: return -1.0f;
+    case NN_ABS: return (float)((x > 0.0f) - (x < 0.0f));
+    case NN_EXP: return y;
+    case NN_LOG: return 1.0f / x;
+    case NN_SQRT: return 0.5f / y;
+    case NN_RSQRT: return -0.5f * y * y * y;
+    case NN_SIN: return cosf(x);
+    case NN_COS: return -sinf(x);
+    case NN_TANH: return 1.0f - y * y;
+    case NN_SIGMOID: return y * (1.0f - y);
+    case NN_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case NN_GELU: {
+        float cdf = 0.5f * (1.0f + erff(x * 0.7071067811865476f));
+        return cdf + x * 0.3989422804014327f * expf(-0.5f * x * x);
+    }
+    case NN_SILU: {
+        float s = nn_sigmoidf(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case NN_RECIPROCAL: return -y * y;
+    case NN_SQUARE: return 2.0f * x;
+    case NN_LOG1P: return 1.0f / (1.0f + x);
+    case NN_EXPM1: return y + 1.0f;
+    case NN_GELU_TANH: {
+        const float k = 0.7978845608028654f, c = 0.044715f;
+        float inner = k * (x + c * x * x * x), t = tanhf(inner);
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
+    }
+    case NN_CLAMP: return (x >= p0 && x <= p1) ? 1.0f : 0.0f;
+    case NN_LEAKY_RELU: return x > 0.0f ? 1.0f : p0;
+    default: return 0.0f; /* floor, ceil, round, sign: flat almost everywhere */
+    }
+}
+
+static int unary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *x = nn_saved(n, 0), *y = nn_saved(n, 1);
+    if (!x || !y) return -1;
+    nn_tensor *xc = nn_contiguous(x), *yc = nn_contiguous(y);
+    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
+    nn_tensor *gx = nn_empty(NN_F32, x->ndim, x->shape);
+    int rc = -1;
+    if (xc && yc && gc && gx) {
+        nn_unary_op op = (nn_unary_op)n->iarg[0];
+        float p0 = (float)n->farg[0], p1 = (float)n->farg[1];
+        const float *xv = nn_f32(xc), *yv = nn_f32(yc), *gv = nn_f32(gc);
+        float *o = nn_f32(gx);
+        int64_t count = nn_numel(gx);
+#pragma omp parallel for if (count > NN_PAR_GRAIN)
+        for (int64_t i = 0; i < count; i++)
+            o[i] = gv[i] * unary_deriv(op, xv[i], yv[i], p0, p1);
+        gin[0] = gx;
+        gx = NULL;
+        rc = 0;
+    }
+    nn_release(xc); nn_release(yc); nn_release(gc); nn_release(gx);
+    return rc;
+}
+
+nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
+    if ((unsigned)op >= NN_UNARY_COUNT) return nn_fail(0, "unknown unary op");
+    int prev = nn_grad_off();
+    nn_tensor *y = unary(op, x, p0, p1);
+    nn_grad_restore(prev);
+    nn_node *node;
+    y = nn_finish_op(y, nn_unary_names[op], unary_backward, 1, &x, &node);
+    if (node) {
+        node->iarg[0] = op;
+        node->farg[0] = p0;
+        node->farg[1] = p1;
+        if (nn_save(node, x) < 0 || nn_save(node, y) < 0) {
+            nn_release(y);
+            return NULL;
+        }
+    }
+    return y;
+}
+
+/* a op b's gradients in the broadcast shape, from engine ops */
+static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_binary_op op = (nn_binary_op)n->iarg[0];
+    nn_tensor *a = nn_saved(n, 0), *b = nn_saved(n, 1), *y = nn_saved(n, 2);
+    if (!a || !b || !y) return -1;
+    bool na = nn_input_needs(n, 0), nb = nn_input_needs(n, 1);
+    nn_tensor *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
+    nn_tensor *zero = nn_scalar(NN_F32, 0), *one = nn_scalar(NN_F32, 1);
+    nn_tensor *half = nn_scalar(NN_F32, 0.5);
+    if (!zero || !one || !half) goto done;
+    switch (op) {
+    case NN_ADD:
+        if (na) gin[0] = nn_retain((nn_tensor *)g);
+        if (nb) gin[1] = nn_retain((nn_tensor *)g);
+        break;
+    case NN_SUB:
+        if (na) gin[0] = nn_retain((nn_tensor *)g);
+        if (nb) gin[1] = nn_unary(NN_NEG, g, 0, 0);
+        break;
+    case NN_MUL:
+        if (na) gin[0] = nn_mul(g, b);
+        if (nb) gin[1] = nn_mul(g, a);
+        break;
+    case NN_DIV: /* g / b and -g y / b */
+        if (na) gin[0] = nn_binary(NN_DIV, g, b);
+        if (nb && (t1 = nn_binary(NN_DIV, y, b)) && (t2 = nn_mul(g, t1)))
+            gin[1] = nn_unary(NN_NEG, t2, 0, 0);
+        break;
+    case NN_POW: /* g b a^(b-1), and g y log a taken as 0 where a == 0 */
+        if (na && (t1 = nn_binary(NN_SUB, b, one)) && (t2 = nn_binary(NN_POW, a, t1)) &&
+            (t3 = nn_mul(b, t2)))
+            gin[0] = nn_mul(g, t3);
+        nn_release(t1); nn_release(t2); nn_release(t3);
+        t1 = t2 = t3 = NULL;
+        if (nb && (t1 = nn_unary(NN_LOG, a, 0, 0)) && (t2 = nn_mul(y, t1)) &&
+            (t3 = nn_binary(NN_EQ, a, zero)) && (t4 = nn_where(t3, zero, t2)))
+            gin[1] = nn_mul(g, t4);
+        break;
+    case NN_MAXIMUM:
+    case NN_MINIMUM: /* the winning side gets g; ties split it */
+        if ((t1 = nn_binary(NN_EQ, a, b)) && (t2 = nn_mul(t1, half))) {
+            nn_binary_op beats = op == NN_MAXIMUM ? NN_GT : NN_LT;
+            if (na && (t3 = nn_binary(beats, a, b)) && (t4 = nn_add(t3, t2)))
+                gin[0] = nn_mul(g, t4);
+            nn_release(t3); nn_release(t4);
+            t3 = t4 = NULL;
+            if (nb && (t3 = nn_binary(beats, b, a)) && (t4 = nn_add(t3, t2)))
+                gin[1] = nn_mul(g, t4);
+        }
+        break;
+    case NN_REMAINDER: /* a - floor(a/b) b */
+        if (na) gin[0] = nn_retain((nn_tensor *)g);
+        if (nb && (t1 = nn_binary(NN_DIV, a, b)) && (t2 = nn_unary(NN_FLOOR, t1, 0, 0)) &&
+            (t3 = nn_mul(g, t2)))
+            gin[1] = nn_unary(NN_NEG, t3, 0, 0);
+        break;
+    case NN_ATAN2: /* (g b, -g a) / (a^2 + b^2) */
+        if ((t1 = nn_mul(a, a)) && (t2 = nn_mul(b, b)) && (t3 = nn_add(t1, t2)) &&
+            (t4 = nn_binary(NN_DIV, g, t3))) {
+            if (na) gin[0] = nn_mul(t4, b);
+            nn_release(t1);
+            t1 = NULL;
+            if (nb && (t1 = nn_mul(t4, a))) gin[1] = nn_unary(NN_NEG, t1, 0, 0);
+        }
+        break;
+    default:
+        break;
+    }
+done:
+    nn_release(t1); nn_release(t2); nn_release(t3); nn_release(t4);
+    nn_release(zero); nn_release(one); nn_release(half);
+    return ((na && !gin[0]) || (nb && !gin[1])) ? -1 : 0;
+}
+
+nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
+    if ((unsigned)op >= NN_BINARY_COUNT) return nn_fail(0, "unknown binary op");
+    int prev = nn_grad_off();
+    nn_tensor *y = binary(op, a, b);
+    nn_grad_restore(prev);
+    if (is_comparison(op) || !y || y->dtype != NN_F32) return y; /* flat */
+    const nn_tensor *ins[2] = {a, b};
+    nn_node *node;
+    y = nn_finish_op(y, nn_binary_names[op], binary_backward, 2, ins, &node);
+    if (node && (nn_save(node, a) < 0 || nn_save(node, b) < 0 || nn_save(node, y) < 0)) {
+        nn_release(y);
+        return NULL;
+    }
+    if (node) node->iarg[0] = op;
+    return y;
+}
+
+static int where_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *c = nn_saved(n, 0);
+    nn_tensor *zero = nn_scalar(NN_F32, 0);
+    if (!c || !zero) {
+        nn_release(zero);
+        return -1;
+    }
+    int rc = 0;
+    if (nn_input_needs(n, 1) && !(gin[1] = nn_where(c, g, zero))) rc = -1;
+    if (nn_input_needs(n, 2) && !(gin[2] = nn_where(c, zero, g))) rc = -1;
+    nn_release(zero);
+    return rc;
+}
+
+nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
+                    const nn_tensor *b) {
+    int prev = nn_grad_off();
+    nn_tensor *y = where(cond, a, b);
+    nn_grad_restore(prev);
+    const nn_tensor *ins[3] = {cond, a, b};
+    nn_node *node;
+    y = nn_finish_op(y, "where", where_backward, 3, ins, &node);
+    if (node && nn_save(node, cond) < 0) {
+        nn_release(y);
+        return NULL;
+    }
+    return y;
 }

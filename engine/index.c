@@ -2,7 +2,7 @@
  * index_select, index_add, masked_fill, one_hot, and the triangles.
  * Index tensors are i64 counted from `base` (see nn.h); every index is
  * range-checked before anything is written. */
-#include "internal.h"
+#include "autograd.h"
 
 #include <string.h>
 
@@ -86,8 +86,8 @@ static void gs_walk(gs_ctx *c, const nn_tensor *index, const int64_t *s0,
     nn_iter_range(&it, 0, nn_numel(index), gs_row, c);
 }
 
-nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
-                     int64_t base) {
+static nn_tensor *gather(const nn_tensor *x, int dim, const nn_tensor *index,
+                         int64_t base) {
     if (x->dtype != NN_F32) return nn_fail(1, "gather expects an f32 input");
     if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
     if (check_gs_shapes(x, dim, index, NULL, "gather") < 0 ||
@@ -104,8 +104,8 @@ nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
     return out;
 }
 
-nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
-                      const nn_tensor *src, int accumulate, int64_t base) {
+static nn_tensor *scatter(const nn_tensor *x, int dim, const nn_tensor *index,
+                          const nn_tensor *src, int accumulate, int64_t base) {
     if (x->dtype != NN_F32 || src->dtype != NN_F32)
         return nn_fail(x->dtype != NN_F32 ? 1 : 4, "scatter expects f32 tensors");
     if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
@@ -154,8 +154,8 @@ static int slice_op(nn_tensor *dst, int64_t to, const nn_tensor *src,
     return rc;
 }
 
-nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
-                           int64_t base) {
+static nn_tensor *index_select(const nn_tensor *x, int dim,
+                               const nn_tensor *index, int64_t base) {
     if (x->ndim == 0) return nn_fail(1, "index_select of a 0-dim tensor");
     if ((dim = nn_wrap_dim(dim, x->ndim, 2)) < 0) return NULL;
     if (check_index_1d(x, dim, index, base) < 0) return NULL;
@@ -187,8 +187,8 @@ nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
     return out;
 }
 
-nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
-                        const nn_tensor *src, double alpha, int64_t base) {
+static nn_tensor *index_add(const nn_tensor *x, int dim, const nn_tensor *index,
+                            const nn_tensor *src, double alpha, int64_t base) {
     char s1[96], s2[96];
     if (x->ndim == 0) return nn_fail(1, "index_add of a 0-dim tensor");
     if (x->dtype != NN_F32 || src->dtype != NN_F32)
@@ -256,6 +256,9 @@ static void mf_row(void *vctx, int64_t n, const int64_t *off,
 
 int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value) {
     char s1[96], s2[96];
+    if (nn_is_grad_enabled() && x->requires_grad)
+        return nn_failed(1, "in-place masked_fill on a tensor that requires "
+                            "grad: use masked_fill");
     int64_t shape[NN_MAX_DIMS];
     int nd = nn_broadcast_shape(x, mask, shape);
     if (nd != x->ndim || memcmp(shape, x->shape, nd * sizeof *shape))
@@ -269,8 +272,8 @@ int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value) {
     return 0;
 }
 
-nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
-                          double value) {
+static nn_tensor *masked_fill(const nn_tensor *x, const nn_tensor *mask,
+                              double value) {
     nn_tensor *out = nn_clone(x);
     if (out && nn_masked_fill_(out, mask, value) < 0) {
         nn_release(out);
@@ -299,7 +302,7 @@ nn_tensor *nn_one_hot(const nn_tensor *index, int64_t classes, int64_t base) {
     return out;
 }
 
-nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
+static nn_tensor *tril(const nn_tensor *x, int64_t k, int upper) {
     if (x->ndim < 2) return nn_fail(1, "%s needs at least 2 dims",
                                     upper ? "triu" : "tril");
     nn_tensor *out = nn_contiguous((nn_tensor *)x);
@@ -317,4 +320,170 @@ nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
                 if (upper ? j - i < k : j - i > k)
                     memset((char *)nn_data(out) + ((m * r + i) * c + j) * es, 0, es);
     return out;
+}
+
+/* ---- autograd ---------------------------------------------------------------
+ * iarg[0] dim, larg[0] index base; saved[0] the index or mask. */
+
+static nn_tensor *zeros_of(const nn_node *n, int i) {
+    return nn_zeros(NN_F32, n->in[i].ndim, n->in[i].shape);
+}
+
+static int gather_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *idx = nn_saved(n, 0), *z = idx ? zeros_of(n, 0) : NULL;
+    if (z) gin[0] = scatter(z, n->iarg[0], idx, g, 1, n->larg[0]);
+    nn_release(z);
+    return gin[0] ? 0 : -1;
+}
+
+/* x's gradient skips the positions scatter overwrote; src's is g read
+ * back at them (zero where src was not used) */
+static int scatter_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *idx = nn_saved(n, 0);
+    if (!idx) return -1;
+    int dim = n->iarg[0], rc = 0;
+    if (nn_input_needs(n, 0)) {
+        nn_tensor *z = n->iarg[1] ? NULL : nn_zeros(NN_F32, idx->ndim, idx->shape);
+        gin[0] = n->iarg[1] ? nn_retain((nn_tensor *)g)
+                            : z ? scatter(g, dim, idx, z, 0, n->larg[0]) : NULL;
+        nn_release(z);
+        if (!gin[0]) rc = -1;
+    }
+    if (rc == 0 && nn_input_needs(n, 3)) {
+        nn_tensor *part = gather(g, dim, idx, n->larg[0]);
+        nn_tensor *z = part ? zeros_of(n, 3) : NULL, *v = z ? nn_retain(z) : NULL;
+        for (int d = 0; v && d < idx->ndim; d++) {
+            nn_tensor *w = nn_narrow(v, d, 0, idx->shape[d]);
+            nn_release(v);
+            v = w;
+        }
+        if (v && nn_copy_(v, part) == 0) gin[3] = nn_retain(z);
+        nn_release(part); nn_release(z); nn_release(v);
+        if (!gin[3]) rc = -1;
+    }
+    return rc;
+}
+
+static int index_select_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *idx = nn_saved(n, 0), *z = idx ? zeros_of(n, 0) : NULL;
+    if (z) gin[0] = index_add(z, n->iarg[0], idx, g, 1, n->larg[0]);
+    nn_release(z);
+    return gin[0] ? 0 : -1;
+}
+
+static int index_add_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *idx = nn_saved(n, 0);
+    if (!idx) return -1;
+    if (nn_input_needs(n, 0)) gin[0] = nn_retain((nn_tensor *)g);
+    if (nn_input_needs(n, 3)) {
+        nn_tensor *sel = index_select(g, n->iarg[0], idx, n->larg[0]);
+        nn_tensor *a = sel ? nn_scalar(NN_F32, n->farg[0]) : NULL;
+        gin[3] = a ? nn_mul(sel, a) : NULL;
+        nn_release(sel);
+        nn_release(a);
+        if (!gin[3]) return -1;
+    }
+    return 0;
+}
+
+static int masked_fill_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *mask = nn_saved(n, 0);
+    gin[0] = mask ? masked_fill(g, mask, 0) : NULL;
+    return gin[0] ? 0 : -1;
+}
+
+static int tril_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    gin[0] = tril(g, n->larg[0], n->iarg[0]);
+    return gin[0] ? 0 : -1;
+}
+
+/* finish an index op: record over ins, save `keep`, set the arguments */
+static nn_tensor *indexed(nn_tensor *y, const char *name, nn_backward_fn fn,
+                          int nin, const nn_tensor *const *ins,
+                          const nn_tensor *keep, int dim, int64_t base) {
+    nn_node *node;
+    y = nn_finish_op(y, name, fn, nin, ins, &node);
+    if (!node) return y;
+    node->iarg[0] = dim;
+    node->larg[0] = base;
+    if (keep && nn_save(node, keep) < 0) {
+        nn_release(y);
+        return NULL;
+    }
+    return y;
+}
+
+nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
+                     int64_t base) {
+    int prev = nn_grad_off();
+    nn_tensor *y = gather(x, dim, index, base);
+    nn_grad_restore(prev);
+    return indexed(y, "gather", gather_backward, 1, &x, index,
+                   nn_wrap_dim(dim, x->ndim, 2), base);
+}
+
+nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
+                      const nn_tensor *src, int accumulate, int64_t base) {
+    int prev = nn_grad_off();
+    nn_tensor *y = scatter(x, dim, index, src, accumulate, base);
+    nn_grad_restore(prev);
+    const nn_tensor *ins[4] = {x, NULL, NULL, src};
+    nn_node *node;
+    y = nn_finish_op(y, accumulate ? "scatter_add" : "scatter", scatter_backward,
+                     4, ins, &node);
+    if (node) {
+        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
+        node->iarg[1] = accumulate;
+        node->larg[0] = base;
+        if (nn_save(node, index) < 0) {
+            nn_release(y);
+            return NULL;
+        }
+    }
+    return y;
+}
+
+nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
+                           int64_t base) {
+    int prev = nn_grad_off();
+    nn_tensor *y = index_select(x, dim, index, base);
+    nn_grad_restore(prev);
+    return indexed(y, "index_select", index_select_backward, 1, &x, index,
+                   nn_wrap_dim(dim, x->ndim, 2), base);
+}
+
+nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
+                        const nn_tensor *src, double alpha, int64_t base) {
+    int prev = nn_grad_off();
+    nn_tensor *y = index_add(x, dim, index, src, alpha, base);
+    nn_grad_restore(prev);
+    const nn_tensor *ins[4] = {x, NULL, NULL, src};
+    nn_node *node;
+    y = nn_finish_op(y, "index_add", index_add_backward, 4, ins, &node);
+    if (node) {
+        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
+        node->larg[0] = base;
+        node->farg[0] = alpha;
+        if (nn_save(node, index) < 0) {
+            nn_release(y);
+            return NULL;
+        }
+    }
+    return y;
+}
+
+nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
+                          double value) {
+    int prev = nn_grad_off();
+    nn_tensor *y = masked_fill(x, mask, value);
+    nn_grad_restore(prev);
+    return indexed(y, "masked_fill", masked_fill_backward, 1, &x, mask, 0, 0);
+}
+
+nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
+    int prev = nn_grad_off();
+    nn_tensor *y = tril(x, k, upper);
+    nn_grad_restore(prev);
+    return indexed(y, upper ? "triu" : "tril", tril_backward, 1, &x, NULL,
+                   upper, k);
 }

@@ -1,9 +1,9 @@
 /* join.c -- cat, stack and split. */
-#include "internal.h"
+#include "autograd.h"
 
 #include <string.h>
 
-nn_tensor *nn_cat(nn_tensor *const *ts, int n, int dim) {
+static nn_tensor *cat(nn_tensor *const *ts, int n, int dim) {
     char s1[96], s2[96];
     if (n < 1) return nn_fail(1, "cat needs at least one tensor");
     const nn_tensor *t0 = ts[0];
@@ -40,7 +40,7 @@ nn_tensor *nn_cat(nn_tensor *const *ts, int n, int dim) {
     return out;
 }
 
-nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim) {
+static nn_tensor *stack(nn_tensor *const *ts, int n, int dim) {
     char s1[96], s2[96];
     if (n < 1) return nn_fail(1, "stack needs at least one tensor");
     if (dim < 0) dim += ts[0]->ndim + 1;
@@ -54,7 +54,7 @@ nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim) {
     nn_tensor *out = NULL;
     for (; made < n; made++)
         if (!(views[made] = nn_unsqueeze(ts[made], dim))) break;
-    if (made == n) out = nn_cat(views, n, dim);
+    if (made == n) out = cat(views, n, dim);
     for (int i = 0; i < made; i++) nn_release(views[i]);
     return out;
 }
@@ -79,4 +79,49 @@ int nn_split(nn_tensor *t, int dim, const int64_t *sizes, int n,
         at += sizes[i];
     }
     return 0;
+}
+
+/* ---- autograd: input i gets its own slice of g (iarg[0]: dim, iarg[1]:
+ * stacked) ------------------------------------------------------------------ */
+
+static int join_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    int dim = n->iarg[0];
+    int64_t at = 0;
+    for (int i = 0; i < n->nin; i++) {
+        int64_t size = n->iarg[1] ? 1 : n->in[i].shape[dim];
+        if (nn_input_needs(n, i)) {
+            gin[i] = n->iarg[1] ? nn_select((nn_tensor *)g, dim, at)
+                                : nn_narrow((nn_tensor *)g, dim, at, size);
+            if (!gin[i]) return -1;
+        }
+        at += size;
+    }
+    return 0;
+}
+
+static nn_tensor *joined(nn_tensor *y, nn_tensor *const *ts, int n, int dim,
+                         int stacked) {
+    nn_node *node;
+    y = nn_finish_op(y, stacked ? "stack" : "cat", join_backward, n,
+                     (const nn_tensor *const *)ts, &node);
+    if (node) {
+        node->iarg[0] = stacked ? (dim < 0 ? dim + ts[0]->ndim + 1 : dim)
+                                : nn_wrap_dim(dim, ts[0]->ndim, 2);
+        node->iarg[1] = stacked;
+    }
+    return y;
+}
+
+nn_tensor *nn_cat(nn_tensor *const *ts, int n, int dim) {
+    int prev = nn_grad_off();
+    nn_tensor *y = cat(ts, n, dim);
+    nn_grad_restore(prev);
+    return joined(y, ts, n, dim, 0);
+}
+
+nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim) {
+    int prev = nn_grad_off();
+    nn_tensor *y = stack(ts, n, dim);
+    nn_grad_restore(prev);
+    return joined(y, ts, n, dim, 1);
 }

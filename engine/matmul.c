@@ -6,7 +6,7 @@
  * reach sgemm as a transpose flag, never as a copy. When b has no batch
  * dims and a's batch dims are laid out as consecutive rows, the whole
  * product is one sgemm with N*batch rows (the Linear layer case). */
-#include "internal.h"
+#include "autograd.h"
 
 #include <string.h>
 
@@ -132,7 +132,7 @@ static nn_tensor *matmul2(const nn_tensor *a, const nn_tensor *b,
     return out;
 }
 
-nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b) {
+static nn_tensor *matmul(const nn_tensor *a, const nn_tensor *b) {
     if (a->dtype != NN_F32 || b->dtype != NN_F32)
         return nn_fail(a->dtype != NN_F32 ? 1 : 2,
                        "matmul expects f32 tensors, got %s and %s",
@@ -148,4 +148,50 @@ nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b) {
     nn_release(va);
     nn_release(vb);
     return out;
+}
+
+/* ga = g @ b^T and gb = a^T @ g, on matrices (1-D operands get their dim
+ * back first, and lose it after); batch dims are summed by the core. */
+static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *a = nn_saved(n, 0), *b = nn_saved(n, 1);
+    if (!a || !b) return -1;
+    int va = a->ndim == 1, vb = b->ndim == 1;
+    nn_tensor *a2 = va ? nn_unsqueeze(a, 0) : nn_retain(a);
+    nn_tensor *b2 = vb ? nn_unsqueeze(b, 1) : nn_retain(b);
+    nn_tensor *g1 = va ? nn_unsqueeze((nn_tensor *)g, g->ndim - (vb ? 0 : 1))
+                       : nn_retain((nn_tensor *)g);
+    nn_tensor *g2 = g1 && vb ? nn_unsqueeze(g1, g1->ndim) : nn_retain(g1);
+    int rc = a2 && b2 && g2 ? 0 : -1;
+    if (rc == 0 && nn_input_needs(n, 0)) {
+        nn_tensor *bt = nn_transpose(b2, -1, -2);
+        nn_tensor *ga = bt ? matmul(g2, bt) : NULL;
+        gin[0] = ga && va ? nn_squeeze(ga, -2) : nn_retain(ga);
+        nn_release(bt);
+        nn_release(ga);
+        if (!gin[0]) rc = -1;
+    }
+    if (rc == 0 && nn_input_needs(n, 1)) {
+        nn_tensor *at = nn_transpose(a2, -1, -2);
+        nn_tensor *gb = at ? matmul(at, g2) : NULL;
+        gin[1] = gb && vb ? nn_squeeze(gb, -1) : nn_retain(gb);
+        nn_release(at);
+        nn_release(gb);
+        if (!gin[1]) rc = -1;
+    }
+    nn_release(a2); nn_release(b2); nn_release(g1); nn_release(g2);
+    return rc;
+}
+
+nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b) {
+    int prev = nn_grad_off();
+    nn_tensor *y = matmul(a, b);
+    nn_grad_restore(prev);
+    const nn_tensor *ins[2] = {a, b};
+    nn_node *node;
+    y = nn_finish_op(y, "matmul", matmul_backward, 2, ins, &node);
+    if (node && (nn_save(node, a) < 0 || nn_save(node, b) < 0)) {
+        nn_release(y);
+        return NULL;
+    }
+    return y;
 }

@@ -44,6 +44,8 @@ typedef struct nn_storage {
     uint64_t version;  /* bumped by every in-place write */
 } nn_storage;
 
+struct nn_node;
+
 typedef struct nn_tensor {
     nn_dtype dtype;
     int ndim;
@@ -52,6 +54,10 @@ typedef struct nn_tensor {
     int64_t offset;              /* in elements */
     nn_storage *storage;
     int refcount;
+    /* autograd */
+    int requires_grad;           /* a leaf the user marked, or made from one */
+    struct nn_node *node;        /* the op that made it; NULL for leaves */
+    struct nn_tensor *grad;      /* leaves: the accumulated gradient */
 } nn_tensor;
 
 /* Counter-based generator (Philox4x32-10): element i of a draw depends only
@@ -81,6 +87,21 @@ size_t nn_dtype_size(nn_dtype d);
 int nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
              float alpha, const float *a, int64_t lda, const float *b,
              int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* ---- autograd ----------------------------------------------------------- */
+/* Ops record a node when grad mode is on and an input requires grad;
+ * nn_backward walks the recorded graph once in reverse topological order
+ * and accumulates into .grad of the leaves. */
+int nn_set_grad_enabled(int on);           /* returns the previous mode */
+int nn_is_grad_enabled(void);
+int nn_set_requires_grad(nn_tensor *t, int on); /* leaves only */
+/* grad: NULL means 1 for a one-element root */
+int nn_backward(nn_tensor *root, const nn_tensor *grad, int retain_graph);
+nn_tensor *nn_detach(nn_tensor *t);        /* shares storage, no history */
+const char *nn_grad_fn_name(const nn_tensor *t); /* NULL for leaves */
+int nn_is_leaf(const nn_tensor *t);
+/* the sum of g over the dims where `shape` broadcast (g's shape) */
+nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape);
 
 /* ---- lifetime and inspection ------------------------------------------ */
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape);

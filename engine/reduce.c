@@ -4,7 +4,7 @@
  * (a copy only when needed), and reduces each row of R elements into one
  * output element. Sums accumulate in double over 8 independent lanes: the
  * result does not depend on the thread count, and the loop vectorises. */
-#include "internal.h"
+#include "autograd.h"
 #include "vecmath.h"
 
 #include <math.h>
@@ -198,8 +198,8 @@ static bool column_shape(const nn_tensor *x, const bool *red, int64_t *outer,
     return *inner > 1;
 }
 
-nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
-                     const nn_reduce_args *args) {
+static nn_tensor *reduce(nn_reduce_op op, const nn_tensor *x,
+                         const nn_reduce_args *args) {
     nn_reduce_args a = *args;
     bool red[NN_MAX_DIMS];
     if ((unsigned)op >= NN_REDUCE_COUNT) return nn_fail(0, "unknown reduction");
@@ -261,14 +261,29 @@ nn_tensor *nn_sum(const nn_tensor *x, int ndims, const int *dims,
     return nn_reduce(NN_SUM, x, &a);
 }
 
+static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin);
+
 int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
                int64_t base, nn_tensor **values, nn_tensor **indices) {
     nn_reduce_args a = {.ndims = 1, .dims = {dim}, .keepdim = keepdim,
                         .base = base};
     *values = *indices = NULL;
-    *indices = nn_reduce(is_min ? NN_ARGMIN : NN_ARGMAX, x, &a);
-    if (!*indices) return -1;
-    *values = nn_reduce(is_min ? NN_MIN : NN_MAX, x, &a);
+    int prev = nn_grad_off();
+    *indices = reduce(is_min ? NN_ARGMIN : NN_ARGMAX, x, &a);
+    *values = *indices ? reduce(is_min ? NN_MIN : NN_MAX, x, &a) : NULL;
+    nn_grad_restore(prev);
+    nn_node *node;
+    *values = nn_finish_op(*values, is_min ? "min" : "max", maxdim_backward, 1,
+                           &x, &node);
+    if (node) {
+        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
+        node->iarg[1] = keepdim;
+        node->larg[0] = base;
+        if (nn_save(node, *indices) < 0) {
+            nn_release(*values);
+            *values = NULL;
+        }
+    }
     if (!*values) {
         nn_release(*indices);
         *indices = NULL;
@@ -353,14 +368,234 @@ static nn_tensor *along(along_op op, const nn_tensor *x, int dim) {
     return y;
 }
 
+/* ---- autograd -------------------------------------------------------------
+ * Gradients are built from engine ops in the input's shape: a reduced
+ * gradient gets its reduced dims back (size 1) and broadcasts against x. */
+
+/* g with the reduced dims of node n restored as size-1 dims */
+static nn_tensor *keep_dims(nn_node *n, const nn_tensor *g) {
+    if (n->iarg[2]) return nn_retain((nn_tensor *)g); /* keepdim already */
+    nn_tensor *t = nn_retain((nn_tensor *)g);
+    for (int i = 0; i < n->iarg[1] && t; i++) { /* ascending dims */
+        nn_tensor *u = nn_unsqueeze(t, n->iarg[4 + i]);
+        nn_release(t);
+        t = u;
+    }
+    return t;
+}
+
+/* prod: d/dx_i is the product of the other elements of x_i's row, found
+ * with prefix and suffix products so zeros need no special case */
+static nn_tensor *prod_others(nn_node *n, const nn_tensor *x) {
+    bool red[NN_MAX_DIMS] = {false};
+    int perm[NN_MAX_DIMS], inv[NN_MAX_DIMS], k = 0;
+    for (int i = 0; i < n->iarg[1]; i++) red[n->iarg[4 + i]] = true;
+    for (int d = 0; d < x->ndim; d++) if (!red[d]) perm[k++] = d;
+    for (int d = 0; d < x->ndim; d++) if (red[d]) perm[k++] = d;
+    for (int i = 0; i < x->ndim; i++) inv[perm[i]] = i;
+    int64_t rows, len;
+    nn_tensor *xr = rows_of(x, red, &rows, &len);
+    nn_tensor *o = xr ? nn_empty(NN_F32, xr->ndim, xr->shape) : NULL;
+    if (o) {
+        const float *v = nn_f32(xr);
+        float *w = nn_f32(o);
+        for (int64_t r = 0; r < rows; r++) {
+            double pre = 1;
+            for (int64_t i = 0; i < len; i++) {
+                w[r * len + i] = (float)pre;
+                pre *= v[r * len + i];
+            }
+            double suf = 1;
+            for (int64_t i = len - 1; i >= 0; i--) {
+                w[r * len + i] = (float)(w[r * len + i] * suf);
+                suf *= v[r * len + i];
+            }
+        }
+    }
+    nn_release(xr);
+    if (!o) return NULL;
+    nn_tensor *back = nn_permute(o, inv);
+    nn_release(o);
+    return back;
+}
+
+static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_reduce_op op = (nn_reduce_op)n->iarg[0];
+    nn_tensor *x = nn_saved(n, 0), *y = nn_saved(n, 1);
+    if (!x || !y) return -1;
+    nn_tensor *gk = keep_dims(n, g), *yk = keep_dims(n, y);
+    nn_tensor *t[6] = {NULL};
+    nn_tensor *r = NULL;
+    double count = 1;
+    for (int i = 0; i < n->iarg[1]; i++) count *= (double)x->shape[n->iarg[4 + i]];
+    if (!gk || !yk) goto done;
+    switch (op) {
+    case NN_SUM:
+    case NN_MEAN:
+        if (op == NN_MEAN && (t[0] = nn_scalar(NN_F32, 1.0 / count)))
+            t[1] = nn_mul(gk, t[0]);
+        else
+            t[1] = nn_retain(gk);
+        if (t[1]) r = nn_expand(t[1], x->ndim, x->shape);
+        break;
+    case NN_VAR:
+    case NN_STD: { /* 2 (x - mean) / (N - c), and / (2 std) for std */
+        nn_reduce_args m = {.ndims = n->iarg[1], .keepdim = 1};
+        for (int i = 0; i < m.ndims; i++) m.dims[i] = n->iarg[4 + i];
+        double k = (op == NN_VAR ? 2.0 : 1.0) / (count - n->iarg[3]);
+        if ((t[0] = reduce(NN_MEAN, x, &m)) && (t[1] = nn_binary(NN_SUB, x, t[0])) &&
+            (t[2] = nn_scalar(NN_F32, k)) && (t[3] = nn_mul(t[1], t[2])) &&
+            (t[4] = op == NN_VAR ? nn_retain(gk) : nn_binary(NN_DIV, gk, yk)))
+            r = nn_mul(t[3], t[4]);
+        break;
+    }
+    case NN_LOGSUMEXP:
+        if ((t[0] = nn_binary(NN_SUB, x, yk)) && (t[1] = nn_unary(NN_EXP, t[0], 0, 0)))
+            r = nn_mul(gk, t[1]);
+        break;
+    case NN_MAX:
+    case NN_MIN: { /* ties share the gradient evenly */
+        nn_reduce_args m = {.ndims = n->iarg[1], .keepdim = 1};
+        for (int i = 0; i < m.ndims; i++) m.dims[i] = n->iarg[4 + i];
+        if ((t[0] = nn_binary(NN_EQ, x, yk)) && (t[1] = reduce(NN_SUM, t[0], &m)) &&
+            (t[2] = nn_binary(NN_DIV, gk, t[1])))
+            r = nn_mul(t[0], t[2]);
+        break;
+    }
+    case NN_NORM: {
+        double p = n->farg[0];
+        nn_tensor *zero = t[5] = nn_scalar(NN_F32, 0);
+        if (!zero || !(t[0] = nn_unary(NN_SIGN, x, 0, 0))) break;
+        if (p == 0) {
+            r = nn_zeros(NN_F32, x->ndim, x->shape);
+        } else if (p == 1) {
+            r = nn_mul(gk, t[0]);
+        } else if (isinf(p)) { /* the extreme |x| share it, with x's sign */
+            nn_reduce_args m = {.ndims = n->iarg[1], .keepdim = 1};
+            for (int i = 0; i < m.ndims; i++) m.dims[i] = n->iarg[4 + i];
+            nn_tensor *ax = nn_unary(NN_ABS, x, 0, 0);
+            if (ax && (t[1] = nn_binary(NN_EQ, ax, yk)) && (t[2] = reduce(NN_SUM, t[1], &m)) &&
+                (t[3] = nn_mul(t[1], t[0])) && (t[4] = nn_binary(NN_DIV, gk, t[2])))
+                r = nn_mul(t[3], t[4]);
+            nn_release(ax);
+        } else { /* g sign(x) |x|^(p-1) / y^(p-1), 0 where y == 0 */
+            nn_tensor *ax = nn_unary(NN_ABS, x, 0, 0), *pm1 = nn_scalar(NN_F32, p - 1);
+            nn_tensor *num = ax && pm1 ? nn_binary(NN_POW, ax, pm1) : NULL;
+            nn_tensor *den = pm1 ? nn_binary(NN_POW, yk, pm1) : NULL;
+            nn_tensor *yz = nn_binary(NN_EQ, yk, zero);
+            nn_tensor *q = num && den ? nn_binary(NN_DIV, num, den) : NULL;
+            nn_tensor *qs = q && yz ? nn_where(yz, zero, q) : NULL;
+            if (qs && (t[1] = nn_mul(qs, t[0]))) r = nn_mul(gk, t[1]);
+            nn_release(ax); nn_release(pm1); nn_release(num); nn_release(den);
+            nn_release(yz); nn_release(q); nn_release(qs);
+        }
+        break;
+    }
+    case NN_PROD:
+        if ((t[0] = prod_others(n, x))) r = nn_mul(gk, t[0]);
+        break;
+    default:
+        break;
+    }
+done:
+    for (int i = 0; i < 6; i++) nn_release(t[i]);
+    nn_release(gk);
+    nn_release(yk);
+    gin[0] = r;
+    return r ? 0 : -1;
+}
+
+nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
+                     const nn_reduce_args *args) {
+    int prev = nn_grad_off();
+    nn_tensor *y = reduce(op, x, args);
+    nn_grad_restore(prev);
+    if (!y || y->dtype != NN_F32) return y; /* argmax, integers: flat */
+    nn_node *node;
+    y = nn_finish_op(y, nn_reduce_names[op], reduce_backward, 1, &x, &node);
+    if (!node) return y;
+    bool red[NN_MAX_DIMS];
+    parse_dims(x, args, red);
+    node->iarg[0] = op;
+    node->iarg[2] = args->keepdim;
+    node->iarg[3] = args->correction;
+    node->farg[0] = args->p;
+    for (int d = 0; d < x->ndim; d++)
+        if (red[d]) node->iarg[4 + node->iarg[1]++] = d;
+    if (nn_save(node, x) < 0 || nn_save(node, y) < 0) {
+        nn_release(y);
+        return NULL;
+    }
+    return y;
+}
+
+static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *idx = nn_saved(n, 0);
+    if (!idx) return -1;
+    int dim = n->iarg[0];
+    nn_tensor *gk = n->iarg[1] ? nn_retain((nn_tensor *)g) : nn_unsqueeze((nn_tensor *)g, dim);
+    nn_tensor *ik = n->iarg[1] ? nn_retain(idx) : nn_unsqueeze(idx, dim);
+    nn_tensor *z = nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape);
+    if (gk && ik && z) gin[0] = nn_scatter(z, dim, ik, gk, 0, n->larg[0]);
+    nn_release(gk);
+    nn_release(ik);
+    nn_release(z);
+    return gin[0] ? 0 : -1;
+}
+
+/* softmax: y (g - sum(g y)); log_softmax: g - e^y sum(g); cumsum: the
+ * reversed cumulative sum, sum(g) - cumsum(g) + g */
+static int along_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    along_op op = (along_op)n->iarg[0];
+    int dim = n->iarg[1];
+    nn_tensor *y = n->nsaved ? nn_saved(n, 0) : NULL;
+    if (n->nsaved && !y) return -1;
+    nn_tensor *t[3] = {NULL}, *r = NULL;
+    nn_tensor *gy = op == ALONG_SOFTMAX ? nn_mul(g, y) : nn_retain((nn_tensor *)g);
+    nn_tensor *s = gy ? nn_sum(gy, 1, &dim, 1) : NULL;
+    if (s) {
+        if (op == ALONG_SOFTMAX) {
+            if ((t[0] = nn_binary(NN_SUB, g, s))) r = nn_mul(y, t[0]);
+        } else if (op == ALONG_LOG_SOFTMAX) {
+            if ((t[0] = nn_unary(NN_EXP, y, 0, 0)) && (t[1] = nn_mul(t[0], s)))
+                r = nn_binary(NN_SUB, g, t[1]);
+        } else if ((t[0] = along(ALONG_CUMSUM, g, dim)) && (t[1] = nn_binary(NN_SUB, s, t[0]))) {
+            r = nn_add(t[1], g);
+        }
+    }
+    for (int i = 0; i < 3; i++) nn_release(t[i]);
+    nn_release(gy);
+    nn_release(s);
+    gin[0] = r;
+    return r ? 0 : -1;
+}
+
+static nn_tensor *along_op_recorded(along_op op, const nn_tensor *x, int dim,
+                                    const char *name) {
+    int prev = nn_grad_off();
+    nn_tensor *y = along(op, x, dim);
+    nn_grad_restore(prev);
+    nn_node *node;
+    y = nn_finish_op(y, name, along_backward, 1, &x, &node);
+    if (node) {
+        node->iarg[0] = op;
+        node->iarg[1] = nn_wrap_dim(dim, x->ndim, 2);
+        if (op != ALONG_CUMSUM && nn_save(node, y) < 0) {
+            nn_release(y);
+            return NULL;
+        }
+    }
+    return y;
+}
+
 nn_tensor *nn_softmax(const nn_tensor *x, int dim) {
-    return along(ALONG_SOFTMAX, x, dim);
+    return along_op_recorded(ALONG_SOFTMAX, x, dim, "softmax");
 }
 
 nn_tensor *nn_log_softmax(const nn_tensor *x, int dim) {
-    return along(ALONG_LOG_SOFTMAX, x, dim);
+    return along_op_recorded(ALONG_LOG_SOFTMAX, x, dim, "log_softmax");
 }
 
 nn_tensor *nn_cumsum(const nn_tensor *x, int dim) {
-    return along(ALONG_CUMSUM, x, dim);
+    return along_op_recorded(ALONG_CUMSUM, x, dim, "cumsum");
 }

@@ -1,6 +1,6 @@
 /* sort.c -- sort and topk along a dim (stable merge sort of indices; NaN
  * sorts as the largest value, as in PyTorch). */
-#include "internal.h"
+#include "autograd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,15 +79,49 @@ static int sort_k(const nn_tensor *x, int dim, int64_t k, int desc,
     return 0;
 }
 
+/* values came from positions `indices`: send g back there */
+static int sort_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *idx = nn_saved(n, 0);
+    nn_tensor *z = idx ? nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape) : NULL;
+    if (z) gin[0] = nn_scatter(z, n->iarg[0], idx, g, 0, n->larg[0]);
+    nn_release(z);
+    return gin[0] ? 0 : -1;
+}
+
+static int sort_recorded(const nn_tensor *x, int dim, int64_t k, int desc,
+                         int64_t base, nn_tensor **values, nn_tensor **indices,
+                         const char *name) {
+    int prev = nn_grad_off();
+    int rc = sort_k(x, dim, k, desc, base, values, indices);
+    nn_grad_restore(prev);
+    if (rc < 0) return -1;
+    nn_node *node;
+    *values = nn_finish_op(*values, name, sort_backward, 1, &x, &node);
+    if (node) {
+        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
+        node->larg[0] = base;
+        if (nn_save(node, *indices) < 0) {
+            nn_release(*values);
+            *values = NULL;
+        }
+    }
+    if (!*values) {
+        nn_release(*indices);
+        *indices = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
             nn_tensor **values, nn_tensor **indices) {
     int d = nn_wrap_dim(dim, x->ndim, 2);
     if (d < 0) return -1;
-    return sort_k(x, dim, x->ndim ? x->shape[d] : 1, descending, base, values,
-                  indices);
+    return sort_recorded(x, dim, x->ndim ? x->shape[d] : 1, descending, base,
+                         values, indices, "sort");
 }
 
 int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
             int64_t base, nn_tensor **values, nn_tensor **indices) {
-    return sort_k(x, dim, k, largest, base, values, indices);
+    return sort_recorded(x, dim, k, largest, base, values, indices, "topk");
 }

@@ -1,5 +1,5 @@
 /* tensor.c -- storage, tensor lifetime, element access and shape strings. */
-#include "internal.h"
+#include "autograd.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -124,6 +124,8 @@ void nn_release(nn_tensor *t) {
     assert(t->refcount > 0 && t->storage->refcount > 0);
 #endif
     if (--t->refcount > 0) return;
+    if (t->node) nn_node_release(t->node);
+    nn_release(t->grad);
     nn_storage *s = t->storage;
     if (--s->refcount == 0) {
         if (s->owns) {

@@ -1,10 +1,55 @@
 /* views.c -- tensors that share storage, and copies between layouts. */
-#include "internal.h"
+#include "autograd.h"
 
 #include <string.h>
 
 static const char *shp(const nn_tensor *t, char *buf) {
     return nn_shape_str(t, buf, 96);
+}
+
+/* ---- autograd for views -----------------------------------------------
+ * view/squeeze/unsqueeze: the gradient reshaped back; permute: permuted
+ * back; slice/select: written into zeros of the input's shape; expand:
+ * nothing to do here (the core sums broadcast dims). */
+
+static int reshape_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    gin[0] = nn_reshape((nn_tensor *)g, n->in[0].ndim, n->in[0].shape);
+    return gin[0] ? 0 : -1;
+}
+
+static int permute_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    int inv[NN_MAX_DIMS];
+    for (int i = 0; i < n->in[0].ndim; i++) inv[n->iarg[i]] = i;
+    gin[0] = nn_permute((nn_tensor *)g, inv);
+    return gin[0] ? 0 : -1;
+}
+
+/* iarg: dim, select?; larg: start, stop, step (select: index) */
+static int slice_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *z = nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape);
+    nn_tensor *part = !z ? NULL
+                      : n->iarg[1] ? nn_select(z, n->iarg[0], n->larg[0])
+                                   : nn_slice(z, n->iarg[0], n->larg[0], n->larg[1], n->larg[2]);
+    int rc = part ? nn_copy_(part, g) : -1;
+    nn_release(part);
+    if (rc < 0) {
+        nn_release(z);
+        return -1;
+    }
+    gin[0] = z;
+    return 0;
+}
+
+static int identity_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    (void)n;
+    gin[0] = nn_retain((nn_tensor *)g);
+    return 0;
+}
+
+static nn_tensor *record_view(nn_tensor *out, const nn_tensor *in,
+                              const char *name, nn_backward_fn fn,
+                              nn_node **node) {
+    return nn_finish_op(out, name, fn, 1, &in, node);
 }
 
 /* Strides for viewing t as `shape` without a copy, or -1 when impossible:
@@ -75,14 +120,16 @@ nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *shape) {
     if (view_strides(t, ndim, s, st) < 0)
         return nn_fail(1, "view of a non-contiguous tensor: use reshape or "
                           "contiguous first");
-    return nn_make_view(t, ndim, s, st, t->offset);
+    return record_view(nn_make_view(t, ndim, s, st, t->offset), t, "view",
+                       reshape_backward, NULL);
 }
 
 nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *shape) {
     int64_t s[NN_MAX_DIMS], st[NN_MAX_DIMS];
     if (resolve_shape(t, ndim, shape, s) < 0) return NULL;
     if (view_strides(t, ndim, s, st) == 0)
-        return nn_make_view(t, ndim, s, st, t->offset);
+        return record_view(nn_make_view(t, ndim, s, st, t->offset), t, "reshape",
+                           reshape_backward, NULL);
     nn_tensor *c = nn_clone(t);
     if (!c) return NULL;
     nn_tensor *v = nn_view(c, ndim, s);
@@ -100,7 +147,12 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
         shape[i] = t->shape[d];
         stride[i] = t->stride[d];
     }
-    return nn_make_view(t, t->ndim, shape, stride, t->offset);
+    nn_node *node;
+    nn_tensor *out = record_view(nn_make_view(t, t->ndim, shape, stride, t->offset),
+                                 t, "permute", permute_backward, &node);
+    if (node)
+        for (int i = 0; i < t->ndim; i++) node->iarg[i] = nn_wrap_dim(dims[i], t->ndim, 2);
+    return out;
 }
 
 nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1) {
@@ -130,8 +182,17 @@ nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
     memcpy(stride, t->stride, sizeof stride);
     shape[dim] = (stop - start + step - 1) / step;
     stride[dim] *= step;
-    return nn_make_view(t, t->ndim, shape, stride,
-                        t->offset + start * t->stride[dim]);
+    nn_node *node;
+    nn_tensor *out = record_view(nn_make_view(t, t->ndim, shape, stride,
+                                              t->offset + start * t->stride[dim]),
+                                 t, "slice", slice_backward, &node);
+    if (node) {
+        node->iarg[0] = dim;
+        node->larg[0] = start;
+        node->larg[1] = stop;
+        node->larg[2] = step;
+    }
+    return out;
 }
 
 nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t len) {
@@ -152,8 +213,16 @@ nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index) {
         shape[k] = t->shape[i];
         stride[k++] = t->stride[i];
     }
-    return nn_make_view(t, k, shape, stride,
-                        t->offset + index * t->stride[dim]);
+    nn_node *node;
+    nn_tensor *out = record_view(nn_make_view(t, k, shape, stride,
+                                              t->offset + index * t->stride[dim]),
+                                 t, "select", slice_backward, &node);
+    if (node) {
+        node->iarg[0] = dim;
+        node->iarg[1] = 1;
+        node->larg[0] = index;
+    }
+    return out;
 }
 
 nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *shape) {
@@ -175,7 +244,8 @@ nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *shape) {
                            (long long)sh[i], i + 1, shp(t, a));
         }
     }
-    return nn_make_view(t, ndim, sh, st, t->offset);
+    return record_view(nn_make_view(t, ndim, sh, st, t->offset), t, "expand",
+                       identity_backward, NULL);
 }
 
 static nn_tensor *squeeze(nn_tensor *t, int dim, int all) {
@@ -186,7 +256,8 @@ static nn_tensor *squeeze(nn_tensor *t, int dim, int all) {
         sh[k] = t->shape[i];
         st[k++] = t->stride[i];
     }
-    return nn_make_view(t, k, sh, st, t->offset);
+    return record_view(nn_make_view(t, k, sh, st, t->offset), t, "squeeze",
+                       reshape_backward, NULL);
 }
 
 nn_tensor *nn_squeeze(nn_tensor *t, int dim) {
@@ -211,7 +282,8 @@ nn_tensor *nn_unsqueeze(nn_tensor *t, int dim) {
             st[i] = t->stride[k++];
         }
     }
-    return nn_make_view(t, t->ndim + 1, sh, st, t->offset);
+    return record_view(nn_make_view(t, t->ndim + 1, sh, st, t->offset), t,
+                       "unsqueeze", reshape_backward, NULL);
 }
 
 /* ---- copies ------------------------------------------------------------ */
@@ -259,6 +331,9 @@ static void copy_transposed(float *d, int64_t ds, const float *s, int64_t ss,
 }
 
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
+    if (nn_is_grad_enabled() && dst->requires_grad)
+        return nn_failed(1, "in-place copy into a tensor that requires grad "
+                            "(use nn.no_grad to initialise parameters)");
     for (int i = 0; i < src->ndim; i++) {
         int id = dst->ndim - src->ndim + i;
         if (id < 0 ? src->shape[i] != 1
@@ -284,12 +359,7 @@ int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
 }
 
 nn_tensor *nn_clone(const nn_tensor *t) {
-    nn_tensor *c = nn_empty(t->dtype, t->ndim, t->shape);
-    if (c && nn_copy_(c, t) < 0) {
-        nn_release(c);
-        return NULL;
-    }
-    return c;
+    return nn_to_dtype(t, t->dtype);
 }
 
 nn_tensor *nn_contiguous(nn_tensor *t) {
@@ -303,5 +373,6 @@ nn_tensor *nn_to_dtype(const nn_tensor *t, nn_dtype dtype) {
         nn_release(c);
         return NULL;
     }
-    return c;
+    if (!c || dtype != NN_F32) return c;
+    return record_view(c, t, "clone", identity_backward, NULL);
 }

@@ -1,0 +1,307 @@
+/* autograd.c -- recording, and the backward walk.
+ *
+ * backward(root): collect the nodes reachable from root, count for each
+ * how many consumers will send it a gradient, then process nodes whose
+ * count reached zero (a reverse topological order), calling each node's
+ * backward once with the sum of its output gradients. Leaves accumulate
+ * into .grad. Unless retain_graph, saved tensors are released as soon as
+ * their node ran, and running it again is an error. */
+#include "autograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local int grad_disabled;
+
+int nn_set_grad_enabled(int on) {
+    int prev = !grad_disabled;
+    grad_disabled = !on;
+    return prev;
+}
+
+int nn_is_grad_enabled(void) { return !grad_disabled; }
+
+int nn_is_leaf(const nn_tensor *t) { return t->node == NULL; }
+
+const char *nn_grad_fn_name(const nn_tensor *t) {
+    return t->node ? t->node->name : NULL;
+}
+
+int nn_set_requires_grad(nn_tensor *t, int on) {
+    if (t->node)
+        return nn_failed(1, "requires_grad can only be changed on leaf tensors "
+                            "(this one was made by %s): use detach()", t->node->name);
+    if (on && t->dtype != NN_F32)
+        return nn_failed(1, "only f32 tensors can require gradients");
+    t->requires_grad = on != 0;
+    return 0;
+}
+
+bool nn_needs_grad(int n, const nn_tensor *const *ins) {
+    if (grad_disabled) return false;
+    for (int i = 0; i < n; i++)
+        if (ins[i] && ins[i]->requires_grad) return true;
+    return false;
+}
+
+nn_node *nn_record(nn_tensor *out, const char *name, nn_backward_fn fn,
+                   int n, const nn_tensor *const *ins) {
+    nn_node *node = calloc(1, sizeof *node + (size_t)n * sizeof(nn_node_input));
+    if (!node) return nn_fail(0, "out of memory recording %s", name);
+    node->name = name;
+    node->backward = fn;
+    node->refcount = 1;
+    node->nin = n;
+    for (int i = 0; i < n; i++) {
+        const nn_tensor *t = ins[i];
+        nn_node_input *in = &node->in[i];
+        if (!t) continue;
+        in->dtype = t->dtype;
+        in->ndim = t->ndim;
+        memcpy(in->shape, t->shape, sizeof in->shape);
+        if (!t->requires_grad) continue;
+        if (t->node) {
+            in->node = t->node;
+            t->node->refcount++;
+        } else {
+            in->leaf = nn_retain((nn_tensor *)t);
+        }
+    }
+    out->node = node;
+    out->requires_grad = 1;
+    return node;
+}
+
+nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
+                        int n, const nn_tensor *const *ins, nn_node **node) {
+    if (node) *node = NULL;
+    if (!out || !nn_needs_grad(n, ins)) return out;
+    nn_node *nd = nn_record(out, name, fn, n, ins);
+    if (!nd) {
+        nn_release(out);
+        return NULL;
+    }
+    if (node) *node = nd;
+    return out;
+}
+
+int nn_save(nn_node *n, const nn_tensor *t) {
+    if (n->nsaved == NN_NODE_SAVED) return nn_failed(0, "too many saved tensors");
+    nn_tensor *alias = nn_detach((nn_tensor *)t);
+    if (!alias) return -1;
+    n->saved_version[n->nsaved] = t->storage->version;
+    n->saved[n->nsaved++] = alias;
+    return 0;
+}
+
+nn_tensor *nn_saved(nn_node *n, int i) {
+    nn_tensor *t = n->saved[i];
+    if (t->storage->version != n->saved_version[i])
+        return nn_fail(0, "a tensor saved by %s for the backward pass was "
+                          "modified in place (version %llu, now %llu): use an "
+                          "out-of-place op, or clone() before modifying", n->name,
+                       (unsigned long long)n->saved_version[i],
+                       (unsigned long long)t->storage->version);
+    return t;
+}
+
+static void free_saved(nn_node *n) {
+    for (int i = 0; i < n->nsaved; i++) {
+        nn_release(n->saved[i]);
+        n->saved[i] = NULL;
+    }
+    n->freed = n->nsaved > 0;
+    n->nsaved = 0;
+}
+
+/* Releases a node; its input nodes are released iteratively, not by
+ * recursion, so a graph a million ops deep cannot overflow the C stack. */
+void nn_node_release(nn_node *n) {
+    nn_node **stack = NULL;
+    size_t len = 0, cap = 0;
+    while (n) {
+        if (--n->refcount == 0) {
+            free_saved(n);
+            nn_release(n->gacc);
+            for (int i = 0; i < n->nin; i++) {
+                nn_release(n->in[i].leaf);
+                nn_node *child = n->in[i].node;
+                if (!child) continue;
+                if (len == cap) {
+                    cap = cap ? 2 * cap : 64;
+                    nn_node **grown = realloc(stack, cap * sizeof *stack);
+                    if (!grown) { child->refcount--; continue; } /* leaks, never crashes */
+                    stack = grown;
+                }
+                stack[len++] = child;
+            }
+            free(n);
+        }
+        n = len ? stack[--len] : NULL;
+    }
+    free(stack);
+}
+
+nn_tensor *nn_detach(nn_tensor *t) {
+    return nn_make_view(t, t->ndim, t->shape, t->stride, t->offset);
+}
+
+nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape) {
+    int dims[NN_MAX_DIMS], nd = 0, lead = g->ndim - ndim;
+    if (lead < 0) return nn_fail(0, "gradient has fewer dims than its input");
+    for (int d = 0; d < g->ndim; d++)
+        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) dims[nd++] = d;
+    nn_tensor *s = nd ? nn_sum(g, nd, dims, 1) : nn_retain((nn_tensor *)g);
+    if (!s || s->ndim == ndim) return s;
+    nn_tensor *v = nn_reshape(s, ndim, shape);
+    nn_release(s);
+    return v;
+}
+
+/* ---- the backward walk ---------------------------------------------------- */
+
+typedef struct { nn_node **v; size_t n, cap; } node_list;
+
+static int push(node_list *l, nn_node *x) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        nn_node **v = realloc(l->v, cap * sizeof *v);
+        if (!v) return nn_failed(0, "out of memory in backward");
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+    return 0;
+}
+
+/* every node reachable from root, with pending = number of edges into it */
+static int collect(nn_node *root, node_list *all) {
+    node_list stack = {0};
+    int rc = push(&stack, root);
+    root->pending = -1; /* visited marker while collecting */
+    if (rc == 0) rc = push(all, root);
+    while (rc == 0 && stack.n) {
+        nn_node *n = stack.v[--stack.n];
+        for (int i = 0; i < n->nin && rc == 0; i++) {
+            nn_node *c = n->in[i].node;
+            if (!c) continue;
+            if (c->pending == 0) { /* first visit */
+                c->pending = -1;
+                rc = push(&stack, c);
+                if (rc == 0) rc = push(all, c);
+            }
+        }
+    }
+    free(stack.v);
+    for (size_t i = 0; i < all->n; i++) all->v[i]->pending = 0;
+    for (size_t i = 0; i < all->n; i++)
+        for (int k = 0; k < all->v[i]->nin; k++)
+            if (all->v[i]->in[k].node) all->v[i]->in[k].node->pending++;
+    return rc;
+}
+
+static int accumulate(nn_tensor **acc, nn_tensor *g) {
+    if (!*acc) {
+        *acc = nn_retain(g);
+        return 0;
+    }
+    nn_tensor *sum = nn_add(*acc, g);
+    if (!sum) return -1;
+    nn_release(*acc);
+    *acc = sum;
+    return 0;
+}
+
+static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
+    if (!leaf->grad) {
+        leaf->grad = nn_clone(g); /* always a fresh, contiguous tensor */
+        return leaf->grad ? 0 : -1;
+    }
+    return nn_binary_(NN_ADD, leaf->grad, g);
+}
+
+/* gin[i] shaped like input i: sum broadcast dims away, check the rest */
+static nn_tensor *fit_grad(nn_node *n, int i, nn_tensor *g) {
+    nn_node_input *in = &n->in[i];
+    if (g->ndim == in->ndim && !memcmp(g->shape, in->shape, in->ndim * sizeof *in->shape))
+        return nn_retain(g);
+    nn_tensor *s = nn_sum_to(g, in->ndim, in->shape);
+    if (s && (s->ndim != in->ndim ||
+              memcmp(s->shape, in->shape, in->ndim * sizeof *in->shape))) {
+        nn_release(s);
+        return nn_fail(0, "internal: %s produced a gradient of the wrong shape", n->name);
+    }
+    return s;
+}
+
+static int run_node(nn_node *n, node_list *ready, int retain) {
+    if (n->freed)
+        return nn_failed(0, "backward through %s a second time: its saved "
+                            "tensors were freed (pass retain_graph=true to the "
+                            "first backward)", n->name);
+    nn_tensor *gin[n->nin];
+    memset(gin, 0, sizeof gin);
+    nn_tensor *gout = n->gacc;
+    n->gacc = NULL;
+    int rc = n->backward(n, gout, gin);
+    nn_release(gout);
+    for (int i = 0; i < n->nin; i++) {
+        nn_node_input *in = &n->in[i];
+        nn_tensor *g = gin[i] && rc == 0 ? fit_grad(n, i, gin[i]) : NULL;
+        if (gin[i] && rc == 0 && !g) rc = -1;
+        if (g && in->node) rc = accumulate(&in->node->gacc, g);
+        else if (g && in->leaf) rc = accumulate_leaf(in->leaf, g);
+        nn_release(g);
+        nn_release(gin[i]);
+        if (in->node && --in->node->pending == 0 && rc == 0)
+            rc = push(ready, in->node);
+    }
+    if (!retain) free_saved(n);
+    return rc;
+}
+
+int nn_backward(nn_tensor *root, const nn_tensor *grad, int retain_graph) {
+    if (!root->requires_grad)
+        return nn_failed(1, "backward of a tensor that does not require grad "
+                            "(no input of its ops requires grad)");
+    nn_tensor *g;
+    if (grad) {
+        if (!nn_same_shape(grad, root)) {
+            char a[96], b[96];
+            return nn_failed(2, "gradient of shape %s for a %s tensor",
+                             nn_shape_str(grad, a, 96), nn_shape_str(root, b, 96));
+        }
+        g = nn_to_dtype(grad, NN_F32);
+    } else {
+        if (nn_numel(root) != 1) {
+            char a[96];
+            return nn_failed(1, "backward without a gradient needs a one-element "
+                                "tensor, not %s: pass the gradient",
+                             nn_shape_str(root, a, 96));
+        }
+        g = nn_full(root->ndim, root->shape, 1.0);
+    }
+    if (!g) return -1;
+    int prev = nn_grad_off();
+    int rc;
+    if (!root->node) { /* a leaf: its gradient is g */
+        rc = accumulate_leaf(root, g);
+        nn_release(g);
+        nn_grad_restore(prev);
+        return rc;
+    }
+    node_list all = {0}, ready = {0};
+    rc = collect(root->node, &all);
+    root->node->gacc = g;
+    if (rc == 0) rc = push(&ready, root->node);
+    while (rc == 0 && ready.n) rc = run_node(ready.v[--ready.n], &ready, retain_graph);
+    for (size_t i = 0; i < all.n; i++) { /* clean up after an error */
+        nn_release(all.v[i]->gacc);
+        all.v[i]->gacc = NULL;
+        all.v[i]->pending = 0;
+    }
+    free(all.v);
+    free(ready.v);
+    nn_grad_restore(prev);
+    return rc;
+}
