@@ -218,6 +218,66 @@ nn_tensor *nn_cumsum(const nn_tensor *x, int dim);
 /* NumPy matmul semantics: 1-D operands promoted, batch dims broadcast. */
 nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b);
 
+/* ---- layers (fused ops with hand-written backward) ------------------------ */
+/* x (..., I) @ W (O, I)^T + b (O, or NULL) -> (..., O) */
+nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b);
+/* normalise the last nnorm dims; w, b (their product) or NULL */
+nn_tensor *nn_layer_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                         const nn_tensor *b, double eps);
+nn_tensor *nn_rms_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                       double eps);
+/* idx (...) counted from base, W (V, D) -> (..., D); rows equal to
+ * padding_idx get no gradient (pass a value outside the table for none) */
+nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
+                        int64_t padding_idx, int64_t base);
+/* rescale the rows idx uses to p-norm <= max_norm, in place */
+int nn_embedding_renorm_(nn_tensor *w, const nn_tensor *idx, double max_norm,
+                         double p, int64_t base);
+/* x with elements zeroed with probability p, the rest scaled by 1/(1-p) */
+nn_tensor *nn_dropout(nn_rng *r, const nn_tensor *x, double p, int training);
+/* logits (N, C); target (N) i64 indices or (N, C) f32 probabilities;
+ * weight (C) or NULL; reduction 0 none, 1 mean, 2 sum */
+nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
+                            const nn_tensor *weight, int64_t ignore_index,
+                            double label_smoothing, int reduction, int64_t base);
+
+/* x (N, C, H, W), w (O, C, KH, KW), b (O) or NULL; stride, padding and
+ * dilation are {h, w} pairs */
+nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
+                     const int *stride, const int *padding, const int *dilation);
+nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding);
+nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding);
+
+/* ---- optimizer steps (in place; PyTorch 1.13's formulas) ------------------ */
+typedef struct {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov, maximize, first_step; /* first_step: buf = d */
+} nn_sgd_args;
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t step;     /* counts from 1 */
+    int decoupled;    /* AdamW's weight decay */
+    int maximize;
+} nn_adam_args;
+typedef struct {
+    double lr, alpha, eps, weight_decay, momentum;
+} nn_rmsprop_args;
+typedef struct {
+    double lr, lr_decay, weight_decay, eps;
+    int64_t step;
+} nn_adagrad_args;
+/* buf/vmax/avg may be NULL (no momentum / no amsgrad / not centered) */
+int nn_sgd_step(nn_tensor *p, const nn_tensor *g, nn_tensor *buf,
+                const nn_sgd_args *a);
+int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,
+                 nn_tensor *vmax, const nn_adam_args *a);
+int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
+                    nn_tensor *buf, nn_tensor *avg, const nn_rmsprop_args *a);
+int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
+                    const nn_adagrad_args *a);
+
 /* ---- indexing ----------------------------------------------------------- */
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
                      int64_t base);

@@ -1,0 +1,218 @@
+/* lfunctional.c -- the fused layer ops and optimizer steps as functions:
+ * nn.linear, nn.layer_norm, nn.rms_norm, nn.embedding, nn.dropout,
+ * nn.cross_entropy, nn.conv2d, nn.max_pool2d, nn.avg_pool2d, and the
+ * in-place nn.sgd_step / adam_step / rmsprop_step / adagrad_step used by
+ * lua/nnlua/optim.lua. */
+#include "lnnlua.h"
+
+#include <string.h>
+
+static nn_tensor *opttensor(lua_State *L, int arg) {
+    return lua_isnoneornil(L, arg) ? NULL : nnL_checktensor(L, arg);
+}
+
+static double optfield(lua_State *L, int t, const char *k, double def) {
+    if (!lua_istable(L, t)) return def;
+    lua_getfield(L, t, k);
+    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int optbool(lua_State *L, int t, const char *k, int def) {
+    if (!lua_istable(L, t)) return def;
+    lua_getfield(L, t, k);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* linear(x, weight[, bias]) */
+static int l_linear(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
+    nn_tensor *b = opttensor(L, 3);
+    NNL_RETURN(nn_linear(x, w, b));
+}
+
+/* layer_norm(x, n_dims[, weight[, bias[, eps]]]) */
+static int l_layer_norm(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_Integer nd = luaL_checkinteger(L, 2);
+    nn_tensor *w = opttensor(L, 3), *b = opttensor(L, 4);
+    double eps = luaL_optnumber(L, 5, 1e-5);
+    NNL_RETURN(nn_layer_norm(x, (int)nd, w, b, eps));
+}
+
+/* rms_norm(x, n_dims[, weight[, eps]]) */
+static int l_rms_norm(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    lua_Integer nd = luaL_checkinteger(L, 2);
+    nn_tensor *w = opttensor(L, 3);
+    double eps = luaL_optnumber(L, 4, 1e-6);
+    NNL_RETURN(nn_rms_norm(x, (int)nd, w, eps));
+}
+
+/* embedding(idx, weight[, padding_idx]) */
+static int l_embedding(lua_State *L) {
+    nn_tensor *idx = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
+    lua_Integer pad = lua_isnoneornil(L, 3) ? -1 - (lua_Integer)w->shape[0]
+                                            : luaL_checkinteger(L, 3);
+    if (idx->dtype != NN_I64) return luaL_argerror(L, 1, "indices must be an i64 tensor");
+    NNL_RETURN(nn_embedding(idx, w, pad, NNL_BASE));
+}
+
+/* embedding_renorm_(weight, idx, max_norm[, p]) */
+static int l_embedding_renorm_(lua_State *L) {
+    nn_tensor *w = nnL_checktensor(L, 1), *idx = nnL_checktensor(L, 2);
+    double max_norm = luaL_checknumber(L, 3), p = luaL_optnumber(L, 4, 2);
+    if (idx->dtype != NN_I64) return luaL_argerror(L, 2, "indices must be an i64 tensor");
+    if (nn_embedding_renorm_(w, idx, max_norm, p, NNL_BASE) < 0) return nnL_engine_error(L);
+    return 0;
+}
+
+/* dropout(x, p[, training]) */
+static int l_dropout(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    double p = luaL_optnumber(L, 2, 0.5);
+    int training = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
+    NNL_RETURN(nn_dropout(nnL_rng(L), x, p, training));
+}
+
+/* cross_entropy(logits, target[, {weight=, ignore_index=, label_smoothing=,
+ * reduction='mean'|'sum'|'none'}]) */
+static int l_cross_entropy(lua_State *L) {
+    nn_tensor *logits = nnL_checktensor(L, 1), *target = nnL_checktensor(L, 2);
+    nn_tensor *weight = NULL;
+    lua_Integer ignore = -100;
+    int reduction = 1;
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "weight");
+        if (!lua_isnil(L, -1) && !(weight = nnL_testtensor(L, -1)))
+            return luaL_argerror(L, 3, "weight must be a tensor");
+        lua_getfield(L, 3, "ignore_index");
+        ignore = luaL_optinteger(L, -1, -100);
+        lua_getfield(L, 3, "reduction");
+        static const char *const modes[] = {"none", "mean", "sum", NULL};
+        reduction = luaL_checkoption(L, -1, "mean", modes);
+        lua_pop(L, 2); /* keep weight referenced on the stack */
+    } else if (!lua_isnoneornil(L, 3)) {
+        return luaL_typeerror(L, 3, "table of options");
+    }
+    double smoothing = optfield(L, 3, "label_smoothing", 0);
+    NNL_RETURN(nn_cross_entropy(logits, target, weight, ignore, smoothing, reduction,
+                                NNL_BASE));
+}
+
+/* a number or {h, w} pair at arg (or in field k of table t) */
+static void pair(lua_State *L, int arg, int *out, int def) {
+    if (lua_isnoneornil(L, arg)) {
+        out[0] = out[1] = def;
+    } else if (lua_istable(L, arg)) {
+        lua_geti(L, arg, 1);
+        lua_geti(L, arg, 2);
+        out[0] = (int)luaL_checkinteger(L, -2);
+        out[1] = (int)luaL_checkinteger(L, -1);
+        lua_pop(L, 2);
+    } else {
+        out[0] = out[1] = (int)luaL_checkinteger(L, arg);
+    }
+}
+
+void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def) {
+    if (!lua_istable(L, t)) {
+        out[0] = out[1] = def;
+        return;
+    }
+    lua_getfield(L, t, k);
+    pair(L, lua_gettop(L), out, def);
+    lua_pop(L, 1);
+}
+
+/* conv2d(x, weight[, bias[, {stride=, padding=, dilation=}]]) */
+static int l_conv2d(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
+    nn_tensor *b = opttensor(L, 3);
+    int stride[2], padding[2], dilation[2];
+    nnL_pair_field(L, 4, "stride", stride, 1);
+    nnL_pair_field(L, 4, "padding", padding, 0);
+    nnL_pair_field(L, 4, "dilation", dilation, 1);
+    NNL_RETURN(nn_conv2d(x, w, b, stride, padding, dilation));
+}
+
+/* max_pool2d(x, kernel[, {stride=, padding=}]) and avg_pool2d */
+static int pool(lua_State *L, int is_max) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int kernel[2], stride[2], padding[2];
+    pair(L, 2, kernel, 0);
+    if (lua_istable(L, 3)) {
+        lua_getfield(L, 3, "stride");
+        if (lua_isnil(L, -1)) memcpy(stride, kernel, sizeof stride);
+        else pair(L, lua_gettop(L), stride, 1);
+        lua_pop(L, 1);
+    } else {
+        memcpy(stride, kernel, sizeof stride);
+    }
+    nnL_pair_field(L, 3, "padding", padding, 0);
+    NNL_RETURN(is_max ? nn_max_pool2d(x, kernel, stride, padding)
+                      : nn_avg_pool2d(x, kernel, stride, padding));
+}
+
+static int l_max_pool2d(lua_State *L) { return pool(L, 1); }
+static int l_avg_pool2d(lua_State *L) { return pool(L, 0); }
+
+/* ---- optimizer steps: (param, grad, state..., {hyperparameters}) --------- */
+
+static int l_sgd_step(lua_State *L) {
+    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
+    nn_tensor *buf = opttensor(L, 3);
+    nn_sgd_args a = {optfield(L, 4, "lr", 1e-3), optfield(L, 4, "momentum", 0),
+                     optfield(L, 4, "dampening", 0), optfield(L, 4, "weight_decay", 0),
+                     optbool(L, 4, "nesterov", 0), optbool(L, 4, "maximize", 0),
+                     optbool(L, 4, "first_step", 0)};
+    if (nn_sgd_step(p, g, buf, &a) < 0) return nnL_engine_error(L);
+    return 0;
+}
+
+static int l_adam_step(lua_State *L) {
+    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
+    nn_tensor *m = nnL_checktensor(L, 3), *v = nnL_checktensor(L, 4);
+    nn_tensor *vmax = opttensor(L, 5);
+    nn_adam_args a = {optfield(L, 6, "lr", 1e-3), optfield(L, 6, "beta1", 0.9),
+                      optfield(L, 6, "beta2", 0.999), optfield(L, 6, "eps", 1e-8),
+                      optfield(L, 6, "weight_decay", 0), (int64_t)optfield(L, 6, "step", 1),
+                      optbool(L, 6, "decoupled", 0), optbool(L, 6, "maximize", 0)};
+    if (nn_adam_step(p, g, m, v, vmax, &a) < 0) return nnL_engine_error(L);
+    return 0;
+}
+
+static int l_rmsprop_step(lua_State *L) {
+    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
+    nn_tensor *sq = nnL_checktensor(L, 3), *buf = opttensor(L, 4), *avg = opttensor(L, 5);
+    nn_rmsprop_args a = {optfield(L, 6, "lr", 1e-2), optfield(L, 6, "alpha", 0.99),
+                         optfield(L, 6, "eps", 1e-8), optfield(L, 6, "weight_decay", 0),
+                         optfield(L, 6, "momentum", 0)};
+    if (nn_rmsprop_step(p, g, sq, buf, avg, &a) < 0) return nnL_engine_error(L);
+    return 0;
+}
+
+static int l_adagrad_step(lua_State *L) {
+    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
+    nn_tensor *sum = nnL_checktensor(L, 3);
+    nn_adagrad_args a = {optfield(L, 4, "lr", 1e-2), optfield(L, 4, "lr_decay", 0),
+                         optfield(L, 4, "weight_decay", 0), optfield(L, 4, "eps", 1e-10),
+                         (int64_t)optfield(L, 4, "step", 1)};
+    if (nn_adagrad_step(p, g, sum, &a) < 0) return nnL_engine_error(L);
+    return 0;
+}
+
+void nnL_open_functional(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"linear", l_linear}, {"layer_norm", l_layer_norm}, {"rms_norm", l_rms_norm},
+        {"embedding", l_embedding}, {"embedding_renorm_", l_embedding_renorm_},
+        {"dropout", l_dropout}, {"cross_entropy", l_cross_entropy},
+        {"conv2d", l_conv2d}, {"max_pool2d", l_max_pool2d},
+        {"avg_pool2d", l_avg_pool2d}, {"sgd_step", l_sgd_step},
+        {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step},
+        {"adagrad_step", l_adagrad_step}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,157 @@
+/* norm.c -- LayerNorm and RMSNorm over the trailing C features, fused
+ * forward and backward.
+ *
+ * Shapes: x (R, C) viewed from (..., C) where C is the product of the
+ * normalised trailing dims; w, b (C) or NULL; mean, rstd (R) saved.
+ *   layer_norm: xhat = (x - mean) rstd, y = xhat w + b, rstd = 1/sqrt(var + eps)
+ *   rms_norm:   xhat = x rstd,          y = xhat w,     rstd = 1/sqrt(mean(x^2) + eps)
+ * Backward per row, with dxhat = g w:
+ *   layer_norm: dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+ *   rms_norm:   dx = rstd (dxhat - xhat mean(dxhat xhat))
+ *   dw = sum over rows of g xhat, db = sum over rows of g. */
+#include "autograd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void norm_forward_rows(const float *x, const float *w, const float *b,
+                              float *y, float *mean, float *rstd, int64_t rows,
+                              int64_t c, double eps, int rms) {
+#pragma omp parallel for if (rows * c > NN_PAR_GRAIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * c;
+        double m = 0, v = 0;
+        if (!rms) {
+            for (int64_t i = 0; i < c; i++) m += xr[i];
+            m /= (double)c;
+        }
+        for (int64_t i = 0; i < c; i++) v += (xr[i] - m) * (xr[i] - m);
+        float rs = (float)(1.0 / sqrt(v / (double)c + eps)), mf = (float)m;
+        float *yr = y + r * c;
+        for (int64_t i = 0; i < c; i++) {
+            float h = (xr[i] - mf) * rs;
+            yr[i] = h * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+        }
+        mean[r] = mf;
+        rstd[r] = rs;
+    }
+}
+
+static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *x = nn_saved(n, 0), *stats = nn_saved(n, 1);
+    nn_tensor *w = n->nsaved > 2 ? nn_saved(n, 2) : NULL;
+    if (!x || !stats || (n->nsaved > 2 && !w)) return -1;
+    int rms = n->iarg[0];
+    int64_t c = n->larg[0], rows = c ? nn_numel(x) / c : 0;
+    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
+    if (!gc) return -1;
+    const float *xv = nn_f32(x), *gv = nn_f32(gc), *wv = w ? nn_f32(w) : NULL;
+    const float *mean = nn_f32(stats), *rstd = mean + rows;
+    int rc = 0;
+    if (nn_input_needs(n, 0)) {
+        gin[0] = nn_empty(NN_F32, x->ndim, x->shape);
+        if (!gin[0]) rc = -1;
+        float *dx = rc == 0 ? nn_f32(gin[0]) : NULL;
+#pragma omp parallel for if (rc == 0 && rows * c > NN_PAR_GRAIN)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!dx) continue;
+            const float *xr = xv + r * c, *gr = gv + r * c;
+            double sd = 0, sdh = 0;
+            for (int64_t i = 0; i < c; i++) {
+                float dh = gr[i] * (wv ? wv[i] : 1.0f);
+                float h = (xr[i] - mean[r]) * rstd[r];
+                sd += dh;
+                sdh += dh * h;
+            }
+            float md = rms ? 0.0f : (float)(sd / (double)c), mdh = (float)(sdh / (double)c);
+            for (int64_t i = 0; i < c; i++) {
+                float dh = gr[i] * (wv ? wv[i] : 1.0f);
+                float h = (xr[i] - mean[r]) * rstd[r];
+                dx[r * c + i] = rstd[r] * (dh - md - h * mdh);
+            }
+        }
+    }
+    bool need_w = n->nin > 1 && nn_input_needs(n, 1);
+    bool need_b = n->nin > 2 && nn_input_needs(n, 2);
+    if (rc == 0 && (need_w || need_b)) { /* column sums over rows, in double */
+        double *acc = calloc(2 * (size_t)(c ? c : 1), sizeof *acc);
+        if (!acc) rc = nn_failed(0, "out of memory");
+        for (int64_t r = 0; rc == 0 && r < rows; r++)
+            for (int64_t i = 0; i < c; i++) {
+                float gi = gv[r * c + i];
+                acc[i] += gi * (xv[r * c + i] - mean[r]) * rstd[r];
+                acc[c + i] += gi;
+            }
+        for (int k = 0; rc == 0 && k < 2; k++) {
+            if (!(k ? need_b : need_w)) continue;
+            nn_tensor *t = nn_empty(NN_F32, 1, &c);
+            if (!t) { rc = -1; break; }
+            for (int64_t i = 0; i < c; i++) nn_f32(t)[i] = (float)acc[k * c + i];
+            gin[1 + k] = t;
+        }
+        free(acc);
+    }
+    nn_release(gc);
+    return rc;
+}
+
+static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                       const nn_tensor *b, double eps, int rms) {
+    const char *name = rms ? "rms_norm" : "layer_norm";
+    char s1[96], s2[96];
+    if (x->dtype != NN_F32) return nn_fail(1, "%s expects an f32 input", name);
+    if (nnorm < 1 || nnorm > x->ndim)
+        return nn_fail(2, "%s: cannot normalise %d trailing dims of a %d-dim input",
+                       name, nnorm, x->ndim);
+    int64_t c = nn_shape_numel(nnorm, x->shape + x->ndim - nnorm);
+    const nn_tensor *params[2] = {w, b};
+    for (int i = 0; i < 2; i++)
+        if (params[i] && (params[i]->dtype != NN_F32 || nn_numel(params[i]) != c))
+            return nn_fail(3 + i, "%s: %s %s does not match the %lld normalised "
+                           "features of %s", name, i ? "bias" : "weight",
+                           nn_shape_str(params[i], s1, 96), (long long)c,
+                           nn_shape_str(x, s2, 96));
+    if (!(eps > 0)) return nn_fail(5, "%s: eps must be positive", name);
+    int prev = nn_grad_off();
+    int64_t rows = c ? nn_numel(x) / c : 0;
+    nn_tensor *xc = nn_contiguous((nn_tensor *)x);
+    nn_tensor *wc = w ? nn_contiguous((nn_tensor *)w) : NULL;
+    nn_tensor *bc = b ? nn_contiguous((nn_tensor *)b) : NULL;
+    int64_t two_rows = 2 * rows;
+    nn_tensor *stats = nn_empty(NN_F32, 1, &two_rows); /* mean then rstd */
+    nn_tensor *y = xc ? nn_empty(NN_F32, x->ndim, x->shape) : NULL;
+    if (y && stats && (!w || wc) && (!b || bc)) {
+        norm_forward_rows(nn_f32(xc), wc ? nn_f32(wc) : NULL, bc ? nn_f32(bc) : NULL,
+                          nn_f32(y), nn_f32(stats), nn_f32(stats) + rows, rows, c,
+                          eps, rms);
+    } else {
+        nn_release(y);
+        y = NULL;
+    }
+    nn_grad_restore(prev);
+    const nn_tensor *ins[3] = {x, w, b};
+    nn_node *node;
+    y = nn_finish_op(y, name, norm_backward, 3, ins, &node);
+    if (node) {
+        node->iarg[0] = rms;
+        node->larg[0] = c;
+        if (nn_save(node, xc) < 0 || nn_save(node, stats) < 0 ||
+            (wc && nn_save(node, wc) < 0)) {
+            nn_release(y);
+            y = NULL;
+        }
+    }
+    nn_release(xc); nn_release(wc); nn_release(bc); nn_release(stats);
+    return y;
+}
+
+nn_tensor *nn_layer_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                         const nn_tensor *b, double eps) {
+    return norm(x, nnorm, w, b, eps, 0);
+}
+
+nn_tensor *nn_rms_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                       double eps) {
+    return norm(x, nnorm, w, NULL, eps, 1);
+}

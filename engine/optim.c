@@ -1,0 +1,125 @@
+/* optim.c -- optimizer update kernels, in place on contiguous f32 buffers.
+ * Each follows PyTorch 1.13's formulas operation for operation, so runs
+ * can be compared step by step. The Lua side (lua/nnlua/optim.lua) keeps
+ * the state tensors, hyperparameters and step counts. */
+#include "autograd.h"
+
+#include <math.h>
+
+static int check(const nn_tensor *const *ts, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!ts[i]) continue;
+        if (ts[i]->dtype != NN_F32 || !nn_is_contiguous(ts[i]) ||
+            nn_numel(ts[i]) != nn_numel(ts[0]))
+            return nn_failed(i + 1, "optimizer buffers must be contiguous f32 "
+                                    "tensors shaped like the parameter");
+    }
+    return 0;
+}
+
+static void bump(nn_tensor *const *ts, int n) {
+    for (int i = 0; i < n; i++)
+        if (ts[i]) nn_bump_version(ts[i]);
+}
+
+int nn_sgd_step(nn_tensor *p, const nn_tensor *g, nn_tensor *buf,
+                const nn_sgd_args *a) {
+    const nn_tensor *ts[3] = {p, g, buf};
+    if (check(ts, 3) < 0) return -1;
+    float *pv = nn_f32(p), *bv = buf ? nn_f32(buf) : NULL;
+    const float *gv = nn_f32(g);
+    float lr = (float)a->lr, wd = (float)a->weight_decay, mom = (float)a->momentum;
+    float damp = (float)a->dampening;
+    int64_t n = nn_numel(p);
+#pragma omp parallel for if (n > NN_PAR_GRAIN)
+    for (int64_t i = 0; i < n; i++) {
+        float d = gv[i] + wd * pv[i];
+        if (a->maximize) d = -gv[i] + wd * pv[i];
+        if (bv) {
+            bv[i] = a->first_step ? d : mom * bv[i] + (1.0f - damp) * d;
+            d = a->nesterov ? d + mom * bv[i] : bv[i];
+        }
+        pv[i] -= lr * d;
+    }
+    bump((nn_tensor *const[]){p, buf}, 2);
+    return 0;
+}
+
+int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,
+                 nn_tensor *vmax, const nn_adam_args *a) {
+    const nn_tensor *ts[5] = {p, g, m, v, vmax};
+    if (check(ts, 5) < 0) return -1;
+    if (a->step < 1) return nn_failed(0, "adam step counts from 1");
+    float *pv = nn_f32(p), *mv = nn_f32(m), *vv = nn_f32(v);
+    float *xv = vmax ? nn_f32(vmax) : NULL;
+    const float *gv = nn_f32(g);
+    float b1 = (float)a->beta1, b2 = (float)a->beta2, eps = (float)a->eps;
+    float lr = (float)a->lr, wd = (float)a->weight_decay;
+    double bc1 = 1.0 - pow(a->beta1, (double)a->step);
+    double bc2 = 1.0 - pow(a->beta2, (double)a->step);
+    float step_size = (float)(a->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    int64_t n = nn_numel(p);
+#pragma omp parallel for if (n > NN_PAR_GRAIN)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = a->maximize ? -gv[i] : gv[i];
+        if (a->decoupled) pv[i] *= 1.0f - lr * wd;  /* AdamW */
+        else gi += wd * pv[i];                       /* Adam's L2 */
+        mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
+        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+        float vi = vv[i];
+        if (xv) vi = xv[i] = xv[i] > vi ? xv[i] : vi;
+        pv[i] -= step_size * mv[i] / (sqrtf(vi) / bc2_sqrt + eps);
+    }
+    bump((nn_tensor *const[]){p, m, v, vmax}, 4);
+    return 0;
+}
+
+int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
+                    nn_tensor *buf, nn_tensor *avg, const nn_rmsprop_args *a) {
+    const nn_tensor *ts[5] = {p, g, sq, buf, avg};
+    if (check(ts, 5) < 0) return -1;
+    float *pv = nn_f32(p), *sv = nn_f32(sq);
+    float *bv = buf ? nn_f32(buf) : NULL, *av = avg ? nn_f32(avg) : NULL;
+    const float *gv = nn_f32(g);
+    float alpha = (float)a->alpha, eps = (float)a->eps, lr = (float)a->lr;
+    float wd = (float)a->weight_decay, mom = (float)a->momentum;
+    int64_t n = nn_numel(p);
+#pragma omp parallel for if (n > NN_PAR_GRAIN)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = gv[i] + wd * pv[i];
+        sv[i] = alpha * sv[i] + (1.0f - alpha) * gi * gi;
+        float avgi = sv[i];
+        if (av) {
+            av[i] = alpha * av[i] + (1.0f - alpha) * gi;
+            avgi = sv[i] - av[i] * av[i];
+        }
+        float denom = sqrtf(avgi) + eps;
+        if (bv) {
+            bv[i] = mom * bv[i] + gi / denom;
+            pv[i] -= lr * bv[i];
+        } else {
+            pv[i] -= lr * gi / denom;
+        }
+    }
+    bump((nn_tensor *const[]){p, sq, buf, avg}, 4);
+    return 0;
+}
+
+int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
+                    const nn_adagrad_args *a) {
+    const nn_tensor *ts[3] = {p, g, sum};
+    if (check(ts, 3) < 0) return -1;
+    float *pv = nn_f32(p), *sv = nn_f32(sum);
+    const float *gv = nn_f32(g);
+    float clr = (float)(a->lr / (1.0 + (double)(a->step - 1) * a->lr_decay));
+    float wd = (float)a->weight_decay, eps = (float)a->eps;
+    int64_t n = nn_numel(p);
+#pragma omp parallel for if (n > NN_PAR_GRAIN)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = gv[i] + wd * pv[i];
+        sv[i] += gi * gi;
+        pv[i] -= clr * gi / (sqrtf(sv[i]) + eps);
+    }
+    bump((nn_tensor *const[]){p, sum}, 2);
+    return 0;
+}

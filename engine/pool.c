@@ -1,0 +1,149 @@
+/* pool.c -- 2-D max and average pooling with their backward.
+ *
+ * Shapes: x (N, C, H, W) -> y (N, C, OH, OW), each output the max (or the
+ * mean) of a KH x KW window; padding counts as -inf for max and as zeros
+ * included in the divisor for average (PyTorch's defaults). Max saves the
+ * winning position of each output so backward routes g there. */
+#include "autograd.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct { int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw; } pool_geom;
+
+static void pool_forward(const pool_geom *g, const float *x, float *y,
+                         int64_t *arg, int is_max) {
+#pragma omp parallel for if (g->planes * g->oh * g->ow > NN_PAR_GRAIN / 8)
+    for (int64_t p = 0; p < g->planes; p++) {
+        const float *plane = x + p * g->h * g->w;
+        for (int64_t oy = 0; oy < g->oh; oy++)
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                float best = -INFINITY;
+                double sum = 0;
+                int64_t where = -1;
+                for (int64_t i = 0; i < g->kh; i++) {
+                    int64_t y0 = oy * g->sh - g->ph + i;
+                    if (y0 < 0 || y0 >= g->h) continue;
+                    for (int64_t j = 0; j < g->kw; j++) {
+                        int64_t x0 = ox * g->sw - g->pw + j;
+                        if (x0 < 0 || x0 >= g->w) continue;
+                        float v = plane[y0 * g->w + x0];
+                        sum += v;
+                        if (v > best || v != v || where < 0) {
+                            best = v;
+                            where = y0 * g->w + x0;
+                        }
+                    }
+                }
+                int64_t o = (p * g->oh + oy) * g->ow + ox;
+                if (is_max) {
+                    y[o] = best;
+                    arg[o] = where;
+                } else {
+                    y[o] = (float)(sum / (double)(g->kh * g->kw));
+                }
+            }
+    }
+}
+
+static void geom_load(const nn_node *n, pool_geom *g) {
+    memcpy(g, n->larg, sizeof(int64_t) * 8);
+    g->sh = n->iarg[0]; g->sw = n->iarg[1]; g->ph = n->iarg[2]; g->pw = n->iarg[3];
+}
+
+static int pool_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
+    pool_geom g;
+    geom_load(n, &g);
+    int is_max = n->iarg[4];
+    nn_tensor *arg = is_max ? nn_saved(n, 0) : NULL;
+    if (is_max && !arg) return -1;
+    nn_tensor *gc = nn_contiguous((nn_tensor *)gout);
+    nn_tensor *dx = gc ? nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape) : NULL;
+    if (!dx) {
+        nn_release(gc);
+        return -1;
+    }
+    const float *gv = nn_f32(gc);
+    float *d = nn_f32(dx);
+    float inv = 1.0f / (float)(g.kh * g.kw);
+#pragma omp parallel for if (g.planes * g.oh * g.ow > NN_PAR_GRAIN / 8)
+    for (int64_t p = 0; p < g.planes; p++) { /* one plane per thread: no races */
+        float *plane = d + p * g.h * g.w;
+        for (int64_t oy = 0; oy < g.oh; oy++)
+            for (int64_t ox = 0; ox < g.ow; ox++) {
+                int64_t o = (p * g.oh + oy) * g.ow + ox;
+                if (is_max) {
+                    int64_t at = nn_i64(arg)[o];
+                    if (at >= 0) plane[at] += gv[o];
+                    continue;
+                }
+                for (int64_t i = 0; i < g.kh; i++) {
+                    int64_t y0 = oy * g.sh - g.ph + i;
+                    if (y0 < 0 || y0 >= g.h) continue;
+                    for (int64_t j = 0; j < g.kw; j++) {
+                        int64_t x0 = ox * g.sw - g.pw + j;
+                        if (x0 >= 0 && x0 < g.w) plane[y0 * g.w + x0] += gv[o] * inv;
+                    }
+                }
+            }
+    }
+    nn_release(gc);
+    gin[0] = dx;
+    return 0;
+}
+
+static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding, int is_max) {
+    const char *name = is_max ? "max_pool2d" : "avg_pool2d";
+    char s1[96];
+    if (x->dtype != NN_F32 || x->ndim != 4)
+        return nn_fail(1, "%s expects an f32 (N, C, H, W) input, got %s", name,
+                       nn_shape_str(x, s1, 96));
+    pool_geom g = {x->shape[0] * x->shape[1], x->shape[2], x->shape[3], 0, 0,
+                   kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
+    if (g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1 || g.ph < 0 || g.pw < 0 ||
+        2 * g.ph > g.kh || 2 * g.pw > g.kw)
+        return nn_fail(2, "%s: kernel and stride must be >= 1 and padding at most "
+                          "half the kernel", name);
+    g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
+    g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
+    if (g.oh < 1 || g.ow < 1)
+        return nn_fail(2, "%s: window larger than the input %s", name, nn_shape_str(x, s1, 96));
+    int prev = nn_grad_off();
+    nn_tensor *xc = nn_contiguous((nn_tensor *)x);
+    int64_t shape[4] = {x->shape[0], x->shape[1], g.oh, g.ow};
+    nn_tensor *y = nn_empty(NN_F32, 4, shape);
+    nn_tensor *arg = is_max ? nn_empty(NN_I64, 4, shape) : NULL;
+    if (xc && y && (!is_max || arg)) {
+        pool_forward(&g, nn_f32(xc), nn_f32(y), arg ? nn_i64(arg) : NULL, is_max);
+    } else {
+        nn_release(y);
+        y = NULL;
+    }
+    nn_release(xc);
+    nn_grad_restore(prev);
+    nn_node *node;
+    y = nn_finish_op(y, name, pool_backward, 1, &x, &node);
+    if (node) {
+        memcpy(node->larg, &g, sizeof(int64_t) * 8);
+        node->iarg[0] = (int)g.sh; node->iarg[1] = (int)g.sw;
+        node->iarg[2] = (int)g.ph; node->iarg[3] = (int)g.pw;
+        node->iarg[4] = is_max;
+        if (is_max && nn_save(node, arg) < 0) {
+            nn_release(y);
+            y = NULL;
+        }
+    }
+    nn_release(arg);
+    return y;
+}
+
+nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding) {
+    return pool2d(x, kernel, stride, padding, 1);
+}
+
+nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding) {
+    return pool2d(x, kernel, stride, padding, 0);
+}
