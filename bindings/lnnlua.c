@@ -83,6 +83,15 @@ static int l_sgemm_time(lua_State *L) {
  * the C half alone. field NULL: the module itself. */
 static const struct { const char *key, *module, *field; } lazy[] = {
     {"gradcheck", "nnlua.gradcheck", NULL},
+    {"Module", "nnlua.module", "Module"},
+    {"Sequential", "nnlua.module", "Sequential"},
+    {"ModuleList", "nnlua.module", "ModuleList"},
+    {"ModuleDict", "nnlua.module", "ModuleDict"},
+    {"summary", "nnlua.module", "summary"},
+    {"optim", "nnlua.optim", NULL},
+    {"init", "nnlua.initializers", NULL},
+    {"F", "nnlua.functional", NULL},
+    {"class", "nnlua.class", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {

@@ -1,0 +1,350 @@
+--- nnlua.module: Module, the base of user models, and the containers
+--- Sequential, ModuleList and ModuleDict; summary(model[, input]).
+---
+---   local MLP = nn.Module:extend()
+---   function MLP:_init(d) self.fc1 = nn.Linear(d, 64); self.fc2 = nn.Linear(64, 10) end
+---   function MLP:forward(x) return self.fc2(self.fc1(x):relu()) end
+---   local m = MLP(784)
+---
+--- Submodules (Lua modules or built-in C layers) and parameters assigned as
+--- fields are registered in assignment order; their dotted names
+--- (`fc1.weight`) follow PyTorch's state_dict convention, containers name
+--- their entries 0, 1, 2, ... as PyTorch does (Lua indexes them from 1).
+local nn = require 'nnlua'
+local class = require 'nnlua.class'
+
+local M = {}
+
+local function is_layer(v) return type(v) == 'userdata' and nn.is_layer(v) end
+local function is_module(v) return (type(v) == 'table' and v._is_module) or is_layer(v) end
+local function is_param(v) return nn.is_tensor(v) and v.requires_grad and v:is_leaf() end
+
+local Module = class()
+Module._is_module = true
+Module.training = true
+M.Module = Module
+
+--- A subclass of Module (or of any module class): Module:extend().
+function Module:extend() return class(self) end
+
+function Module:_init() end
+
+-- remembers where a child, parameter or buffer lives, in order
+local function register(self, name, key, kind)
+  local order = rawget(self, '_order')
+  if not order then
+    order = {}
+    rawset(self, '_order', order)
+    rawset(self, '_index', {})
+  end
+  local index = rawget(self, '_index')
+  if not index[name] then
+    order[#order + 1] = name
+  end
+  index[name] = { key = key, kind = kind }
+end
+
+function Module:__newindex(k, v)
+  if type(k) == 'string' and k:sub(1, 1) ~= '_' then
+    if is_module(v) then register(self, k, k, 'module')
+    elseif is_param(v) then register(self, k, k, 'param') end
+  end
+  rawset(self, k, v)
+end
+
+function Module:__call(...) return self:forward(...) end
+
+function Module:forward()
+  error('forward is not defined for this module', 2)
+end
+
+--- A tensor saved with the module's state but not trained (running stats).
+function Module:register_buffer(name, t)
+  register(self, name, name, 'buffer')
+  rawset(self, name, t)
+end
+
+-- entries in order: name, value, kind
+local function entries(self)
+  local out = {}
+  for _, name in ipairs(rawget(self, '_order') or {}) do
+    local e = rawget(self, '_index')[name]
+    local v = rawget(self, e.key)
+    if v ~= nil then out[#out + 1] = { name, v, e.kind } end
+  end
+  return out
+end
+
+local function walk(self, prefix, fn)
+  for _, e in ipairs(entries(self)) do
+    local name, v, kind = e[1], e[2], e[3]
+    local full = prefix == '' and name or prefix .. '.' .. name
+    if kind == 'module' then
+      if is_layer(v) then
+        for pname, p in v:named_parameters(full) do fn(pname, p, 'param') end
+      else
+        walk(v, full, fn)
+      end
+    else
+      fn(full, v, kind)
+    end
+  end
+end
+
+local function iterate(list)
+  local i = 0
+  return function()
+    i = i + 1
+    if list[i] then return list[i][1], list[i][2] end
+  end
+end
+
+--- for name, p in m:named_parameters() do ... end
+function Module:named_parameters(prefix)
+  local list = {}
+  walk(self, prefix or '', function(n, p, kind)
+    if kind == 'param' then list[#list + 1] = { n, p } end
+  end)
+  return iterate(list)
+end
+
+--- The parameters as a list, in registration order (for optimizers).
+function Module:parameters()
+  local list = {}
+  for _, p in self:named_parameters() do list[#list + 1] = p end
+  return list
+end
+
+function Module:named_buffers(prefix)
+  local list = {}
+  walk(self, prefix or '', function(n, b, kind)
+    if kind == 'buffer' then list[#list + 1] = { n, b } end
+  end)
+  return iterate(list)
+end
+
+--- for name, child in m:named_children() do ... end
+function Module:named_children()
+  local list = {}
+  for _, e in ipairs(entries(self)) do
+    if e[3] == 'module' then list[#list + 1] = { e[1], e[2] } end
+  end
+  return iterate(list)
+end
+
+function Module:children()
+  local list = {}
+  for _, c in self:named_children() do list[#list + 1] = c end
+  return list
+end
+
+--- Calls fn on every submodule, children before parents, then on self.
+function Module:apply(fn)
+  for _, c in self:named_children() do
+    if is_layer(c) then fn(c) else c:apply(fn) end
+  end
+  fn(self)
+  return self
+end
+
+function Module:train(mode)
+  if mode == nil then mode = true end
+  rawset(self, 'training', mode)
+  for _, c in self:named_children() do c:train(mode) end
+  return self
+end
+
+function Module:eval() return self:train(false) end
+
+function Module:zero_grad()
+  for _, p in self:named_parameters() do p.grad = nil end
+end
+
+function Module:num_parameters()
+  local n = 0
+  for _, p in self:named_parameters() do n = n + p:numel() end
+  return n
+end
+
+--- name -> tensor for every parameter and buffer (shared, not copied).
+function Module:state_dict()
+  local sd = {}
+  walk(self, '', function(n, t) sd[n] = t end)
+  return sd
+end
+
+local function shape_str(t) return table.concat(t:size(), 'x') end
+
+--- Copies a state dict into the module. strict (default true): every name
+--- must be present on both sides. Shapes must always agree.
+function Module:load_state_dict(sd, strict)
+  if strict == nil then strict = true end
+  local own, problems = self:state_dict(), {}
+  for name, t in pairs(own) do
+    local src = sd[name]
+    if src == nil then
+      if strict then problems[#problems + 1] = 'missing key ' .. name end
+    elseif not nn.is_tensor(src) then
+      problems[#problems + 1] = ('%s is a %s, not a tensor'):format(name, type(src))
+    elseif shape_str(src) ~= shape_str(t) then
+      problems[#problems + 1] = ('size mismatch for %s: the checkpoint has %s, the model %s')
+        :format(name, shape_str(src), shape_str(t))
+    end
+  end
+  if strict then
+    for name in pairs(sd) do
+      if own[name] == nil then problems[#problems + 1] = 'unexpected key ' .. name end
+    end
+  end
+  if #problems > 0 then
+    table.sort(problems)
+    error('load_state_dict: ' .. table.concat(problems, '; '), 2)
+  end
+  nn.no_grad(function()
+    for name, t in pairs(own) do
+      if sd[name] ~= nil then t:copy_(sd[name]) end
+    end
+  end)
+  return self
+end
+
+local function indent(s) return (s:gsub('\n', '\n  ')) end
+
+function Module:__tostring()
+  local name = rawget(getmetatable(self), '_name') or 'Module'
+  local lines = {}
+  for n, c in self:named_children() do
+    lines[#lines + 1] = ('  (%s): %s'):format(n, indent(tostring(c)))
+  end
+  if #lines == 0 then return name .. '()' end
+  return name .. '(\n' .. table.concat(lines, '\n') .. '\n)'
+end
+
+-- ---- containers ----------------------------------------------------------
+
+local ModuleList = class(Module)
+ModuleList._name = 'ModuleList'
+M.ModuleList = ModuleList
+
+function ModuleList:_init(list)
+  rawset(self, '_n', 0)
+  for _, m in ipairs(list or {}) do self:append(m) end
+end
+
+--- Adds a module at the end; it is named by its 0-based position.
+function ModuleList:append(m)
+  if not is_module(m) then error('ModuleList: entries must be modules', 2) end
+  local n = rawget(self, '_n') + 1
+  rawset(self, '_n', n)
+  register(self, tostring(n - 1), n, 'module')
+  rawset(self, n, m)
+  return self
+end
+
+function ModuleList:__len() return rawget(self, '_n') end
+
+function ModuleList:ipairs()
+  local i = 0
+  return function()
+    i = i + 1
+    if i <= rawget(self, '_n') then return i, rawget(self, i) end
+  end
+end
+
+local Sequential = class(ModuleList)
+Sequential._name = 'Sequential'
+M.Sequential = Sequential
+
+--- Sequential(m1, m2, ...) or Sequential{m1, m2, ...}
+function Sequential:_init(...)
+  local first = ...
+  local list = (type(first) == 'table' and not is_module(first)) and first or { ... }
+  ModuleList._init(self, list)
+end
+
+function Sequential:forward(x)
+  for i = 1, rawget(self, '_n') do x = rawget(self, i)(x) end
+  return x
+end
+
+local ModuleDict = class(Module)
+ModuleDict._name = 'ModuleDict'
+M.ModuleDict = ModuleDict
+
+--- ModuleDict{name = module, ...} (sorted by name) plus :add(name, m)
+function ModuleDict:_init(t)
+  local names = {}
+  for k in pairs(t or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do self:add(k, t[k]) end
+end
+
+function ModuleDict:add(name, m)
+  if not is_module(m) then error('ModuleDict: entries must be modules', 2) end
+  self[name] = m
+  return self
+end
+
+-- ---- summary --------------------------------------------------------------
+
+local function count(m)
+  local n = 0
+  if is_layer(m) then
+    for _, p in m:named_parameters() do n = n + p:numel() end
+    return n
+  end
+  return m:num_parameters()
+end
+
+--- Prints one row per submodule: name, kind, output shape (when an input
+--- is given, by running the model once under no_grad) and parameters.
+--- Returns the text.
+function M.summary(model, input)
+  local rows, shapes = {}, {}
+  local function visit(m, prefix, depth)
+    for name, c in m:named_children() do
+      local full = prefix == '' and name or prefix .. '.' .. name
+      local kind = is_layer(c) and c.kind or (rawget(getmetatable(c), '_name') or 'Module')
+      rows[#rows + 1] = { full, kind, count(c), depth, c }
+      if not is_layer(c) then visit(c, full, depth + 1) end
+    end
+  end
+  visit(model, '', 0)
+  if input then -- record output shapes by wrapping each child for one call
+    local restore = {}
+    local function wrap(m)
+      for _, e in ipairs(entries(m)) do
+        local name, c = e[1], e[2]
+        if e[3] == 'module' then
+          local key = rawget(m, '_index')[name].key
+          if not is_layer(c) then wrap(c) end
+          local proxy = setmetatable({}, {
+            __index = c,
+            __call = function(_, ...)
+              local out = c(...)
+              if nn.is_tensor(out) then shapes[c] = table.concat(out:size(), 'x') end
+              return out
+            end,
+          })
+          rawset(m, key, proxy)
+          restore[#restore + 1] = { m, key, c }
+        end
+      end
+    end
+    wrap(model)
+    local ok, err = pcall(nn.no_grad, function() return model(input) end)
+    for i = #restore, 1, -1 do rawset(restore[i][1], restore[i][2], restore[i][3]) end
+    if not ok then error(err, 2) end
+  end
+  local out = { ('%-32s %-12s %-16s %12s'):format('layer', 'kind', 'output', 'parameters') }
+  for _, r in ipairs(rows) do
+    out[#out + 1] = ('%-32s %-12s %-16s %12d'):format(('  '):rep(r[4]) .. r[1], r[2],
+      shapes[r[5]] or '-', r[3])
+  end
+  out[#out + 1] = ('total parameters: %d'):format(model:num_parameters())
+  local text = table.concat(out, '\n')
+  print(text)
+  return text
+end
+
+return M
