@@ -3,7 +3,7 @@
 
 CC ?= cc
 LUA_PC := lua5.4
-DEBS := lua5.4 liblua5.4-dev libopenblas-dev lua-busted lua-argparse \
+DEBS := lua5.4 liblua5.4-dev libopenblas-dev libopenblas0-openmp lua-busted lua-argparse \
         lua-cjson libedit-dev pkg-config dataset-fashion-mnist fortunes \
         wordnet-base
 

@@ -17,6 +17,8 @@ static int l_config(lua_State *L) {
     lua_setfield(L, -2, "blas_core");
     lua_pushstring(L, nn_blas_choice());
     lua_setfield(L, -2, "blas_choice");
+    lua_pushstring(L, nn_blas_library());
+    lua_setfield(L, -2, "blas_library");
     lua_pushinteger(L, nn_get_num_threads());
     lua_setfield(L, -2, "threads");
     lua_pushstring(L, nn_build_flags());

@@ -6,7 +6,14 @@
  * it normally would run that constructor before any code of ours, so the
  * library is dlopen'ed here after OPENBLAS_CORETYPE is set from the CPU's
  * features (unless the user set it). This works the same in the nnlua
- * executable, in a module loaded by stock lua5.4, and in a C host. */
+ * executable, in a module loaded by stock lua5.4, and in a C host.
+ *
+ * Debian ships OpenBLAS built for pthreads (the default) and for OpenMP.
+ * The OpenMP build shares libgomp's thread pool with the engine's own
+ * parallel loops; with the pthread build the two pools spin against each
+ * other on every op (measured here: an MLP training step 3x slower on 2
+ * cores). So the OpenMP build is preferred when installed; NNLUA_BLAS
+ * names another library. */
 #include "internal.h"
 
 #include <dlfcn.h>
@@ -32,6 +39,7 @@ static struct {
     int ok;
     char error[256];
     char choice[128];
+    char library[256];
     void *handle;
     sgemm_fn sgemm;
     void (*set_threads)(int);
@@ -68,9 +76,19 @@ static void load_blas(void) {
                      "OpenBLAS's own detection");
         }
     }
-    static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
-    for (size_t i = 0; i < 2 && !blas.handle; i++)
+    static const char *const names[] = {
+        "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0",
+        "/usr/lib/aarch64-linux-gnu/openblas-openmp/libopenblas.so.0",
+        "libopenblas.so.0", "libopenblas.so"};
+    const char *user_lib = getenv("NNLUA_BLAS");
+    if (user_lib && *user_lib) {
+        blas.handle = dlopen(user_lib, RTLD_NOW | RTLD_LOCAL);
+        snprintf(blas.library, sizeof blas.library, "%s", user_lib);
+    }
+    for (size_t i = 0; i < sizeof names / sizeof *names && !blas.handle; i++) {
         blas.handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        snprintf(blas.library, sizeof blas.library, "%s", names[i]);
+    }
     if (!blas.handle) {
         snprintf(blas.error, sizeof blas.error,
                  "cannot load OpenBLAS (libopenblas.so.0): %s", dlerror());
@@ -115,6 +133,11 @@ int nn_get_num_threads(void) {
 const char *nn_blas_core(void) {
     if (nn_init() < 0) return "none";
     return blas.corename ? blas.corename() : "unknown";
+}
+
+const char *nn_blas_library(void) {
+    nn_init();
+    return blas.library;
 }
 
 const char *nn_blas_choice(void) {

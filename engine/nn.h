@@ -75,6 +75,7 @@ void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
 const char *nn_blas_core(void);     /* OpenBLAS kernel set in use */
 const char *nn_blas_choice(void);   /* how it was chosen */
+const char *nn_blas_library(void);  /* the library file loaded */
 const char *nn_build_flags(void);
 double nn_clock(void);              /* monotonic seconds */
 const char *nn_dtype_name(nn_dtype d);

@@ -1,0 +1,31 @@
+--- Fashion-MNIST loading shared by the examples: finds the IDX files
+--- (Debian's dataset-fashion-mnist by default, or --data DIR), returns
+--- images scaled to [0, 1] as (N, 784) f32 and labels 1..10 as i64.
+local nn = require 'nnlua'
+local idx = require 'nnlua.idx'
+
+local M = {}
+
+M.default_dir = '/usr/share/datasets/fashion-mnist'
+M.classes = { 'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+              'Sneaker', 'Bag', 'Ankle boot' }
+
+local function find(dir, split, kind)
+  for _, name in ipairs({ ('%s/%s-%s-ubyte.gz'):format(dir, split, kind),
+                          ('%s/%s-%s-ubyte'):format(dir, split, kind) }) do
+    local f = io.open(name, 'rb')
+    if f then f:close() return name end
+  end
+  error(('no %s %s file in %s (install dataset-fashion-mnist or pass --data)')
+    :format(split, kind, dir), 0)
+end
+
+--- load(dir, 'train' | 't10k') -> images (N, 784) in [0, 1], labels (N) 1..10
+function M.load(dir, split)
+  local images = assert(idx.read(find(dir, split, 'images-idx3')))
+  local labels = assert(idx.read(find(dir, split, 'labels-idx1'), 'i64'))
+  local n = images:size(1)
+  return images:view(n, -1) / 255, labels + 1
+end
+
+return M

@@ -1,0 +1,102 @@
+--- Fashion-MNIST classifiers trained with autograd and Adam: an MLP
+--- (784-256-256-10) or a small CNN (two conv-relu-pool blocks and two
+--- linear layers).
+---
+--- Usage: nnlua examples/fashion_mnist/train.lua [--model mlp|cnn]
+---        [--epochs N] [--batch N] [--lr X] [--data DIR] [--seed N] [--threads N]
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
+local nn = require 'nnlua'
+local data = require 'data'
+
+local opt = { model = 'mlp', epochs = 0, batch = 128, lr = 1e-3, data = data.default_dir,
+              seed = 1, threads = 0 }
+local i = 1
+while i <= #arg do
+  local key = arg[i]:match('^%-%-([%w_]+)$')
+  if not key or opt[key] == nil or arg[i + 1] == nil then
+    io.stderr:write('usage: train.lua [--model mlp|cnn] [--epochs N] [--batch N] [--lr X] ',
+      '[--data DIR] [--seed N] [--threads N]\n')
+    os.exit(2)
+  end
+  opt[key] = type(opt[key]) == 'number' and assert(tonumber(arg[i + 1]), key) or arg[i + 1]
+  i = i + 2
+end
+if opt.epochs == 0 then opt.epochs = opt.model == 'cnn' and 8 or 12 end
+if opt.threads > 0 then nn.set_num_threads(opt.threads) end
+nn.manual_seed(opt.seed)
+
+local function mlp()
+  return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                       nn.Linear(256, 10))
+end
+
+local CNN = nn.Module:extend()
+CNN._name = 'CNN'
+function CNN:_init()
+  self.conv1 = nn.Conv2d(1, 32, 3, { padding = 1 })
+  self.conv2 = nn.Conv2d(32, 64, 3, { padding = 1 })
+  self.pool = nn.MaxPool2d(2)
+  self.fc1 = nn.Linear(64 * 7 * 7, 128)
+  self.drop = nn.Dropout(0.3)
+  self.fc2 = nn.Linear(128, 10)
+end
+function CNN:forward(x)
+  x = x:view(-1, 1, 28, 28)
+  x = self.pool(self.conv1(x):relu())
+  x = self.pool(self.conv2(x):relu())
+  x = self.drop(self.fc1(x:flatten(2)):relu())
+  return self.fc2(x)
+end
+
+local model = opt.model == 'cnn' and CNN() or mlp()
+local xtrain, ytrain = data.load(opt.data, 'train')
+local xtest, ytest = data.load(opt.data, 't10k')
+local n = xtrain:size(1)
+print(('%s: %d parameters; %d training, %d test images; %d threads')
+  :format(opt.model, model:num_parameters(), n, xtest:size(1), nn.get_num_threads()))
+
+local optimizer = nn.optim.Adam(model:parameters(), { lr = opt.lr })
+local steps = n // opt.batch
+local sched = nn.optim.CosineLR(optimizer, { total = steps * opt.epochs, min_lr = opt.lr / 20 })
+
+local function evaluate()
+  model:eval()
+  local correct = 0
+  nn.no_grad(function()
+    for s = 1, xtest:size(1), 1000 do
+      local len = math.min(1000, xtest:size(1) - s + 1)
+      local _, pred = model(xtest:narrow(1, s, len)):max(2)
+      correct = correct + pred:eq(ytest:narrow(1, s, len)):sum():item()
+    end
+  end)
+  model:train()
+  return correct / xtest:size(1)
+end
+
+local t_all = nn.clock()
+local acc
+for epoch = 1, opt.epochs do
+  local t0 = nn.clock()
+  local _, perm = nn.rand(n):sort()
+  local loss_sum, correct = 0, 0
+  for s = 1, steps do
+    local ids = perm:narrow(1, (s - 1) * opt.batch + 1, opt.batch)
+    local x, y = xtrain:index_select(1, ids), ytrain:index_select(1, ids)
+    local logits = model(x)
+    local loss = nn.cross_entropy(logits, y)
+    optimizer:zero_grad()
+    loss:backward()
+    optimizer:step()
+    sched:step()
+    loss_sum = loss_sum + loss:item()
+    local _, pred = logits:max(2)
+    correct = correct + pred:eq(y):sum():item()
+  end
+  local secs = nn.clock() - t0
+  acc = evaluate()
+  print(('epoch %2d  loss %.4f  train acc %.4f  test acc %.4f  %.0f samples/s  %.2f s/epoch')
+    :format(epoch, loss_sum / steps, correct / (steps * opt.batch), acc,
+            steps * opt.batch / secs, secs))
+end
+print(('%s: test accuracy %.4f after %d epochs (%.1f s)'):format(opt.model, acc, opt.epochs,
+  nn.clock() - t_all))
