@@ -62,6 +62,7 @@ static double get_flt(const layer *l, const char *name) {
 /* ---- construction --------------------------------------------------------- */
 
 static layer *new_layer(lua_State *L, layer_kind kind) {
+    lua_settop(L, 8); /* arguments keep their indices (nil when absent) */
     layer *l = lua_newuserdatauv(L, sizeof *l, 1);
     memset(l, 0, sizeof *l);
     l->kind = kind;
@@ -124,7 +125,7 @@ static int new_linear(lua_State *L) {
     layer *l = new_layer(L, L_LINEAR);
     set_int(l, "in_features", in);
     set_int(l, "out_features", out);
-    set_int(l, "bias", bias);
+    set_int(l, "with_bias", bias);
     double bound = 1.0 / sqrt((double)in);
     add_param(L, "weight", uniform(L, 2, (int64_t[]){out, in}, bound));
     if (bias) add_param(L, "bias", uniform(L, 1, &out, bound));
@@ -226,15 +227,18 @@ static int new_softmax(lua_State *L) {
 }
 
 static int new_leakyrelu(lua_State *L) {
-    set_flt(new_layer(L, L_LEAKYRELU), "negative_slope", luaL_optnumber(L, 1, 0.01));
+    double slope = luaL_optnumber(L, 1, 0.01);
+    set_flt(new_layer(L, L_LEAKYRELU), "negative_slope", slope);
     return 1;
 }
 
 /* Flatten([first = 2[, last = -1]]): keeps the batch dim */
 static int new_flatten(lua_State *L) {
+    lua_Integer first = luaL_optinteger(L, 1, 2), last = luaL_optinteger(L, 2, -1);
+    if (first == 0 || last == 0) return luaL_argerror(L, first ? 2 : 1, "dims count from 1");
     layer *l = new_layer(L, L_FLATTEN);
-    set_int(l, "start_dim", luaL_optinteger(L, 1, 2));
-    set_int(l, "end_dim", luaL_optinteger(L, 2, -1));
+    set_int(l, "start_dim", first);
+    set_int(l, "end_dim", last);
     return 1;
 }
 
@@ -256,6 +260,8 @@ static int new_conv2d(lua_State *L) {
     nnL_pair_field(L, 4, "dilation", d, 1);
     int bias = opt_bool(L, 4, "bias", 1);
     if (k[0] < 1 || k[1] < 1) return luaL_argerror(L, 3, "kernel_size must be positive");
+    if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || p[0] < 0 || p[1] < 0)
+        return luaL_argerror(L, 4, "stride and dilation must be >= 1, padding >= 0");
     layer *l = new_layer(L, L_CONV2D);
     set_int(l, "in_channels", in);
     set_int(l, "out_channels", out);

@@ -136,11 +136,12 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                    padding[1], dilation[0], dilation[1]};
     if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.ph < 0 || g.pw < 0)
         return nn_fail(4, "conv2d: stride and dilation must be >= 1, padding >= 0");
-    g.oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
-    g.ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
-    if (g.oh < 1 || g.ow < 1)
+    int64_t span_h = g.dh * (g.kh - 1) + 1, span_w = g.dw * (g.kw - 1) + 1;
+    if (g.h + 2 * g.ph < span_h || g.w + 2 * g.pw < span_w)
         return nn_fail(2, "conv2d: kernel %lldx%lld larger than the padded input %s",
                        (long long)g.kh, (long long)g.kw, nn_shape_str(x, s1, 96));
+    g.oh = (g.h + 2 * g.ph - span_h) / g.sh + 1;
+    g.ow = (g.w + 2 * g.pw - span_w) / g.sw + 1;
     int64_t l = g.oh * g.ow, nl = g.n * l, k = g.ci * g.kh * g.kw;
     int prev = nn_grad_off();
     nn_tensor *xc = nn_contiguous((nn_tensor *)x), *wc = nn_contiguous((nn_tensor *)w);

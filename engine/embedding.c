@@ -8,6 +8,7 @@
 #include "autograd.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static int embedding_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
@@ -51,8 +52,11 @@ nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
     nn_release(flat);
     nn_release(rows);
     nn_grad_restore(prev);
-    if (!y && nn_last_error_arg() == 3) /* index_select blames its index */
-        nn_fail(1, "embedding: %s", nn_last_error());
+    if (!y && nn_last_error_arg() == 3) { /* index_select blames its index */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", nn_last_error());
+        nn_fail(1, "%s", msg);
+    }
     const nn_tensor *ins[2] = {idx, w};
     nn_node *node;
     y = nn_finish_op(y, "embedding", embedding_backward, 2, ins, &node);

@@ -85,7 +85,7 @@ static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
             }
         for (int k = 0; rc == 0 && k < 2; k++) {
             if (!(k ? need_b : need_w)) continue;
-            nn_tensor *t = nn_empty(NN_F32, 1, &c);
+            nn_tensor *t = nn_empty(NN_F32, n->in[1 + k].ndim, n->in[1 + k].shape);
             if (!t) { rc = -1; break; }
             for (int64_t i = 0; i < c; i++) nn_f32(t)[i] = (float)acc[k * c + i];
             gin[1 + k] = t;

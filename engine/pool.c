@@ -105,10 +105,10 @@ static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *strid
         2 * g.ph > g.kh || 2 * g.pw > g.kw)
         return nn_fail(2, "%s: kernel and stride must be >= 1 and padding at most "
                           "half the kernel", name);
+    if (g.h + 2 * g.ph < g.kh || g.w + 2 * g.pw < g.kw)
+        return nn_fail(2, "%s: window larger than the input %s", name, nn_shape_str(x, s1, 96));
     g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
     g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
-    if (g.oh < 1 || g.ow < 1)
-        return nn_fail(2, "%s: window larger than the input %s", name, nn_shape_str(x, s1, 96));
     int prev = nn_grad_off();
     nn_tensor *xc = nn_contiguous((nn_tensor *)x);
     int64_t shape[4] = {x->shape[0], x->shape[1], g.oh, g.ow};

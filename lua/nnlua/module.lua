@@ -298,8 +298,8 @@ end
 
 --- Prints one row per submodule: name, kind, output shape (when an input
 --- is given, by running the model once under no_grad) and parameters.
---- Returns the text.
-function M.summary(model, input)
+--- Returns the text; quiet = true only returns it.
+function M.summary(model, input, quiet)
   local rows, shapes = {}, {}
   local function visit(m, prefix, depth)
     for name, c in m:named_children() do
@@ -343,7 +343,7 @@ function M.summary(model, input)
   end
   out[#out + 1] = ('total parameters: %d'):format(model:num_parameters())
   local text = table.concat(out, '\n')
-  print(text)
+  if not quiet then print(text) end
   return text
 end
 

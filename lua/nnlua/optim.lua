@@ -23,7 +23,7 @@ function Optimizer:_init(params, defaults, known)
     error('optimizer: expected a non-empty list of parameters or of groups', 3)
   end
   for k in pairs(defaults) do
-    if not known[k] then error(("optimizer: unknown option '%s'"):format(k), 3) end
+    if known[k] == nil then error(("optimizer: unknown option '%s'"):format(k), 3) end
   end
   self.defaults = {}
   for k, v in pairs(known) do self.defaults[k] = v end
