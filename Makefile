@@ -91,6 +91,7 @@ debug:
 
 bench: all
 	$(NNLUA) bench/matmul.lua
+	$(NNLUA) bench/fashion_mnist.lua
 
 # The main job: a real training run on data a fresh machine installs.
 train: all

@@ -1,11 +1,15 @@
-/* conv.c -- 2-D convolution as im2col + one sgemm, with col2im backward.
+/* conv.c -- 2-D convolution as im2col + GEMM, with col2im backward.
  *
  * Shapes: x (N, Ci, H, W), w (Co, Ci, KH, KW), b (Co) or NULL ->
  * y (N, Co, OH, OW); K = Ci KH KW patch values, L = OH OW positions.
- * cols (K, N L) holds every patch of the batch as a column, so the whole
- * batch is one product: (Co, K) @ (K, N L) -> (Co, N L), then permuted to
- * (N, Co, L) with the bias added. Backward: dW = gT colsT, dcols = wT gT,
- * and col2im adds dcols back into dx plane by plane (no write races). */
+ * patches (N, L, K) holds one row per output position. Per image b, with
+ * P = patches[b] (L, K) and G = dy[b] (Co, L):
+ *   y[b] (Co, L) = w (Co, K) @ P^T + bias    (written in place: no transpose)
+ *   dW (Co, K)  += G @ P                     (patches kept from the forward)
+ *   dP (L, K)    = G^T @ w,  then col2im adds dP back into dx[b].
+ * One sgemm per image keeps every operand in the layout it already has;
+ * measured here this beats one batch-wide product plus the two transposes
+ * it needs. */
 #include "autograd.h"
 
 #include <string.h>
@@ -15,105 +19,94 @@ typedef struct {
     int64_t sh, sw, ph, pw, dh, dw;
 } conv_geom;
 
-static void im2col(const conv_geom *g, const float *x, float *cols) {
-    int64_t l = g->oh * g->ow, nl = g->n * l, k = g->ci * g->kh * g->kw;
-#pragma omp parallel for if (k * nl > NN_PAR_GRAIN)
-    for (int64_t row = 0; row < k; row++) {
-        int64_t c = row / (g->kh * g->kw), i = row / g->kw % g->kh, j = row % g->kw;
-        float *dst = cols + row * nl;
-        for (int64_t b = 0; b < g->n; b++) {
-            const float *plane = x + (b * g->ci + c) * g->h * g->w;
-            for (int64_t oy = 0; oy < g->oh; oy++) {
-                int64_t y = oy * g->sh - g->ph + i * g->dh;
-                float *d = dst + b * l + oy * g->ow;
-                if (y < 0 || y >= g->h) {
-                    memset(d, 0, g->ow * sizeof *d);
-                    continue;
-                }
-                for (int64_t ox = 0; ox < g->ow; ox++) {
-                    int64_t xx = ox * g->sw - g->pw + j * g->dw;
-                    d[ox] = (xx >= 0 && xx < g->w) ? plane[y * g->w + xx] : 0.0f;
-                }
+/* (y, x) of patch element (c, i, j) for output (oy, ox), or -1 if padding */
+static inline int64_t source(const conv_geom *g, int64_t i, int64_t j, int64_t oy,
+                             int64_t ox) {
+    int64_t y = oy * g->sh - g->ph + i * g->dh, x = ox * g->sw - g->pw + j * g->dw;
+    return (y < 0 || y >= g->h || x < 0 || x >= g->w) ? -1 : y * g->w + x;
+}
+
+static void im2col(const conv_geom *g, const float *x, float *patches) {
+    int64_t l = g->oh * g->ow, k = g->ci * g->kh * g->kw, khw = g->kh * g->kw;
+#pragma omp parallel for if (g->n * l * k > NN_PAR_GRAIN)
+    for (int64_t pos = 0; pos < g->n * l; pos++) {
+        int64_t b = pos / l, oy = pos % l / g->ow, ox = pos % g->ow;
+        const float *img = x + b * g->ci * g->h * g->w;
+        float *row = patches + pos * k; /* written in order: c, then i, then j */
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t at = source(g, i, j, oy, ox), e = i * g->kw + j;
+                if (at < 0)
+                    for (int64_t c = 0; c < g->ci; c++) row[c * khw + e] = 0.0f;
+                else
+                    for (int64_t c = 0; c < g->ci; c++) row[c * khw + e] = img[c * g->h * g->w + at];
             }
+    }
+}
+
+static void col2im(const conv_geom *g, const float *patches, float *dx) {
+    int64_t l = g->oh * g->ow, k = g->ci * g->kh * g->kw, khw = g->kh * g->kw;
+    int64_t img_size = g->ci * g->h * g->w;
+#pragma omp parallel for if (g->n * l * k > NN_PAR_GRAIN)
+    for (int64_t b = 0; b < g->n; b++) {
+        float *img = dx + b * img_size;
+        memset(img, 0, img_size * sizeof *img);
+        for (int64_t p = 0; p < l; p++) {
+            const float *row = patches + (b * l + p) * k;
+            int64_t oy = p / g->ow, ox = p % g->ow;
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int64_t at = source(g, i, j, oy, ox), e = i * g->kw + j;
+                    if (at < 0) continue;
+                    for (int64_t c = 0; c < g->ci; c++)
+                        img[c * g->h * g->w + at] += row[c * khw + e];
+                }
         }
     }
 }
 
-static void col2im(const conv_geom *g, const float *cols, float *dx) {
-    int64_t l = g->oh * g->ow, nl = g->n * l;
-#pragma omp parallel for if (g->n * g->ci * g->h * g->w > NN_PAR_GRAIN)
-    for (int64_t plane_id = 0; plane_id < g->n * g->ci; plane_id++) {
-        int64_t b = plane_id / g->ci, c = plane_id % g->ci;
-        float *plane = dx + plane_id * g->h * g->w;
-        memset(plane, 0, g->h * g->w * sizeof *plane);
-        for (int64_t i = 0; i < g->kh; i++)
-            for (int64_t j = 0; j < g->kw; j++) {
-                const float *src = cols + ((c * g->kh + i) * g->kw + j) * nl + b * l;
-                for (int64_t oy = 0; oy < g->oh; oy++) {
-                    int64_t y = oy * g->sh - g->ph + i * g->dh;
-                    if (y < 0 || y >= g->h) continue;
-                    for (int64_t ox = 0; ox < g->ow; ox++) {
-                        int64_t xx = ox * g->sw - g->pw + j * g->dw;
-                        if (xx >= 0 && xx < g->w) plane[y * g->w + xx] += src[oy * g->ow + ox];
-                    }
-                }
-            }
-    }
+static void geom_save(nn_node *n, const conv_geom *g) {
+    memcpy(n->larg, g, sizeof(int64_t) * 8); /* n .. kw, oh */
+    int64_t rest[7] = {g->ow, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
+    for (int i = 0; i < 7; i++) n->iarg[i] = (int)rest[i];
 }
 
-static void geom_from_node(const nn_node *n, conv_geom *g) {
+static void geom_load(const nn_node *n, conv_geom *g) {
     memcpy(g, n->larg, sizeof(int64_t) * 8);
-    g->oh = n->iarg[0]; g->ow = n->iarg[1];
-    g->sh = n->iarg[2]; g->sw = n->iarg[3]; g->ph = n->iarg[4];
-    g->pw = n->iarg[5]; g->dh = n->iarg[6]; g->dw = n->iarg[7];
+    g->ow = n->iarg[0]; g->sh = n->iarg[1]; g->sw = n->iarg[2];
+    g->ph = n->iarg[3]; g->pw = n->iarg[4]; g->dh = n->iarg[5]; g->dw = n->iarg[6];
 }
 
 static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     conv_geom g;
-    geom_from_node(n, &g);
-    nn_tensor *x = nn_saved(n, 0), *w = nn_saved(n, 1);
-    if (!x || !w) return -1;
-    int64_t l = g.oh * g.ow, nl = g.n * l, k = g.ci * g.kh * g.kw;
-    /* gT (Co, N L) from g (N, Co, L) */
-    nn_tensor *gt = nn_empty(NN_F32, 2, (int64_t[]){g.co, nl});
+    geom_load(n, &g);
+    nn_tensor *w = nn_saved(n, 0), *patches = nn_saved(n, 1);
+    if (!w || !patches) return -1;
+    int64_t l = g.oh * g.ow, k = g.ci * g.kh * g.kw;
     nn_tensor *gc = nn_contiguous((nn_tensor *)gout);
-    int rc = gt && gc ? 0 : -1;
-    if (rc == 0) {
-        const float *src = nn_f32(gc);
-        float *dst = nn_f32(gt);
-#pragma omp parallel for if (g.co * nl > NN_PAR_GRAIN)
-        for (int64_t co = 0; co < g.co; co++)
-            for (int64_t b = 0; b < g.n; b++)
-                memcpy(dst + co * nl + b * l, src + (b * g.co + co) * l, l * sizeof *dst);
+    int rc = gc ? 0 : -1;
+    const float *gv = gc ? nn_f32(gc) : NULL, *pv = nn_f32(patches);
+    if (rc == 0 && nn_input_needs(n, 1)) { /* dW (Co, K) = sum over b of G P */
+        gin[1] = nn_zeros(NN_F32, 4, n->in[1].shape);
+        if (!gin[1]) rc = -1;
+        for (int64_t b = 0; rc == 0 && b < g.n && l; b++)
+            rc = nn_sgemm(0, 0, g.co, k, l, 1.0f, gv + b * g.co * l, l, pv + b * l * k, k,
+                          1.0f, nn_f32(gin[1]), k);
     }
-    if (rc == 0 && nn_input_needs(n, 1)) { /* dW (Co, K) = gT (Co, NL) @ cols^T */
-        nn_tensor *cols = nn_empty(NN_F32, 2, (int64_t[]){k, nl});
-        gin[1] = cols ? nn_empty(NN_F32, 4, n->in[1].shape) : NULL;
-        if (gin[1]) {
-            im2col(&g, nn_f32(x), nn_f32(cols));
-            rc = nl ? nn_sgemm(0, 1, g.co, k, nl, 1.0f, nn_f32(gt), nl, nn_f32(cols), nl,
-                               0.0f, nn_f32(gin[1]), k)
-                    : nn_fill_(gin[1], 0);
-        } else {
-            rc = -1;
-        }
-        nn_release(cols);
-    }
-    if (rc == 0 && nn_input_needs(n, 0)) { /* dcols (K, NL) = W^T @ gT */
-        nn_tensor *dcols = nn_empty(NN_F32, 2, (int64_t[]){k, nl});
-        gin[0] = dcols ? nn_empty(NN_F32, 4, x->shape) : NULL;
-        if (gin[0] && nl)
-            rc = nn_sgemm(1, 0, k, nl, g.co, 1.0f, nn_f32(w), k, nn_f32(gt), nl, 0.0f,
-                          nn_f32(dcols), nl);
+    if (rc == 0 && nn_input_needs(n, 0)) { /* dP (L, K) = G^T w, per image */
+        nn_tensor *dp = nn_empty(NN_F32, 3, (int64_t[]){g.n, l, k});
+        gin[0] = dp ? nn_empty(NN_F32, 4, n->in[0].shape) : NULL;
         if (!gin[0]) rc = -1;
-        if (rc == 0) col2im(&g, nn_f32(dcols), nn_f32(gin[0]));
-        nn_release(dcols);
+        for (int64_t b = 0; rc == 0 && b < g.n && l; b++)
+            rc = nn_sgemm(1, 0, l, k, g.co, 1.0f, gv + b * g.co * l, l, nn_f32(w), k, 0.0f,
+                          nn_f32(dp) + b * l * k, k);
+        if (rc == 0) col2im(&g, nn_f32(dp), nn_f32(gin[0]));
+        nn_release(dp);
     }
     if (rc == 0 && n->nin > 2 && nn_input_needs(n, 2)) {
-        gin[2] = nn_sum(gt, 1, (int[]){1}, 0);
+        gin[2] = nn_sum(gc, 3, (int[]){0, 2, 3}, 0);
         if (!gin[2]) rc = -1;
     }
-    nn_release(gt);
     nn_release(gc);
     return rc;
 }
@@ -142,32 +135,24 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                        (long long)g.kh, (long long)g.kw, nn_shape_str(x, s1, 96));
     g.oh = (g.h + 2 * g.ph - span_h) / g.sh + 1;
     g.ow = (g.w + 2 * g.pw - span_w) / g.sw + 1;
-    int64_t l = g.oh * g.ow, nl = g.n * l, k = g.ci * g.kh * g.kw;
+    int64_t nl = g.n * g.oh * g.ow, k = g.ci * g.kh * g.kw;
     int prev = nn_grad_off();
     nn_tensor *xc = nn_contiguous((nn_tensor *)x), *wc = nn_contiguous((nn_tensor *)w);
-    nn_tensor *cols = nn_empty(NN_F32, 2, (int64_t[]){k, nl});
-    nn_tensor *tmp = nn_empty(NN_F32, 2, (int64_t[]){g.co, nl});
+    int64_t l = g.oh * g.ow;
+    nn_tensor *patches = nn_empty(NN_F32, 3, (int64_t[]){g.n, l, k});
     nn_tensor *y = nn_empty(NN_F32, 4, (int64_t[]){g.n, g.co, g.oh, g.ow});
-    int rc = xc && wc && cols && tmp && y ? 0 : -1;
-    if (rc == 0 && nl) {
-        im2col(&g, nn_f32(xc), nn_f32(cols));
-        rc = nn_sgemm(0, 0, g.co, nl, k, 1.0f, nn_f32(wc), k, nn_f32(cols), nl, 0.0f,
-                      nn_f32(tmp), nl);
-    }
-    if (rc == 0) {
-        const float *t = nn_f32(tmp), *bv = b ? nn_f32(b) : NULL;
-        float *out = nn_f32(y);
-        int64_t bs = b ? b->stride[0] : 0;
-#pragma omp parallel for if (nl * g.co > NN_PAR_GRAIN)
+    int rc = xc && wc && patches && y ? 0 : -1;
+    if (rc == 0) { /* every output plane starts as its bias */
+        float *yv = nn_f32(y);
         for (int64_t plane = 0; plane < g.n * g.co; plane++) {
-            int64_t bi = plane / g.co, co = plane % g.co;
-            float bias = bv ? bv[co * bs] : 0.0f;
-            const float *src = t + co * nl + bi * l;
-            for (int64_t i = 0; i < l; i++) out[plane * l + i] = src[i] + bias;
+            float add = b ? ((float *)nn_data(b))[plane % g.co * b->stride[0]] : 0.0f;
+            for (int64_t p = 0; p < l; p++) yv[plane * l + p] = add;
         }
     }
-    nn_release(cols);
-    nn_release(tmp);
+    if (rc == 0 && nl) im2col(&g, nn_f32(xc), nn_f32(patches));
+    for (int64_t bi = 0; rc == 0 && bi < g.n && l; bi++)
+        rc = nn_sgemm(0, 1, g.co, l, k, 1.0f, nn_f32(wc), k, nn_f32(patches) + bi * l * k,
+                      k, 1.0f, nn_f32(y) + bi * g.co * l, l);
     if (rc < 0) {
         nn_release(y);
         y = NULL;
@@ -176,15 +161,14 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
     y = nn_finish_op(y, "conv2d", conv_backward, b ? 3 : 2, ins, &node);
-    if (node) {
-        memcpy(node->larg, &g, sizeof(int64_t) * 8);
-        int64_t rest[8] = {g.oh, g.ow, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw};
-        for (int i = 0; i < 8; i++) node->iarg[i] = (int)rest[i];
-        if (nn_save(node, xc) < 0 || nn_save(node, wc) < 0) {
+    if (node) { /* keeping the patches costs N L K floats and saves an im2col */
+        geom_save(node, &g);
+        if (nn_save(node, wc) < 0 || nn_save(node, patches) < 0) {
             nn_release(y);
             y = NULL;
         }
     }
+    nn_release(patches);
     nn_release(xc);
     nn_release(wc);
     return y;

@@ -501,6 +501,28 @@ static inline float unary_deriv(nn_unary_op op, float x, float y, float p0,
     }
 }
 
+/* g * f'(x) over contiguous rows; the hot derivatives get their own loops */
+NN_DISPATCH
+static void unary_grad_rows(nn_unary_op op, int64_t n, const float *x, const float *y,
+                            const float *g, float *o, float p0, float p1) {
+    switch (op) {
+    case NN_RELU:
+        for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? g[i] : 0.0f;
+        break;
+    case NN_TANH:
+        for (int64_t i = 0; i < n; i++) o[i] = g[i] * (1.0f - y[i] * y[i]);
+        break;
+    case NN_SIGMOID:
+        for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i] * (1.0f - y[i]);
+        break;
+    case NN_EXP:
+        for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i];
+        break;
+    default:
+        for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(op, x[i], y[i], p0, p1);
+    }
+}
+
 static int unary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_tensor *x = nn_saved(n, 0), *y = nn_saved(n, 1);
     if (!x || !y) return -1;
@@ -513,10 +535,12 @@ static int unary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         float p0 = (float)n->farg[0], p1 = (float)n->farg[1];
         const float *xv = nn_f32(xc), *yv = nn_f32(yc), *gv = nn_f32(gc);
         float *o = nn_f32(gx);
-        int64_t count = nn_numel(gx);
+        int64_t count = nn_numel(gx), chunk = 16384;
 #pragma omp parallel for if (count > NN_PAR_GRAIN)
-        for (int64_t i = 0; i < count; i++)
-            o[i] = gv[i] * unary_deriv(op, xv[i], yv[i], p0, p1);
+        for (int64_t start = 0; start < count; start += chunk) {
+            int64_t len = count - start < chunk ? count - start : chunk;
+            unary_grad_rows(op, len, xv + start, yv + start, gv + start, o + start, p0, p1);
+        }
         gin[0] = gx;
         gx = NULL;
         rc = 0;

@@ -42,6 +42,7 @@ typedef struct nn_storage {
     int refcount;
     int owns;          /* 0: a host's buffer, never freed by us */
     uint64_t version;  /* bumped by every in-place write */
+    int reported;      /* a binding has told its GC about these bytes */
 } nn_storage;
 
 struct nn_node;

@@ -11,38 +11,43 @@
 
 typedef struct { int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw; } pool_geom;
 
+/* one output of a window clipped to the input; max records where */
+static inline float window(const pool_geom *g, const float *plane, int64_t oy,
+                           int64_t ox, int is_max, int64_t *where) {
+    int64_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw;
+    int64_t y1 = y0 + g->kh < g->h ? y0 + g->kh : g->h;
+    int64_t x1 = x0 + g->kw < g->w ? x0 + g->kw : g->w;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    float best = -INFINITY, sum = 0.0f;
+    int64_t at = y0 * g->w + x0, nan_at = -1;
+    if (!is_max) {
+        for (int64_t y = y0; y < y1; y++)
+            for (int64_t x = x0; x < x1; x++) sum += plane[y * g->w + x];
+        return sum / (float)(g->kh * g->kw);
+    }
+    for (int64_t y = y0; y < y1; y++) /* branch-free: selects, not jumps */
+        for (int64_t x = x0; x < x1; x++) {
+            float v = plane[y * g->w + x];
+            int64_t i = y * g->w + x;
+            int gt = v > best;
+            best = gt ? v : best;
+            at = gt ? i : at;
+            nan_at = (v != v && nan_at < 0) ? i : nan_at;
+        }
+    *where = nan_at >= 0 ? nan_at : at; /* NaN wins, as in PyTorch */
+    return nan_at >= 0 ? plane[nan_at] : best;
+}
+
 static void pool_forward(const pool_geom *g, const float *x, float *y,
                          int64_t *arg, int is_max) {
-#pragma omp parallel for if (g->planes * g->oh * g->ow > NN_PAR_GRAIN / 8)
+#pragma omp parallel for if (g->planes * g->h * g->w > NN_PAR_GRAIN)
     for (int64_t p = 0; p < g->planes; p++) {
         const float *plane = x + p * g->h * g->w;
+        int64_t o = p * g->oh * g->ow, unused;
         for (int64_t oy = 0; oy < g->oh; oy++)
-            for (int64_t ox = 0; ox < g->ow; ox++) {
-                float best = -INFINITY;
-                double sum = 0;
-                int64_t where = -1;
-                for (int64_t i = 0; i < g->kh; i++) {
-                    int64_t y0 = oy * g->sh - g->ph + i;
-                    if (y0 < 0 || y0 >= g->h) continue;
-                    for (int64_t j = 0; j < g->kw; j++) {
-                        int64_t x0 = ox * g->sw - g->pw + j;
-                        if (x0 < 0 || x0 >= g->w) continue;
-                        float v = plane[y0 * g->w + x0];
-                        sum += v;
-                        if (v > best || v != v || where < 0) {
-                            best = v;
-                            where = y0 * g->w + x0;
-                        }
-                    }
-                }
-                int64_t o = (p * g->oh + oy) * g->ow + ox;
-                if (is_max) {
-                    y[o] = best;
-                    arg[o] = where;
-                } else {
-                    y[o] = (float)(sum / (double)(g->kh * g->kw));
-                }
-            }
+            for (int64_t ox = 0; ox < g->ow; ox++, o++)
+                y[o] = window(g, plane, oy, ox, is_max, is_max ? &arg[o] : &unused);
     }
 }
 
