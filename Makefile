@@ -95,7 +95,7 @@ bench: all
 
 # The main job: a real training run on data a fresh machine installs.
 train: all
-	$(NNLUA) examples/fashion_mnist/softmax.lua
+	$(NNLUA) examples/fashion_mnist/train.lua --model mlp
 
 loc:
 	@for d in engine bindings lua tests bench examples; do \

@@ -25,6 +25,16 @@ describe('README.md', function()
     assert.equal(table.concat(expected, '\n') .. '\n\n', out)
   end)
 
+  it('shows a training example that runs', function()
+    local code = readme():match('## Training a model\n\n```lua\n(.-)```')
+    assert.truthy(code, 'no training example in README.md')
+    local file = support.tempfile(code, '.lua')
+    local out, status = support.run(exe .. ' ' .. file)
+    os.remove(file)
+    assert.equal(0, status, out)
+    assert.equal('256x784\n', out)
+  end)
+
   local stock = (os.getenv('ASAN') or '') == '' and it or pending
   stock('loads the library from stock lua5.4 as documented', function()
     local cmd = readme():match("\n(LUA_CPATH='%./%?%.so;;'[^\n]+)\n")
