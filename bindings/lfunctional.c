@@ -160,6 +160,37 @@ static int pool(lua_State *L, int is_max) {
 static int l_max_pool2d(lua_State *L) { return pool(L, 1); }
 static int l_avg_pool2d(lua_State *L) { return pool(L, 0); }
 
+/* attention(q, k, v[, {mask =, causal =, scale =, dropout =, training = true,
+ * need_weights =}]) -> out[, weights] */
+static int l_attention(lua_State *L) {
+    nn_tensor *q = nnL_checktensor(L, 1), *k = nnL_checktensor(L, 2);
+    nn_tensor *v = nnL_checktensor(L, 3);
+    nn_attention_args a = {NULL, 0, 0, 0, 1, nnL_rng(L)};
+    int need_weights = 0;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "mask");
+        if (!lua_isnil(L, -1) && !(a.mask = nnL_testtensor(L, -1)))
+            return luaL_argerror(L, 4, "mask must be a tensor");
+        /* the mask stays referenced at this stack slot */
+        a.causal = optbool(L, 4, "causal", 0);
+        a.scale = optfield(L, 4, "scale", 0);
+        a.dropout = optfield(L, 4, "dropout", 0);
+        a.training = optbool(L, 4, "training", 1);
+        need_weights = optbool(L, 4, "need_weights", 0);
+    } else if (!lua_isnoneornil(L, 4)) {
+        return luaL_typeerror(L, 4, "table of options");
+    }
+    nn_tensor **out = nnL_newslot(L), **w = need_weights ? nnL_newslot(L) : NULL;
+    *out = nn_attention(q, k, v, &a, w);
+    if (!*out) return nnL_engine_error(L);
+    if (w) { /* out, then weights, already in that order on the stack */
+        nnL_finish(L, out);
+        nnL_finish(L, w);
+        return 2;
+    }
+    return nnL_finish(L, out);
+}
+
 /* ---- optimizer steps: (param, grad, state..., {hyperparameters}) --------- */
 
 static int l_sgd_step(lua_State *L) {
@@ -211,7 +242,8 @@ void nnL_open_functional(lua_State *L) {
         {"embedding", l_embedding}, {"embedding_renorm_", l_embedding_renorm_},
         {"dropout", l_dropout}, {"cross_entropy", l_cross_entropy},
         {"conv2d", l_conv2d}, {"max_pool2d", l_max_pool2d},
-        {"avg_pool2d", l_avg_pool2d}, {"sgd_step", l_sgd_step},
+        {"avg_pool2d", l_avg_pool2d}, {"attention", l_attention},
+        {"sgd_step", l_sgd_step},
         {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step},
         {"adagrad_step", l_adagrad_step}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);

@@ -17,7 +17,7 @@ typedef struct nn_node nn_node;
 typedef int (*nn_backward_fn)(nn_node *n, const nn_tensor *gout,
                               nn_tensor **gin);
 
-#define NN_NODE_SAVED 4
+#define NN_NODE_SAVED 6
 
 typedef struct nn_node_input {
     struct nn_node *node;  /* the input's op, or NULL */

@@ -252,6 +252,23 @@ nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *strid
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 
+/* Scaled dot-product attention: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H,
+ * Tk, Dv) -> (B, H, Tq, Dv). k and v may broadcast over B and H (size 1).
+ * mask: additive f32 broadcastable to (B, H, Tq, Tk) (-inf blocks) or NULL;
+ * causal: query i sees keys j <= Tk - Tq + i; scale 0 means 1/sqrt(D);
+ * dropout on the weights when training. weights, when not NULL, receives
+ * the (B, H, Tq, Tk) weights (before dropout); otherwise memory stays
+ * linear in the sequence length. */
+typedef struct {
+    const nn_tensor *mask;
+    int causal;
+    double scale, dropout;
+    int training;
+    nn_rng *rng;
+} nn_attention_args;
+nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor *v,
+                        const nn_attention_args *a, nn_tensor **weights);
+
 /* ---- optimizer steps (in place; PyTorch 1.13's formulas) ------------------ */
 typedef struct {
     double lr, momentum, dampening, weight_decay;

@@ -1,0 +1,349 @@
+/* attention.c -- scaled dot-product attention, fused, with its backward.
+ *
+ * Shapes: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv) -> out
+ * (B, H, Tq, Dv); mask additive, broadcastable to (B, H, Tq, Tk). Each
+ * operand needs only a unit stride in its last dim: rows are read with
+ * their own stride, so q = x:view(B, T, H, D):transpose(2, 3) costs no copy.
+ * The output is laid out (B, Tq, H, Dv) in memory and returned as a
+ * (B, H, Tq, Dv) view, so merging the heads back is free too.
+ *
+ * Memory grows linearly with the sequence: queries are processed in blocks
+ * of QB rows, each against all the keys it can see (scores QB x Tk, a
+ * numerically safe softmax, then the product with V). Only the row
+ * log-sum-exps (B, H, Tq) are saved; backward recomputes each block's
+ * probabilities. Causal: query i, at absolute position Tk - Tq + i, sees
+ * keys j <= Tk - Tq + i (PyTorch's rule when Tq = Tk, aligned to the end
+ * when a KV cache makes Tk > Tq); keys past the last visible one are never
+ * touched. Dropout on the weights is regenerated in backward from the
+ * counter-based generator's (seed, offset). */
+#include "autograd.h"
+#include "vecmath.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QB 128
+
+typedef struct {
+    int64_t b, h, tq, tk, d, dv;
+    const float *q, *k, *v;      /* element (0, 0, 0, 0) of each */
+    int64_t qs[3], ks[3], vs[3]; /* strides of dims 0..2 (dim 3 is unit) */
+    const float *mask;           /* additive, or NULL */
+    int64_t ms[4];               /* its broadcast strides */
+    int causal;
+    float scale, drop;
+    uint64_t seed, offset;       /* dropout stream */
+} attn_geom;
+
+static const float *row_of(const float *base, const int64_t *s, int64_t b, int64_t h,
+                           int64_t t) {
+    return base + b * s[0] + h * s[1] + t * s[2];
+}
+
+/* keys visible to rows < row_end */
+static int64_t visible(const attn_geom *g, int64_t row_end) {
+    if (!g->causal) return g->tk;
+    int64_t last = g->tk - g->tq + row_end;
+    return last < 0 ? 0 : (last > g->tk ? g->tk : last);
+}
+
+/* the kept-or-dropped factor of weight (b, h, i, j): 0 or 1/(1-p) */
+static inline float keep(const attn_geom *g, int64_t b, int64_t h, int64_t i, int64_t j) {
+    uint32_t w[4];
+    uint64_t idx = (((uint64_t)b * g->h + h) * g->tq + i) * g->tk + j;
+    nn_philox(g->seed, g->offset + idx, w);
+    float u = (float)(w[0] >> 8) * (1.0f / 16777216.0f);
+    return u >= g->drop ? 1.0f / (1.0f - g->drop) : 0.0f;
+}
+
+/* s (rows, ke) = scale q k^T + mask, with invisible keys at -inf */
+static int block_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
+                        int64_t rows, int64_t ke, float *s) {
+    if (nn_sgemm(0, 1, rows, ke, g->d, g->scale, row_of(g->q, g->qs, b, h, r0), g->qs[2],
+                 row_of(g->k, g->ks, b, h, 0), g->ks[2], 0.0f, s, ke) < 0)
+        return -1;
+#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
+    for (int64_t r = 0; r < rows; r++) {
+        float *sr = s + r * ke;
+        int64_t i = r0 + r;
+        if (g->mask) {
+            const float *m = g->mask + b * g->ms[0] + h * g->ms[1] + i * g->ms[2];
+            for (int64_t j = 0; j < ke; j++) sr[j] += m[j * g->ms[3]];
+        }
+        if (g->causal)
+            for (int64_t j = g->tk - g->tq + i + 1; j < ke; j++) sr[j] = -INFINITY;
+    }
+    return 0;
+}
+
+/* softmax of each row in place; lse (rows) gets each row's log-sum-exp */
+static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse) {
+#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
+    for (int64_t r = 0; r < rows; r++) {
+        float *sr = s + r * ke, m = -INFINITY;
+        for (int64_t j = 0; j < ke; j++) m = sr[j] > m ? sr[j] : m;
+        if (m == -INFINITY) { /* nothing visible: weights 0, output 0 */
+            memset(sr, 0, ke * sizeof *sr);
+            lse[r] = INFINITY;
+            continue;
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < ke; j++) {
+            sr[j] = nn_expf(sr[j] - m);
+            sum += sr[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < ke; j++) sr[j] *= inv;
+        lse[r] = m + (float)log(sum);
+    }
+}
+
+static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
+                          int64_t rows, int64_t ke, float *p) {
+    if (g->drop <= 0) return;
+#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN / 8)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < ke; j++) p[r * ke + j] *= keep(g, b, h, r0 + r, j);
+}
+
+/* out rows (B, Tq, H, Dv) layout: row (b, i, h) at ((b Tq + i) H + h) Dv */
+static float *out_row(const attn_geom *g, float *out, int64_t b, int64_t h, int64_t i) {
+    return out + ((b * g->tq + i) * g->h + h) * g->dv;
+}
+
+static int attn_forward(const attn_geom *g, float *out, float *lse, float *weights) {
+    float *s = nn_alloc((size_t)QB * (size_t)(g->tk ? g->tk : 1) * sizeof *s);
+    if (!s) return nn_failed(0, "out of memory for attention scores");
+    int rc = 0;
+    for (int64_t b = 0; b < g->b && rc == 0; b++)
+        for (int64_t h = 0; h < g->h && rc == 0; h++)
+            for (int64_t r0 = 0; r0 < g->tq && rc == 0; r0 += QB) {
+                int64_t rows = g->tq - r0 < QB ? g->tq - r0 : QB, ke = visible(g, r0 + rows);
+                float *l = lse + (b * g->h + h) * g->tq + r0;
+                float *o = out_row(g, out, b, h, r0);
+                if (ke == 0) {
+                    for (int64_t r = 0; r < rows; r++) {
+                        memset(out_row(g, out, b, h, r0 + r), 0, g->dv * sizeof *o);
+                        l[r] = INFINITY;
+                    }
+                    continue;
+                }
+                rc = block_scores(g, b, h, r0, rows, ke, s);
+                if (rc < 0) break;
+                softmax_rows(s, rows, ke, l);
+                if (weights) /* (B, H, Tq, Tk), before dropout */
+                    for (int64_t r = 0; r < rows; r++) {
+                        float *w = weights + ((b * g->h + h) * g->tq + r0 + r) * g->tk;
+                        memcpy(w, s + r * ke, ke * sizeof *w);
+                        memset(w + ke, 0, (g->tk - ke) * sizeof *w);
+                    }
+                apply_dropout(g, b, h, r0, rows, ke, s);
+                rc = nn_sgemm(0, 0, rows, g->dv, ke, 1.0f, s, ke, row_of(g->v, g->vs, b, h, 0),
+                              g->vs[2], 0.0f, o, g->h * g->dv);
+            }
+    nn_free(s);
+    return rc;
+}
+
+/* dq (B, H, Tq, D), dk (B, H, Tk, D), dv (B, H, Tk, Dv), all contiguous
+ * and zeroed by the caller; dout read in the output's (B, Tq, H, Dv) layout */
+static int attn_backward_heads(const attn_geom *g, const float *dout, const float *lse,
+                               float *dq, float *dk, float *dv) {
+    size_t n = (size_t)QB * (size_t)(g->tk ? g->tk : 1);
+    float *p = nn_alloc(n * sizeof *p), *dp = nn_alloc(n * sizeof *dp);
+    int rc = p && dp ? 0 : nn_failed(0, "out of memory in attention backward");
+    for (int64_t b = 0; b < g->b && rc == 0; b++)
+        for (int64_t h = 0; h < g->h && rc == 0; h++) {
+            int64_t head = b * g->h + h;
+            for (int64_t r0 = 0; r0 < g->tq && rc == 0; r0 += QB) {
+                int64_t rows = g->tq - r0 < QB ? g->tq - r0 : QB, ke = visible(g, r0 + rows);
+                if (ke == 0) continue;
+                const float *l = lse + head * g->tq + r0;
+                const float *go = out_row(g, (float *)dout, b, h, r0);
+                int64_t ldo = g->h * g->dv;
+                if ((rc = block_scores(g, b, h, r0, rows, ke, p)) < 0) break;
+#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
+                for (int64_t r = 0; r < rows; r++) /* probabilities from the saved lse */
+                    for (int64_t j = 0; j < ke; j++)
+                        p[r * ke + j] = isinf(l[r]) ? 0.0f : nn_expf(p[r * ke + j] - l[r]);
+                /* dV += Pd^T dO, with Pd the dropped-out weights */
+                memcpy(dp, p, (size_t)rows * ke * sizeof *dp);
+                apply_dropout(g, b, h, r0, rows, ke, dp);
+                rc = nn_sgemm(1, 0, ke, g->dv, rows, 1.0f, dp, ke, go, ldo, 1.0f,
+                              dv + head * g->tk * g->dv, g->dv);
+                /* dPd = dO V^T, then through dropout to dP */
+                if (rc == 0)
+                    rc = nn_sgemm(0, 1, rows, ke, g->dv, 1.0f, go, ldo,
+                                  row_of(g->v, g->vs, b, h, 0), g->vs[2], 0.0f, dp, ke);
+                if (rc < 0) break;
+                apply_dropout(g, b, h, r0, rows, ke, dp);
+                /* dS = P (dP - sum_j P dP) scale, into dp */
+#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
+                for (int64_t r = 0; r < rows; r++) {
+                    float *pr = p + r * ke, *dr = dp + r * ke;
+                    double dot = 0;
+                    for (int64_t j = 0; j < ke; j++) dot += pr[j] * dr[j];
+                    for (int64_t j = 0; j < ke; j++) dr[j] = pr[j] * (dr[j] - (float)dot) * g->scale;
+                }
+                /* dQ = dS K, dK += dS^T Q */
+                rc = nn_sgemm(0, 0, rows, g->d, ke, 1.0f, dp, ke, row_of(g->k, g->ks, b, h, 0),
+                              g->ks[2], 0.0f, dq + (head * g->tq + r0) * g->d, g->d);
+                if (rc == 0)
+                    rc = nn_sgemm(1, 0, ke, g->d, rows, 1.0f, dp, ke,
+                                  row_of(g->q, g->qs, b, h, r0), g->qs[2], 1.0f,
+                                  dk + head * g->tk * g->d, g->d);
+            }
+        }
+    nn_free(p);
+    nn_free(dp);
+    return rc;
+}
+
+/* the geometry of q, k, v (and mask) for a saved or a fresh call */
+static int geometry(attn_geom *g, const nn_tensor *q, const nn_tensor *k,
+                    const nn_tensor *v, const nn_tensor *mask) {
+    g->b = q->shape[0]; g->h = q->shape[1]; g->tq = q->shape[2]; g->d = q->shape[3];
+    g->tk = k->shape[2]; g->dv = v->shape[3];
+    g->q = nn_f32(q); g->k = nn_f32(k); g->v = nn_f32(v);
+    for (int i = 0; i < 3; i++) {
+        g->qs[i] = q->stride[i];
+        g->ks[i] = k->stride[i];
+        g->vs[i] = v->stride[i];
+    }
+    /* broadcast batch/head dims of k and v address the same rows */
+    for (int i = 0; i < 2; i++) {
+        if (k->shape[i] == 1) g->ks[i] = 0;
+        if (v->shape[i] == 1) g->vs[i] = 0;
+    }
+    g->mask = NULL;
+    if (mask) {
+        int64_t full[4] = {g->b, g->h, g->tq, g->tk};
+        nn_broadcast_strides(mask, 4, full, g->ms);
+        g->mask = nn_f32(mask);
+    }
+    return 0;
+}
+
+static int attention_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
+    nn_tensor *q = nn_saved(n, 0), *k = nn_saved(n, 1), *v = nn_saved(n, 2);
+    nn_tensor *lse = nn_saved(n, 3);
+    if (!q || !k || !v || !lse) return -1;
+    nn_tensor *mask = n->iarg[1] ? n->saved[4] : NULL; /* constant: not versioned */
+    attn_geom g;
+    geometry(&g, q, k, v, mask);
+    g.causal = n->iarg[0];
+    g.scale = (float)n->farg[0];
+    g.drop = (float)n->farg[1];
+    g.seed = (uint64_t)n->larg[0];
+    g.offset = (uint64_t)n->larg[1];
+    /* dout in the output's memory order (B, Tq, H, Dv) */
+    nn_tensor *gperm = nn_transpose((nn_tensor *)gout, 1, 2);
+    nn_tensor *gc = gperm ? nn_contiguous(gperm) : NULL;
+    nn_release(gperm);
+    nn_tensor *dq = nn_zeros(NN_F32, 4, (int64_t[]){g.b, g.h, g.tq, g.d});
+    nn_tensor *dk = nn_zeros(NN_F32, 4, (int64_t[]){g.b, g.h, g.tk, g.d});
+    nn_tensor *dv = nn_zeros(NN_F32, 4, (int64_t[]){g.b, g.h, g.tk, g.dv});
+    int rc = gc && dq && dk && dv ? attn_backward_heads(&g, nn_f32(gc), nn_f32(lse),
+                                                        nn_f32(dq), nn_f32(dk), nn_f32(dv))
+                                  : -1;
+    nn_release(gc);
+    if (rc == 0) {
+        gin[0] = dq; /* broadcast k/v: the core sums the gradients down */
+        gin[1] = dk;
+        gin[2] = dv;
+    } else {
+        nn_release(dq); nn_release(dk); nn_release(dv);
+    }
+    return rc;
+}
+
+nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor *v,
+                        const nn_attention_args *a, nn_tensor **weights) {
+    char s1[96], s2[96], s3[96];
+    if (weights) *weights = NULL;
+    const nn_tensor *ts[3] = {q, k, v};
+    for (int i = 0; i < 3; i++)
+        if (ts[i]->dtype != NN_F32 || ts[i]->ndim != 4)
+            return nn_fail(i + 1, "attention expects f32 (B, H, T, D) tensors, got %s %s",
+                           nn_dtype_name(ts[i]->dtype), nn_shape_str(ts[i], s1, 96));
+    bool ok = k->shape[3] == q->shape[3] && k->shape[2] == v->shape[2];
+    for (int i = 0; i < 2; i++)
+        ok = ok && (k->shape[i] == q->shape[i] || k->shape[i] == 1) &&
+             (v->shape[i] == q->shape[i] || v->shape[i] == 1);
+    if (!ok)
+        return nn_fail(2, "attention: q %s, k %s and v %s do not fit (B, H, Tq, D), "
+                          "(B, H, Tk, D), (B, H, Tk, Dv)", nn_shape_str(q, s1, 96),
+                       nn_shape_str(k, s2, 96), nn_shape_str(v, s3, 96));
+    if (a->mask) {
+        int64_t full[4] = {q->shape[0], q->shape[1], q->shape[2], k->shape[2]};
+        bool fits = a->mask->dtype == NN_F32 && a->mask->ndim <= 4;
+        for (int i = 0; fits && i < a->mask->ndim; i++) {
+            int64_t m = a->mask->shape[a->mask->ndim - 1 - i], f = full[3 - i];
+            fits = m == f || m == 1;
+        }
+        if (!fits)
+            return nn_fail(4, "attention: mask %s %s does not broadcast to %lldx%lldx%lldx%lld",
+                           nn_dtype_name(a->mask->dtype), nn_shape_str(a->mask, s1, 96),
+                           (long long)full[0], (long long)full[1], (long long)full[2],
+                           (long long)full[3]);
+    }
+    if (!(a->dropout >= 0 && a->dropout < 1))
+        return nn_fail(4, "attention dropout must be in [0, 1)");
+    int prev = nn_grad_off();
+    /* unit stride in the last dim is all the kernels need */
+    nn_tensor *qc = q->stride[3] == 1 ? nn_retain((nn_tensor *)q) : nn_clone(q);
+    nn_tensor *kc = k->stride[3] == 1 ? nn_retain((nn_tensor *)k) : nn_clone(k);
+    nn_tensor *vc = v->stride[3] == 1 ? nn_retain((nn_tensor *)v) : nn_clone(v);
+    nn_tensor *mc = a->mask ? nn_contiguous((nn_tensor *)a->mask) : NULL;
+    attn_geom g;
+    int rc = qc && kc && vc && (!a->mask || mc) ? 0 : -1;
+    nn_tensor *out = NULL, *lse = NULL;
+    if (rc == 0) {
+        geometry(&g, qc, kc, vc, mc);
+        g.causal = a->causal;
+        g.scale = (float)(a->scale > 0 ? a->scale : 1.0 / sqrt((double)g.d));
+        g.drop = a->training ? (float)a->dropout : 0.0f;
+        g.seed = a->rng ? a->rng->seed : 0;
+        g.offset = a->rng ? a->rng->offset : 0;
+        if (g.drop > 0 && a->rng) a->rng->offset += (uint64_t)(g.b * g.h * g.tq * g.tk);
+        int64_t mem[4] = {g.b, g.tq, g.h, g.dv};
+        nn_tensor *o = nn_empty(NN_F32, 4, mem);
+        lse = nn_empty(NN_F32, 3, (int64_t[]){g.b, g.h, g.tq});
+        if (weights) *weights = nn_empty(NN_F32, 4, (int64_t[]){g.b, g.h, g.tq, g.tk});
+        rc = o && lse && (!weights || *weights) ? 0 : -1;
+        if (rc == 0)
+            rc = attn_forward(&g, nn_f32(o), nn_f32(lse), weights ? nn_f32(*weights) : NULL);
+        out = o ? nn_transpose(o, 1, 2) : NULL; /* (B, H, Tq, Dv) view */
+        nn_release(o);
+        if (!out) rc = -1;
+    }
+    nn_grad_restore(prev);
+    nn_node *node = NULL;
+    if (rc == 0) {
+        const nn_tensor *ins[3] = {q, k, v};
+        out = nn_finish_op(out, "attention", attention_backward, 3, ins, &node);
+        if (!out) rc = -1;
+    }
+    if (node) {
+        node->iarg[0] = g.causal;
+        node->iarg[1] = mc != NULL;
+        node->farg[0] = g.scale;
+        node->farg[1] = g.drop;
+        node->larg[0] = (int64_t)g.seed;
+        node->larg[1] = (int64_t)g.offset;
+        if (nn_save(node, qc) < 0 || nn_save(node, kc) < 0 || nn_save(node, vc) < 0 ||
+            nn_save(node, lse) < 0 || (mc && nn_save(node, mc) < 0))
+            rc = -1;
+    }
+    if (rc < 0) {
+        nn_release(out);
+        out = NULL;
+        if (weights) {
+            nn_release(*weights);
+            *weights = NULL;
+        }
+    }
+    nn_release(qc); nn_release(kc); nn_release(vc); nn_release(mc); nn_release(lse);
+    return out;
+}
