@@ -94,6 +94,15 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"init", "nnlua.initializers", NULL},
     {"F", "nnlua.functional", NULL},
     {"class", "nnlua.class", NULL},
+    {"MultiheadAttention", "nnlua.transformer", "MultiheadAttention"},
+    {"TransformerEncoderLayer", "nnlua.transformer", "TransformerEncoderLayer"},
+    {"TransformerDecoderLayer", "nnlua.transformer", "TransformerDecoderLayer"},
+    {"TransformerEncoder", "nnlua.transformer", "TransformerEncoder"},
+    {"TransformerDecoder", "nnlua.transformer", "TransformerDecoder"},
+    {"Transformer", "nnlua.transformer", "Transformer"},
+    {"SinusoidalPositionalEncoding", "nnlua.transformer", "SinusoidalPositionalEncoding"},
+    {"KVCache", "nnlua.transformer", "KVCache"},
+    {"transformer", "nnlua.transformer", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {

@@ -18,7 +18,10 @@ cases = []
 
 
 def t(x):
-    return x.detach().tolist()
+    """float32 values with the 9 significant digits that identify them"""
+    def short(v):
+        return [short(u) for u in v] if isinstance(v, list) else float("%.9g" % v)
+    return short(x.detach().tolist())
 
 
 def case(name, fn, inputs, consts=None, **extra):

@@ -1,0 +1,345 @@
+--- nnlua.transformer: MultiheadAttention, Transformer encoder and decoder
+--- layers and stacks, the full encoder-decoder Transformer, and positional
+--- encodings (sinusoidal, learned, rotary). Every tensor op runs in C: the
+--- projections are fused Linear ops and attention is the fused kernel of
+--- engine/attention.c; these modules only wire them together.
+---
+--- Parameter names follow PyTorch 1.13 so its state dicts load:
+---   MultiheadAttention: in_proj_weight (3E, E), in_proj_bias (3E),
+---     out_proj.weight, out_proj.bias; with kdim/vdim different from E:
+---     q_proj_weight, k_proj_weight, v_proj_weight instead of in_proj_weight.
+---   TransformerEncoderLayer: self_attn.*, linear1, linear2, norm1, norm2.
+---   TransformerDecoderLayer: self_attn.*, multihead_attn.*, linear1,
+---     linear2, norm1, norm2, norm3.
+--- Inputs are batch-first (B, T, E).
+local nn = require 'nnlua'
+local Module = require('nnlua.module').Module
+local ModuleList = require('nnlua.module').ModuleList
+
+local M = {}
+
+-- ---- masks -------------------------------------------------------------
+
+--- An additive (B, 1, 1, S) mask from a (B, S) key padding mask whose
+--- nonzero entries mark padding (PyTorch's key_padding_mask).
+function M.padding_mask(kpm)
+  local b, s = kpm:size(1), kpm:size(2)
+  return nn.zeros(b, 1, 1, s):masked_fill(kpm:view(b, 1, 1, s):ne(0), -math.huge)
+end
+
+--- An additive (T, S) mask that blocks the future (-inf above the diagonal).
+function M.causal_mask(t, s)
+  s = s or t
+  return nn.full({ t, s }, -math.huge):triu(s - t + 1)
+end
+
+-- ---- a growing key/value cache for incremental decoding -----------------
+
+--- KVCache(): holds keys and values (B, H, n, D) of the tokens seen so far,
+--- in buffers that double when full, so each new token costs O(n).
+local KVCache = nn.class()
+M.KVCache = KVCache
+function KVCache:_init() self.n = 0 end
+
+local function grow(buf, b, h, cap, d)
+  local new = nn.zeros(b, h, cap, d)
+  if buf then new:narrow(3, 1, buf:size(3)):copy_(buf) end
+  return new
+end
+
+--- Appends k, v (B, H, t, D) and returns views of all keys and values.
+function KVCache:append(k, v)
+  local t = k:size(3)
+  local need = self.n + t
+  if not self.k or need > self.k:size(3) then
+    local cap = math.max(need, 2 * (self.k and self.k:size(3) or 16))
+    self.k = grow(self.k, k:size(1), k:size(2), cap, k:size(4))
+    self.v = grow(self.v, v:size(1), v:size(2), cap, v:size(4))
+  end
+  self.k:narrow(3, self.n + 1, t):copy_(k)
+  self.v:narrow(3, self.n + 1, t):copy_(v)
+  self.n = need
+  return self.k:narrow(3, 1, self.n), self.v:narrow(3, 1, self.n)
+end
+
+-- ---- MultiheadAttention -----------------------------------------------------
+
+local MHA = Module:extend()
+MHA._name = 'MultiheadAttention'
+M.MultiheadAttention = MHA
+
+--- MultiheadAttention(embed_dim, num_heads[, {bias = true, dropout = 0,
+--- kdim = E, vdim = E, batch_first = true}])
+function MHA:_init(e, heads, o)
+  o = o or {}
+  assert(math.type(e) == 'integer' and math.type(heads) == 'integer' and e % heads == 0,
+    'MultiheadAttention: embed_dim must be an integer divisible by num_heads')
+  if o.batch_first == false then error('MultiheadAttention: only batch_first = true is supported', 2) end
+  self.embed_dim, self.num_heads, self.head_dim = e, heads, e // heads
+  self.kdim, self.vdim = o.kdim or e, o.vdim or e
+  self.dropout_p = o.dropout or 0
+  local bias = o.bias ~= false
+  -- PyTorch's init: xavier_uniform_ on the projections, zero biases
+  if self.kdim == e and self.vdim == e then
+    self.in_proj_weight = nn.init.xavier_uniform_(nn.empty(3 * e, e):requires_grad_())
+  else
+    self.q_proj_weight = nn.init.xavier_uniform_(nn.empty(e, e):requires_grad_())
+    self.k_proj_weight = nn.init.xavier_uniform_(nn.empty(e, self.kdim):requires_grad_())
+    self.v_proj_weight = nn.init.xavier_uniform_(nn.empty(e, self.vdim):requires_grad_())
+  end
+  if bias then self.in_proj_bias = nn.zeros(3 * e):requires_grad_() end
+  self.out_proj = nn.Linear(e, e, { bias = bias })
+  if bias then nn.init.zeros_(self.out_proj.bias) end
+end
+
+-- (B, T, E) -> (B, H, T, D) as a view
+function MHA:heads(x)
+  local b, t = x:size(1), x:size(2)
+  return x:view(b, t, self.num_heads, -1):transpose(2, 3)
+end
+
+function MHA:project(x, i)
+  local e = self.embed_dim
+  local w = self.in_proj_weight and self.in_proj_weight:narrow(1, (i - 1) * e + 1, e)
+    or ({ self.q_proj_weight, self.k_proj_weight, self.v_proj_weight })[i]
+  local b = self.in_proj_bias and self.in_proj_bias:narrow(1, (i - 1) * e + 1, e)
+  return nn.linear(x, w, b)
+end
+
+--- forward(query, key, value[, {key_padding_mask =, attn_mask =,
+--- is_causal =, need_weights = false, cache =}]) -> out (B, T, E)[, weights]
+--- attn_mask is additive (T, S) or broadcastable to (B, H, T, S); weights
+--- are averaged over heads (B, T, S), as PyTorch returns them. A cache
+--- (KVCache) keeps keys and values across calls for incremental decoding.
+function MHA:forward(query, key, value, o)
+  key, value, o = key or query, value or key or query, o or {}
+  local q, k, v
+  if query == key and key == value and self.in_proj_weight then
+    local qkv = nn.linear(query, self.in_proj_weight, self.in_proj_bias) -- one GEMM
+    local b, t, e = query:size(1), query:size(2), self.embed_dim
+    qkv = qkv:view(b, t, 3, self.num_heads, self.head_dim)
+    q = qkv:select(3, 1):transpose(2, 3)
+    k = qkv:select(3, 2):transpose(2, 3)
+    v = qkv:select(3, 3):transpose(2, 3)
+    local _ = e
+  else
+    q = self:heads(self:project(query, 1))
+    k = self:heads(self:project(key, 2))
+    v = self:heads(self:project(value, 3))
+  end
+  if o.cache then k, v = o.cache:append(k, v) end
+  local mask = o.attn_mask
+  if mask and mask.dtype ~= 'f32' then error('attn_mask must be an additive f32 mask', 2) end
+  if o.key_padding_mask then
+    local pm = M.padding_mask(o.key_padding_mask)
+    mask = mask and mask + pm or pm
+  end
+  local out = nn.attention(q, k, v, { mask = mask, causal = o.is_causal,
+    dropout = self.dropout_p, training = self.training })
+  local b, t = query:size(1), query:size(2)
+  out = self.out_proj(out:transpose(2, 3):reshape(b, t, self.embed_dim))
+  if not o.need_weights then return out end
+  -- the weights, differentiable, from the unfused composition
+  local s = q:matmul(k:transpose(-1, -2)) * (1 / math.sqrt(self.head_dim))
+  if mask then s = s + mask end
+  if o.is_causal then s = s + M.causal_mask(q:size(3), k:size(3)) end
+  return out, s:softmax(-1):mean(2)
+end
+
+-- ---- encoder and decoder layers -------------------------------------------------
+
+local function activation(name)
+  if name == 'gelu' then return function(x) return x:gelu() end end
+  if name == 'relu' or name == nil then return function(x) return x:relu() end end
+  error("activation must be 'relu' or 'gelu'", 3)
+end
+
+local EncoderLayer = Module:extend()
+EncoderLayer._name = 'TransformerEncoderLayer'
+M.TransformerEncoderLayer = EncoderLayer
+
+--- TransformerEncoderLayer(d_model, nhead[, {dim_feedforward = 2048,
+--- dropout = 0.1, activation = 'relu', norm_first = false,
+--- layer_norm_eps = 1e-5, bias = true}])
+function EncoderLayer:_init(d, nhead, o)
+  o = o or {}
+  local ff, p = o.dim_feedforward or 2048, o.dropout or 0.1
+  local eps, bias = o.layer_norm_eps or 1e-5, o.bias ~= false
+  self.norm_first, self.act = o.norm_first or false, activation(o.activation)
+  self.self_attn = MHA(d, nhead, { dropout = p, bias = bias })
+  self.linear1 = nn.Linear(d, ff, { bias = bias })
+  self.dropout = nn.Dropout(p)
+  self.linear2 = nn.Linear(ff, d, { bias = bias })
+  self.norm1 = nn.LayerNorm(d, { eps = eps })
+  self.norm2 = nn.LayerNorm(d, { eps = eps })
+  self.dropout1, self.dropout2 = nn.Dropout(p), nn.Dropout(p)
+end
+
+function EncoderLayer:ff(x) return self.linear2(self.dropout(self.act(self.linear1(x)))) end
+
+--- forward(x[, {mask =, key_padding_mask =, is_causal =}])
+function EncoderLayer:forward(x, o)
+  o = o or {}
+  local function sa(h)
+    return self.dropout1(self.self_attn(h, h, h, { attn_mask = o.mask,
+      key_padding_mask = o.key_padding_mask, is_causal = o.is_causal }))
+  end
+  if self.norm_first then
+    x = x + sa(self.norm1(x))
+    return x + self.dropout2(self:ff(self.norm2(x)))
+  end
+  x = self.norm1(x + sa(x))
+  return self.norm2(x + self.dropout2(self:ff(x)))
+end
+
+local DecoderLayer = Module:extend()
+DecoderLayer._name = 'TransformerDecoderLayer'
+M.TransformerDecoderLayer = DecoderLayer
+
+--- TransformerDecoderLayer(d_model, nhead[, options as the encoder layer])
+function DecoderLayer:_init(d, nhead, o)
+  o = o or {}
+  local ff, p = o.dim_feedforward or 2048, o.dropout or 0.1
+  local eps, bias = o.layer_norm_eps or 1e-5, o.bias ~= false
+  self.norm_first, self.act = o.norm_first or false, activation(o.activation)
+  self.self_attn = MHA(d, nhead, { dropout = p, bias = bias })
+  self.multihead_attn = MHA(d, nhead, { dropout = p, bias = bias })
+  self.linear1 = nn.Linear(d, ff, { bias = bias })
+  self.dropout = nn.Dropout(p)
+  self.linear2 = nn.Linear(ff, d, { bias = bias })
+  self.norm1 = nn.LayerNorm(d, { eps = eps })
+  self.norm2 = nn.LayerNorm(d, { eps = eps })
+  self.norm3 = nn.LayerNorm(d, { eps = eps })
+  self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(p), nn.Dropout(p), nn.Dropout(p)
+end
+
+--- forward(tgt, memory[, {tgt_mask =, tgt_is_causal =, tgt_key_padding_mask =,
+--- memory_key_padding_mask =, cache =}]); cache: a KVCache for the
+--- self-attention when decoding one token at a time
+function DecoderLayer:forward(x, mem, o)
+  o = o or {}
+  local function sa(h)
+    return self.dropout1(self.self_attn(h, h, h, { attn_mask = o.tgt_mask,
+      is_causal = o.tgt_is_causal, key_padding_mask = o.tgt_key_padding_mask, cache = o.cache }))
+  end
+  local function ca(h)
+    return self.dropout2(self.multihead_attn(h, mem, mem,
+      { key_padding_mask = o.memory_key_padding_mask }))
+  end
+  local function ff(h) return self.dropout3(self.linear2(self.dropout(self.act(self.linear1(h))))) end
+  if self.norm_first then
+    x = x + sa(self.norm1(x))
+    x = x + ca(self.norm2(x))
+    return x + ff(self.norm3(x))
+  end
+  x = self.norm1(x + sa(x))
+  x = self.norm2(x + ca(x))
+  return self.norm3(x + ff(x))
+end
+
+-- ---- stacks ---------------------------------------------------------------------
+
+local Encoder = Module:extend()
+Encoder._name = 'TransformerEncoder'
+M.TransformerEncoder = Encoder
+
+--- TransformerEncoder(make_layer, num_layers[, norm]): make_layer() builds
+--- one layer (each gets its own parameters)
+function Encoder:_init(make_layer, n, norm)
+  self.layers = ModuleList()
+  for _ = 1, n do self.layers:append(make_layer()) end
+  if norm then self.norm = norm end
+end
+
+function Encoder:forward(x, o)
+  for _, layer in self.layers:ipairs() do x = layer(x, o) end
+  return self.norm and self.norm(x) or x
+end
+
+local Decoder = Module:extend()
+Decoder._name = 'TransformerDecoder'
+M.TransformerDecoder = Decoder
+
+function Decoder:_init(make_layer, n, norm)
+  self.layers = ModuleList()
+  for _ = 1, n do self.layers:append(make_layer()) end
+  if norm then self.norm = norm end
+end
+
+--- forward(tgt, memory[, o]); o.caches: one KVCache per layer
+function Decoder:forward(x, mem, o)
+  o = o or {}
+  for i, layer in self.layers:ipairs() do
+    local lo = {}
+    for k, v in pairs(o) do lo[k] = v end
+    lo.cache = o.caches and o.caches[i]
+    x = layer(x, mem, lo)
+  end
+  return self.norm and self.norm(x) or x
+end
+
+local Transformer = Module:extend()
+Transformer._name = 'Transformer'
+M.Transformer = Transformer
+
+--- Transformer({d_model = 512, nhead = 8, num_encoder_layers = 6,
+--- num_decoder_layers = 6, dim_feedforward = 2048, dropout = 0.1,
+--- activation = 'relu', norm_first = false})
+function Transformer:_init(o)
+  o = o or {}
+  local d, h = o.d_model or 512, o.nhead or 8
+  self.encoder = Encoder(function() return EncoderLayer(d, h, o) end,
+    o.num_encoder_layers or 6, nn.LayerNorm(d, { eps = o.layer_norm_eps }))
+  self.decoder = Decoder(function() return DecoderLayer(d, h, o) end,
+    o.num_decoder_layers or 6, nn.LayerNorm(d, { eps = o.layer_norm_eps }))
+end
+
+--- forward(src, tgt[, {src_key_padding_mask =, tgt_key_padding_mask =,
+--- memory_key_padding_mask =}]): the decoder is causal
+function Transformer:forward(src, tgt, o)
+  o = o or {}
+  local mem = self.encoder(src, { key_padding_mask = o.src_key_padding_mask })
+  return self.decoder(tgt, mem, { tgt_is_causal = true, tgt_key_padding_mask = o.tgt_key_padding_mask,
+    memory_key_padding_mask = o.memory_key_padding_mask or o.src_key_padding_mask })
+end
+
+-- ---- positional encodings ---------------------------------------------------------
+
+local Sinusoidal = Module:extend()
+Sinusoidal._name = 'SinusoidalPositionalEncoding'
+M.SinusoidalPositionalEncoding = Sinusoidal
+
+--- SinusoidalPositionalEncoding(d_model, max_len = 5000): adds
+--- pe[t][2i] = sin(t / 10000^(2i/d)), pe[t][2i+1] = cos(...) to (B, T, d)
+function Sinusoidal:_init(d, max_len)
+  max_len = max_len or 5000
+  local pos = nn.arange(max_len):float():unsqueeze(2)
+  local div = (nn.arange(0, d, 2):float() * (-math.log(10000) / d)):exp()
+  local pe = nn.zeros(max_len, d)
+  local angles = pos * div
+  pe[{ {}, { 1, d, 2 } }] = angles:sin()
+  pe[{ {}, { 2, d, 2 } }] = angles:narrow(2, 1, d // 2):cos()
+  self:register_buffer('pe', pe)
+end
+
+--- forward(x[, offset = 0]): positions offset + 1 .. offset + T
+function Sinusoidal:forward(x, offset)
+  return x + self.pe:narrow(1, (offset or 0) + 1, x:size(2))
+end
+
+--- rotary(x (B, H, T, D)[, offset = 0[, base = 10000]]): rotary position
+--- embedding (RoPE) in the half-split layout (GPT-NeoX, LLaMA): dims i and
+--- i + D/2 rotate by angle pos * base^(-2i/D).
+function M.rotary(x, offset, base)
+  offset, base = offset or 0, base or 10000
+  local t, d = x:size(3), x:size(4)
+  assert(d % 2 == 0, 'rotary needs an even head dimension')
+  local half = d // 2
+  local inv = (nn.arange(0, half):float() * (-2 * math.log(base) / d)):exp()
+  local ang = nn.arange(offset, offset + t):float():unsqueeze(2) * inv -- (T, D/2)
+  local cos, sin = ang:cos(), ang:sin()
+  local x1, x2 = x:narrow(4, 1, half), x:narrow(4, half + 1, half)
+  return nn.cat({ x1 * cos - x2 * sin, x1 * sin + x2 * cos }, 4)
+end
+
+return M

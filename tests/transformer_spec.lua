@@ -1,0 +1,174 @@
+-- Attention and Transformer layers against PyTorch 1.13 on the fixtures of
+-- tests/ref/gen_attention.py, plus the fused kernel against the unfused
+-- composition, gradchecks and the KV cache.
+local nn = require 'nnlua'
+local cjson = require 'cjson'
+local tr = nn.transformer
+
+local f = assert(io.open('tests/ref/attention.json'))
+local ref = cjson.decode(f:read('a'))
+f:close()
+local cases = {}
+for _, c in ipairs(ref.cases) do cases[c.name] = c end
+
+local T = function(x) return nn.tensor(x) end
+
+-- loads the case's state into module m, runs fn(m, inputs), compares the
+-- output and every gradient with PyTorch's
+local function check(name, m, fn, rtol, atol)
+  rtol, atol = rtol or 1e-5, atol or 1e-5
+  local c = assert(cases[name], 'no fixture ' .. name)
+  local sd = {}
+  for k, v in pairs(c.state) do sd[k] = T(v) end
+  m:load_state_dict(sd)
+  m:eval()
+  local leaves = {}
+  for k, v in pairs(c.inputs) do leaves[k] = T(v):requires_grad_() end
+  local out = fn(m, leaves, c)
+  assert.tensor_near(c.output, out, rtol, atol)
+  m:zero_grad()
+  ;(out * T(c.proj)):sum():backward()
+  for k, g in pairs(c.grads) do assert.tensor_near(g, leaves[k].grad, rtol, atol) end
+  local params = {}
+  for n, p in m:named_parameters() do params[n] = p end
+  for n, g in pairs(c.param_grads) do
+    assert(params[n], 'no parameter ' .. n)
+    assert.tensor_near(g, params[n].grad, rtol, atol)
+  end
+end
+
+local function reference(q, k, v, mask, causal, scale)
+  local s = q:matmul(k:transpose(-1, -2)) * (scale or 1 / math.sqrt(q:size(-1)))
+  if mask then s = s + mask end
+  if causal then s = s + tr.causal_mask(q:size(3), k:size(3)) end
+  return s:softmax(-1):matmul(v)
+end
+
+describe('attention', function()
+  before_each(function() nn.manual_seed(7) end)
+
+  it('equals the unfused composition, with masks, causal and cross shapes', function()
+    local q, k, v = nn.randn(2, 3, 5, 4), nn.randn(2, 3, 7, 4), nn.randn(2, 3, 7, 6)
+    assert.tensor_near(reference(q, k, v), nn.attention(q, k, v), 1e-5, 1e-6)
+    assert.tensor_near(reference(q, k, v, nil, true), nn.attention(q, k, v, { causal = true }), 1e-5, 1e-6)
+    local mask = nn.randn(2, 1, 5, 7)
+    assert.tensor_near(reference(q, k, v, mask, false, 0.3),
+      nn.attention(q, k, v, { mask = mask, scale = 0.3 }), 1e-5, 1e-6)
+  end)
+
+  it('tiles long sequences without changing the result', function()
+    local x = nn.randn(1, 300, 2, 8):transpose(2, 3) -- (B, H, T, D) view, T > one block
+    assert.tensor_near(reference(x, x, x, nil, true), nn.attention(x, x, x, { causal = true }), 1e-5, 1e-6)
+  end)
+
+  it('returns the weights when asked', function()
+    local q, k, v = nn.randn(1, 2, 3, 4), nn.randn(1, 2, 5, 4), nn.randn(1, 2, 5, 4)
+    local out, w = nn.attention(q, k, v, { need_weights = true })
+    assert.same({ 1, 2, 3, 5 }, w.shape)
+    assert.tensor_near(nn.ones(1, 2, 3), w:sum(-1), 1e-5, 1e-6)
+    assert.tensor_near(w:matmul(v), out, 1e-5, 1e-6)
+  end)
+
+  it('passes gradcheck with masks, causal and dropout', function()
+    local q = nn.randn(1, 2, 4, 3):requires_grad_()
+    local k, v = nn.randn(1, 2, 6, 3):requires_grad_(), nn.randn(1, 2, 6, 5):requires_grad_()
+    local mask = nn.randn(1, 1, 4, 6)
+    for _, o in ipairs({ {}, { causal = true }, { mask = mask, scale = 0.7 } }) do
+      assert(nn.gradcheck(function(a, b, c) return nn.attention(a, b, c, o) end, { q, k, v }))
+    end
+    assert(nn.gradcheck(function(a, b, c)
+      nn.manual_seed(3)
+      return nn.attention(a, b, c, { dropout = 0.25 })
+    end, { q, k, v }))
+  end)
+
+  it('rejects shapes that do not fit', function()
+    assert.error_contains(function() nn.attention(nn.ones(1, 2, 3, 4), nn.ones(1, 2, 3, 5), nn.ones(1, 2, 3, 4)) end,
+      'do not fit')
+    assert.error_contains(function() nn.attention(nn.ones(1, 2, 3, 4), nn.ones(1, 2, 3, 4), nn.ones(1, 2, 3, 4),
+      { mask = nn.ones(4, 4) }) end, 'does not broadcast')
+    assert.error_contains(function() nn.attention(nn.ones(2, 3, 4), nn.ones(2, 3, 4), nn.ones(2, 3, 4)) end,
+      '(B, H, T, D)')
+  end)
+end)
+
+describe('Transformer layers against PyTorch ' .. ref.torch, function()
+  local x_causal = function(m, l) return m(l.x, l.x, l.x, { attn_mask = tr.causal_mask(5) }) end
+
+  it('MultiheadAttention: self, causal, cross with padding, weights', function()
+    local m = nn.MultiheadAttention(8, 2)
+    check('mha_self', m, function(m, l) return m(l.x, l.x, l.x) end)
+    check('mha_causal', m, x_causal)
+    check('mha_cross_padding', m, function(m, l, c)
+      return m(l.x, l.mem, l.mem, { key_padding_mask = nn.tensor(c.key_padding_mask, 'i64') })
+    end)
+    check('mha_weights', m, function(m, l)
+      local _, w = m(l.x, l.mem, l.mem, { need_weights = true })
+      return w
+    end)
+  end)
+
+  it('MultiheadAttention with kdim and vdim', function()
+    check('mha_kdim_vdim', nn.MultiheadAttention(8, 2, { kdim = 6, vdim = 3 }),
+      function(m, l) return m(l.x, l.k, l.v) end)
+  end)
+
+  for _, kind in ipairs({ 'post', 'pre' }) do
+    it('TransformerEncoderLayer, ' .. kind .. '-norm, GELU', function()
+      local m = nn.TransformerEncoderLayer(8, 2, { dim_feedforward = 16, dropout = 0,
+        activation = 'gelu', norm_first = kind == 'pre' })
+      check('encoder_layer_' .. kind, m, function(m, l) return m(l.x, { mask = tr.causal_mask(5) }) end)
+    end)
+
+    it('TransformerDecoderLayer, ' .. kind .. '-norm', function()
+      local m = nn.TransformerDecoderLayer(8, 2, { dim_feedforward = 16, dropout = 0,
+        norm_first = kind == 'pre' })
+      check('decoder_layer_' .. kind, m, function(m, l, c)
+        return m(l.x, l.mem, { tgt_mask = tr.causal_mask(5),
+          memory_key_padding_mask = nn.tensor(c.key_padding_mask, 'i64') })
+      end)
+    end)
+  end
+
+  it('rotary position embedding', function()
+    local c = cases.rope
+    local x = T(c.inputs.x):requires_grad_()
+    local out = tr.rotary(x, 3)
+    assert.tensor_near(c.output, out, 1e-5, 1e-5)
+    ;(out * T(c.proj)):sum():backward()
+    assert.tensor_near(c.grads.x, x.grad, 1e-5, 1e-5)
+  end)
+end)
+
+describe('incremental decoding', function()
+  it('gives the same outputs with a KV cache as on the whole sequence', function()
+    nn.manual_seed(2)
+    local m = nn.MultiheadAttention(8, 2)
+    m:eval()
+    local x = nn.randn(2, 6, 8)
+    local full = nn.no_grad(function() return m(x, x, x, { is_causal = true }) end)
+    local cache = nn.KVCache()
+    nn.no_grad(function()
+      for t = 1, 6 do
+        local xt = x:narrow(2, t, 1)
+        local out = m(xt, xt, xt, { cache = cache })
+        assert.tensor_near(full:narrow(2, t, 1), out, 1e-5, 1e-5)
+      end
+    end)
+    assert.equal(6, cache.n)
+  end)
+
+  it('decodes a prefix then single tokens (causal aligned to the end)', function()
+    nn.manual_seed(3)
+    local m = nn.MultiheadAttention(8, 2)
+    local x = nn.randn(1, 7, 8)
+    local full = nn.no_grad(function() return m(x, x, x, { is_causal = true }) end)
+    local cache = nn.KVCache()
+    nn.no_grad(function()
+      local p = x:narrow(2, 1, 4)
+      assert.tensor_near(full:narrow(2, 1, 4), m(p, p, p, { cache = cache, is_causal = true }), 1e-5, 1e-5)
+      local rest = x:narrow(2, 5, 3)
+      assert.tensor_near(full:narrow(2, 5, 3), m(rest, rest, rest, { cache = cache, is_causal = true }), 1e-5, 1e-5)
+    end)
+  end)
+end)
