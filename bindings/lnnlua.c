@@ -103,6 +103,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"SinusoidalPositionalEncoding", "nnlua.transformer", "SinusoidalPositionalEncoding"},
     {"KVCache", "nnlua.transformer", "KVCache"},
     {"transformer", "nnlua.transformer", NULL},
+    {"generate", "nnlua.generate", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {

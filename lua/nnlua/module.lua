@@ -100,10 +100,15 @@ local function iterate(list)
 end
 
 --- for name, p in m:named_parameters() do ... end
+--- A tensor shared by two modules (tied weights) is listed once, under the
+--- first name, as PyTorch does.
 function Module:named_parameters(prefix)
-  local list = {}
+  local list, seen = {}, {}
   walk(self, prefix or '', function(n, p, kind)
-    if kind == 'param' then list[#list + 1] = { n, p } end
+    if kind == 'param' and not seen[p] then
+      seen[p] = true
+      list[#list + 1] = { n, p }
+    end
   end)
   return iterate(list)
 end

@@ -47,6 +47,14 @@ local function grow(buf, b, h, cap, d)
   return new
 end
 
+--- Keeps batch rows idx (i64, 1-based) of the cache, in that order (beam
+--- search forking beams).
+function KVCache:reorder(idx)
+  if not self.k then return end
+  self.k = self.k:index_select(1, idx)
+  self.v = self.v:index_select(1, idx)
+end
+
 --- Appends k, v (B, H, t, D) and returns views of all keys and values.
 function KVCache:append(k, v)
   local t = k:size(3)

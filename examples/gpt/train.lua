@@ -1,0 +1,121 @@
+--- Train a character-level GPT on a text file (or, by default, on the
+--- `fortunes` Debian package), nanoGPT style: AdamW, warmup then cosine
+--- decay, gradient clipping; train/val loss every --eval_interval steps,
+--- tokens/s and an ETA as it goes, and a sample at the end.
+---
+--- The defaults are a quick run (a few minutes on 2 cores). nanoGPT's
+--- "baby" Shakespeare config is:
+---   nnlua examples/gpt/train.lua --data ../shared/data/tinyshakespeare/input.txt \
+---     --iters 2000 --n_layer 4 --n_head 4 --n_embd 128 --block_size 64 --batch 12
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
+local nn = require 'nnlua'
+local GPT = require 'model'
+local corpus = require 'data'
+
+local opt = {
+  data = '', iters = 600, batch = 12, block_size = 64, n_layer = 4, n_head = 4,
+  n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
+  weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
+  log_interval = 50, seed = 1337, threads = 0, sample_len = 300,
+}
+local i = 1
+while i <= #arg do
+  local key = arg[i]:match('^%-%-([%w_]+)$')
+  if not key or opt[key] == nil or arg[i + 1] == nil then
+    local keys = {}
+    for k in pairs(opt) do keys[#keys + 1] = '--' .. k end
+    table.sort(keys)
+    io.stderr:write('usage: train.lua [' .. table.concat(keys, ' N] [') .. ' N]\n')
+    os.exit(2)
+  end
+  opt[key] = type(opt[key]) == 'number' and assert(tonumber(arg[i + 1]), key) or arg[i + 1]
+  i = i + 2
+end
+if opt.threads > 0 then nn.set_num_threads(opt.threads) end
+nn.manual_seed(opt.seed)
+
+local text, source = corpus.load(opt.data)
+local enc = corpus.encode_chars(text)
+local n = enc.data:size(1)
+local n_train = math.floor(0.9 * n)
+local splits = { train = enc.data:narrow(1, 1, n_train), val = enc.data:narrow(1, n_train + 1, n - n_train) }
+print(('data: %s, %d characters, vocabulary %d; train %d, val %d')
+  :format(source, n, #enc.vocab, n_train, n - n_train))
+
+local function batch(split)
+  local d = splits[split]
+  local starts = nn.randint(1, d:size(1) - opt.block_size, opt.batch):view(-1, 1)
+  local idx = (starts + nn.arange(opt.block_size)):view(-1)
+  local x = d:index_select(1, idx):view(opt.batch, opt.block_size)
+  local y = d:index_select(1, idx + 1):view(opt.batch, opt.block_size)
+  return x, y
+end
+
+local model = GPT({ vocab_size = #enc.vocab, block_size = opt.block_size, n_layer = opt.n_layer,
+                    n_head = opt.n_head, n_embd = opt.n_embd, dropout = opt.dropout, bias = true })
+print(('model: %d layers, %d heads, width %d, context %d: %.2fM parameters; %d threads')
+  :format(opt.n_layer, opt.n_head, opt.n_embd, opt.block_size, model:num_parameters() / 1e6,
+          nn.get_num_threads()))
+
+-- weight decay on matrices only, as nanoGPT
+local decay, no_decay = {}, {}
+for _, p in model:named_parameters() do
+  if p:dim() >= 2 then decay[#decay + 1] = p else no_decay[#no_decay + 1] = p end
+end
+local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = opt.weight_decay },
+                                   { params = no_decay, weight_decay = 0 } },
+                                 { lr = opt.lr, betas = { 0.9, 0.99 } })
+local schedule = nn.optim.CosineLR(optimizer, { warmup = opt.warmup, total = opt.iters,
+                                                min_lr = opt.min_lr })
+
+local function estimate()
+  model:eval()
+  local out = {}
+  nn.no_grad(function()
+    for _, split in ipairs({ 'train', 'val' }) do
+      local s = 0
+      for _ = 1, opt.eval_iters do
+        local x, y = batch(split)
+        local _, loss = model(x, y)
+        s = s + loss:item()
+      end
+      out[split] = s / opt.eval_iters
+    end
+  end)
+  model:train()
+  return out
+end
+
+local t0, t_log, tokens = nn.clock(), nn.clock(), 0
+local losses
+for iter = 0, opt.iters do
+  if iter % opt.eval_interval == 0 or iter == opt.iters then
+    losses = estimate()
+    print(('step %5d: train loss %.4f, val loss %.4f'):format(iter, losses.train, losses.val))
+  end
+  if iter == opt.iters then break end
+  local x, y = batch('train')
+  local _, loss = model(x, y)
+  optimizer:zero_grad()
+  loss:backward()
+  nn.optim.clip_grad_norm_(model:parameters(), opt.grad_clip)
+  optimizer:step()
+  schedule:step()
+  tokens = tokens + opt.batch * opt.block_size
+  if (iter + 1) % opt.log_interval == 0 then
+    local now = nn.clock()
+    local per_iter = (now - t0) / (iter + 1)
+    print(('iter %5d  loss %.4f  lr %.2e  %.0f ms/iter  %.0f tokens/s  ETA %.0fs')
+      :format(iter + 1, loss:item(), optimizer.param_groups[1].lr, per_iter * 1e3,
+              tokens / (now - t_log), per_iter * (opt.iters - iter - 1)))
+    t_log, tokens = now, 0
+  end
+end
+print(('trained %d iterations in %.1fs; final val loss %.4f'):format(opt.iters, nn.clock() - t0, losses.val))
+
+model:eval()
+local prompt = enc.encode('\n'):view(1, 1)
+local out = nn.generate.generate(model, prompt, opt.sample_len, { temperature = 0.8, top_k = 40,
+                                                                  block_size = opt.block_size })
+print('--- sample ---')
+print(enc.decode(out[1]))
