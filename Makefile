@@ -92,10 +92,12 @@ debug:
 bench: all
 	$(NNLUA) bench/matmul.lua
 	$(NNLUA) bench/fashion_mnist.lua
+	$(NNLUA) bench/gpt_step.lua
+	$(NNLUA) bench/generate.lua
 
 # The main job: a real training run on data a fresh machine installs.
 train: all
-	$(NNLUA) examples/fashion_mnist/train.lua --model mlp
+	$(NNLUA) examples/gpt/train.lua
 
 loc:
 	@for d in engine bindings lua tests bench examples; do \

@@ -353,13 +353,7 @@ static int t_div(lua_State *L) { return arith(L, NN_DIV); }
 static int t_pow(lua_State *L) { return arith(L, NN_POW); }
 static int t_mod(lua_State *L) { return arith(L, NN_REMAINDER); }
 
-static int t_idiv(lua_State *L) {
-    arith(L, NN_DIV);
-    nn_tensor *q = nnL_checktensor(L, -1);
-    nn_tensor **slot = nnL_newslot(L);
-    *slot = nn_unary(NN_FLOOR, q, 0, 0);
-    return nnL_finish(L, slot);
-}
+static int t_idiv(lua_State *L) { return arith(L, NN_FLOOR_DIVIDE); }
 
 static int t_unm(lua_State *L) {
     nn_tensor *a = nnL_checktensor(L, 1);

@@ -21,7 +21,7 @@ _Static_assert(sizeof nn_unary_names / sizeof *nn_unary_names == NN_UNARY_COUNT,
 
 const char *const nn_binary_names[NN_BINARY_COUNT] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
-    "atan2", "eq", "ne", "lt", "le", "gt", "ge"};
+    "atan2", "floor_divide", "eq", "ne", "lt", "le", "gt", "ge"};
 _Static_assert(sizeof nn_binary_names / sizeof *nn_binary_names == NN_BINARY_COUNT,
                "binary name table out of step with nn_binary_op");
 
@@ -102,6 +102,7 @@ static inline float binary_f32(nn_binary_op op, float x, float y) {
     case NN_MINIMUM: return (x != x || x < y) ? x : y;
     case NN_REMAINDER: return remainder_f32(x, y);
     case NN_ATAN2: return atan2f(x, y);
+    case NN_FLOOR_DIVIDE: return floorf(x / y);
     case NN_EQ: return x == y;
     case NN_NE: return x != y;
     case NN_LT: return x < y;
@@ -137,6 +138,11 @@ static inline int64_t binary_i64(nn_binary_op op, int64_t x, int64_t y) {
         if (y == 0) return 0;
         int64_t r = x % y;
         return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
+    }
+    case NN_FLOOR_DIVIDE: {
+        if (y == 0) return 0;
+        int64_t q = x / y;
+        return (x % y != 0 && ((x < 0) != (y < 0))) ? q - 1 : q;
     }
     case NN_EQ: return x == y;
     case NN_NE: return x != y;
@@ -633,7 +639,9 @@ static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
             if (nb && (t1 = nn_mul(t4, a))) gin[1] = nn_unary(NN_NEG, t1, 0, 0);
         }
         break;
-    default:
+    default: /* floor_divide: flat almost everywhere */
+        if (na) gin[0] = nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape);
+        if (nb) gin[1] = nn_zeros(NN_F32, n->in[1].ndim, n->in[1].shape);
         break;
     }
 done:

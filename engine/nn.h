@@ -171,7 +171,8 @@ typedef enum {
 
 typedef enum {
     NN_ADD, NN_SUB, NN_MUL, NN_DIV, NN_POW, NN_MAXIMUM, NN_MINIMUM,
-    NN_REMAINDER, NN_ATAN2, NN_EQ, NN_NE, NN_LT, NN_LE, NN_GT, NN_GE,
+    NN_REMAINDER, NN_ATAN2, NN_FLOOR_DIVIDE, NN_EQ, NN_NE, NN_LT, NN_LE, NN_GT,
+    NN_GE,
     NN_BINARY_COUNT
 } nn_binary_op;
 

@@ -13,6 +13,8 @@ describe('nnlua ops', function()
       assert.tensor_near({1, 0, 1}, a % 2)
       assert.tensor_near({2, 0, 1}, nn.tensor({-1, -3, 4}) % 3) -- floored, like Lua
       assert.tensor_near({0, 1, 1}, a // 2)
+      assert.same({-2, -1, 1, 2}, (nn.tensor({-3, -1, 3, 5}, 'i64') // 2):totable())
+      assert.equal('i64', (nn.arange(4) // 2).dtype)
       assert.error_contains(function() return a + 'x' end, 'tensor or number expected')
     end)
 

@@ -13,7 +13,7 @@ local GPT = require 'model'
 local corpus = require 'data'
 
 local opt = {
-  data = '', iters = 600, batch = 12, block_size = 64, n_layer = 4, n_head = 4,
+  data = '', iters = 1000, batch = 12, block_size = 64, n_layer = 4, n_head = 4,
   n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
   weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
   log_interval = 50, seed = 1337, threads = 0, sample_len = 300,
