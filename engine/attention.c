@@ -20,6 +20,7 @@
 #include "vecmath.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,24 @@ static int block_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
     return 0;
 }
 
+/* softmax of one row of n scores in place; returns its log-sum-exp */
+static inline float softmax_row(float *sr, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) m = sr[j] > m ? sr[j] : m;
+    if (m == -INFINITY) { /* nothing visible: weights 0, output 0 */
+        memset(sr, 0, n * sizeof *sr);
+        return INFINITY;
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        sr[j] = nn_expf(sr[j] - m);
+        sum += sr[j];
+    }
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) sr[j] *= inv;
+    return m + logf(sum);
+}
+
 /* softmax of each row in place; lse (rows) gets each row's log-sum-exp */
 static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse) {
 #pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
@@ -102,9 +121,179 @@ static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse) {
 static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                           int64_t rows, int64_t ke, float *p) {
     if (g->drop <= 0) return;
-#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN / 8)
+#pragma omp parallel for if (rows * ke > NN_PAR_GRAIN / 8 && !omp_in_parallel())
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < ke; j++) p[r * ke + j] *= keep(g, b, h, r0 + r, j);
+}
+
+/* ---- small heads: one head per thread, loops instead of BLAS ---------------
+ * With many heads of modest size (a GPT's 64x64 to 256x256 scores), BLAS
+ * calls on each tiny product cost more than they compute; instead every
+ * thread takes whole heads. Keys and values are transposed once per head
+ * (D, Tk) so a row of scores is D axpys over contiguous keys, which
+ * vectorise. Threads own their heads' dK and dV, so nothing races. */
+
+static inline void axpy(float a, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static inline float dot(const float *a, const float *b, int64_t n) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* xt (d, tk) = rows 0..tk of x (tk, d) for head (b, h) */
+static inline void transpose_rows(const float *base, const int64_t *st, int64_t b, int64_t h,
+                                  int64_t tk, int64_t d, float *xt) {
+    for (int64_t j = 0; j < tk; j++) {
+        const float *row = row_of(base, st, b, h, j);
+        for (int64_t c = 0; c < d; c++) xt[c * tk + j] = row[c];
+    }
+}
+
+/* keys row i sees within the first ke */
+static inline int64_t row_visible(const attn_geom *g, int64_t i, int64_t ke) {
+    if (!g->causal) return ke;
+    int64_t n = g->tk - g->tq + i + 1;
+    return n < 0 ? 0 : (n > ke ? ke : n);
+}
+
+/* s (rows, ke) = scale q kT (+ mask, causal) for one head */
+static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
+                               int64_t rows, int64_t ke, const float *kt, float *s) {
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = r0 + r;
+        const float *q = row_of(g->q, g->qs, b, h, i);
+        float *sr = s + r * ke;
+        int64_t n = row_visible(g, i, ke);
+        memset(sr, 0, n * sizeof *sr);
+        for (int64_t c = 0; c < g->d; c++) axpy(g->scale * q[c], kt + c * g->tk, sr, n);
+        if (g->mask) {
+            const float *m = g->mask + b * g->ms[0] + h * g->ms[1] + i * g->ms[2];
+            for (int64_t j = 0; j < n; j++) sr[j] += m[j * g->ms[3]];
+        }
+        for (int64_t j = n; j < ke; j++) sr[j] = -INFINITY;
+    }
+}
+
+static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse);
+static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
+                          int64_t rows, int64_t ke, float *p);
+
+/* scratch: kt (D Tk), then s (QB Tk) */
+NN_DISPATCH
+static void head_forward(const attn_geom *g, int64_t head, float *out, float *lse,
+                         float *weights, float *scratch) {
+    int64_t b = head / g->h, h = head % g->h;
+    float *kt = scratch, *s = scratch + g->d * g->tk;
+    transpose_rows(g->k, g->ks, b, h, g->tk, g->d, kt);
+    for (int64_t r0 = 0; r0 < g->tq; r0 += QB) {
+        int64_t rows = g->tq - r0 < QB ? g->tq - r0 : QB, ke = visible(g, r0 + rows);
+        float *l = lse + head * g->tq + r0;
+        head_scores(g, b, h, r0, rows, ke, kt, s);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t n = row_visible(g, r0 + r, ke);
+            l[r] = softmax_row(s + r * ke, n);
+            memset(s + r * ke + n, 0, (ke - n) * sizeof *s);
+        }
+        if (weights)
+            for (int64_t r = 0; r < rows; r++) {
+                float *w = weights + (head * g->tq + r0 + r) * g->tk;
+                if (ke) memcpy(w, s + r * ke, ke * sizeof *w);
+                memset(w + ke, 0, (g->tk - ke) * sizeof *w);
+            }
+        apply_dropout(g, b, h, r0, rows, ke, s);
+        for (int64_t r = 0; r < rows; r++) {
+            float *o = out + ((b * g->tq + r0 + r) * g->h + h) * g->dv;
+            memset(o, 0, g->dv * sizeof *o);
+            for (int64_t j = 0, n = row_visible(g, r0 + r, ke); j < n; j++)
+                axpy(s[r * ke + j], row_of(g->v, g->vs, b, h, j), o, g->dv);
+        }
+    }
+}
+
+/* scratch: kt (D Tk), vt (Dv Tk), p and dp (QB Tk each) */
+NN_DISPATCH
+static void head_backward(const attn_geom *g, int64_t head, const float *dout,
+                          const float *lse, float *dq, float *dk, float *dv, float *scratch) {
+    int64_t b = head / g->h, h = head % g->h;
+    float *kt = scratch, *vt = kt + g->d * g->tk, *p = vt + g->dv * g->tk;
+    float *dp = p + QB * g->tk;
+    transpose_rows(g->k, g->ks, b, h, g->tk, g->d, kt);
+    transpose_rows(g->v, g->vs, b, h, g->tk, g->dv, vt);
+    for (int64_t r0 = 0; r0 < g->tq; r0 += QB) {
+        int64_t rows = g->tq - r0 < QB ? g->tq - r0 : QB, ke = visible(g, r0 + rows);
+        if (ke == 0) continue;
+        const float *l = lse + head * g->tq + r0;
+        head_scores(g, b, h, r0, rows, ke, kt, p);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t n = row_visible(g, r0 + r, ke);
+            for (int64_t j = 0; j < n; j++)
+                p[r * ke + j] = isinf(l[r]) ? 0.0f : nn_expf(p[r * ke + j] - l[r]);
+            memset(p + r * ke + n, 0, (ke - n) * sizeof *p);
+        }
+        memcpy(dp, p, (size_t)rows * ke * sizeof *dp);
+        apply_dropout(g, b, h, r0, rows, ke, dp); /* dp: the dropped-out weights */
+        for (int64_t r = 0; r < rows; r++) {
+            const float *go = dout + ((b * g->tq + r0 + r) * g->h + h) * g->dv;
+            float *dr = dp + r * ke;
+            int64_t n = row_visible(g, r0 + r, ke);
+            for (int64_t j = 0; j < n; j++) /* dV += Pd^T dO */
+                axpy(dr[j], go, dv + (head * g->tk + j) * g->dv, g->dv);
+            memset(dr, 0, ke * sizeof *dr); /* dPd = dO vT */
+            for (int64_t c = 0; c < g->dv; c++) axpy(go[c], vt + c * g->tk, dr, n);
+        }
+        apply_dropout(g, b, h, r0, rows, ke, dp);
+        for (int64_t r = 0; r < rows; r++) {
+            float *pr = p + r * ke, *dr = dp + r * ke;
+            int64_t n = row_visible(g, r0 + r, ke);
+            float acc = dot(pr, dr, n);
+            const float *q = row_of(g->q, g->qs, b, h, r0 + r);
+            float *dqr = dq + (head * g->tq + r0 + r) * g->d;
+            for (int64_t j = 0; j < n; j++) {
+                float ds = pr[j] * (dr[j] - acc) * g->scale;
+                axpy(ds, row_of(g->k, g->ks, b, h, j), dqr, g->d);
+                axpy(ds, q, dk + (head * g->tk + j) * g->d, g->d);
+            }
+        }
+    }
+}
+
+static int small_forward(const attn_geom *g, float *out, float *lse, float *weights) {
+    int failed = 0;
+    size_t need = (size_t)(g->d + QB) * (size_t)(g->tk ? g->tk : 1);
+#pragma omp parallel
+    {
+        float *scratch = nn_alloc(need * sizeof *scratch);
+        if (!scratch) failed = 1;
+#pragma omp for schedule(dynamic)
+        for (int64_t head = 0; head < g->b * g->h; head++)
+            if (scratch) head_forward(g, head, out, lse, weights, scratch);
+        nn_free(scratch);
+    }
+    return failed ? nn_failed(0, "out of memory for attention scores") : 0;
+}
+
+static int small_backward(const attn_geom *g, const float *dout, const float *lse,
+                          float *dq, float *dk, float *dv) {
+    int failed = 0;
+    size_t need = (size_t)(g->d + g->dv + 2 * QB) * (size_t)(g->tk ? g->tk : 1);
+#pragma omp parallel
+    {
+        float *scratch = nn_alloc(need * sizeof *scratch);
+        if (!scratch) failed = 1;
+#pragma omp for schedule(dynamic)
+        for (int64_t head = 0; head < g->b * g->h; head++)
+            if (scratch) head_backward(g, head, dout, lse, dq, dk, dv, scratch);
+        nn_free(scratch);
+    }
+    return failed ? nn_failed(0, "out of memory in attention backward") : 0;
+}
+
+/* whole heads per thread when there are enough of them and each is small */
+static bool use_small(const attn_geom *g) {
+    return g->b * g->h >= 4 && (double)g->tq * (double)g->tk * (double)(g->d + g->dv) < 2e8;
 }
 
 /* out rows (B, Tq, H, Dv) layout: row (b, i, h) at ((b Tq + i) H + h) Dv */
@@ -113,6 +302,7 @@ static float *out_row(const attn_geom *g, float *out, int64_t b, int64_t h, int6
 }
 
 static int attn_forward(const attn_geom *g, float *out, float *lse, float *weights) {
+    if (use_small(g)) return small_forward(g, out, lse, weights);
     float *s = nn_alloc((size_t)QB * (size_t)(g->tk ? g->tk : 1) * sizeof *s);
     if (!s) return nn_failed(0, "out of memory for attention scores");
     int rc = 0;
@@ -150,6 +340,7 @@ static int attn_forward(const attn_geom *g, float *out, float *lse, float *weigh
  * and zeroed by the caller; dout read in the output's (B, Tq, H, Dv) layout */
 static int attn_backward_heads(const attn_geom *g, const float *dout, const float *lse,
                                float *dq, float *dk, float *dv) {
+    if (use_small(g)) return small_backward(g, dout, lse, dq, dk, dv);
     size_t n = (size_t)QB * (size_t)(g->tk ? g->tk : 1);
     float *p = nn_alloc(n * sizeof *p), *dp = nn_alloc(n * sizeof *dp);
     int rc = p && dp ? 0 : nn_failed(0, "out of memory in attention backward");

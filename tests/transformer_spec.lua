@@ -83,6 +83,19 @@ describe('attention', function()
     end, { q, k, v }))
   end)
 
+  it('passes gradcheck on the many-heads path too', function()
+    local q = nn.randn(2, 2, 3, 4):requires_grad_() -- B H >= 4: one head per thread
+    local k, v = nn.randn(2, 2, 5, 4):requires_grad_(), nn.randn(2, 2, 5, 3):requires_grad_()
+    local mask = nn.randn(2, 1, 3, 5)
+    for _, o in ipairs({ {}, { causal = true }, { mask = mask } }) do
+      assert(nn.gradcheck(function(a, b, c) return nn.attention(a, b, c, o) end, { q, k, v }))
+    end
+    assert(nn.gradcheck(function(a, b, c)
+      nn.manual_seed(4)
+      return nn.attention(a, b, c, { dropout = 0.3, causal = true })
+    end, { q, k, v }))
+  end)
+
   it('rejects shapes that do not fit', function()
     assert.error_contains(function() nn.attention(nn.ones(1, 2, 3, 4), nn.ones(1, 2, 3, 5), nn.ones(1, 2, 3, 4)) end,
       'do not fit')
