@@ -139,6 +139,7 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_autograd(L);
     nnL_open_functional(L);
     nnL_open_layers(L);
+    nnL_open_checkpoint(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");

@@ -298,6 +298,22 @@ int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
 int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
                     const nn_adagrad_args *a);
 
+/* ---- checkpoints (safetensors) --------------------------------------------- */
+/* Writes n named tensors (F32/I64) and string metadata atomically: a
+ * temporary file, flushed and fsync'ed, renamed over path. */
+int nn_safetensors_save(const char *path, int n, const char *const *names,
+                        nn_tensor *const *ts, int nmeta, const char *const *meta_keys,
+                        const char *const *meta_values);
+typedef struct {
+    int n, nmeta;
+    char **names;
+    nn_tensor **tensors;
+    char **meta_keys, **meta_values;
+} nn_safetensors;
+/* Reads a file, rejecting any malformed, lying or truncated header. */
+nn_safetensors *nn_safetensors_load(const char *path);
+void nn_safetensors_free(nn_safetensors *st);
+
 /* ---- indexing ----------------------------------------------------------- */
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
                      int64_t base);

@@ -1,7 +1,8 @@
 --- Train a character-level GPT on a text file (or, by default, on the
 --- `fortunes` Debian package), nanoGPT style: AdamW, warmup then cosine
 --- decay, gradient clipping; train/val loss every --eval_interval steps,
---- tokens/s and an ETA as it goes, and a sample at the end.
+--- tokens/s and an ETA as it goes, a sample at the end, and the model saved
+--- to --out (safetensors) for examples/gpt/sample.lua.
 ---
 --- The defaults are a quick run (a few minutes on 2 cores). nanoGPT's
 --- "baby" Shakespeare config is:
@@ -16,7 +17,7 @@ local opt = {
   data = '', iters = 1000, batch = 12, block_size = 64, n_layer = 4, n_head = 4,
   n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
   weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
-  log_interval = 50, seed = 1337, threads = 0, sample_len = 300,
+  log_interval = 50, seed = 1337, threads = 0, sample_len = 300, out = 'gpt.safetensors',
 }
 local i = 1
 while i <= #arg do
@@ -112,6 +113,15 @@ for iter = 0, opt.iters do
   end
 end
 print(('trained %d iterations in %.1fs; final val loss %.4f'):format(opt.iters, nn.clock() - t0, losses.val))
+
+-- the model with what sample.lua needs to rebuild it: shape and vocabulary
+local bytes = {}
+for k, c in ipairs(enc.vocab) do bytes[k] = c:byte() end
+local ok, err = model:save(opt.out, {
+  config = ('vocab_size=%d,block_size=%d,n_layer=%d,n_head=%d,n_embd=%d')
+    :format(#enc.vocab, opt.block_size, opt.n_layer, opt.n_head, opt.n_embd),
+  vocab = table.concat(bytes, ','), val_loss = tostring(losses.val), iters = tostring(opt.iters) })
+if ok then print('saved ' .. opt.out) else print('could not save: ' .. err) end
 
 model:eval()
 local prompt = enc.encode('\n'):view(1, 1)

@@ -213,6 +213,22 @@ function Module:load_state_dict(sd, strict)
   return self
 end
 
+--- Saves the state dict to a safetensors file (written atomically), with
+--- optional string metadata. Returns true, or nil and a message.
+function Module:save(path, metadata)
+  return nn.save(path, self:state_dict(), metadata)
+end
+
+--- Loads a safetensors file saved from this model (or a PyTorch state dict
+--- exported to safetensors). Returns the file's metadata, or nil and a
+--- message when the file cannot be read; mismatched names or shapes raise.
+function Module:load(path, strict)
+  local sd, meta = nn.load(path)
+  if not sd then return nil, meta end
+  self:load_state_dict(sd, strict)
+  return meta
+end
+
 local function indent(s) return (s:gsub('\n', '\n  ')) end
 
 function Module:__tostring()
