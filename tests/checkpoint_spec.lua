@@ -43,6 +43,14 @@ describe('checkpoints (safetensors)', function()
     assert.tensor_near(a(x), b(x), 0, 0)
   end)
 
+  it('loads a PyTorch state dict exported to safetensors into the matching model', function()
+    local cjson = require 'cjson'
+    local m = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    local meta = assert(m:load('tests/ref/torch_mlp.safetensors'))
+    local x = nn.tensor(cjson.decode(meta.input))
+    assert.tensor_near(cjson.decode(meta.output), m(x), 1e-5, 1e-6)
+  end)
+
   it('returns nil and a message for files it cannot read', function()
     local t, err = nn.load('/nonexistent/model.safetensors')
     assert.is_nil(t)
