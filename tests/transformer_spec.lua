@@ -57,6 +57,16 @@ describe('attention', function()
       nn.attention(q, k, v, { mask = mask, scale = 0.3 }), 1e-5, 1e-6)
   end)
 
+  it('takes key padding masks through nn.F.scaled_dot_product_attention', function()
+    local q, k, v = nn.randn(2, 2, 3, 4), nn.randn(2, 2, 5, 4), nn.randn(2, 2, 5, 4)
+    local kpm = nn.tensor({ { 0, 0, 0, 1, 1 }, { 0, 0, 0, 0, 0 } }, 'i64')
+    local got = nn.F.scaled_dot_product_attention(q, k, v, { key_padding_mask = kpm })
+    -- the padded keys of batch 1 must not matter: drop them and compare
+    local ref1 = reference(q:narrow(1, 1, 1), k:narrow(1, 1, 1):narrow(3, 1, 3), v:narrow(1, 1, 1):narrow(3, 1, 3))
+    assert.tensor_near(ref1, got:narrow(1, 1, 1), 1e-5, 1e-6)
+    assert.tensor_near(reference(q:narrow(1, 2, 1), k:narrow(1, 2, 1), v:narrow(1, 2, 1)), got:narrow(1, 2, 1), 1e-5, 1e-6)
+  end)
+
   it('tiles long sequences without changing the result', function()
     local x = nn.randn(1, 300, 2, 8):transpose(2, 3) -- (B, H, T, D) view, T > one block
     assert.tensor_near(reference(x, x, x, nil, true), nn.attention(x, x, x, { causal = true }), 1e-5, 1e-6)

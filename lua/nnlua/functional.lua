@@ -15,6 +15,24 @@ for _, name in ipairs({ 'linear', 'layer_norm', 'rms_norm', 'embedding', 'dropou
   F[name] = nn[name]
 end
 
+--- scaled_dot_product_attention(q, k, v[, {mask =, key_padding_mask =,
+--- causal =, dropout =, scale =, need_weights =, training = true}]) over
+--- (B, H, T, D) tensors -- the fused kernel of engine/attention.c. mask is
+--- additive (-inf blocks); key_padding_mask (B, Tk) marks padding with
+--- nonzero entries. Returns out[, weights (B, H, Tq, Tk), for inspection].
+function F.scaled_dot_product_attention(q, k, v, o)
+  o = o or {}
+  local mask = o.mask
+  if o.key_padding_mask then
+    local kpm = o.key_padding_mask
+    local b, s = kpm:size(1), kpm:size(2)
+    local pad = nn.zeros(b, 1, 1, s):masked_fill(kpm:view(b, 1, 1, s):ne(0), -math.huge)
+    mask = mask and mask + pad or pad
+  end
+  return nn.attention(q, k, v, { mask = mask, causal = o.causal, dropout = o.dropout,
+    scale = o.scale, need_weights = o.need_weights, training = o.training })
+end
+
 local function reduce(loss, o, fname)
   local r = (o and o.reduction) or 'mean'
   if r == 'mean' then return loss:mean() end
