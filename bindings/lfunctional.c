@@ -11,21 +11,6 @@ static nn_tensor *opttensor(lua_State *L, int arg) {
     return lua_isnoneornil(L, arg) ? NULL : nnL_checktensor(L, arg);
 }
 
-static double optfield(lua_State *L, int t, const char *k, double def) {
-    if (!lua_istable(L, t)) return def;
-    lua_getfield(L, t, k);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static int optbool(lua_State *L, int t, const char *k, int def) {
-    if (!lua_istable(L, t)) return def;
-    lua_getfield(L, t, k);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
 
 /* linear(x, weight[, bias]) */
 static int l_linear(lua_State *L) {
@@ -98,7 +83,7 @@ static int l_cross_entropy(lua_State *L) {
     } else if (!lua_isnoneornil(L, 3)) {
         return luaL_typeerror(L, 3, "table of options");
     }
-    double smoothing = optfield(L, 3, "label_smoothing", 0);
+    double smoothing = nnL_optnumfield(L, 3, "label_smoothing", 0);
     NNL_RETURN(nn_cross_entropy(logits, target, weight, ignore, smoothing, reduction,
                                 NNL_BASE));
 }
@@ -172,11 +157,11 @@ static int l_attention(lua_State *L) {
         if (!lua_isnil(L, -1) && !(a.mask = nnL_testtensor(L, -1)))
             return luaL_argerror(L, 4, "mask must be a tensor");
         /* the mask stays referenced at this stack slot */
-        a.causal = optbool(L, 4, "causal", 0);
-        a.scale = optfield(L, 4, "scale", 0);
-        a.dropout = optfield(L, 4, "dropout", 0);
-        a.training = optbool(L, 4, "training", 1);
-        need_weights = optbool(L, 4, "need_weights", 0);
+        a.causal = nnL_optboolfield(L, 4, "causal", 0);
+        a.scale = nnL_optnumfield(L, 4, "scale", 0);
+        a.dropout = nnL_optnumfield(L, 4, "dropout", 0);
+        a.training = nnL_optboolfield(L, 4, "training", 1);
+        need_weights = nnL_optboolfield(L, 4, "need_weights", 0);
     } else if (!lua_isnoneornil(L, 4)) {
         return luaL_typeerror(L, 4, "table of options");
     }
@@ -196,10 +181,10 @@ static int l_attention(lua_State *L) {
 static int l_sgd_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
     nn_tensor *buf = opttensor(L, 3);
-    nn_sgd_args a = {optfield(L, 4, "lr", 1e-3), optfield(L, 4, "momentum", 0),
-                     optfield(L, 4, "dampening", 0), optfield(L, 4, "weight_decay", 0),
-                     optbool(L, 4, "nesterov", 0), optbool(L, 4, "maximize", 0),
-                     optbool(L, 4, "first_step", 0)};
+    nn_sgd_args a = {nnL_optnumfield(L, 4, "lr", 1e-3), nnL_optnumfield(L, 4, "momentum", 0),
+                     nnL_optnumfield(L, 4, "dampening", 0), nnL_optnumfield(L, 4, "weight_decay", 0),
+                     nnL_optboolfield(L, 4, "nesterov", 0), nnL_optboolfield(L, 4, "maximize", 0),
+                     nnL_optboolfield(L, 4, "first_step", 0)};
     if (nn_sgd_step(p, g, buf, &a) < 0) return nnL_engine_error(L);
     return 0;
 }
@@ -208,10 +193,10 @@ static int l_adam_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
     nn_tensor *m = nnL_checktensor(L, 3), *v = nnL_checktensor(L, 4);
     nn_tensor *vmax = opttensor(L, 5);
-    nn_adam_args a = {optfield(L, 6, "lr", 1e-3), optfield(L, 6, "beta1", 0.9),
-                      optfield(L, 6, "beta2", 0.999), optfield(L, 6, "eps", 1e-8),
-                      optfield(L, 6, "weight_decay", 0), (int64_t)optfield(L, 6, "step", 1),
-                      optbool(L, 6, "decoupled", 0), optbool(L, 6, "maximize", 0)};
+    nn_adam_args a = {nnL_optnumfield(L, 6, "lr", 1e-3), nnL_optnumfield(L, 6, "beta1", 0.9),
+                      nnL_optnumfield(L, 6, "beta2", 0.999), nnL_optnumfield(L, 6, "eps", 1e-8),
+                      nnL_optnumfield(L, 6, "weight_decay", 0), (int64_t)nnL_optnumfield(L, 6, "step", 1),
+                      nnL_optboolfield(L, 6, "decoupled", 0), nnL_optboolfield(L, 6, "maximize", 0)};
     if (nn_adam_step(p, g, m, v, vmax, &a) < 0) return nnL_engine_error(L);
     return 0;
 }
@@ -219,9 +204,9 @@ static int l_adam_step(lua_State *L) {
 static int l_rmsprop_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
     nn_tensor *sq = nnL_checktensor(L, 3), *buf = opttensor(L, 4), *avg = opttensor(L, 5);
-    nn_rmsprop_args a = {optfield(L, 6, "lr", 1e-2), optfield(L, 6, "alpha", 0.99),
-                         optfield(L, 6, "eps", 1e-8), optfield(L, 6, "weight_decay", 0),
-                         optfield(L, 6, "momentum", 0)};
+    nn_rmsprop_args a = {nnL_optnumfield(L, 6, "lr", 1e-2), nnL_optnumfield(L, 6, "alpha", 0.99),
+                         nnL_optnumfield(L, 6, "eps", 1e-8), nnL_optnumfield(L, 6, "weight_decay", 0),
+                         nnL_optnumfield(L, 6, "momentum", 0)};
     if (nn_rmsprop_step(p, g, sq, buf, avg, &a) < 0) return nnL_engine_error(L);
     return 0;
 }
@@ -229,9 +214,9 @@ static int l_rmsprop_step(lua_State *L) {
 static int l_adagrad_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
     nn_tensor *sum = nnL_checktensor(L, 3);
-    nn_adagrad_args a = {optfield(L, 4, "lr", 1e-2), optfield(L, 4, "lr_decay", 0),
-                         optfield(L, 4, "weight_decay", 0), optfield(L, 4, "eps", 1e-10),
-                         (int64_t)optfield(L, 4, "step", 1)};
+    nn_adagrad_args a = {nnL_optnumfield(L, 4, "lr", 1e-2), nnL_optnumfield(L, 4, "lr_decay", 0),
+                         nnL_optnumfield(L, 4, "weight_decay", 0), nnL_optnumfield(L, 4, "eps", 1e-10),
+                         (int64_t)nnL_optnumfield(L, 4, "step", 1)};
     if (nn_adagrad_step(p, g, sum, &a) < 0) return nnL_engine_error(L);
     return 0;
 }

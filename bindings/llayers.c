@@ -102,26 +102,11 @@ static int64_t checkpos(lua_State *L, int arg, const char *what) {
     return v;
 }
 
-static int opt_bool(lua_State *L, int t, const char *k, int def) {
-    if (!lua_istable(L, t)) return def;
-    lua_getfield(L, t, k);
-    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static double opt_num(lua_State *L, int t, const char *k, double def) {
-    if (!lua_istable(L, t)) return def;
-    lua_getfield(L, t, k);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
 
 /* Linear(in, out[, {bias = true}]): weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)) */
 static int new_linear(lua_State *L) {
     int64_t in = checkpos(L, 1, "in_features"), out = checkpos(L, 2, "out_features");
-    int bias = opt_bool(L, 3, "bias", 1);
+    int bias = nnL_optboolfield(L, 3, "bias", 1);
     layer *l = new_layer(L, L_LINEAR);
     set_int(l, "in_features", in);
     set_int(l, "out_features", out);
@@ -149,8 +134,8 @@ static int new_embedding(lua_State *L) {
     set_int(l, "num_embeddings", num);
     set_int(l, "embedding_dim", dim);
     set_int(l, "padding_idx", pad); /* 0: none (indices count from 1) */
-    set_flt(l, "max_norm", opt_num(L, 3, "max_norm", 0));
-    set_flt(l, "norm_type", opt_num(L, 3, "norm_type", 2));
+    set_flt(l, "max_norm", nnL_optnumfield(L, 3, "max_norm", 0));
+    set_flt(l, "norm_type", nnL_optnumfield(L, 3, "norm_type", 2));
     nn_tensor *w = nn_randn(nnL_rng(L), 2, (int64_t[]){num, dim});
     if (w && pad) memset((float *)nn_data(w) + (pad - 1) * dim, 0, dim * sizeof(float));
     add_param(L, "weight", w);
@@ -172,10 +157,10 @@ static int new_layernorm(lua_State *L) {
     int64_t shape[NN_MAX_DIMS];
     int nd;
     norm_features(L, 1, shape, &nd);
-    int affine = opt_bool(L, 2, "elementwise_affine", 1), bias = opt_bool(L, 2, "bias", 1);
+    int affine = nnL_optboolfield(L, 2, "elementwise_affine", 1), bias = nnL_optboolfield(L, 2, "bias", 1);
     layer *l = new_layer(L, L_LAYERNORM);
     set_int(l, "ndims", nd);
-    set_flt(l, "eps", opt_num(L, 2, "eps", 1e-5));
+    set_flt(l, "eps", nnL_optnumfield(L, 2, "eps", 1e-5));
     if (affine) add_param(L, "weight", nn_full(nd, shape, 1));
     if (affine && bias) add_param(L, "bias", nn_zeros(NN_F32, nd, shape));
     return 1;
@@ -188,8 +173,8 @@ static int new_rmsnorm(lua_State *L) {
     norm_features(L, 1, shape, &nd);
     layer *l = new_layer(L, L_RMSNORM);
     set_int(l, "ndims", nd);
-    set_flt(l, "eps", opt_num(L, 2, "eps", 1e-6));
-    if (opt_bool(L, 2, "elementwise_affine", 1)) add_param(L, "weight", nn_full(nd, shape, 1));
+    set_flt(l, "eps", nnL_optnumfield(L, 2, "eps", 1e-6));
+    if (nnL_optboolfield(L, 2, "elementwise_affine", 1)) add_param(L, "weight", nn_full(nd, shape, 1));
     return 1;
 }
 
@@ -258,7 +243,7 @@ static int new_conv2d(lua_State *L) {
     nnL_pair_field(L, 4, "stride", s, 1);
     nnL_pair_field(L, 4, "padding", p, 0);
     nnL_pair_field(L, 4, "dilation", d, 1);
-    int bias = opt_bool(L, 4, "bias", 1);
+    int bias = nnL_optboolfield(L, 4, "bias", 1);
     if (k[0] < 1 || k[1] < 1) return luaL_argerror(L, 3, "kernel_size must be positive");
     if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || p[0] < 0 || p[1] < 0)
         return luaL_argerror(L, 4, "stride and dilation must be >= 1, padding >= 0");

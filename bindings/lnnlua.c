@@ -104,6 +104,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"KVCache", "nnlua.transformer", "KVCache"},
     {"transformer", "nnlua.transformer", NULL},
     {"generate", "nnlua.generate", NULL},
+    {"cli", "nnlua.cli", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {

@@ -59,6 +59,9 @@ int nnL_checkshape_signed(lua_State *L, int arg, int64_t *shape);
 nn_dtype nnL_checkdtype(lua_State *L, int arg);
 nn_dtype nnL_optdtype(lua_State *L, int arg, nn_dtype def);
 nn_rng *nnL_rng(lua_State *L);
+/* field k of the options table at t (def when t is not a table, or k nil) */
+double nnL_optnumfield(lua_State *L, int t, const char *k, double def);
+int nnL_optboolfield(lua_State *L, int t, const char *k, int def);
 /* Raises "fname: message" with the running C function's name. */
 int nnL_error(lua_State *L, const char *fmt, ...);
 

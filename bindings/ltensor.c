@@ -175,6 +175,22 @@ nnL_state *nnL_getstate(lua_State *L) {
 
 nn_rng *nnL_rng(lua_State *L) { return &nnL_getstate(L)->rng; }
 
+double nnL_optnumfield(lua_State *L, int t, const char *k, double def) {
+    if (!lua_istable(L, t)) return def;
+    lua_getfield(L, t, k);
+    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+int nnL_optboolfield(lua_State *L, int t, const char *k, int def) {
+    if (!lua_istable(L, t)) return def;
+    lua_getfield(L, t, k);
+    int v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
 /* ---- tables ------------------------------------------------------------ */
 
 /* shape of a nested table by following first elements */

@@ -8,19 +8,8 @@ package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 
-local opt = { model = 'mlp', epochs = 0, batch = 128, lr = 1e-3, data = data.default_dir,
-              seed = 1, threads = 0 }
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match('^%-%-([%w_]+)$')
-  if not key or opt[key] == nil or arg[i + 1] == nil then
-    io.stderr:write('usage: train.lua [--model mlp|cnn] [--epochs N] [--batch N] [--lr X] ',
-      '[--data DIR] [--seed N] [--threads N]\n')
-    os.exit(2)
-  end
-  opt[key] = type(opt[key]) == 'number' and assert(tonumber(arg[i + 1]), key) or arg[i + 1]
-  i = i + 2
-end
+local opt = nn.cli.parse(arg, { model = 'mlp', epochs = 0, batch = 128, lr = 1e-3, data = data.default_dir,
+              seed = 1, threads = 0 })
 if opt.epochs == 0 then opt.epochs = opt.model == 'cnn' and 8 or 12 end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)

@@ -7,19 +7,8 @@ package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
 local GPT = require 'model'
 
-local opt = { model = 'gpt.safetensors', prompt = '\n', tokens = 500, temperature = 0.8,
-              top_k = 40, top_p = 1, greedy = 0, seed = 1 }
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match('^%-%-([%w_]+)$')
-  if not key or opt[key] == nil or arg[i + 1] == nil then
-    io.stderr:write('usage: sample.lua [--model FILE] [--prompt TEXT] [--tokens N] ',
-      '[--temperature X] [--top_k N] [--top_p X] [--greedy 1] [--seed N]\n')
-    os.exit(2)
-  end
-  opt[key] = type(opt[key]) == 'number' and assert(tonumber(arg[i + 1]), key) or arg[i + 1]
-  i = i + 2
-end
+local opt = nn.cli.parse(arg, { model = 'gpt.safetensors', prompt = '\n', tokens = 500, temperature = 0.8,
+              top_k = 40, top_p = 1, greedy = 0, seed = 1 })
 nn.manual_seed(opt.seed)
 
 local sd, meta = nn.load(opt.model)

@@ -13,25 +13,12 @@ local nn = require 'nnlua'
 local GPT = require 'model'
 local corpus = require 'data'
 
-local opt = {
+local opt = nn.cli.parse(arg, {
   data = '', iters = 1000, batch = 12, block_size = 64, n_layer = 4, n_head = 4,
   n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
   weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
   log_interval = 50, seed = 1337, threads = 0, sample_len = 300, out = 'gpt.safetensors',
-}
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match('^%-%-([%w_]+)$')
-  if not key or opt[key] == nil or arg[i + 1] == nil then
-    local keys = {}
-    for k in pairs(opt) do keys[#keys + 1] = '--' .. k end
-    table.sort(keys)
-    io.stderr:write('usage: train.lua [' .. table.concat(keys, ' N] [') .. ' N]\n')
-    os.exit(2)
-  end
-  opt[key] = type(opt[key]) == 'number' and assert(tonumber(arg[i + 1]), key) or arg[i + 1]
-  i = i + 2
-end
+})
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 

@@ -8,18 +8,8 @@
 ---        [--max N] [--test N] [--seed N]
 local nn = require 'nnlua'
 
-local opt = { steps = 2500, batch = 64, max = 10000, test = 1000, seed = 1, lr = 2e-3,
-              d_model = 64, layers = 2, heads = 4, ff = 256, eval_every = 500 }
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match('^%-%-([%w_]+)$')
-  if not key or opt[key] == nil or arg[i + 1] == nil then
-    io.stderr:write('usage: train.lua [--steps N] [--batch N] [--max N] [--test N] [--seed N] [--lr X]\n')
-    os.exit(2)
-  end
-  opt[key] = assert(tonumber(arg[i + 1]), key)
-  i = i + 2
-end
+local opt = nn.cli.parse(arg, { steps = 2500, batch = 64, max = 10000, test = 1000, seed = 1, lr = 2e-3,
+              d_model = 64, layers = 2, heads = 4, ff = 256, eval_every = 500 })
 nn.manual_seed(opt.seed)
 
 -- ---- the task -----------------------------------------------------------------
