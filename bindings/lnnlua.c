@@ -102,6 +102,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"Transformer", "nnlua.transformer", "Transformer"},
     {"SinusoidalPositionalEncoding", "nnlua.transformer", "SinusoidalPositionalEncoding"},
     {"KVCache", "nnlua.transformer", "KVCache"},
+    {"LearnedPositionalEncoding", "nnlua.transformer", "LearnedPositionalEncoding"},
     {"transformer", "nnlua.transformer", NULL},
     {"generate", "nnlua.generate", NULL},
     {"cli", "nnlua.cli", NULL},

@@ -154,6 +154,21 @@ describe('Transformer layers against PyTorch ' .. ref.torch, function()
     end)
   end
 
+  it('positional encodings: sinusoidal values, learned table, offsets', function()
+    local pe = nn.SinusoidalPositionalEncoding(4, 10)
+    local x = nn.zeros(1, 3, 4)
+    assert.tensor_near({ math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01) }, pe(x)[1][2], 1e-6, 1e-6)
+    assert.tensor_near(pe(x):narrow(2, 2, 2), pe(nn.zeros(1, 2, 4), 1), 0, 0)
+    local lp = nn.LearnedPositionalEncoding(4, 5)
+    assert.same({ 'embedding.weight' }, (function()
+      local n = {}
+      for k in lp:named_parameters() do n[#n + 1] = k end
+      return n
+    end)())
+    assert.tensor_near(lp.embedding.weight:narrow(1, 3, 2), lp(nn.zeros(1, 2, 4), 2)[1])
+    assert.error_contains(function() lp(nn.zeros(1, 6, 4)) end, 'beyond max_len')
+  end)
+
   it('rotary position embedding', function()
     local c = cases.rope
     local x = T(c.inputs.x):requires_grad_()

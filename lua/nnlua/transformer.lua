@@ -335,6 +335,27 @@ function Sinusoidal:forward(x, offset)
   return x + self.pe:narrow(1, (offset or 0) + 1, x:size(2))
 end
 
+local Learned = Module:extend()
+Learned._name = 'LearnedPositionalEncoding'
+M.LearnedPositionalEncoding = Learned
+
+--- LearnedPositionalEncoding(d_model, max_len): adds a trained embedding of
+--- each position (GPT's wpe) to (B, T, d)
+function Learned:_init(d, max_len)
+  self.max_len = assert(max_len, 'LearnedPositionalEncoding needs max_len')
+  self.embedding = nn.Embedding(max_len, d)
+end
+
+--- forward(x[, offset = 0]): positions offset + 1 .. offset + T
+function Learned:forward(x, offset)
+  offset = offset or 0
+  local t = x:size(2)
+  if offset + t > self.max_len then
+    error(('LearnedPositionalEncoding: position %d beyond max_len %d'):format(offset + t, self.max_len), 2)
+  end
+  return x + self.embedding(nn.arange(offset + 1, offset + t + 1))
+end
+
 --- rotary(x (B, H, T, D)[, offset = 0[, base = 10000]]): rotary position
 --- embedding (RoPE) in the half-split layout (GPT-NeoX, LLaMA): dims i and
 --- i + D/2 rotate by angle pos * base^(-2i/D).
