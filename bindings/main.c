@@ -69,8 +69,9 @@ static int docall(lua_State *L, int narg, int nres) {
 
 /* ---- set-up ------------------------------------------------------------- */
 
-/* Lua files next to the executable (build tree: ./lua; installed:
- * ../share/lua/5.4) come before the default path. */
+/* Lua files next to the executable (build tree: ./lua, or ../lua for the
+ * sanitizer and debug builds in build-*; installed: ../share/lua/5.4)
+ * come before the default path. */
 static void add_lua_path(lua_State *L) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -80,9 +81,9 @@ static void add_lua_path(lua_State *L) {
     if (!slash) return;
     *slash = 0;
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/../share/lua/5.4/?.lua;"
-                       "%s/../share/lua/5.4/?/init.lua;",
-                    exe, exe, exe, exe);
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/../lua/?.lua;"
+                       "%s/../share/lua/5.4/?.lua;%s/../share/lua/5.4/?/init.lua;",
+                    exe, exe, exe, exe, exe);
     lua_getfield(L, -2, "path");
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");
