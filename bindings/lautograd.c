@@ -77,6 +77,12 @@ static int with_mode(lua_State *L, int on) {
 }
 
 static int l_no_grad(lua_State *L) { return with_mode(L, 0); }
+
+/* detect_anomaly(on): returns the previous setting */
+static int l_detect_anomaly(lua_State *L) {
+    lua_pushboolean(L, nn_set_anomaly(lua_isnoneornil(L, 1) ? 1 : lua_toboolean(L, 1)));
+    return 1;
+}
 static int l_enable_grad(lua_State *L) { return with_mode(L, 1); }
 
 void nnL_open_autograd(lua_State *L) {
@@ -85,7 +91,8 @@ void nnL_open_autograd(lua_State *L) {
         {"detach", l_detach}, {"is_leaf", l_is_leaf},
         {"set_grad_enabled", l_set_grad_enabled},
         {"is_grad_enabled", l_is_grad_enabled}, {"no_grad", l_no_grad},
-        {"enable_grad", l_enable_grad}, {NULL, NULL}};
+        {"enable_grad", l_enable_grad}, {"detect_anomaly", l_detect_anomaly},
+        {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     luaL_newmetatable(L, NNL_GRADMODE);
     lua_pushcfunction(L, restore_mode);

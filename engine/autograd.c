@@ -8,10 +8,35 @@
  * their node ran, and running it again is an error. */
 #include "autograd.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static _Thread_local int grad_disabled;
+static _Thread_local int anomaly;
+
+int nn_set_anomaly(int on) {
+    int prev = anomaly;
+    anomaly = on != 0;
+    return prev;
+}
+
+/* In anomaly mode every op's result (and every gradient) is checked; the
+ * first non-finite value names the op that made it. */
+static int finite_or_fail(const nn_tensor *t, const char *name, const char *what) {
+    if (!anomaly || !t || t->dtype != NN_F32) return 0;
+    nn_tensor *c = nn_contiguous((nn_tensor *)t);
+    if (!c) return -1;
+    const float *v = nn_data(c);
+    int64_t n = nn_numel(c), bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++)
+        if (!isfinite(v[i])) bad = i;
+    float x = bad >= 0 ? v[bad] : 0;
+    nn_release(c);
+    if (bad < 0) return 0;
+    return nn_failed(0, "anomaly: %s produced %s %s (element %lld)", name,
+                     x != x ? "NaN" : "Inf", what, (long long)bad + 1);
+}
 
 int nn_set_grad_enabled(int on) {
     int prev = !grad_disabled;
@@ -75,6 +100,10 @@ nn_node *nn_record(nn_tensor *out, const char *name, nn_backward_fn fn,
 nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
                         int n, const nn_tensor *const *ins, nn_node **node) {
     if (node) *node = NULL;
+    if (finite_or_fail(out, name, "in its output") < 0) {
+        nn_release(out);
+        return NULL;
+    }
     if (!out || !nn_needs_grad(n, ins)) return out;
     nn_node *nd = nn_record(out, name, fn, n, ins);
     if (!nd) {
@@ -247,6 +276,7 @@ static int run_node(nn_node *n, node_list *ready, int retain) {
     nn_release(gout);
     for (int i = 0; i < n->nin; i++) {
         nn_node_input *in = &n->in[i];
+        if (rc == 0 && finite_or_fail(gin[i], n->name, "in a gradient") < 0) rc = -1;
         nn_tensor *g = gin[i] && rc == 0 ? fit_grad(n, i, gin[i]) : NULL;
         if (gin[i] && rc == 0 && !g) rc = -1;
         if (g && in->node) rc = accumulate(&in->node->gacc, g);

@@ -102,6 +102,9 @@ int nn_backward(nn_tensor *root, const nn_tensor *grad, int retain_graph);
 nn_tensor *nn_detach(nn_tensor *t);        /* shares storage, no history */
 const char *nn_grad_fn_name(const nn_tensor *t); /* NULL for leaves */
 int nn_is_leaf(const nn_tensor *t);
+/* anomaly mode: an op whose result or gradient holds NaN/Inf fails with
+ * its name (slow: every result is scanned). Returns the previous mode. */
+int nn_set_anomaly(int on);
 /* the sum of g over the dims where `shape` broadcast (g's shape) */
 nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape);
 
