@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* PyTorch's default seed: runs are reproducible unless reseeded. */
 #define DEFAULT_SEED 67280421310721ULL
@@ -37,6 +38,12 @@ static int l_set_num_threads(lua_State *L) {
 
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, nn_get_num_threads());
+    return 1;
+}
+
+/* isatty(fd): whether stdout (1) or another descriptor is a terminal */
+static int l_isatty(lua_State *L) {
+    lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
     return 1;
 }
 
@@ -106,6 +113,9 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"transformer", "nnlua.transformer", NULL},
     {"generate", "nnlua.generate", NULL},
     {"cli", "nnlua.cli", NULL},
+    {"checkpoint", "nnlua.checkpoint", NULL},
+    {"progress", "nnlua.progress", NULL},
+    {"plot", "nnlua.plot", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {
@@ -129,6 +139,7 @@ int luaopen_nnlua(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
+        {"isatty", l_isatty},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);
     nn_rng_seed(&s->rng, DEFAULT_SEED);

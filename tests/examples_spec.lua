@@ -37,3 +37,90 @@ describe('examples', function()
     assert.truthy(out:find('usage:', 1, true))
   end)
 end)
+
+describe('training experience', function()
+  local nn = require 'nnlua'
+
+  it('gpt: a resumed run continues bit for bit', function()
+    local text = support.tempfile(('All the world is a stage, and all the men and women merely players.\n'):rep(60))
+    local base = ('%s examples/gpt/train.lua --data %s --n_layer 1 --n_head 2 --n_embd 16 '
+      .. '--block_size 16 --batch 4 --eval_interval 10 --eval_iters 2 --log_interval 10 '
+      .. '--sample_len 5 --dropout 0.1 --out %s'):format(exe, text, os.tmpname())
+    local full, half, ck = os.tmpname(), os.tmpname(), os.tmpname() .. '.safetensors'
+    assert.equal(0, select(2, run(base .. ' --iters 30 --log ' .. full)))
+    assert.equal(0, select(2, run(base .. ' --iters 10 --log ' .. half .. ' --ckpt ' .. ck)))
+    local out, code = run(base .. ' --iters 30 --log ' .. half .. ' --resume ' .. ck)
+    assert.equal(0, code, out)
+    assert.truthy(out:find('resumed from', 1, true))
+    local function losses(path)
+      local t = {}
+      for line in io.lines(path) do
+        if line:find('"loss"', 1, true) then t[#t + 1] = line end
+      end
+      return t
+    end
+    local a, b = losses(full), losses(half)
+    assert.equal(30, #a)
+    assert.same(a, b)
+    for _, p in ipairs({ text, full, half, ck }) do os.remove(p) end
+  end)
+
+  it('prints progress lines with rate, ETA and metrics when not on a terminal', function()
+    local lines = {}
+    local write = io.write
+    local out = io.stdout
+    local fake = { write = function(_, ...) for _, s in ipairs({ ... }) do lines[#lines + 1] = s end end,
+                   flush = function() end }
+    io.stdout = fake
+    local ok, err = pcall(function()
+      for i, _, bar in nn.progress(20, { desc = 'epoch', every = 10, tty = false }) do bar.loss = 1 / i end
+    end)
+    io.stdout = out
+    io.write = write
+    assert(ok, err)
+    local text = table.concat(lines)
+    assert.truthy(text:find('epoch 10/20', 1, true))
+    assert.truthy(text:find('epoch 20/20', 1, true))
+    assert.truthy(text:find('it/s', 1, true))
+    assert.truthy(text:find('loss 0.05', 1, true))
+    assert.is_nil(text:find('\r', 1, true))
+  end)
+
+  it('logs metrics as JSON lines or CSV and plots them as SVG', function()
+    local jl, csv, svg = os.tmpname() .. '.jsonl', os.tmpname() .. '.csv', os.tmpname() .. '.svg'
+    local a, b = nn.progress.log(jl), nn.progress.log(csv)
+    for step = 1, 5 do
+      a:write({ step = step, loss = 1 / step })
+      b:write({ step = step, loss = 1 / step })
+    end
+    a:close()
+    b:close()
+    local first = io.lines(jl)()
+    assert.equal('{"loss":1,"step":1}', first:gsub('1%.0+', '1'))
+    local c = io.open(csv):read('a')
+    assert.truthy(c:find('^loss,step\n1.0,1\n'))
+    assert.is_true(nn.plot.from_log(jl, svg, { 'loss' }, { title = 'a <title>' }))
+    local s = io.open(svg):read('a')
+    assert.truthy(s:find('<svg', 1, true))
+    assert.truthy(s:find('<polyline', 1, true))
+    assert.truthy(s:find('a &lt;title&gt;', 1, true))
+    local ok, err = nn.plot.svg(svg, { { name = 'x', y = { 0 / 0 } } })
+    assert.is_nil(ok)
+    assert.truthy(err:find('no finite', 1, true))
+    for _, p in ipairs({ jl, csv, svg }) do os.remove(p) end
+  end)
+
+  it('names the first op that makes a NaN or Inf in anomaly mode', function()
+    local prev = nn.detect_anomaly(true)
+    local x = nn.tensor({ 1, 0 }):requires_grad_()
+    local ok, err = pcall(function() return x:log() end)
+    assert.is_false(ok)
+    assert.truthy(err:find('anomaly: log produced Inf', 1, true))
+    local z = nn.tensor({ 0.0 }):requires_grad_()
+    ok, err = pcall(function() z:sqrt():sum():backward() end)
+    assert.is_false(ok)
+    assert.truthy(err:find('sqrt produced Inf in a gradient', 1, true))
+    nn.detect_anomaly(prev)
+    assert.equal('-inf', tostring(x:log()[2]))
+  end)
+end)

@@ -4,6 +4,11 @@
 --- tokens/s and an ETA as it goes, a sample at the end, and the model saved
 --- to --out (safetensors) for examples/gpt/sample.lua.
 ---
+--- --ckpt FILE saves the whole training state there at every evaluation;
+--- --resume FILE continues from one (bit for bit the run that saved it, on
+--- the same thread count). --log FILE writes metrics as JSON lines (or CSV
+--- for a .csv name); --plot FILE draws the loss curves as SVG at the end.
+---
 --- The defaults are a quick run (a few minutes on 2 cores). nanoGPT's
 --- "baby" Shakespeare config is:
 ---   nnlua examples/gpt/train.lua --data ../shared/data/tinyshakespeare/input.txt \
@@ -18,6 +23,7 @@ local opt = nn.cli.parse(arg, {
   n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
   weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
   log_interval = 50, seed = 1337, threads = 0, sample_len = 300, out = 'gpt.safetensors',
+  resume = '', ckpt = '', log = '', plot = '',
 })
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
@@ -56,6 +62,15 @@ local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = opt.weight_d
 local schedule = nn.optim.CosineLR(optimizer, { warmup = opt.warmup, total = opt.iters,
                                                 min_lr = opt.min_lr })
 
+local start = 0
+if opt.resume ~= '' then
+  local info = assert(nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
+                                                       scheduler = schedule }))
+  start = info.step
+  print(('resumed from %s at step %d'):format(opt.resume, start))
+end
+local log = opt.log ~= '' and assert(nn.progress.log(opt.log, { append = opt.resume ~= '' })) or nil
+
 local function estimate()
   model:eval()
   local out = {}
@@ -76,10 +91,15 @@ end
 
 local t0, t_log, tokens = nn.clock(), nn.clock(), 0
 local losses
-for iter = 0, opt.iters do
-  if iter % opt.eval_interval == 0 or iter == opt.iters then
+for iter = start, opt.iters do
+  if (iter % opt.eval_interval == 0 or iter == opt.iters) and not (iter == start and start > 0) then
     losses = estimate()
     print(('step %5d: train loss %.4f, val loss %.4f'):format(iter, losses.train, losses.val))
+    if log then log:write({ step = iter, train_loss = losses.train, val_loss = losses.val }) end
+    if opt.ckpt ~= '' and iter > 0 then
+      assert(nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer,
+                                            scheduler = schedule, step = iter }))
+    end
   end
   if iter == opt.iters then break end
   local x, y = batch('train')
@@ -90,16 +110,25 @@ for iter = 0, opt.iters do
   optimizer:step()
   schedule:step()
   tokens = tokens + opt.batch * opt.block_size
+  if log then log:write({ step = iter + 1, loss = loss:item() }) end
   if (iter + 1) % opt.log_interval == 0 then
     local now = nn.clock()
-    local per_iter = (now - t0) / (iter + 1)
+    local per_iter = (now - t0) / (iter + 1 - start)
     print(('iter %5d  loss %.4f  lr %.2e  %.0f ms/iter  %.0f tokens/s  ETA %.0fs')
       :format(iter + 1, loss:item(), optimizer.param_groups[1].lr, per_iter * 1e3,
               tokens / (now - t_log), per_iter * (opt.iters - iter - 1)))
     t_log, tokens = now, 0
   end
 end
-print(('trained %d iterations in %.1fs; final val loss %.4f'):format(opt.iters, nn.clock() - t0, losses.val))
+print(('trained %d iterations in %.1fs; final val loss %.4f'):format(opt.iters - start, nn.clock() - t0, losses.val))
+if log and opt.plot ~= '' then
+  log:close()
+  log = nil
+  local ok, err = nn.plot.from_log(opt.log, opt.plot, { 'loss', 'train_loss', 'val_loss' },
+    { title = ('GPT %dx%d on %s'):format(opt.n_layer, opt.n_embd, source:match('[^/]*$')),
+      ylabel = 'cross-entropy (nats/char)' })
+  print(ok and ('plotted ' .. opt.plot) or ('could not plot: ' .. err))
+end
 
 -- the model with what sample.lua needs to rebuild it: shape and vocabulary
 local bytes = {}

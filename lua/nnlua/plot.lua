@@ -1,0 +1,121 @@
+--- nnlua.plot: line charts as SVG files a browser opens, for loss and
+--- metric curves.
+---
+---   nn.plot.svg('loss.svg', { { name = 'train', x = steps, y = train },
+---                             { name = 'val', x = steps2, y = val } },
+---               { title = 'GPT on fortunes', xlabel = 'step', ylabel = 'loss' })
+---   nn.plot.from_log('metrics.jsonl', 'loss.svg', { 'train_loss', 'val_loss' })
+local M = {}
+
+local COLORS = { '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b' }
+
+local function nice_ticks(lo, hi, n)
+  if hi <= lo then hi = lo + 1 end
+  local raw = (hi - lo) / n
+  local mag = 10 ^ math.floor(math.log(raw, 10))
+  local step = mag
+  for _, m in ipairs({ 1, 2, 2.5, 5, 10 }) do
+    if m * mag >= raw then step = m * mag; break end
+  end
+  local ticks, t = {}, math.ceil(lo / step) * step
+  while t <= hi + 1e-9 * step do ticks[#ticks + 1] = t; t = t + step end
+  return ticks
+end
+
+local function esc(s)
+  return (tostring(s):gsub('&', '&amp;'):gsub('<', '&lt;'):gsub('>', '&gt;'))
+end
+
+--- svg(path, series, opts): series = list of {name =, x = {...}, y = {...}};
+--- opts: title, xlabel, ylabel, width (640), height (400), logy.
+--- Returns true, or nil and a message.
+function M.svg(path, series, o)
+  o = o or {}
+  local w, h = o.width or 640, o.height or 400
+  local ml, mr, mt, mb = 64, 20, 36, 48
+  local xmin, xmax, ymin, ymax = math.huge, -math.huge, math.huge, -math.huge
+  local function ty(v) return o.logy and math.log(v, 10) or v end
+  for _, s in ipairs(series) do
+    for i = 1, #s.y do
+      local x, y = s.x and s.x[i] or i, s.y[i]
+      if y == y and y ~= math.huge and y ~= -math.huge and (not o.logy or y > 0) then
+        xmin, xmax = math.min(xmin, x), math.max(xmax, x)
+        ymin, ymax = math.min(ymin, ty(y)), math.max(ymax, ty(y))
+      end
+    end
+  end
+  if xmin > xmax then return nil, 'plot: no finite points' end
+  if ymax == ymin then ymin, ymax = ymin - 1, ymax + 1 end
+  if xmax == xmin then xmax = xmin + 1 end
+  local pad = (ymax - ymin) * 0.05
+  ymin, ymax = ymin - pad, ymax + pad
+  local function px(x) return ml + (x - xmin) / (xmax - xmin) * (w - ml - mr) end
+  local function py(y) return h - mb - (y - ymin) / (ymax - ymin) * (h - mt - mb) end
+  local out = {}
+  local function add(s, ...) out[#out + 1] = s:format(...) end
+  add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+    .. 'font-family="sans-serif" font-size="12">', w, h, w, h)
+  add('<rect width="100%%" height="100%%" fill="white"/>')
+  for _, t in ipairs(nice_ticks(ymin, ymax, 6)) do
+    local y = py(t)
+    add('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>', ml, y, w - mr, y)
+    add('<text x="%.1f" y="%.1f" text-anchor="end">%s</text>', ml - 6, y + 4,
+      esc(('%.4g'):format(o.logy and 10 ^ t or t)))
+  end
+  for _, t in ipairs(nice_ticks(xmin, xmax, 6)) do
+    local x = px(t)
+    add('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/>', x, mt, x, h - mb)
+    add('<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>', x, h - mb + 16, esc(('%.6g'):format(t)))
+  end
+  add('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>', ml, mt, w - ml - mr, h - mt - mb)
+  for k, s in ipairs(series) do
+    local pts = {}
+    for i = 1, #s.y do
+      local x, y = s.x and s.x[i] or i, s.y[i]
+      if y == y and y ~= math.huge and y ~= -math.huge and (not o.logy or y > 0) then
+        pts[#pts + 1] = ('%.1f,%.1f'):format(px(x), py(ty(y)))
+      end
+    end
+    local color = COLORS[(k - 1) % #COLORS + 1]
+    add('<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>', color, table.concat(pts, ' '))
+    add('<rect x="%d" y="%d" width="12" height="3" fill="%s"/>', w - mr - 150, mt + 10 + 16 * (k - 1), color)
+    add('<text x="%d" y="%d">%s</text>', w - mr - 132, mt + 15 + 16 * (k - 1), esc(s.name or ('series ' .. k)))
+  end
+  if o.title then add('<text x="%d" y="22" text-anchor="middle" font-size="14">%s</text>', w // 2, esc(o.title)) end
+  if o.xlabel then add('<text x="%d" y="%d" text-anchor="middle">%s</text>', (ml + w - mr) // 2, h - 10, esc(o.xlabel)) end
+  if o.ylabel then
+    add('<text x="16" y="%d" text-anchor="middle" transform="rotate(-90 16 %d)">%s</text>',
+      (mt + h - mb) // 2, (mt + h - mb) // 2, esc(o.ylabel))
+  end
+  add('</svg>')
+  local f, err = io.open(path, 'w')
+  if not f then return nil, err end
+  f:write(table.concat(out, '\n'), '\n')
+  f:close()
+  return true
+end
+
+--- from_log(jsonl_path, svg_path, keys[, opts]): plots numeric fields of a
+--- metrics log (nn.progress.log) against its `step` field.
+function M.from_log(log_path, svg_path, keys, o)
+  local f, err = io.open(log_path)
+  if not f then return nil, err end
+  local series = {}
+  for i, k in ipairs(keys) do series[i] = { name = k, x = {}, y = {} } end
+  for line in f:lines() do
+    local step = tonumber(line:match('"step":([-%d.eE+]+)'))
+    for _, s in ipairs(series) do
+      local v = tonumber(line:match('"' .. s.name .. '":([-%d.eE+]+)'))
+      if v and step then
+        s.x[#s.x + 1] = step
+        s.y[#s.y + 1] = v
+      end
+    end
+  end
+  f:close()
+  o = o or {}
+  o.xlabel = o.xlabel or 'step'
+  return M.svg(svg_path, series, o)
+end
+
+return M
