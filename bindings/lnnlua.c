@@ -116,6 +116,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"checkpoint", "nnlua.checkpoint", NULL},
     {"progress", "nnlua.progress", NULL},
     {"plot", "nnlua.plot", NULL},
+    {"data", "nnlua.data", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {

@@ -4,12 +4,15 @@
 ---
 --- Usage: nnlua examples/fashion_mnist/train.lua [--model mlp|cnn]
 ---        [--epochs N] [--batch N] [--lr X] [--data DIR] [--seed N] [--threads N]
+---        [--ckpt FILE] [--resume FILE] [--log FILE] [--plot FILE]
+--- --ckpt saves the training state after every epoch, --resume continues
+--- from one; --log writes per-epoch metrics (JSON lines), --plot an SVG.
 package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 
 local opt = nn.cli.parse(arg, { model = 'mlp', epochs = 0, batch = 128, lr = 1e-3, data = data.default_dir,
-              seed = 1, threads = 0 })
+              seed = 1, threads = 0, ckpt = '', resume = '', log = '', plot = '' })
 if opt.epochs == 0 then opt.epochs = opt.model == 'cnn' and 8 or 12 end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
@@ -45,8 +48,18 @@ print(('%s: %d parameters; %d training, %d test images; %d threads')
   :format(opt.model, model:num_parameters(), n, xtest:size(1), nn.get_num_threads()))
 
 local optimizer = nn.optim.Adam(model:parameters(), { lr = opt.lr })
-local steps = n // opt.batch
+local loader = nn.data.DataLoader(nn.data.TensorDataset(xtrain, ytrain),
+                                  { batch_size = opt.batch, shuffle = true, drop_last = true })
+local steps = #loader
 local sched = nn.optim.CosineLR(optimizer, { total = steps * opt.epochs, min_lr = opt.lr / 20 })
+local first_epoch = 1
+if opt.resume ~= '' then
+  local info = assert(nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
+                                                       scheduler = sched }))
+  first_epoch = info.step + 1
+  print(('resumed from %s after epoch %d'):format(opt.resume, info.step))
+end
+local log = opt.log ~= '' and assert(nn.progress.log(opt.log, { append = opt.resume ~= '' })) or nil
 
 local function evaluate()
   model:eval()
@@ -64,13 +77,11 @@ end
 
 local t_all = nn.clock()
 local acc
-for epoch = 1, opt.epochs do
+for epoch = first_epoch, opt.epochs do
   local t0 = nn.clock()
-  local _, perm = nn.rand(n):sort()
-  local loss_sum, correct = 0, 0
-  for s = 1, steps do
-    local ids = perm:narrow(1, (s - 1) * opt.batch + 1, opt.batch)
-    local x, y = xtrain:index_select(1, ids), ytrain:index_select(1, ids)
+  local loss_sum, correct, seen = 0, 0, 0
+  for _, batch, bar in nn.progress(loader, { desc = ('epoch %d'):format(epoch), total = steps }) do
+    local x, y = table.unpack(batch)
     local logits = model(x)
     local loss = nn.cross_entropy(logits, y)
     optimizer:zero_grad()
@@ -80,12 +91,24 @@ for epoch = 1, opt.epochs do
     loss_sum = loss_sum + loss:item()
     local _, pred = logits:max(2)
     correct = correct + pred:eq(y):sum():item()
+    seen = seen + y:size(1)
+    bar.loss = loss_sum / (seen / opt.batch)
   end
   local secs = nn.clock() - t0
   acc = evaluate()
   print(('epoch %2d  loss %.4f  train acc %.4f  test acc %.4f  %.0f samples/s  %.2f s/epoch')
-    :format(epoch, loss_sum / steps, correct / (steps * opt.batch), acc,
-            steps * opt.batch / secs, secs))
+    :format(epoch, loss_sum / steps, correct / seen, acc, seen / secs, secs))
+  if log then log:write({ step = epoch, train_loss = loss_sum / steps, train_acc = correct / seen,
+                          test_acc = acc, seconds = secs }) end
+  if opt.ckpt ~= '' then
+    assert(nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer, scheduler = sched,
+                                          step = epoch }))
+  end
+end
+if log and opt.plot ~= '' then
+  log:close()
+  print(assert(nn.plot.from_log(opt.log, opt.plot, { 'train_loss', 'train_acc', 'test_acc' },
+    { title = 'Fashion-MNIST ' .. opt.model, xlabel = 'epoch' })) and ('plotted ' .. opt.plot))
 end
 print(('%s: test accuracy %.4f after %d epochs (%.1f s)'):format(opt.model, acc, opt.epochs,
   nn.clock() - t_all))

@@ -9,7 +9,9 @@
 --- step/total, rate, ETA and the metrics set on `bar`; otherwise a plain
 --- line is printed every `every` steps (default: a tenth of the total, or
 --- 100) so logs stay readable. Anything with an `ipairs`-style iterator or
---- a length works: a number, a list, or an object with :iter() / __len.
+--- a length works: a number, a list, or an object with :iter() / __len
+--- (an iterator that yields several values, like DataLoader's, gives them
+--- to the loop as one list).
 local nn = require 'nnlua'
 
 local M = {}
@@ -100,8 +102,9 @@ function M.progress(what, o)
         render(b, false)
       end
     end
-    local item = next_item()
-    if item == nil then
+    local values = table.pack(next_item())
+    local item = values.n > 1 and values or values[1] -- several values: a list
+    if values[1] == nil then
       finished = true
       if b.n > 0 and (b.tty or b.n % b.every ~= 0) then render(b, true) end
       return nil

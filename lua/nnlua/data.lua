@@ -1,0 +1,164 @@
+--- nnlua.data: datasets, a DataLoader, and readers for common files.
+---
+---   local ds = nn.data.TensorDataset(images, labels)     -- rows are samples
+---   local loader = nn.data.DataLoader(ds, { batch_size = 128, shuffle = true })
+---   for x, y in loader:iter() do ... end                  -- #loader batches
+---
+--- A dataset is any object with :len() and :get(i) (1-based) returning a
+--- sample (a tensor, a number, or a list of them). TensorDatasets are
+--- batched in C with one index_select per tensor; other datasets go through
+--- `collate` (default: stack tensors, gather numbers into a tensor).
+--- Shuffling draws from the engine's seeded generator, so it is
+--- reproducible and resumes with the generator's state. Batches are made
+--- on demand: there is no background prefetching yet.
+local nn = require 'nnlua'
+local class = require 'nnlua.class'
+
+local M = {}
+
+-- ---- datasets -------------------------------------------------------------
+
+local TensorDataset = class()
+M.TensorDataset = TensorDataset
+
+function TensorDataset:_init(...)
+  self.tensors = { ... }
+  assert(#self.tensors > 0, 'TensorDataset needs at least one tensor')
+  local n = self.tensors[1]:size(1)
+  for i, t in ipairs(self.tensors) do
+    if t:size(1) ~= n then
+      error(('TensorDataset: tensor %d has %d rows, tensor 1 has %d'):format(i, t:size(1), n), 2)
+    end
+  end
+  self.n = n
+end
+function TensorDataset:len() return self.n end
+function TensorDataset:get(i)
+  local out = {}
+  for k, t in ipairs(self.tensors) do out[k] = t[i] end
+  return out
+end
+function TensorDataset:batch(ids) -- the fast path: one gather per tensor
+  local out = {}
+  for k, t in ipairs(self.tensors) do out[k] = t:index_select(1, ids) end
+  return out
+end
+
+--- The default collate: a list of samples -> a list of batched tensors.
+function M.collate(samples)
+  local first = samples[1]
+  if nn.is_tensor(first) or type(first) == 'number' then
+    first = nil
+    local wrapped = {}
+    for i, s in ipairs(samples) do wrapped[i] = { s } end
+    samples = wrapped
+  end
+  local out = {}
+  for k = 1, #samples[1] do
+    local column = {}
+    for i, s in ipairs(samples) do column[i] = s[k] end
+    if nn.is_tensor(column[1]) then out[k] = nn.stack(column)
+    elseif math.type(column[1]) == 'integer' then out[k] = nn.tensor(column, 'i64')
+    elseif type(column[1]) == 'number' then out[k] = nn.tensor(column)
+    else out[k] = column end
+  end
+  return out
+end
+
+-- ---- the loader ---------------------------------------------------------------
+
+local DataLoader = class()
+M.DataLoader = DataLoader
+
+--- DataLoader(dataset[, {batch_size = 1, shuffle = false, drop_last = false,
+--- collate = nn.data.collate}])
+function DataLoader:_init(dataset, o)
+  o = o or {}
+  self.dataset, self.batch_size = dataset, o.batch_size or 1
+  self.shuffle, self.drop_last, self.collate = o.shuffle or false, o.drop_last or false, o.collate
+  assert(self.batch_size >= 1, 'DataLoader: batch_size must be >= 1')
+end
+
+function DataLoader:__len()
+  local n = self.dataset:len()
+  return self.drop_last and n // self.batch_size or (n + self.batch_size - 1) // self.batch_size
+end
+
+--- An iterator over batches; each batch is returned unpacked (x, y, ...).
+function DataLoader:iter()
+  local n = self.dataset:len()
+  local order = self.shuffle and select(2, nn.rand(n):sort()) or nn.arange(1, n + 1)
+  local batches, b = #self, 0
+  return function()
+    b = b + 1
+    if b > batches then return nil end
+    local start = (b - 1) * self.batch_size + 1
+    local ids = order:narrow(1, start, math.min(self.batch_size, n - start + 1))
+    local out
+    if self.dataset.batch and not self.collate then
+      out = self.dataset:batch(ids)
+    else
+      local samples = {}
+      for k, i in ipairs(ids:totable()) do samples[k] = self.dataset:get(i) end
+      out = (self.collate or M.collate)(samples)
+    end
+    return table.unpack(out)
+  end
+end
+
+-- ---- readers ---------------------------------------------------------------------
+
+--- read_text(path) -> the file's contents, or nil and a message
+function M.read_text(path)
+  local f, err = io.open(path, 'rb')
+  if not f then return nil, err end
+  local s = f:read('a')
+  f:close()
+  return s
+end
+
+--- read_table(path[, {sep = '\t', header = false}]) -> rows (lists of
+--- strings) and, with header, the column names. TSV and simple CSV (no
+--- quoted separators).
+function M.read_table(path, o)
+  o = o or {}
+  local sep = o.sep or (path:match('%.csv$') and ',' or '\t')
+  local f, err = io.open(path, 'rb')
+  if not f then return nil, err end
+  local rows, names = {}, nil
+  for line in f:lines() do
+    line = line:gsub('\r$', '')
+    if line ~= '' then
+      local row = {}
+      for field in (line .. sep):gmatch('(.-)' .. sep:gsub('%p', '%%%0')) do row[#row + 1] = field end
+      if o.header and not names then names = row else rows[#rows + 1] = row end
+    end
+  end
+  f:close()
+  return rows, names
+end
+
+--- read_jsonl(path) -> a list of decoded records (lua-cjson)
+function M.read_jsonl(path)
+  local cjson = require 'cjson'
+  local f, err = io.open(path, 'rb')
+  if not f then return nil, err end
+  local out, n = {}, 0
+  for line in f:lines() do
+    n = n + 1
+    if line:match('%S') then
+      local ok, rec = pcall(cjson.decode, line)
+      if not ok then
+        f:close()
+        return nil, ('%s:%d: %s'):format(path, n, rec)
+      end
+      out[#out + 1] = rec
+    end
+  end
+  f:close()
+  return out
+end
+
+M.read_idx = function(...) return require('nnlua.idx').read(...) end
+
+return M
