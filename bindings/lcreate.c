@@ -161,6 +161,21 @@ static int l_from_bytes(lua_State *L) {
     NNL_RETURN(nn_from_u8((const uint8_t *)s + off, dt, nd, shape));
 }
 
+/* byte_counts(s) -> (256) i64: occurrences of each byte value 0..255 */
+static int l_byte_counts(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    NNL_RETURN(nn_byte_counts((const uint8_t *)s, n));
+}
+
+/* map_bytes(s, lut) -> i64 tensor: lut[byte + 1] for each byte of s */
+static int l_map_bytes(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    nn_tensor *lut = nnL_checktensor(L, 2);
+    NNL_RETURN(nn_map_bytes((const uint8_t *)s, n, lut));
+}
+
 static int l_manual_seed(lua_State *L) {
     lua_Integer s = luaL_checkinteger(L, 1);
     nn_rng_seed(nnL_rng(L), (uint64_t)s);
@@ -193,7 +208,8 @@ void nnL_open_create(lua_State *L) {
         {"arange", l_arange}, {"linspace", l_linspace}, {"eye", l_eye},
         {"rand", l_rand}, {"randn", l_randn}, {"rand_like", l_rand_like},
         {"randn_like", l_randn_like}, {"randint", l_randint},
-        {"bernoulli", l_bernoulli}, {"from_bytes", l_from_bytes}, {"manual_seed", l_manual_seed},
+        {"bernoulli", l_bernoulli}, {"from_bytes", l_from_bytes},
+        {"byte_counts", l_byte_counts}, {"map_bytes", l_map_bytes}, {"manual_seed", l_manual_seed},
         {"rng_state", l_rng_state}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

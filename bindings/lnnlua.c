@@ -117,6 +117,7 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"progress", "nnlua.progress", NULL},
     {"plot", "nnlua.plot", NULL},
     {"data", "nnlua.data", NULL},
+    {"tokenizer", "nnlua.tokenizer", NULL},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {
@@ -154,6 +155,7 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_functional(L);
     nnL_open_layers(L);
     nnL_open_checkpoint(L);
+    nnL_open_bpe(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");

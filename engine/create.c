@@ -90,3 +90,25 @@ nn_tensor *nn_from_u8(const uint8_t *data, nn_dtype dtype, int ndim,
         for (int64_t i = 0; i < n; i++) nn_i64(t)[i] = data[i];
     return t;
 }
+
+nn_tensor *nn_byte_counts(const uint8_t *data, size_t n) {
+    int64_t shape = 256;
+    nn_tensor *t = nn_zeros(NN_I64, 1, &shape);
+    if (!t) return NULL;
+    int64_t *c = nn_i64(t);
+    for (size_t i = 0; i < n; i++) c[data[i]]++;
+    return t;
+}
+
+nn_tensor *nn_map_bytes(const uint8_t *data, size_t n, const nn_tensor *lut) {
+    if (lut->dtype != NN_I64 || lut->ndim != 1 || lut->shape[0] != 256)
+        return nn_fail(2, "the lookup table must be a (256) i64 tensor");
+    int64_t shape = (int64_t)n, table[256];
+    for (int i = 0; i < 256; i++) table[i] = (int64_t)nn_get(lut, (int64_t[]){i});
+    nn_tensor *t = nn_empty(NN_I64, 1, &shape);
+    if (!t) return NULL;
+    int64_t *o = nn_i64(t);
+#pragma omp parallel for if (n > 4 * NN_PAR_GRAIN)
+    for (size_t i = 0; i < n; i++) o[i] = table[data[i]];
+    return t;
+}

@@ -136,6 +136,10 @@ nn_tensor *nn_eye(int64_t n, int64_t m);
 /* unsigned bytes (images, labels) widened to f32 or i64 */
 nn_tensor *nn_from_u8(const uint8_t *data, nn_dtype dtype, int ndim,
                       const int64_t *shape);
+/* (n) i64: lut[byte] for each byte (lut: a (256) i64 table) */
+nn_tensor *nn_map_bytes(const uint8_t *data, size_t n, const nn_tensor *lut);
+/* (256) i64: how often each byte value occurs */
+nn_tensor *nn_byte_counts(const uint8_t *data, size_t n);
 void nn_rng_seed(nn_rng *r, uint64_t seed);
 nn_tensor *nn_rand(nn_rng *r, int ndim, const int64_t *shape);
 nn_tensor *nn_randn(nn_rng *r, int ndim, const int64_t *shape);
@@ -316,6 +320,19 @@ typedef struct {
 /* Reads a file, rejecting any malformed, lying or truncated header. */
 nn_safetensors *nn_safetensors_load(const char *path);
 void nn_safetensors_free(nn_safetensors *st);
+
+/* ---- byte-level BPE tokenizer ---------------------------------------------- */
+/* ids 0..255 are bytes; merge r makes id 256 + r from two earlier ids */
+typedef struct nn_bpe nn_bpe;
+nn_bpe *nn_bpe_train(const uint8_t *text, size_t n, int vocab_size);
+nn_bpe *nn_bpe_from_merges(const int32_t *pairs, int nmerges); /* 2 per merge */
+const int32_t *nn_bpe_merges(const nn_bpe *b, int *nmerges);
+int nn_bpe_vocab_size(const nn_bpe *b);
+/* *ids (malloc'ed, the caller frees) receives *count ids */
+int nn_bpe_encode(nn_bpe *b, const uint8_t *text, size_t n, int64_t **ids, size_t *count);
+int nn_bpe_decode(const nn_bpe *b, const int64_t *ids, size_t n, uint8_t **text,
+                  size_t *len);
+void nn_bpe_free(nn_bpe *b);
 
 /* ---- indexing ----------------------------------------------------------- */
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,

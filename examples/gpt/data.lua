@@ -36,22 +36,12 @@ end
 
 --- text -> {data = (N) i64 ids, vocab = {chars}, encode = fn, decode = fn}
 function M.encode_chars(text)
-  local seen, vocab = {}, {}
-  for c in text:gmatch('.') do
-    if not seen[c] then seen[c] = true; vocab[#vocab + 1] = c end
-  end
-  table.sort(vocab)
-  local lut = nn.ones(256, 'i64') -- byte -> id (unknown bytes: id 1)
-  for i, c in ipairs(vocab) do lut[c:byte() + 1] = i end
-  local function encode(s) -- in C: bytes widened, then looked up
-    return lut:index_select(1, nn.from_bytes(s, 0, #s, 'i64') + 1)
-  end
-  local function decode(t)
-    local out = {}
-    for i, v in ipairs(t:totable()) do out[i] = vocab[v] end
-    return table.concat(out)
-  end
-  return { data = encode(text), vocab = vocab, encode = encode, decode = decode }
+  local tok = nn.tokenizer.Char.fit(text)
+  local vocab = {}
+  for i, b in ipairs(tok.bytes) do vocab[i] = string.char(b) end
+  return { data = tok:encode(text), vocab = vocab,
+           encode = function(s) return tok:encode(s) end,
+           decode = function(t) return tok:decode(t) end }
 end
 
 --- load(path or nil) -> the text
