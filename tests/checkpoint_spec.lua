@@ -78,6 +78,29 @@ describe('checkpoints (safetensors)', function()
     os.execute('rm -rf ' .. dir)
   end)
 
+  it('keeps the previous checkpoint loadable when the writer is killed midway', function()
+    local name = os.tmpname() .. '.safetensors'
+    assert.is_true(nn.save(name, { w = nn.full({ 4 }, 7) }))
+    -- a writer saving 256 MiB tensors in a loop, killed with SIGKILL
+    local script = support.tempfile(([[
+      local big = nn.ones(64, 1024, 1024)
+      io.write('ready\n'); io.flush()
+      while true do nn.save(%q, { w = big }) end
+    ]]):format(name), '.lua')
+    local p = io.popen(('%s %s & pid=$!; sleep 1.5; kill -9 $pid; wait $pid 2>/dev/null; echo killed')
+      :format(support.exe, script))
+    local out = p:read('a')
+    p:close()
+    assert.truthy(out:find('killed', 1, true))
+    local t, err = nn.load(name)
+    assert(t, err)
+    local n = t.w:numel()
+    assert.truthy(n == 4 or n == 64 * 1024 * 1024, 'unexpected tensor of ' .. n .. ' elements')
+    os.remove(name)
+    os.remove(script)
+    os.execute(('rm -f %s.tmp*'):format(name))
+  end)
+
   describe('rejects malformed files without crashing', function()
     local good_header = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
     local good = bytes(good_header, ('<ff'):pack(1, 2))

@@ -14,9 +14,17 @@ describe('examples', function()
     assert.truthy(out:find('val loss', 1, true))
     assert.truthy(out:find('tokens/s', 1, true))
     assert.truthy(out:find('saved ' .. ckpt, 1, true))
-    local s, code2 = run(('%s examples/gpt/sample.lua --model %s --tokens 30 --prompt "To "'):format(exe, ckpt))
+    local att, emb = os.tmpname() .. '.svg', os.tmpname() .. '.svg'
+    local s, code2 = run(('%s examples/gpt/sample.lua --model %s --tokens 30 --prompt "To " '
+      .. '--attention_svg %s --embedding_svg %s'):format(exe, ckpt, att, emb))
     assert.equal(0, code2, s)
     assert.truthy(s:find('^To '))
+    for _, p in ipairs({ att, emb }) do
+      local svg = io.open(p):read('a')
+      assert.truthy(svg:find('<svg', 1, true))
+      assert.truthy(svg:find('<rect', 1, true) or svg:find('<circle', 1, true))
+      os.remove(p)
+    end
     local missing, code3 = run(exe .. ' examples/gpt/sample.lua --model /nonexistent.safetensors')
     assert.equal(1, code3)
     assert.truthy(missing:find('No such file', 1, true))

@@ -95,6 +95,108 @@ function M.svg(path, series, o)
   return true
 end
 
+local function header(out, w, h)
+  out[#out + 1] = ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+    .. 'viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">'):format(w, h, w, h)
+  out[#out + 1] = '<rect width="100%" height="100%" fill="white"/>'
+end
+
+local function finish(path, out)
+  out[#out + 1] = '</svg>'
+  local f, err = io.open(path, 'w')
+  if not f then return nil, err end
+  f:write(table.concat(out, '\n'), '\n')
+  f:close()
+  return true
+end
+
+-- white -> dark blue, for v in [0, 1]
+local function shade(v)
+  v = math.max(0, math.min(1, v))
+  return ('rgb(%d,%d,%d)'):format(math.floor(255 - 247 * v), math.floor(255 - 207 * v),
+    math.floor(255 - 148 * v))
+end
+
+--- heatmap(path, m (R, C) tensor[, {rows =, cols = (labels), title =,
+--- cell = 14}]): attention maps and other matrices, darker = larger
+function M.heatmap(path, m, o)
+  o = o or {}
+  local r, c = m:size(1), m:size(2)
+  local cell = o.cell or 14
+  local ml, mt = 40, 40 + (o.title and 20 or 0)
+  local w, h = ml + c * cell + 20, mt + r * cell + 20
+  local v = m:totable()
+  local lo, hi = math.huge, -math.huge
+  for i = 1, r do for j = 1, c do lo, hi = math.min(lo, v[i][j]), math.max(hi, v[i][j]) end end
+  if hi <= lo then hi = lo + 1 end
+  local out = {}
+  header(out, w, h)
+  if o.title then out[#out + 1] = ('<text x="%d" y="18" text-anchor="middle" font-size="13">%s</text>'):format(w // 2, esc(o.title)) end
+  for i = 1, r do
+    for j = 1, c do
+      out[#out + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>'):format(
+        ml + (j - 1) * cell, mt + (i - 1) * cell, cell, cell, shade((v[i][j] - lo) / (hi - lo)))
+    end
+    if o.rows then
+      out[#out + 1] = ('<text x="%d" y="%d" text-anchor="end">%s</text>'):format(ml - 4,
+        mt + (i - 1) * cell + cell - 3, esc(o.rows[i] or ''))
+    end
+  end
+  if o.cols then
+    for j = 1, c do
+      out[#out + 1] = ('<text x="%d" y="%d" text-anchor="middle">%s</text>'):format(
+        ml + (j - 1) * cell + cell // 2, mt - 4, esc(o.cols[j] or ''))
+    end
+  end
+  return finish(path, out)
+end
+
+--- scatter(path, xy (N, 2) tensor[, {labels =, title =}]): labelled points,
+--- e.g. embeddings projected to 2-D (see pca2)
+function M.scatter(path, xy, o)
+  o = o or {}
+  local w, h, m = o.width or 640, o.height or 480, 40
+  local p = xy:totable()
+  local xmin, xmax, ymin, ymax = math.huge, -math.huge, math.huge, -math.huge
+  for _, q in ipairs(p) do
+    xmin, xmax = math.min(xmin, q[1]), math.max(xmax, q[1])
+    ymin, ymax = math.min(ymin, q[2]), math.max(ymax, q[2])
+  end
+  if xmax <= xmin then xmax = xmin + 1 end
+  if ymax <= ymin then ymax = ymin + 1 end
+  local out = {}
+  header(out, w, h)
+  if o.title then out[#out + 1] = ('<text x="%d" y="20" text-anchor="middle" font-size="13">%s</text>'):format(w // 2, esc(o.title)) end
+  for i, q in ipairs(p) do
+    local x = m + (q[1] - xmin) / (xmax - xmin) * (w - 2 * m)
+    local y = h - m - (q[2] - ymin) / (ymax - ymin) * (h - 2 * m)
+    out[#out + 1] = ('<circle cx="%.1f" cy="%.1f" r="2.5" fill="#1f77b4"/>'):format(x, y)
+    if o.labels and o.labels[i] then
+      out[#out + 1] = ('<text x="%.1f" y="%.1f">%s</text>'):format(x + 4, y - 3, esc(o.labels[i]))
+    end
+  end
+  return finish(path, out)
+end
+
+--- pca2(x (N, D)) -> (N, 2): the rows projected on their two main
+--- directions (power iteration on the covariance, in the engine)
+function M.pca2(x)
+  local nn_ = require 'nnlua'
+  local c = x - x:mean(1, true)
+  local cov = c:t():matmul(c)
+  local dirs = {}
+  for k = 1, 2 do
+    local v = nn_.randn(cov:size(1), 1)
+    for _ = 1, 100 do
+      for _, d in ipairs(dirs) do v = v - d * (d:t():matmul(v)) end -- deflate
+      v = cov:matmul(v)
+      v = v / v:norm():item()
+    end
+    dirs[k] = v
+  end
+  return c:matmul(nn_.cat(dirs, 2))
+end
+
 --- from_log(jsonl_path, svg_path, keys[, opts]): plots numeric fields of a
 --- metrics log (nn.progress.log) against its `step` field.
 function M.from_log(log_path, svg_path, keys, o)
