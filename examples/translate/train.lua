@@ -5,11 +5,12 @@
 --- measures whether the model learned the composition, not a lookup table.
 ---
 --- Usage: nnlua examples/translate/train.lua [--steps N] [--batch N]
----        [--max N] [--test N] [--seed N]
+---        [--max N] [--test N] [--seed N] [--ckpt FILE] [--resume FILE]
+--- --ckpt saves the training state at every evaluation; --resume continues.
 local nn = require 'nnlua'
 
 local opt = nn.cli.parse(arg, { steps = 2500, batch = 64, max = 10000, test = 1000, seed = 1, lr = 2e-3,
-              d_model = 64, layers = 2, heads = 4, ff = 256, eval_every = 500 })
+              d_model = 64, layers = 2, heads = 4, ff = 256, eval_every = 500, ckpt = '', resume = '' })
 nn.manual_seed(opt.seed)
 
 -- ---- the task -----------------------------------------------------------------
@@ -146,8 +147,16 @@ local function accuracy(numbers)
   return correct / #numbers
 end
 
+local first = 1
+if opt.resume ~= '' then
+  local info = assert(nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
+                                                       scheduler = sched }))
+  first = info.step + 1
+  print(('resumed from %s after step %d'):format(opt.resume, info.step))
+end
+
 local t0 = nn.clock()
-for step = 1, opt.steps do
+for step = first, opt.steps do
   local srcs, tins, touts = {}, {}, {}
   for k = 1, opt.batch do
     local n = train[nn.randint(1, #train + 1, 1):item()]
@@ -164,10 +173,15 @@ for step = 1, opt.steps do
   optimizer:step()
   sched:step()
   if step % 100 == 0 then
-    print(('step %5d  loss %.4f  %.0f ms/step'):format(step, loss:item(), (nn.clock() - t0) / step * 1e3))
+    print(('step %5d  loss %.4f  %.0f ms/step'):format(step, loss:item(),
+      (nn.clock() - t0) / (step - first + 1) * 1e3))
   end
   if step % opt.eval_every == 0 and step < opt.steps then
     print(('step %5d  held-out exact match %.4f'):format(step, accuracy(test)))
+    if opt.ckpt ~= '' then
+      assert(nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer,
+                                            scheduler = sched, step = step }))
+    end
   end
 end
 local acc = accuracy(test)
