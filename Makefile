@@ -94,6 +94,8 @@ bench: all
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
 	$(NNLUA) bench/generate.lua
+	$(NNLUA) bench/tokenize.lua
+	$(NNLUA) bench/dataloader.lua
 
 # The main job: a real training run on data a fresh machine installs.
 train: all

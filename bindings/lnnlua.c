@@ -156,6 +156,7 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_layers(L);
     nnL_open_checkpoint(L);
     nnL_open_bpe(L);
+    nnL_open_prefetch(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");

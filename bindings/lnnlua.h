@@ -73,6 +73,7 @@ void nnL_open_functional(lua_State *L); /* fills the table on top */
 void nnL_open_layers(lua_State *L);   /* fills the table on top */
 void nnL_open_checkpoint(lua_State *L); /* fills the table on top */
 void nnL_open_bpe(lua_State *L);      /* fills the table on top */
+void nnL_open_prefetch(lua_State *L); /* fills the table on top */
 /* a number or {h, w} pair in field k of the table at t (def if absent) */
 void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def);
 int nnL_tostring(lua_State *L);       /* __tostring */

@@ -321,6 +321,23 @@ typedef struct {
 nn_safetensors *nn_safetensors_load(const char *path);
 void nn_safetensors_free(nn_safetensors *st);
 
+/* ---- batches prefetched by a background thread ------------------------------ */
+typedef struct nn_prefetch nn_prefetch;
+typedef struct {
+    int source;  /* which tensor holds the (N, C, H, W) images */
+    int flip;    /* random horizontal flips */
+    int shift;   /* random shifts of up to this many pixels */
+} nn_prefetch_augment;
+/* rows order[i] - base of every source, batch rows at a time; aug may be
+ * NULL; rng (for augmentation) advances by the number of samples */
+nn_prefetch *nn_prefetch_start(nn_tensor *const *src, int nsrc, const nn_tensor *order,
+                               int64_t base, int64_t batch, int drop_last, int depth,
+                               const nn_prefetch_augment *aug, nn_rng *rng);
+/* 1: out[0..nsrc) hold the next batch (the caller owns them); 0: done */
+int nn_prefetch_next(nn_prefetch *p, nn_tensor **out);
+int64_t nn_prefetch_batches(const nn_prefetch *p);
+void nn_prefetch_stop(nn_prefetch *p);
+
 /* ---- byte-level BPE tokenizer ---------------------------------------------- */
 /* ids 0..255 are bytes; merge r makes id 256 + r from two earlier ids */
 typedef struct nn_bpe nn_bpe;

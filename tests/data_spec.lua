@@ -66,3 +66,56 @@ describe('nnlua.data', function()
     for _, p in ipairs({ tsv, csv, jl, bad }) do os.remove(p) end
   end)
 end)
+
+describe('prefetching', function()
+  local nn = require 'nnlua'
+
+  it('delivers the same batches from the background thread as on demand', function()
+    local x, y = nn.randn(23, 3), nn.arange(1, 24)
+    local ds = nn.data.TensorDataset(x, y)
+    local function epoch(prefetch)
+      nn.manual_seed(8)
+      local out = {}
+      for bx, by in nn.data.DataLoader(ds, { batch_size = 5, shuffle = true, prefetch = prefetch }):iter() do
+        out[#out + 1] = { bx:totable(), by:totable() }
+      end
+      return out
+    end
+    local a, b = epoch(2), epoch(0)
+    assert.equal(5, #a)
+    assert.same(b, a)
+  end)
+
+  it('augments images with seeded flips and shifts, the same on every run', function()
+    local img = nn.arange(4 * 1 * 4 * 4):view(4, 1, 4, 4):float()
+    local ds = nn.data.TensorDataset(img, nn.arange(1, 5))
+    local function run()
+      nn.manual_seed(2)
+      local out = {}
+      for x in nn.data.DataLoader(ds, { batch_size = 4, augment = { flip = true, shift = 1 } }):iter() do
+        out[#out + 1] = x:totable()
+      end
+      return out
+    end
+    local a, b = run(), run()
+    assert.same(a, b)
+    local changed = 0
+    for i = 1, 4 do
+      if table.concat(a[1][i][1][2], ',') ~= table.concat(img[i][1][2]:totable(), ',') then changed = changed + 1 end
+    end
+    assert.is_true(changed > 0)
+    assert.error_contains(function()
+      nn.data.DataLoader(ds, { augment = { flip = true }, prefetch = 0 })
+    end, 'augment needs')
+  end)
+
+  it('stops its thread when dropped mid-epoch', function()
+    local ds = nn.data.TensorDataset(nn.randn(1000, 8))
+    for _ = 1, 20 do
+      local it = nn.data.DataLoader(ds, { batch_size = 10 }):iter()
+      it()
+    end
+    collectgarbage()
+    collectgarbage()
+  end)
+end)

@@ -9,8 +9,11 @@
 --- batched in C with one index_select per tensor; other datasets go through
 --- `collate` (default: stack tensors, gather numbers into a tensor).
 --- Shuffling draws from the engine's seeded generator, so it is
---- reproducible and resumes with the generator's state. Batches are made
---- on demand: there is no background prefetching yet.
+--- reproducible and resumes with the generator's state. TensorDataset
+--- batches are assembled ahead by a background thread in C (prefetch =
+--- 2 batches by default, 0 to build them on demand), optionally with image
+--- augmentation (augment = {flip = true, shift = 2}: random horizontal
+--- flips and shifts of the (N, C, H, W) tensor, seeded like everything else).
 local nn = require 'nnlua'
 local class = require 'nnlua.class'
 
@@ -22,7 +25,8 @@ local TensorDataset = class()
 M.TensorDataset = TensorDataset
 
 function TensorDataset:_init(...)
-  self.tensors = { ... }
+  self.tensors = {}
+  for i, t in ipairs({ ... }) do self.tensors[i] = t:contiguous() end
   assert(#self.tensors > 0, 'TensorDataset needs at least one tensor')
   local n = self.tensors[1]:size(1)
   for i, t in ipairs(self.tensors) do
@@ -71,12 +75,17 @@ local DataLoader = class()
 M.DataLoader = DataLoader
 
 --- DataLoader(dataset[, {batch_size = 1, shuffle = false, drop_last = false,
---- collate = nn.data.collate}])
+--- collate = nn.data.collate, prefetch = 2, augment =}])
 function DataLoader:_init(dataset, o)
   o = o or {}
   self.dataset, self.batch_size = dataset, o.batch_size or 1
   self.shuffle, self.drop_last, self.collate = o.shuffle or false, o.drop_last or false, o.collate
+  self.prefetch = o.prefetch == nil and 2 or o.prefetch
+  self.augment = o.augment
   assert(self.batch_size >= 1, 'DataLoader: batch_size must be >= 1')
+  if self.augment and not (dataset.tensors and self.prefetch > 0 and not self.collate) then
+    error('DataLoader: augment needs a TensorDataset with prefetch on and no collate', 2)
+  end
 end
 
 function DataLoader:__len()
@@ -88,6 +97,13 @@ end
 function DataLoader:iter()
   local n = self.dataset:len()
   local order = self.shuffle and select(2, nn.rand(n):sort()) or nn.arange(1, n + 1)
+  if self.dataset.tensors and self.prefetch > 0 and not self.collate then
+    local augment = self.augment
+    if augment then augment = { source = augment.source or 1, flip = augment.flip, shift = augment.shift } end
+    local p = nn.prefetch(self.dataset.tensors, order, self.batch_size,
+      { drop_last = self.drop_last, depth = self.prefetch, augment = augment })
+    return function() return p:next() end
+  end
   local batches, b = #self, 0
   return function()
     b = b + 1
