@@ -176,6 +176,25 @@ static int l_map_bytes(lua_State *L) {
     NNL_RETURN(nn_map_bytes((const uint8_t *)s, n, lut));
 }
 
+/* map_file(path, offset, shape...[, dtype]) -> a tensor over the file's
+ * bytes from offset (copy-on-write; pages load when touched); nil and a
+ * message when the file cannot be mapped */
+static int l_map_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer off = luaL_checkinteger(L, 2);
+    if (off < 0) return luaL_argerror(L, 2, "offset must be >= 0");
+    int64_t shape[NN_MAX_DIMS];
+    nn_dtype dt = NN_F32;
+    int nd = shape_and_dtype(L, 3, shape, &dt);
+    nn_tensor **slot = nnL_newslot(L);
+    if (!(*slot = nn_map_file(path, (uint64_t)off, dt, nd, shape))) {
+        lua_pushnil(L);
+        lua_pushstring(L, nn_last_error());
+        return 2;
+    }
+    return 1;
+}
+
 static int l_manual_seed(lua_State *L) {
     lua_Integer s = luaL_checkinteger(L, 1);
     nn_rng_seed(nnL_rng(L), (uint64_t)s);
@@ -209,7 +228,8 @@ void nnL_open_create(lua_State *L) {
         {"rand", l_rand}, {"randn", l_randn}, {"rand_like", l_rand_like},
         {"randn_like", l_randn_like}, {"randint", l_randint},
         {"bernoulli", l_bernoulli}, {"from_bytes", l_from_bytes},
-        {"byte_counts", l_byte_counts}, {"map_bytes", l_map_bytes}, {"manual_seed", l_manual_seed},
+        {"byte_counts", l_byte_counts}, {"map_bytes", l_map_bytes},
+        {"map_file", l_map_file}, {"manual_seed", l_manual_seed},
         {"rng_state", l_rng_state}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -53,7 +53,7 @@ nn_tensor **nnL_newslot(lua_State *L) {
  * MiB) a full collection runs: Lua 5.4's generational mode, which stock
  * lua5.4 uses, ignores the proportional steps. */
 static void account(lua_State *L, const nn_tensor *t) {
-    if (t->storage->reported || !t->storage->owns || t->storage->bytes < 1024)
+    if (t->storage->reported || t->storage->owns != 1 || t->storage->bytes < 1024)
         return;
     t->storage->reported = 1;
     lua_gc(L, LUA_GCSTEP, (int)(t->storage->bytes / 1024));

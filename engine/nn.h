@@ -40,7 +40,10 @@ typedef struct nn_storage {
     void *data;
     size_t bytes;
     int refcount;
-    int owns;          /* 0: a host's buffer, never freed by us */
+    int owns;          /* 0: a host's buffer, never freed by us; 1: ours;
+                          2: a file mapping (unmapped on release) */
+    void *map_base;    /* owns == 2: the mapping's start and length */
+    size_t map_len;
     uint64_t version;  /* bumped by every in-place write */
     int reported;      /* a binding has told its GC about these bytes */
 } nn_storage;
@@ -112,6 +115,11 @@ nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape);
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape);
 nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
                           const int64_t *shape); /* borrowed, not copied */
+/* a tensor over bytes [offset, ...) of a file, mapped copy-on-write: pages
+ * are read when touched, so files larger than memory work; writes stay in
+ * memory and never reach the file */
+nn_tensor *nn_map_file(const char *path, uint64_t offset, nn_dtype dtype, int ndim,
+                       const int64_t *shape);
 nn_tensor *nn_retain(nn_tensor *t);
 void nn_release(nn_tensor *t);
 int64_t nn_numel(const nn_tensor *t);

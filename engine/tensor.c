@@ -2,9 +2,14 @@
 #include "autograd.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const char *const dtype_names[NN_DTYPE_COUNT] = {"f32", "i64"};
 static const size_t dtype_sizes[NN_DTYPE_COUNT] = {4, 8};
@@ -128,9 +133,11 @@ void nn_release(nn_tensor *t) {
     nn_release(t->grad);
     nn_storage *s = t->storage;
     if (--s->refcount == 0) {
-        if (s->owns) {
+        if (s->owns == 1) {
             __atomic_sub_fetch(&live_bytes, (int64_t)s->bytes, __ATOMIC_RELAXED);
             nn_free(s->data);
+        } else if (s->owns == 2) {
+            munmap(s->map_base, s->map_len);
         }
         free(s);
     }
@@ -198,4 +205,44 @@ const char *nn_shape_str(const nn_tensor *t, char *buf, size_t n) {
         used += snprintf(buf + used, n - used, i ? "x%lld" : "%lld",
                          (long long)t->shape[i]);
     return buf;
+}
+
+nn_tensor *nn_map_file(const char *path, uint64_t offset, nn_dtype dtype, int ndim,
+                       const int64_t *shape) {
+    if (check_shape(ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
+    uint64_t bytes = (uint64_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return nn_fail(1, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || offset > (uint64_t)sb.st_size ||
+        bytes > (uint64_t)sb.st_size - offset) {
+        close(fd);
+        return nn_fail(2, "%s: %llu bytes from offset %llu exceed the file", path,
+                       (unsigned long long)bytes, (unsigned long long)offset);
+    }
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), start = offset / page * page;
+    size_t len = (size_t)(offset - start + bytes);
+    void *base = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)start)
+                     : NULL;
+    close(fd);
+    if (len && base == MAP_FAILED) return nn_fail(1, "%s: mmap: %s", path, strerror(errno));
+    nn_storage *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (len) munmap(base, len);
+        return nn_fail(0, "out of memory");
+    }
+    static char empty[8];
+    s->data = len ? (char *)base + (offset - start) : empty;
+    s->bytes = (size_t)bytes;
+    s->owns = len ? 2 : 0;
+    s->map_base = base;
+    s->map_len = len;
+    int64_t stride[NN_MAX_DIMS];
+    nn_contiguous_strides(ndim, shape, stride);
+    nn_tensor *t = tensor_new(s, dtype, ndim, shape, stride, 0);
+    if (!t) {
+        if (len) munmap(base, len);
+        free(s);
+    }
+    return t;
 }

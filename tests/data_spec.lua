@@ -119,3 +119,24 @@ describe('prefetching', function()
     collectgarbage()
   end)
 end)
+
+describe('nn.map_file', function()
+  local nn = require 'nnlua'
+  local support = require 'support'
+
+  it('maps a file region as a tensor, copy-on-write', function()
+    local path = support.tempfile(('<i8i8i8'):pack(7, 8, 9) .. ('<ff'):pack(0.5, 1.5))
+    local ids = nn.map_file(path, 0, 3, 'i64')
+    assert.same({ 7, 8, 9 }, ids:totable())
+    local f = nn.map_file(path, 24, 2)
+    assert.tensor_near({ 0.5, 1.5 }, f)
+    f:mul_(4)
+    assert.tensor_near({ 2, 6 }, f)
+    assert.tensor_near({ 0.5, 1.5 }, nn.map_file(path, 24, 2)) -- the file is unchanged
+    local none, err = nn.map_file(path, 24, 3)
+    assert.is_nil(none)
+    assert.truthy(err:find('exceed the file', 1, true))
+    assert.is_nil((nn.map_file('/nonexistent', 0, 1)))
+    os.remove(path)
+  end)
+end)

@@ -177,4 +177,9 @@ end
 
 M.read_idx = function(...) return require('nnlua.idx').read(...) end
 
+--- map(path, offset, shape...[, dtype]): a tensor over a file region,
+--- loaded page by page as it is touched (files larger than memory);
+--- see nn.map_file
+M.map = function(...) return nn.map_file(...) end
+
 return M
