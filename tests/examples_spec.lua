@@ -12,7 +12,7 @@ describe('examples', function()
       .. '--log_interval 10 --sample_len 20 --out %s'):format(exe, text, ckpt))
     assert.equal(0, code, out)
     assert.truthy(out:find('val loss', 1, true))
-    assert.truthy(out:find('tokens/s', 1, true))
+    assert.truthy(out:find('tok/s', 1, true))
     assert.truthy(out:find('saved ' .. ckpt, 1, true))
     local att, emb = os.tmpname() .. '.svg', os.tmpname() .. '.svg'
     local s, code2 = run(('%s examples/gpt/sample.lua --model %s --tokens 30 --prompt "To " '

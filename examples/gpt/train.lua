@@ -89,19 +89,23 @@ local function estimate()
   return out
 end
 
-local t0, t_log, tokens = nn.clock(), nn.clock(), 0
+local t0 = nn.clock()
 local losses
-for iter = start, opt.iters do
-  if (iter % opt.eval_interval == 0 or iter == opt.iters) and not (iter == start and start > 0) then
-    losses = estimate()
-    print(('step %5d: train loss %.4f, val loss %.4f'):format(iter, losses.train, losses.val))
-    if log then log:write({ step = iter, train_loss = losses.train, val_loss = losses.val }) end
-    if opt.ckpt ~= '' and iter > 0 then
-      assert(nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer,
-                                            scheduler = schedule, step = iter }))
-    end
+
+local function evaluate(iter)
+  losses = estimate()
+  print(('step %5d: train loss %.4f, val loss %.4f'):format(iter, losses.train, losses.val))
+  if log then log:write({ step = iter, train_loss = losses.train, val_loss = losses.val }) end
+  if opt.ckpt ~= '' and iter > 0 then
+    assert(nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer,
+                                          scheduler = schedule, step = iter }))
   end
-  if iter == opt.iters then break end
+end
+
+if start == 0 then evaluate(0) end
+-- the progress bar: step/total, rate, ETA, and the loss, lr and tokens/s
+for i, _, bar in nn.progress(opt.iters - start, { desc = 'train', every = opt.log_interval }) do
+  local iter = start + i -- the step being taken, 1-based
   local x, y = batch('train')
   local _, loss = model(x, y)
   optimizer:zero_grad()
@@ -109,17 +113,13 @@ for iter = start, opt.iters do
   nn.optim.clip_grad_norm_(model:parameters(), opt.grad_clip)
   optimizer:step()
   schedule:step()
-  tokens = tokens + opt.batch * opt.block_size
-  if log then log:write({ step = iter + 1, loss = loss:item() }) end
-  if (iter + 1) % opt.log_interval == 0 then
-    local now = nn.clock()
-    local per_iter = (now - t0) / (iter + 1 - start)
-    print(('iter %5d  loss %.4f  lr %.2e  %.0f ms/iter  %.0f tokens/s  ETA %.0fs')
-      :format(iter + 1, loss:item(), optimizer.param_groups[1].lr, per_iter * 1e3,
-              tokens / (now - t_log), per_iter * (opt.iters - iter - 1)))
-    t_log, tokens = now, 0
-  end
+  bar.loss = loss:item()
+  bar.lr = optimizer.param_groups[1].lr
+  bar['tok/s'] = i * opt.batch * opt.block_size / (nn.clock() - t0)
+  if log then log:write({ step = iter, loss = bar.loss }) end
+  if iter % opt.eval_interval == 0 or iter == opt.iters then evaluate(iter) end
 end
+if not losses then evaluate(opt.iters) end
 print(('trained %d iterations in %.1fs; final val loss %.4f'):format(opt.iters - start, nn.clock() - t0, losses.val))
 if log and opt.plot ~= '' then
   log:close()
