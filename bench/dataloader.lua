@@ -1,22 +1,21 @@
 --- bench/dataloader.lua: a loader that does real work (random flips and
---- shifts of Fashion-MNIST-sized images) beside a training step, with the
---- batches built on the main thread (prefetch = 0, no augmentation work
---- there: rows are only gathered) and by the background thread (prefetch
---- = 2, with augmentation). Prefetching overlaps the loader with the step;
---- how much it saves depends on idle cores (none spare on 2 cores, where
---- the compute already uses both).
+--- shifts of Fashion-MNIST-sized images) beside a training step, with each
+--- batch built on demand (prefetch = 0) and by the background thread ahead
+--- of time (prefetch = 2) -- the same work and the same batches -- with
+--- all cores computing, then with one left free for the loader.
 --- Usage: nnlua bench/dataloader.lua [--batches N]
 local nn = require 'nnlua'
-local opt = nn.cli.parse(arg, { batches = 200, batch = 256 })
+local opt = nn.cli.parse(arg, { batches = 100, batch = 128, size = 96 })
 
 nn.manual_seed(0)
 local n = opt.batches * opt.batch
-local images, labels = nn.rand(n, 1, 28, 28), nn.randint(1, 11, n)
+local s = opt.size
+local images, labels = nn.rand(n, 3, s, s), nn.randint(1, 11, n)
 local ds = nn.data.TensorDataset(images, labels)
-local conv = nn.Conv2d(1, 16, 3, { padding = 1 })
-local fc = nn.Linear(16 * 14 * 14, 10)
-local function step(x, y)
-  local h = nn.max_pool2d(conv(x):relu(), 2)
+local conv = nn.Conv2d(3, 8, 3, { padding = 1 })
+local fc = nn.Linear(8 * (s // 4) * (s // 4), 10)
+local function step(x, y) -- a small convolutional step
+  local h = nn.max_pool2d(conv(nn.avg_pool2d(x, 2)):relu(), 2)
   local loss = nn.cross_entropy(fc(h:flatten(2)), y)
   loss:backward()
 end
@@ -28,18 +27,22 @@ local function epoch(loader, compute)
 end
 
 local aug = { flip = true, shift = 2 }
-local pre = nn.data.DataLoader(ds, { batch_size = opt.batch, shuffle = true, prefetch = 2, augment = aug })
-local sync = nn.data.DataLoader(ds, { batch_size = opt.batch, shuffle = true, prefetch = 0 })
-local load_only = epoch(pre, false)
-local gather_only = epoch(sync, false)
-local compute_with_sync = epoch(sync, true)
-local compute_with_prefetch = epoch(pre, true)
-print(('batch %d of 1x28x28 images, %d batches, %d threads'):format(opt.batch, opt.batches, nn.get_num_threads()))
-print(('loader alone (augmenting, prefetched):    %7.2f ms/batch'):format(load_only))
-print(('loader alone (gather only, main thread):  %7.2f ms/batch'):format(gather_only))
-print(('step with the plain loader:               %7.2f ms/batch'):format(compute_with_sync))
-print(('step with the augmenting prefetch loader: %7.2f ms/batch'):format(compute_with_prefetch))
-print(('serial estimate (plain step + augmenting loader): %7.2f ms/batch'):format(
-  compute_with_sync + load_only))
-print('(the worker shares the cores with the compute threads: on a machine with no')
-print(' idle core, prefetching hides waiting, not CPU work)')
+local function loader(prefetch)
+  return nn.data.DataLoader(ds, { batch_size = opt.batch, shuffle = true, prefetch = prefetch,
+                                  augment = aug })
+end
+print(('batch %d of 3x%dx%d images with random flips and shifts, %d batches')
+  :format(opt.batch, s, s, opt.batches))
+local base_threads = nn.get_num_threads()
+for _, threads in ipairs({ base_threads, math.max(1, base_threads - 1) }) do
+  nn.set_num_threads(threads)
+  local load_only = epoch(loader(0), false)
+  local on_demand = epoch(loader(0), true)
+  local prefetched = epoch(loader(2), true)
+  print(('compute threads %d: loader alone %.2f ms/batch; step %.2f ms with batches built on '
+    .. 'demand, %.2f ms prefetched (%.0f%% of the loader hidden)'):format(threads, load_only,
+    on_demand, prefetched, 100 * math.max(0, math.min(1, (on_demand - prefetched) / load_only))))
+  if threads == 1 then break end
+end
+nn.set_num_threads(base_threads)
+print('(the worker needs a core of its own: with every core computing, it only hides waiting)')

@@ -7,7 +7,8 @@
  * pixels (zeros come in). Randomness is Philox keyed by (seed, offset +
  * position in the epoch), so batches are the same whether or not they
  * were prefetched. Up to `depth` batches wait in a ring; the worker sleeps
- * when it is full. The worker only reads the sources (the caller keeps
+ * when it is full. depth 0 starts no thread: next() builds each batch on
+ * demand, with the same work and results (the baseline to compare with). The worker only reads the sources (the caller keeps
  * them alive and unchanged) and only creates tensors it hands over. */
 #include "internal.h"
 
@@ -116,7 +117,7 @@ nn_prefetch *nn_prefetch_start(nn_tensor *const *src, int nsrc, const nn_tensor 
                                const nn_prefetch_augment *aug, nn_rng *rng) {
     if (nsrc < 1 || nsrc > MAX_SOURCES) return nn_fail(1, "prefetch takes 1 to %d tensors", MAX_SOURCES);
     if (batch < 1) return nn_fail(4, "batch size must be >= 1");
-    if (depth < 1 || depth > MAX_DEPTH) return nn_fail(6, "prefetch depth must be 1..%d", MAX_DEPTH);
+    if (depth < 0 || depth > MAX_DEPTH) return nn_fail(6, "prefetch depth must be 0..%d", MAX_DEPTH);
     int64_t n = src[0]->ndim ? src[0]->shape[0] : 0;
     for (int s = 0; s < nsrc; s++)
         if (!src[s]->ndim || src[s]->shape[0] != n || !nn_is_contiguous(src[s]))
@@ -159,6 +160,7 @@ nn_prefetch *nn_prefetch_start(nn_tensor *const *src, int nsrc, const nn_tensor 
         p->offset = rng->offset;
         rng->offset += (uint64_t)p->count;
     }
+    if (depth == 0) return p; /* on demand: no thread */
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->changed, NULL);
     if (pthread_create(&p->thread, NULL, worker, p) != 0) {
@@ -174,6 +176,12 @@ nn_prefetch *nn_prefetch_start(nn_tensor *const *src, int nsrc, const nn_tensor 
 }
 
 int nn_prefetch_next(nn_prefetch *p, nn_tensor **out) {
+    if (p->depth == 0) { /* on demand, in the caller's thread */
+        if (p->produced == p->nbatches) return 0;
+        if (build(p, p->produced, out) < 0) return nn_failed(0, "%s", p->error);
+        p->produced++;
+        return 1;
+    }
     pthread_mutex_lock(&p->lock);
     while (!p->filled && !p->failed && p->produced < p->nbatches)
         pthread_cond_wait(&p->changed, &p->lock);

@@ -105,8 +105,18 @@ describe('prefetching', function()
     end
     assert.is_true(changed > 0)
     assert.error_contains(function()
-      nn.data.DataLoader(ds, { augment = { flip = true }, prefetch = 0 })
+      nn.data.DataLoader(ds, { augment = { flip = true }, collate = nn.data.collate })
     end, 'augment needs')
+    local function on_demand()
+      nn.manual_seed(2)
+      local out = {}
+      for x in nn.data.DataLoader(ds, { batch_size = 4, prefetch = 0,
+                                        augment = { flip = true, shift = 1 } }):iter() do
+        out[#out + 1] = x:totable()
+      end
+      return out
+    end
+    assert.same(a, on_demand())
   end)
 
   it('stops its thread when dropped mid-epoch', function()

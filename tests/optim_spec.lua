@@ -53,6 +53,17 @@ describe('nnlua.optim', function()
     assert.tensor_near(run(10), run(10, 6), 0, 0)
   end)
 
+  it('guards steps against NaN and Inf', function()
+    local p = nn.ones(2):requires_grad_()
+    p.grad = nn.tensor({ 1, 2 })
+    assert.is_true(nn.optim.finite(nn.tensor(0.5), { p }))
+    p.grad = nn.tensor({ 0 / 0, 2 })
+    assert.is_false(nn.optim.finite(nn.tensor(0.5), { p }, { step = 3 }))
+    assert.is_nil(p.grad)
+    assert.error_contains(function() nn.optim.finite(nn.tensor(math.huge), { p }, { action = 'stop', step = 7 }) end,
+      'step 7: the loss is inf')
+  end)
+
   it('clips gradients by global norm and by value', function()
     local a, b = nn.ones(2):requires_grad_(), nn.ones(2):requires_grad_()
     a.grad, b.grad = nn.tensor({ 3, 0 }), nn.tensor({ 0, 4 })

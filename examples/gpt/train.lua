@@ -23,7 +23,7 @@ local opt = nn.cli.parse(arg, {
   n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
   weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
   log_interval = 50, seed = 1337, threads = 0, sample_len = 300, out = 'gpt.safetensors',
-  resume = '', ckpt = '', log = '', plot = '',
+  resume = '', ckpt = '', log = '', plot = '', on_nan = 'stop',
 })
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
@@ -110,8 +110,10 @@ for i, _, bar in nn.progress(opt.iters - start, { desc = 'train', every = opt.lo
   local _, loss = model(x, y)
   optimizer:zero_grad()
   loss:backward()
-  nn.optim.clip_grad_norm_(model:parameters(), opt.grad_clip)
-  optimizer:step()
+  if nn.optim.finite(loss, model:parameters(), { action = opt.on_nan, step = iter }) then
+    nn.optim.clip_grad_norm_(model:parameters(), opt.grad_clip)
+    optimizer:step()
+  end
   schedule:step()
   bar.loss = loss:item()
   bar.lr = optimizer.param_groups[1].lr

@@ -11,7 +11,8 @@
 --- Shuffling draws from the engine's seeded generator, so it is
 --- reproducible and resumes with the generator's state. TensorDataset
 --- batches are assembled ahead by a background thread in C (prefetch =
---- 2 batches by default, 0 to build them on demand), optionally with image
+--- 2 batches by default; 0 builds each on demand, in C, with the same
+--- work and the same results), optionally with image
 --- augmentation (augment = {flip = true, shift = 2}: random horizontal
 --- flips and shifts of the (N, C, H, W) tensor, seeded like everything else).
 local nn = require 'nnlua'
@@ -83,8 +84,8 @@ function DataLoader:_init(dataset, o)
   self.prefetch = o.prefetch == nil and 2 or o.prefetch
   self.augment = o.augment
   assert(self.batch_size >= 1, 'DataLoader: batch_size must be >= 1')
-  if self.augment and not (dataset.tensors and self.prefetch > 0 and not self.collate) then
-    error('DataLoader: augment needs a TensorDataset with prefetch on and no collate', 2)
+  if self.augment and not (dataset.tensors and not self.collate) then
+    error('DataLoader: augment needs a TensorDataset and no collate', 2)
   end
 end
 
@@ -97,7 +98,7 @@ end
 function DataLoader:iter()
   local n = self.dataset:len()
   local order = self.shuffle and select(2, nn.rand(n):sort()) or nn.arange(1, n + 1)
-  if self.dataset.tensors and self.prefetch > 0 and not self.collate then
+  if self.dataset.tensors and not self.collate then
     local augment = self.augment
     if augment then augment = { source = augment.source or 1, flip = augment.flip, shift = augment.shift } end
     local p = nn.prefetch(self.dataset.tensors, order, self.batch_size,

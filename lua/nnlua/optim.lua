@@ -195,6 +195,47 @@ function Adagrad:update(p, grad, st, g)
     weight_decay = g.weight_decay, eps = g.eps, step = st.step })
 end
 
+-- ---- a guard against non-finite steps --------------------------------------------
+
+--- finite(loss, params[, {action = 'skip' | 'stop', step =}]) -> true when
+--- the loss and every gradient are finite. Otherwise, 'skip' (default)
+--- zeroes the gradients, prints one line and returns false, so the caller
+--- skips the optimizer step; 'stop' raises an error naming the step.
+--- (nn.detect_anomaly(true) finds the op that made the first NaN.)
+function M.finite(loss, params, o)
+  o = o or {}
+  local bad
+  local l = nn.is_tensor(loss) and loss:sum():item() or loss
+  if l ~= l or l == math.huge or l == -math.huge then
+    bad = ('the loss is %s'):format(tostring(l))
+  else -- one sum per gradient, one number read: NaN and Inf survive a sum
+    local total
+    for _, p in ipairs(params) do
+      local g = p.grad
+      if g then total = total and total + g:sum() or g:sum() end
+    end
+    local t = total and total:item() or 0
+    if t ~= t or t == math.huge or t == -math.huge then
+      for i, p in ipairs(params) do
+        local g = p.grad and p.grad:sum():item()
+        if g and (g ~= g or g == math.huge or g == -math.huge) then
+          bad = ('the gradient of parameter %d is not finite'):format(i)
+          break
+        end
+      end
+      bad = bad or 'the gradients overflow'
+    end
+  end
+  if not bad then return true end
+  local where = o.step and ('step %d: '):format(o.step) or ''
+  if o.action == 'stop' then
+    error(where .. bad .. ' (nn.detect_anomaly(true) names the op that made it)', 2)
+  end
+  for _, p in ipairs(params) do p.grad = nil end
+  print(where .. bad .. '; skipping this update')
+  return false
+end
+
 -- ---- gradient clipping -------------------------------------------------------
 
 --- Scales all gradients so their global norm is at most max_norm; returns
