@@ -30,10 +30,15 @@ ENGINE_TESTS := $(patsubst tests/engine/%.c,$(BUILD)/tests/%,$(filter-out tests/
 
 NNLUA ?= ./nnlua
 MODULE ?= nnlua.so
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+LUA_LIBDIR = $(PREFIX)/lib/lua/5.4
+LUA_SHAREDIR = $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan debug bench loc clean train
+.PHONY: all deps test asan debug bench loc clean train install uninstall
 
-all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(MODULE) $(NNLUA)
+all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
+     $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host
 
 # Install the Debian packages we need, once, only when one is missing.
 deps: $(BUILD)/.deps
@@ -58,6 +63,17 @@ $(BUILD)/libnnengine.a: $(ENGINE_OBJ)
 
 $(BUILD)/libnnengine.so: $(ENGINE_OBJ)
 	$(CC) -shared -Wl,-soname,libnnengine.so.0 -o $@ $^ $(LIBS)
+
+# Engine + bindings for C hosts that bring their own Lua (nnlua.h).
+$(BUILD)/libnnlua.a: $(ENGINE_OBJ) $(BIND_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/libnnlua.so: $(ENGINE_OBJ) $(BIND_OBJ)
+	$(CC) -shared -Wl,-soname,libnnlua.so.0 -Wl,-z,nodelete -o $@ $^ $(LIBS)
+
+# The embedding example, run by the tests.
+$(BUILD)/embed-host: examples/embed/host.c $(BUILD)/libnnlua.a bindings/nnlua.h
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Ibindings $< -o $@ $(BUILD)/libnnlua.a $(LUA_LIBS) $(LIBS)
 
 # The Lua module: stock lua5.4 has the Lua core inside, so no -llua here.
 # -z nodelete: lua_close unloads C modules, but libgomp's idle worker
@@ -100,6 +116,32 @@ bench: all
 # The main job: a real training run on data a fresh machine installs.
 train: all
 	$(NNLUA) examples/gpt/train.lua
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the executable, libraries
+# with sonames, the Lua module and files where stock lua5.4 looks, headers,
+# pkg-config file and man page.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include/nnlua $(DESTDIR)$(LUA_LIBDIR) \
+	  $(DESTDIR)$(LUA_SHAREDIR)/nnlua $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(NNLUA) $(DESTDIR)$(PREFIX)/bin/nnlua
+	install -m 644 $(BUILD)/libnnengine.a $(BUILD)/libnnlua.a $(DESTDIR)$(PREFIX)/lib/
+	for l in nnengine nnlua; do \
+	  install -m 755 $(BUILD)/lib$$l.so $(DESTDIR)$(PREFIX)/lib/lib$$l.so.$(VERSION); \
+	  ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/lib$$l.so.0; \
+	  ln -sf lib$$l.so.0 $(DESTDIR)$(PREFIX)/lib/lib$$l.so; done
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nnlua.so
+	install -m 644 lua/nnlua/*.lua $(DESTDIR)$(LUA_SHAREDIR)/nnlua/
+	install -m 644 engine/nn.h bindings/nnlua.h $(DESTDIR)$(PREFIX)/include/nnlua/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' docs/nnlua.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc
+	install -m 644 docs/nnlua.1 $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/nnlua $(DESTDIR)$(PREFIX)/lib/libnnengine.* \
+	  $(DESTDIR)$(PREFIX)/lib/libnnlua.* $(DESTDIR)$(LUA_LIBDIR)/nnlua.so \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
+	rm -rf $(DESTDIR)$(LUA_SHAREDIR)/nnlua $(DESTDIR)$(PREFIX)/include/nnlua
 
 loc:
 	@for d in engine bindings lua tests bench examples; do \

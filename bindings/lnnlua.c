@@ -136,6 +136,20 @@ static int lazy_index(lua_State *L) {
     return 0;
 }
 
+int nnlua_push_borrowed(lua_State *L, float *data, int ndim, const int64_t *shape) {
+    nn_tensor **slot = nnL_newslot(L);
+    *slot = nn_from_buffer(data, NN_F32, ndim, shape);
+    return nnL_finish(L, slot);
+}
+
+const float *nnlua_tensor_data(lua_State *L, int idx, int *ndim, int64_t *shape) {
+    nn_tensor *t = nnL_testtensor(L, idx);
+    if (!t || t->dtype != NN_F32 || !nn_is_contiguous(t)) return NULL;
+    *ndim = t->ndim;
+    for (int i = 0; i < t->ndim; i++) shape[i] = t->shape[i];
+    return nn_data(t);
+}
+
 int luaopen_nnlua(lua_State *L) {
     if (nn_init() < 0) return luaL_error(L, "nnlua: %s", nn_last_error());
     static const luaL_Reg fns[] = {
