@@ -5,7 +5,7 @@ CC ?= cc
 LUA_PC := lua5.4
 DEBS := lua5.4 liblua5.4-dev libopenblas-dev libopenblas0-openmp lua-busted lua-argparse \
         lua-cjson libedit-dev pkg-config dataset-fashion-mnist fortunes \
-        wordnet-base
+        wordnet-base luarocks
 
 WARN := -Wall -Wextra \
         -Wshadow \
@@ -32,10 +32,10 @@ NNLUA ?= ./nnlua
 MODULE ?= nnlua.so
 VERSION := 0.1.0
 PREFIX ?= /usr/local
-LUA_LIBDIR = $(PREFIX)/lib/lua/5.4
-LUA_SHAREDIR = $(PREFIX)/share/lua/5.4
+LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
+LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan debug bench loc clean train install uninstall
+.PHONY: all deps test asan debug bench loc clean train install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host
@@ -136,6 +136,14 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' docs/nnlua.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc
 	install -m 644 docs/nnlua.1 $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
+
+# What `luarocks make` installs: the module and the Lua files into the
+# rock's tree (LUA_LIBDIR, LUA_SHAREDIR), and the nnlua executable.
+install-rock: all
+	install -d $(DESTDIR)$(LUA_LIBDIR) $(DESTDIR)$(LUA_SHAREDIR)/nnlua $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nnlua.so
+	install -m 644 lua/nnlua/*.lua $(DESTDIR)$(LUA_SHAREDIR)/nnlua/
+	install -m 755 $(NNLUA) $(DESTDIR)$(PREFIX)/bin/nnlua
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/nnlua $(DESTDIR)$(PREFIX)/lib/libnnengine.* \
