@@ -174,6 +174,12 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    lua_newtable(L); /* _lazy: the names the Lua half provides (for the docs test) */
+    for (int i = 0; lazy[i].key; i++) {
+        lua_pushstring(L, lazy[i].key);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "_lazy");
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_index);
     lua_setfield(L, -2, "__index");

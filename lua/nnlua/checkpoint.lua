@@ -36,10 +36,28 @@ local function unpack_values(v)
   return out
 end
 
+-- a Module's state dict, or a built-in layer's parameters by name
+local function state_of(m)
+  if not nn.is_layer(m) then return m:state_dict() end
+  local sd = {}
+  for name, p in m:named_parameters() do sd[name] = p end
+  return sd
+end
+
+local function load_into(m, sd)
+  if not nn.is_layer(m) then return m:load_state_dict(sd) end
+  nn.no_grad(function()
+    for name, p in m:named_parameters() do
+      local src = sd[name] or error('checkpoint: missing ' .. name, 3)
+      p:copy_(src)
+    end
+  end)
+end
+
 --- Writes the state atomically; returns true, or nil and a message.
 function M.save(path, s)
   local tensors, meta = {}, { step = s.step, extra = s.extra, rng = nil }
-  for name, t in pairs(s.model:state_dict()) do tensors['model.' .. name] = t end
+  for name, t in pairs(state_of(s.model)) do tensors['model.' .. name] = t end
   if s.optimizer then
     local sd = s.optimizer:state_dict()
     local scalars = {}
@@ -70,7 +88,7 @@ function M.load(path, s)
     local n = name:match('^model%.(.*)$')
     if n then sd[n] = t end
   end
-  s.model:load_state_dict(sd)
+  load_into(s.model, sd)
   if s.optimizer and info.optimizer then
     local state = {}
     for i, scalars in pairs(info.optimizer.scalars) do state[tonumber(i)] = scalars end
