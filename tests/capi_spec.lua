@@ -3,12 +3,7 @@
 -- library and runs.
 local support = require 'support'
 
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read('a')
-  f:close()
-  return s
-end
+local read = require('support').read
 
 local doc = read('docs/c-api.md')
 local build = (support.exe:match('^(.*)/[^/]*$') or '.'):gsub('^%.$', 'build')

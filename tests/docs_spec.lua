@@ -3,12 +3,7 @@
 -- documentation fails here).
 local nn = require 'nnlua'
 
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read('a')
-  f:close()
-  return s
-end
+local read = require('support').read
 
 local function doc_files()
   local p = io.popen('ls docs/*.md')

@@ -2,12 +2,7 @@
 local support = require 'support'
 local exe = support.exe
 
-local function readme()
-  local f = assert(io.open('README.md'))
-  local s = f:read('a')
-  f:close()
-  return s
-end
+local function readme() return support.read('README.md') end
 
 local function capture(cmd, input) return (support.run(cmd, input)) end
 

@@ -13,6 +13,14 @@ function M.tempfile(text, suffix)
   return name
 end
 
+--- The contents of a file (raises if it cannot be read).
+function M.read(path)
+  local f = assert(io.open(path))
+  local s = f:read('a')
+  f:close()
+  return s
+end
+
 --- Runs a shell command with `input` on stdin; returns its output
 --- (stdout and stderr) and exit code.
 function M.run(cmd, input)

@@ -13,13 +13,7 @@ local FORTUNES = { 'art', 'computers', 'cookie', 'definitions', 'education', 'fo
   'work', 'zippy' }
 M.fortunes_dir = '/usr/share/games/fortunes'
 
-local function slurp(path)
-  local f, err = io.open(path, 'rb')
-  if not f then return nil, err end
-  local s = f:read('a')
-  f:close()
-  return s
-end
+local slurp = nn.data.read_text
 
 --- the default corpus: fortunes with their % separators removed
 function M.fortunes()

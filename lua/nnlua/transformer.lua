@@ -251,13 +251,16 @@ local Encoder = Module:extend()
 Encoder._name = 'TransformerEncoder'
 M.TransformerEncoder = Encoder
 
---- TransformerEncoder(make_layer, num_layers[, norm]): make_layer() builds
---- one layer (each gets its own parameters)
-function Encoder:_init(make_layer, n, norm)
+-- n layers from make_layer() (each with its own parameters), then norm
+local function build_stack(self, make_layer, n, norm)
   self.layers = ModuleList()
   for _ = 1, n do self.layers:append(make_layer()) end
   if norm then self.norm = norm end
 end
+
+--- TransformerEncoder(make_layer, num_layers[, norm]): make_layer() builds
+--- one layer (each gets its own parameters)
+Encoder._init = build_stack
 
 function Encoder:forward(x, o)
   for _, layer in self.layers:ipairs() do x = layer(x, o) end
@@ -268,11 +271,8 @@ local Decoder = Module:extend()
 Decoder._name = 'TransformerDecoder'
 M.TransformerDecoder = Decoder
 
-function Decoder:_init(make_layer, n, norm)
-  self.layers = ModuleList()
-  for _ = 1, n do self.layers:append(make_layer()) end
-  if norm then self.norm = norm end
-end
+--- TransformerDecoder(make_layer, num_layers[, norm])
+Decoder._init = build_stack
 
 --- forward(tgt, memory[, o]); o.caches: one KVCache per layer
 function Decoder:forward(x, mem, o)
