@@ -29,7 +29,11 @@ _Static_assert(sizeof nn_binary_names / sizeof *nn_binary_names == NN_BINARY_COU
 
 static inline float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    return 0.5f * x * (1.0f + nn_tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static inline float gelu(float x) {
+    return 0.5f * x * (1.0f + nn_erff(x * 0.7071067811865476f));
 }
 
 static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
@@ -45,7 +49,7 @@ static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
     case NN_TANH: return tanhf(x);
     case NN_SIGMOID: return nn_sigmoidf(x);
     case NN_RELU: return x > 0.0f ? x : 0.0f;
-    case NN_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case NN_GELU: return gelu(x);
     case NN_SILU: return x * nn_sigmoidf(x);
     case NN_FLOOR: return floorf(x);
     case NN_CEIL: return ceilf(x);
@@ -242,6 +246,8 @@ static void unary_contiguous(nn_unary_op op, int64_t n, const float *a,
     case NN_SIGMOID: LOOP1(nn_sigmoidf(x)); break;
     case NN_RELU: LOOP1(x > 0.0f ? x : 0.0f); break;
     case NN_SILU: LOOP1(x * nn_sigmoidf(x)); break;
+    case NN_GELU: LOOP1(gelu(x)); break;
+    case NN_GELU_TANH: LOOP1(gelu_tanh(x)); break;
     case NN_SQUARE: LOOP1(x * x); break;
     case NN_SQRT: LOOP1(sqrtf(x)); break;
     case NN_RSQRT: LOOP1(1.0f / sqrtf(x)); break;
@@ -485,8 +491,8 @@ static inline float unary_deriv(nn_unary_op op, float x, float y, float p0,
     case NN_SIGMOID: return y * (1.0f - y);
     case NN_RELU: return x > 0.0f ? 1.0f : 0.0f;
     case NN_GELU: {
-        float cdf = 0.5f * (1.0f + erff(x * 0.7071067811865476f));
-        return cdf + x * 0.3989422804014327f * expf(-0.5f * x * x);
+        float cdf = 0.5f * (1.0f + nn_erff(x * 0.7071067811865476f));
+        return cdf + x * 0.3989422804014327f * nn_expf(-0.5f * x * x);
     }
     case NN_SILU: {
         float s = nn_sigmoidf(x);
@@ -498,7 +504,7 @@ static inline float unary_deriv(nn_unary_op op, float x, float y, float p0,
     case NN_EXPM1: return y + 1.0f;
     case NN_GELU_TANH: {
         const float k = 0.7978845608028654f, c = 0.044715f;
-        float inner = k * (x + c * x * x * x), t = tanhf(inner);
+        float inner = k * (x + c * x * x * x), t = nn_tanhf(inner);
         return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
     }
     case NN_CLAMP: return (x >= p0 && x <= p1) ? 1.0f : 0.0f;
@@ -523,6 +529,12 @@ static void unary_grad_rows(nn_unary_op op, int64_t n, const float *x, const flo
         break;
     case NN_EXP:
         for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i];
+        break;
+    case NN_GELU:
+        for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(NN_GELU, x[i], y[i], p0, p1);
+        break;
+    case NN_GELU_TANH:
+        for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(NN_GELU_TANH, x[i], y[i], p0, p1);
         break;
     default:
         for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(op, x[i], y[i], p0, p1);

@@ -48,4 +48,20 @@ static inline float nn_expf(float x) {
 
 static inline float nn_sigmoidf(float x) { return 1.0f / (1.0f + nn_expf(-x)); }
 
+/* erf by Abramowitz and Stegun 7.1.26: |error| < 1.5e-7, branch-free */
+static inline float nn_erff(float x) {
+    float a = x < 0.0f ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
+              t * (-1.453152027f + t * 1.061405429f))));
+    float y = 1.0f - p * nn_expf(-a * a);
+    return x < 0.0f ? -y : y;
+}
+
+/* tanh through exp, branch-free; |error| ~1e-7 absolute near 0 */
+static inline float nn_tanhf(float x) {
+    float c = x > 9.0f ? 9.0f : (x < -9.0f ? -9.0f : x);
+    return 1.0f - 2.0f / (nn_expf(2.0f * c) + 1.0f);
+}
+
 #endif
