@@ -47,6 +47,11 @@ static void set_flt(layer *l, const char *name, double v) {
     l->flts[l->nflt++] = v;
 }
 
+/* two ints in one setting, without shifting negative values */
+static int64_t pack2(int a, int b) {
+    return (int64_t)(((uint64_t)(uint32_t)b << 32) | (uint32_t)a);
+}
+
 static int64_t get_int(const layer *l, const char *name) {
     for (int i = 0; i < l->nint; i++)
         if (!strcmp(l->int_names[i], name)) return l->ints[i];
@@ -251,9 +256,9 @@ static int new_conv2d(lua_State *L) {
     set_int(l, "in_channels", in);
     set_int(l, "out_channels", out);
     set_int(l, "kh", k[0]); set_int(l, "kw", k[1]);
-    set_int(l, "stride", s[0] | ((int64_t)s[1] << 32));
-    set_int(l, "padding", p[0] | ((int64_t)p[1] << 32));
-    set_int(l, "dilation", d[0] | ((int64_t)d[1] << 32));
+    set_int(l, "stride", pack2(s[0], s[1]));
+    set_int(l, "padding", pack2(p[0], p[1]));
+    set_int(l, "dilation", pack2(d[0], d[1]));
     double bound = 1.0 / sqrt((double)(in * k[0] * k[1]));
     add_param(L, "weight", uniform(L, 4, (int64_t[]){out, in, k[0], k[1]}, bound));
     if (bias) add_param(L, "bias", uniform(L, 1, &out, bound));
@@ -275,10 +280,12 @@ static int new_pool(lua_State *L, layer_kind kind) {
     nnL_pair_field(L, 2, "stride", s, 0);
     if (s[0] == 0) memcpy(s, k, sizeof s);
     nnL_pair_field(L, 2, "padding", p, 0);
+    if (k[0] < 1 || k[1] < 1 || s[0] < 1 || s[1] < 1 || p[0] < 0 || p[1] < 0)
+        return luaL_argerror(L, 1, "kernel and stride must be >= 1, padding >= 0");
     layer *l = new_layer(L, kind);
-    set_int(l, "kernel", k[0] | ((int64_t)k[1] << 32));
-    set_int(l, "stride", s[0] | ((int64_t)s[1] << 32));
-    set_int(l, "padding", p[0] | ((int64_t)p[1] << 32));
+    set_int(l, "kernel", pack2(k[0], k[1]));
+    set_int(l, "stride", pack2(s[0], s[1]));
+    set_int(l, "padding", pack2(p[0], p[1]));
     return 1;
 }
 
@@ -296,8 +303,8 @@ static nn_tensor *param(lua_State *L, int layer_idx, const char *name) {
 }
 
 static void unpack2(int64_t v, int *out) {
-    out[0] = (int)(v & 0xffffffff);
-    out[1] = (int)(v >> 32);
+    out[0] = (int32_t)(uint32_t)((uint64_t)v & 0xffffffffu);
+    out[1] = (int32_t)(uint32_t)((uint64_t)v >> 32);
 }
 
 static int layer_call(lua_State *L) {

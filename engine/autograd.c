@@ -25,7 +25,9 @@ int nn_set_anomaly(int on) {
  * first non-finite value names the op that made it. */
 static int finite_or_fail(const nn_tensor *t, const char *name, const char *what) {
     if (!anomaly || !t || t->dtype != NN_F32) return 0;
+    anomaly = 0; /* the copy below is an op too: do not check it */
     nn_tensor *c = nn_contiguous((nn_tensor *)t);
+    anomaly = 1;
     if (!c) return -1;
     const float *v = nn_data(c);
     int64_t n = nn_numel(c), bad = -1;
