@@ -116,6 +116,25 @@ nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
     return out;
 }
 
+nn_tensor *nn_finish_keeping(nn_tensor *out, const char *name,
+                             nn_backward_fn fn, int n,
+                             const nn_tensor *const *ins,
+                             const nn_tensor *keep, int dim, int64_t base,
+                             int flag, double scale) {
+    nn_node *node;
+    out = nn_finish_op(out, name, fn, n, ins, &node);
+    if (!node) return out;
+    node->iarg[0] = dim;
+    node->iarg[1] = flag;
+    node->larg[0] = base;
+    node->farg[0] = scale;
+    if (keep && nn_save(node, keep) < 0) {
+        nn_release(out);
+        return NULL;
+    }
+    return out;
+}
+
 int nn_save(nn_node *n, const nn_tensor *t) {
     if (n->nsaved == NN_NODE_SAVED) return nn_failed(0, "too many saved tensors");
     nn_tensor *alias = nn_detach((nn_tensor *)t);

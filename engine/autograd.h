@@ -66,5 +66,13 @@ static inline void nn_grad_restore(int prev) { nn_set_grad_enabled(prev); }
 /* Records a node for out if needed; on failure releases out, returns NULL. */
 nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
                         int n, const nn_tensor *const *ins, nn_node **node);
+/* nn_finish_op for an op whose backward needs one tensor it keeps (an index,
+ * a mask; NULL for none) and sets iarg[0] = dim, larg[0] = base,
+ * iarg[1] = flag, farg[0] = scale on its node. */
+nn_tensor *nn_finish_keeping(nn_tensor *out, const char *name,
+                             nn_backward_fn fn, int n,
+                             const nn_tensor *const *ins,
+                             const nn_tensor *keep, int dim, int64_t base,
+                             int flag, double scale);
 
 #endif

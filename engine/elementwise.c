@@ -699,11 +699,5 @@ nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
     nn_tensor *y = where(cond, a, b);
     nn_grad_restore(prev);
     const nn_tensor *ins[3] = {cond, a, b};
-    nn_node *node;
-    y = nn_finish_op(y, "where", where_backward, 3, ins, &node);
-    if (node && nn_save(node, cond) < 0) {
-        nn_release(y);
-        return NULL;
-    }
-    return y;
+    return nn_finish_keeping(y, "where", where_backward, 3, ins, cond, 0, 0, 0, 0);
 }

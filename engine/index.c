@@ -397,29 +397,13 @@ static int tril_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return gin[0] ? 0 : -1;
 }
 
-/* finish an index op: record over ins, save `keep`, set the arguments */
-static nn_tensor *indexed(nn_tensor *y, const char *name, nn_backward_fn fn,
-                          int nin, const nn_tensor *const *ins,
-                          const nn_tensor *keep, int dim, int64_t base) {
-    nn_node *node;
-    y = nn_finish_op(y, name, fn, nin, ins, &node);
-    if (!node) return y;
-    node->iarg[0] = dim;
-    node->larg[0] = base;
-    if (keep && nn_save(node, keep) < 0) {
-        nn_release(y);
-        return NULL;
-    }
-    return y;
-}
-
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
                      int64_t base) {
     int prev = nn_grad_off();
     nn_tensor *y = gather(x, dim, index, base);
     nn_grad_restore(prev);
-    return indexed(y, "gather", gather_backward, 1, &x, index,
-                   nn_wrap_dim(dim, x->ndim, 2), base);
+    return nn_finish_keeping(y, "gather", gather_backward, 1, &x, index,
+                   nn_wrap_dim(dim, x->ndim, 2), base, 0, 0);
 }
 
 nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
@@ -428,19 +412,9 @@ nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
     nn_tensor *y = scatter(x, dim, index, src, accumulate, base);
     nn_grad_restore(prev);
     const nn_tensor *ins[4] = {x, NULL, NULL, src};
-    nn_node *node;
-    y = nn_finish_op(y, accumulate ? "scatter_add" : "scatter", scatter_backward,
-                     4, ins, &node);
-    if (node) {
-        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
-        node->iarg[1] = accumulate;
-        node->larg[0] = base;
-        if (nn_save(node, index) < 0) {
-            nn_release(y);
-            return NULL;
-        }
-    }
-    return y;
+    return nn_finish_keeping(y, accumulate ? "scatter_add" : "scatter", scatter_backward,
+                   4, ins, index, nn_wrap_dim(dim, x->ndim, 2), base,
+                   accumulate, 0);
 }
 
 nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
@@ -448,8 +422,8 @@ nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
     int prev = nn_grad_off();
     nn_tensor *y = index_select(x, dim, index, base);
     nn_grad_restore(prev);
-    return indexed(y, "index_select", index_select_backward, 1, &x, index,
-                   nn_wrap_dim(dim, x->ndim, 2), base);
+    return nn_finish_keeping(y, "index_select", index_select_backward, 1, &x, index,
+                   nn_wrap_dim(dim, x->ndim, 2), base, 0, 0);
 }
 
 nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
@@ -458,18 +432,8 @@ nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
     nn_tensor *y = index_add(x, dim, index, src, alpha, base);
     nn_grad_restore(prev);
     const nn_tensor *ins[4] = {x, NULL, NULL, src};
-    nn_node *node;
-    y = nn_finish_op(y, "index_add", index_add_backward, 4, ins, &node);
-    if (node) {
-        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
-        node->larg[0] = base;
-        node->farg[0] = alpha;
-        if (nn_save(node, index) < 0) {
-            nn_release(y);
-            return NULL;
-        }
-    }
-    return y;
+    return nn_finish_keeping(y, "index_add", index_add_backward, 4, ins, index,
+                   nn_wrap_dim(dim, x->ndim, 2), base, 0, alpha);
 }
 
 nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
@@ -477,13 +441,14 @@ nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
     int prev = nn_grad_off();
     nn_tensor *y = masked_fill(x, mask, value);
     nn_grad_restore(prev);
-    return indexed(y, "masked_fill", masked_fill_backward, 1, &x, mask, 0, 0);
+    return nn_finish_keeping(y, "masked_fill", masked_fill_backward, 1, &x, mask,
+                   0, 0, 0, 0);
 }
 
 nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
     int prev = nn_grad_off();
     nn_tensor *y = tril(x, k, upper);
     nn_grad_restore(prev);
-    return indexed(y, upper ? "triu" : "tril", tril_backward, 1, &x, NULL,
-                   upper, k);
+    return nn_finish_keeping(y, upper ? "triu" : "tril", tril_backward, 1, &x, NULL,
+                   upper, k, 0, 0);
 }

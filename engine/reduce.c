@@ -272,18 +272,9 @@ int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
     *indices = reduce(is_min ? NN_ARGMIN : NN_ARGMAX, x, &a);
     *values = *indices ? reduce(is_min ? NN_MIN : NN_MAX, x, &a) : NULL;
     nn_grad_restore(prev);
-    nn_node *node;
-    *values = nn_finish_op(*values, is_min ? "min" : "max", maxdim_backward, 1,
-                           &x, &node);
-    if (node) {
-        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
-        node->iarg[1] = keepdim;
-        node->larg[0] = base;
-        if (nn_save(node, *indices) < 0) {
-            nn_release(*values);
-            *values = NULL;
-        }
-    }
+    *values = nn_finish_keeping(*values, is_min ? "min" : "max", maxdim_backward,
+                                1, &x, *indices, nn_wrap_dim(dim, x->ndim, 2),
+                                base, keepdim, 0);
     if (!*values) {
         nn_release(*indices);
         *indices = NULL;

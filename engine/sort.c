@@ -95,16 +95,8 @@ static int sort_recorded(const nn_tensor *x, int dim, int64_t k, int desc,
     int rc = sort_k(x, dim, k, desc, base, values, indices);
     nn_grad_restore(prev);
     if (rc < 0) return -1;
-    nn_node *node;
-    *values = nn_finish_op(*values, name, sort_backward, 1, &x, &node);
-    if (node) {
-        node->iarg[0] = nn_wrap_dim(dim, x->ndim, 2);
-        node->larg[0] = base;
-        if (nn_save(node, *indices) < 0) {
-            nn_release(*values);
-            *values = NULL;
-        }
-    }
+    *values = nn_finish_keeping(*values, name, sort_backward, 1, &x, *indices,
+                                nn_wrap_dim(dim, x->ndim, 2), base, 0, 0);
     if (!*values) {
         nn_release(*indices);
         *indices = NULL;

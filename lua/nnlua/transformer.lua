@@ -159,7 +159,26 @@ end
 local function activation(name)
   if name == 'gelu' then return function(x) return x:gelu() end end
   if name == 'relu' or name == nil then return function(x) return x:relu() end end
-  error("activation must be 'relu' or 'gelu'", 3)
+  error("activation must be 'relu' or 'gelu'", 4)
+end
+
+-- the sublayers of an encoder layer, and with `cross` those of a decoder layer
+-- (cross-attention, a third norm and dropout), created in PyTorch's order
+local function init_layer(self, d, nhead, o, cross)
+  o = o or {}
+  local ff, p = o.dim_feedforward or 2048, o.dropout or 0.1
+  local eps, bias = o.layer_norm_eps or 1e-5, o.bias ~= false
+  self.norm_first, self.act = o.norm_first or false, activation(o.activation)
+  self.self_attn = MHA(d, nhead, { dropout = p, bias = bias })
+  if cross then self.multihead_attn = MHA(d, nhead, { dropout = p, bias = bias }) end
+  self.linear1 = nn.Linear(d, ff, { bias = bias })
+  self.dropout = nn.Dropout(p)
+  self.linear2 = nn.Linear(ff, d, { bias = bias })
+  self.norm1 = nn.LayerNorm(d, { eps = eps })
+  self.norm2 = nn.LayerNorm(d, { eps = eps })
+  if cross then self.norm3 = nn.LayerNorm(d, { eps = eps }) end
+  self.dropout1, self.dropout2 = nn.Dropout(p), nn.Dropout(p)
+  if cross then self.dropout3 = nn.Dropout(p) end
 end
 
 local EncoderLayer = Module:extend()
@@ -169,19 +188,7 @@ M.TransformerEncoderLayer = EncoderLayer
 --- TransformerEncoderLayer(d_model, nhead[, {dim_feedforward = 2048,
 --- dropout = 0.1, activation = 'relu', norm_first = false,
 --- layer_norm_eps = 1e-5, bias = true}])
-function EncoderLayer:_init(d, nhead, o)
-  o = o or {}
-  local ff, p = o.dim_feedforward or 2048, o.dropout or 0.1
-  local eps, bias = o.layer_norm_eps or 1e-5, o.bias ~= false
-  self.norm_first, self.act = o.norm_first or false, activation(o.activation)
-  self.self_attn = MHA(d, nhead, { dropout = p, bias = bias })
-  self.linear1 = nn.Linear(d, ff, { bias = bias })
-  self.dropout = nn.Dropout(p)
-  self.linear2 = nn.Linear(ff, d, { bias = bias })
-  self.norm1 = nn.LayerNorm(d, { eps = eps })
-  self.norm2 = nn.LayerNorm(d, { eps = eps })
-  self.dropout1, self.dropout2 = nn.Dropout(p), nn.Dropout(p)
-end
+function EncoderLayer:_init(d, nhead, o) init_layer(self, d, nhead, o, false) end
 
 function EncoderLayer:ff(x) return self.linear2(self.dropout(self.act(self.linear1(x)))) end
 
@@ -205,21 +212,7 @@ DecoderLayer._name = 'TransformerDecoderLayer'
 M.TransformerDecoderLayer = DecoderLayer
 
 --- TransformerDecoderLayer(d_model, nhead[, options as the encoder layer])
-function DecoderLayer:_init(d, nhead, o)
-  o = o or {}
-  local ff, p = o.dim_feedforward or 2048, o.dropout or 0.1
-  local eps, bias = o.layer_norm_eps or 1e-5, o.bias ~= false
-  self.norm_first, self.act = o.norm_first or false, activation(o.activation)
-  self.self_attn = MHA(d, nhead, { dropout = p, bias = bias })
-  self.multihead_attn = MHA(d, nhead, { dropout = p, bias = bias })
-  self.linear1 = nn.Linear(d, ff, { bias = bias })
-  self.dropout = nn.Dropout(p)
-  self.linear2 = nn.Linear(ff, d, { bias = bias })
-  self.norm1 = nn.LayerNorm(d, { eps = eps })
-  self.norm2 = nn.LayerNorm(d, { eps = eps })
-  self.norm3 = nn.LayerNorm(d, { eps = eps })
-  self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(p), nn.Dropout(p), nn.Dropout(p)
-end
+function DecoderLayer:_init(d, nhead, o) init_layer(self, d, nhead, o, true) end
 
 --- forward(tgt, memory[, {tgt_mask =, tgt_is_causal =, tgt_key_padding_mask =,
 --- memory_key_padding_mask =, cache =}]); cache: a KVCache for the
@@ -234,7 +227,7 @@ function DecoderLayer:forward(x, mem, o)
     return self.dropout2(self.multihead_attn(h, mem, mem,
       { key_padding_mask = o.memory_key_padding_mask }))
   end
-  local function ff(h) return self.dropout3(self.linear2(self.dropout(self.act(self.linear1(h))))) end
+  local function ff(h) return self.dropout3(EncoderLayer.ff(self, h)) end
   if self.norm_first then
     x = x + sa(self.norm1(x))
     x = x + ca(self.norm2(x))
