@@ -26,6 +26,21 @@ local function esc(s)
   return (tostring(s):gsub('&', '&amp;'):gsub('<', '&lt;'):gsub('>', '&gt;'))
 end
 
+local function header(out, w, h, font_size)
+  out[#out + 1] = ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+    .. 'viewBox="0 0 %d %d" font-family="sans-serif" font-size="%d">'):format(w, h, w, h, font_size or 11)
+  out[#out + 1] = '<rect width="100%" height="100%" fill="white"/>'
+end
+
+local function finish(path, out)
+  out[#out + 1] = '</svg>'
+  local f, err = io.open(path, 'w')
+  if not f then return nil, err end
+  f:write(table.concat(out, '\n'), '\n')
+  f:close()
+  return true
+end
+
 --- svg(path, series, opts): series = list of {name =, x = {...}, y = {...}};
 --- opts: title, xlabel, ylabel, width (640), height (400), logy.
 --- Returns true, or nil and a message.
@@ -53,9 +68,7 @@ function M.svg(path, series, o)
   local function py(y) return h - mb - (y - ymin) / (ymax - ymin) * (h - mt - mb) end
   local out = {}
   local function add(s, ...) out[#out + 1] = s:format(...) end
-  add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
-    .. 'font-family="sans-serif" font-size="12">', w, h, w, h)
-  add('<rect width="100%%" height="100%%" fill="white"/>')
+  header(out, w, h, 12)
   for _, t in ipairs(nice_ticks(ymin, ymax, 6)) do
     local y = py(t)
     add('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>', ml, y, w - mr, y)
@@ -87,27 +100,7 @@ function M.svg(path, series, o)
     add('<text x="16" y="%d" text-anchor="middle" transform="rotate(-90 16 %d)">%s</text>',
       (mt + h - mb) // 2, (mt + h - mb) // 2, esc(o.ylabel))
   end
-  add('</svg>')
-  local f, err = io.open(path, 'w')
-  if not f then return nil, err end
-  f:write(table.concat(out, '\n'), '\n')
-  f:close()
-  return true
-end
-
-local function header(out, w, h)
-  out[#out + 1] = ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-    .. 'viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">'):format(w, h, w, h)
-  out[#out + 1] = '<rect width="100%" height="100%" fill="white"/>'
-end
-
-local function finish(path, out)
-  out[#out + 1] = '</svg>'
-  local f, err = io.open(path, 'w')
-  if not f then return nil, err end
-  f:write(table.concat(out, '\n'), '\n')
-  f:close()
-  return true
+  return finish(path, out)
 end
 
 -- white -> dark blue, for v in [0, 1]

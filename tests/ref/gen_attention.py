@@ -15,16 +15,10 @@ import os
 
 import torch
 import torch.nn as tnn
+from refvalues import t
 
 torch.manual_seed(0)
 cases = []
-
-
-def t(x):
-    """float32 values with the 9 significant digits that identify them"""
-    def short(v):
-        return [short(u) for u in v] if isinstance(v, list) else float("%.9g" % v)
-    return short(x.detach().tolist())
 
 
 def module_case(name, module, inputs, call, **extra):

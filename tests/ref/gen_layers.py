@@ -12,16 +12,10 @@ import os
 
 import torch
 import torch.nn.functional as F
+from refvalues import t
 
 torch.manual_seed(0)
 cases = []
-
-
-def t(x):
-    """float32 values with the 9 significant digits that identify them"""
-    def short(v):
-        return [short(u) for u in v] if isinstance(v, list) else float("%.9g" % v)
-    return short(x.detach().tolist())
 
 
 def case(name, fn, inputs, consts=None, **extra):
