@@ -5,6 +5,7 @@
  * lua/nnlua/optim.lua. */
 #include "lnnlua.h"
 
+#include <limits.h>
 #include <string.h>
 
 static nn_tensor *opttensor(lua_State *L, int arg) {
@@ -88,19 +89,34 @@ static int l_cross_entropy(lua_State *L) {
                                 NNL_BASE));
 }
 
-/* a number or {h, w} pair at arg (or in field k of table t) */
-static void pair(lua_State *L, int arg, int *out, int def) {
-    if (lua_isnoneornil(L, arg)) {
+/* the integer at idx; errors blame argument arg and name it `what` */
+static int pair_element(lua_State *L, int idx, int arg, const char *what) {
+    int isint;
+    lua_Integer v = lua_tointegerx(L, idx, &isint);
+    if (!isint || v < INT_MIN || v > INT_MAX)
+        luaL_argerror(L, arg, lua_pushfstring(
+            L, "%s must be an integer or a pair {h, w} of integers", what));
+    return (int)v;
+}
+
+/* the pair at stack index idx (def when nil) */
+static void read_pair(lua_State *L, int idx, int arg, const char *what,
+                      int *out, int def) {
+    if (lua_isnoneornil(L, idx)) {
         out[0] = out[1] = def;
-    } else if (lua_istable(L, arg)) {
-        lua_geti(L, arg, 1);
-        lua_geti(L, arg, 2);
-        out[0] = (int)luaL_checkinteger(L, -2);
-        out[1] = (int)luaL_checkinteger(L, -1);
+    } else if (lua_istable(L, idx)) {
+        lua_geti(L, idx, 1);
+        lua_geti(L, idx, 2);
+        out[0] = pair_element(L, -2, arg, what);
+        out[1] = pair_element(L, -1, arg, what);
         lua_pop(L, 2);
     } else {
-        out[0] = out[1] = (int)luaL_checkinteger(L, arg);
+        out[0] = out[1] = pair_element(L, idx, arg, what);
     }
+}
+
+void nnL_pair(lua_State *L, int arg, const char *what, int *out, int def) {
+    read_pair(L, arg, arg, what, out, def);
 }
 
 void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def) {
@@ -109,7 +125,7 @@ void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def) {
         return;
     }
     lua_getfield(L, t, k);
-    pair(L, lua_gettop(L), out, def);
+    read_pair(L, lua_gettop(L), t, k, out, def);
     lua_pop(L, 1);
 }
 
@@ -128,11 +144,11 @@ static int l_conv2d(lua_State *L) {
 static int pool(lua_State *L, int is_max) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int kernel[2], stride[2], padding[2];
-    pair(L, 2, kernel, 0);
+    nnL_pair(L, 2, "kernel_size", kernel, 0);
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "stride");
         if (lua_isnil(L, -1)) memcpy(stride, kernel, sizeof stride);
-        else pair(L, lua_gettop(L), stride, 1);
+        else read_pair(L, lua_gettop(L), 3, "stride", stride, 1);
         lua_pop(L, 1);
     } else {
         memcpy(stride, kernel, sizeof stride);

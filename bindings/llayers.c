@@ -236,15 +236,8 @@ static int new_flatten(lua_State *L) {
 static int new_conv2d(lua_State *L) {
     int64_t in = checkpos(L, 1, "in_channels"), out = checkpos(L, 2, "out_channels");
     int k[2], s[2], p[2], d[2];
-    if (lua_istable(L, 3)) {
-        lua_geti(L, 3, 1);
-        lua_geti(L, 3, 2);
-        k[0] = (int)luaL_checkinteger(L, -2);
-        k[1] = (int)luaL_checkinteger(L, -1);
-        lua_pop(L, 2);
-    } else {
-        k[0] = k[1] = (int)checkpos(L, 3, "kernel_size");
-    }
+    luaL_checkany(L, 3);
+    nnL_pair(L, 3, "kernel_size", k, 0);
     nnL_pair_field(L, 4, "stride", s, 1);
     nnL_pair_field(L, 4, "padding", p, 0);
     nnL_pair_field(L, 4, "dilation", d, 1);
@@ -268,15 +261,8 @@ static int new_conv2d(lua_State *L) {
 /* MaxPool2d(kernel[, {stride = kernel, padding = 0}]) and AvgPool2d */
 static int new_pool(lua_State *L, layer_kind kind) {
     int k[2], s[2], p[2];
-    if (lua_istable(L, 1)) {
-        lua_geti(L, 1, 1);
-        lua_geti(L, 1, 2);
-        k[0] = (int)luaL_checkinteger(L, -2);
-        k[1] = (int)luaL_checkinteger(L, -1);
-        lua_pop(L, 2);
-    } else {
-        k[0] = k[1] = (int)checkpos(L, 1, "kernel_size");
-    }
+    luaL_checkany(L, 1);
+    nnL_pair(L, 1, "kernel_size", k, 0);
     nnL_pair_field(L, 2, "stride", s, 0);
     if (s[0] == 0) memcpy(s, k, sizeof s);
     nnL_pair_field(L, 2, "padding", p, 0);

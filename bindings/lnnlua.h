@@ -75,6 +75,9 @@ void nnL_open_checkpoint(lua_State *L); /* fills the table on top */
 void nnL_open_bpe(lua_State *L);      /* fills the table on top */
 void nnL_open_prefetch(lua_State *L); /* fills the table on top */
 /* a number or {h, w} pair in field k of the table at t (def if absent) */
+/* a number or {h, w} pair at arg (def when absent; errors name it `what`),
+ * or in field k of table t */
+void nnL_pair(lua_State *L, int arg, const char *what, int *out, int def);
 void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def);
 int nnL_tostring(lua_State *L);       /* __tostring */
 int nnL_index_get(lua_State *L);      /* t[key] for number/table keys */

@@ -143,6 +143,15 @@ describe('built-in layers', function()
       assert.error_contains(function() nn.cross_entropy(nn.ones(2, 3), nn.tensor({ 1 }, 'i64')) end,
         'does not match logits 2x3')
       assert.error_contains(function() nn.MaxPool2d(3)(nn.ones(1, 1, 2, 2)) end, 'window larger')
+      local pair_msg = 'must be an integer or a pair {h, w} of integers'
+      assert.error_contains(function() nn.Conv2d(1, 2, { 3, 'x' }) end, 'kernel_size ' .. pair_msg)
+      assert.error_contains(function() nn.Conv2d(1, 2) end, "bad argument #3 to 'Conv2d'")
+      assert.error_contains(function() nn.Conv2d(1, 2, 3, { stride = 2.5 }) end, 'stride ' .. pair_msg)
+      assert.error_contains(function() nn.MaxPool2d({ 2, 2 ^ 40 }) end, 'kernel_size ' .. pair_msg)
+      assert.error_contains(function() nn.F.max_pool2d(nn.ones(1, 1, 4, 4), 2, { stride = 'a' }) end,
+        'stride ' .. pair_msg)
+      assert.error_contains(function() nn.F.conv2d(nn.ones(1, 1, 4, 4), nn.ones(1, 1, 2, 2), nil,
+        { padding = { 1 } }) end, 'padding ' .. pair_msg)
       assert.error_contains(function() nn.Dropout(1.5) end, 'in [0, 1]')
     end)
   end)
