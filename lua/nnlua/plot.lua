@@ -5,6 +5,8 @@
 ---                             { name = 'val', x = steps2, y = val } },
 ---               { title = 'GPT on fortunes', xlabel = 'step', ylabel = 'loss' })
 ---   nn.plot.from_log('metrics.jsonl', 'loss.svg', { 'train_loss', 'val_loss' })
+local files = require 'nnlua.files'
+
 local M = {}
 
 local COLORS = { '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b' }
@@ -34,11 +36,7 @@ end
 
 local function finish(path, out)
   out[#out + 1] = '</svg>'
-  local f, err = io.open(path, 'w')
-  if not f then return nil, err end
-  f:write(table.concat(out, '\n'), '\n')
-  f:close()
-  return true
+  return files.write_atomic(path, table.concat(out, '\n') .. '\n')
 end
 
 --- svg(path, series, opts): series = list of {name =, x = {...}, y = {...}};

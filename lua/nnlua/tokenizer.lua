@@ -8,6 +8,7 @@
 ---   local chars = nn.tokenizer.Char.fit(text)          -- one id per distinct byte
 local nn = require 'nnlua'
 local class = require 'nnlua.class'
+local files = require 'nnlua.files'
 
 local M = {}
 
@@ -44,11 +45,7 @@ function Char:decode(ids)
 end
 
 function Char:save(path)
-  local f, err = io.open(path, 'w')
-  if not f then return nil, err end
-  f:write('nnlua-char 1\n', table.concat(self.bytes, ' '), '\n')
-  f:close()
-  return true
+  return files.write_atomic(path, 'nnlua-char 1\n' .. table.concat(self.bytes, ' ') .. '\n')
 end
 
 function Char.load(path)
@@ -81,12 +78,9 @@ function BPE:decode(ids) return self.model:decode(ids) end
 
 --- save(path): "nnlua-bpe 1", then one merge per line ("a b", 1-based ids)
 function BPE:save(path)
-  local f, err = io.open(path, 'w')
-  if not f then return nil, err end
-  f:write('nnlua-bpe 1\n')
-  for _, m in ipairs(self.model:merges()) do f:write(m[1], ' ', m[2], '\n') end
-  f:close()
-  return true
+  local lines = { 'nnlua-bpe 1' }
+  for _, m in ipairs(self.model:merges()) do lines[#lines + 1] = m[1] .. ' ' .. m[2] end
+  return files.write_atomic(path, table.concat(lines, '\n') .. '\n')
 end
 
 function BPE.load(path)
