@@ -1,6 +1,7 @@
 --- nnlua.idx: read IDX files (the MNIST family's format), plain or gzipped.
 --- Depends on nnlua (from_bytes) and, for .gz files, the gzip command.
 local nn = require 'nnlua'
+local read_text = require('nnlua.data').read_text
 
 local M = {}
 
@@ -18,11 +19,7 @@ local function slurp(path)
     if not ok then return nil, ('%s: gzip failed (exit %s)'):format(path, tostring(code)) end
     return data
   end
-  local f, err = io.open(path, 'rb')
-  if not f then return nil, err end
-  local data = f:read('a')
-  f:close()
-  return data
+  return read_text(path)
 end
 
 --- Reads an IDX file into a tensor (f32 by default, or dtype 'i64').
