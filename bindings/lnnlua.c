@@ -118,6 +118,17 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"plot", "nnlua.plot", NULL},
     {"data", "nnlua.data", NULL},
     {"tokenizer", "nnlua.tokenizer", NULL},
+    {"multimodal", "nnlua.multimodal", NULL},
+    {"ConcatFusion", "nnlua.multimodal", "ConcatFusion"},
+    {"SumFusion", "nnlua.multimodal", "SumFusion"},
+    {"GatedFusion", "nnlua.multimodal", "GatedFusion"},
+    {"BilinearFusion", "nnlua.multimodal", "BilinearFusion"},
+    {"FiLM", "nnlua.multimodal", "FiLM"},
+    {"CrossModalAttention", "nnlua.multimodal", "CrossModalAttention"},
+    {"PatchEmbedding", "nnlua.multimodal", "PatchEmbedding"},
+    {"ViT", "nnlua.multimodal", "ViT"},
+    {"ContrastiveLoss", "nnlua.multimodal", "ContrastiveLoss"},
+    {"MultiTask", "nnlua.multimodal", "MultiTask"},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {
@@ -167,6 +178,7 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_ops(L);
     nnL_open_autograd(L);
     nnL_open_functional(L);
+    nnL_open_fusion(L);
     nnL_open_layers(L);
     nnL_open_checkpoint(L);
     nnL_open_bpe(L);

@@ -268,6 +268,15 @@ nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *strid
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 
+/* Cross-modal fusion (fusion.c). gated_fusion: h, g (B, M, D) per-modality
+ * pre-activations and gate logits, mask (B, M) f32 or NULL (0 = missing) ->
+ * sum_m softmax_m(g) tanh(h_m) (B, D). mfb_pool: a, b (B, D*factor) ->
+ * L2-normalised signed sqrt of the factor-group sums of a*b (B, D). */
+#define NN_FUSION_MAX_MODALITIES 16
+nn_tensor *nn_gated_fusion(const nn_tensor *h, const nn_tensor *g,
+                           const nn_tensor *mask);
+nn_tensor *nn_mfb_pool(const nn_tensor *a, const nn_tensor *b, int64_t factor);
+
 /* Scaled dot-product attention: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H,
  * Tk, Dv) -> (B, H, Tq, Dv). k and v may broadcast over B and H (size 1).
  * mask: additive f32 broadcastable to (B, H, Tq, Tk) (-inf blocks) or NULL;

@@ -2,40 +2,15 @@
 -- tests/ref/gen_attention.py, plus the fused kernel against the unfused
 -- composition, gradchecks and the KV cache.
 local nn = require 'nnlua'
-local cjson = require 'cjson'
 local tr = nn.transformer
 
-local f = assert(io.open('tests/ref/attention.json'))
-local ref = cjson.decode(f:read('a'))
-f:close()
-local cases = {}
-for _, c in ipairs(ref.cases) do cases[c.name] = c end
+local reference_fixtures = require 'tests.reference'
+local cases, torch_version = reference_fixtures.load('attention.json')
 
 local T = function(x) return nn.tensor(x) end
 
--- loads the case's state into module m, runs fn(m, inputs), compares the
--- output and every gradient with PyTorch's
 local function check(name, m, fn, rtol, atol)
-  rtol, atol = rtol or 1e-5, atol or 1e-5
-  local c = assert(cases[name], 'no fixture ' .. name)
-  local sd = {}
-  for k, v in pairs(c.state) do sd[k] = T(v) end
-  m:load_state_dict(sd)
-  m:eval()
-  local leaves = {}
-  for k, v in pairs(c.inputs) do leaves[k] = T(v):requires_grad_() end
-  local out = fn(m, leaves, c)
-  assert.tensor_near(c.output, out, rtol, atol)
-  m:zero_grad()
-  ;(out * T(c.proj)):sum():backward()
-  for k, g in pairs(c.grads) do assert.tensor_near(g, leaves[k].grad, rtol, atol) end
-  local params = {}
-  for n, p in m:named_parameters() do params[n] = p end
-  for n, g in pairs(c.param_grads) do
-    assert(params[n], 'no parameter ' .. n)
-    -- an unused parameter has no gradient here, zeros in PyTorch
-    assert.tensor_near(g, params[n].grad or nn.zeros_like(params[n]), rtol, atol)
-  end
+  reference_fixtures.check_module(assert(cases[name], 'no fixture ' .. name), m, fn, rtol, atol)
 end
 
 local function reference(q, k, v, mask, causal, scale)
@@ -116,7 +91,7 @@ describe('attention', function()
   end)
 end)
 
-describe('Transformer layers against PyTorch ' .. ref.torch, function()
+describe('Transformer layers against PyTorch ' .. torch_version, function()
   local x_causal = function(m, l) return m(l.x, l.x, l.x, { attn_mask = tr.causal_mask(5) }) end
 
   it('MultiheadAttention: self, causal, cross with padding, weights', function()

@@ -15,24 +15,14 @@ import os
 
 import torch
 import torch.nn as tnn
-from refvalues import t
+import refvalues
 
 torch.manual_seed(0)
 cases = []
 
 
 def module_case(name, module, inputs, call, **extra):
-    module.eval()  # dropout off; gradients still flow
-    module.zero_grad()
-    leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
-    out = call(module, **leaves)
-    proj = torch.randn_like(out)
-    (out * proj).sum().backward()
-    cases.append(dict(name=name, inputs={k: t(v) for k, v in inputs.items()},
-                      state={k: t(v) for k, v in module.state_dict().items()},
-                      output=t(out), proj=t(proj),
-                      grads={k: t(v.grad) for k, v in leaves.items()},
-                      param_grads={k: t(p.grad) for k, p in module.named_parameters()}, **extra))
+    refvalues.module_case(cases, name, module, inputs, call, **extra)
 
 
 E, H = 8, 2

@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""Reference values for nnlua's cross-modal layers (lua/nnlua/multimodal.lua),
+from PyTorch 1.13 modules written here the way the papers define them, with
+parameter names matching nnlua's.
+
+Run by a developer (never by CI):  /usr/bin/python3 tests/ref/gen_multimodal.py
+Writes tests/ref/multimodal.json, read by tests/multimodal_spec.lua (same
+case layout as attention.json: state dict, inputs, output, gradients of
+sum(output * proj) for inputs and parameters). A mask (B, M) marks present
+modalities with 1.
+"""
+import json
+import os
+
+import torch
+import torch.nn as tnn
+import torch.nn.functional as F
+import refvalues
+
+torch.manual_seed(0)
+cases = []
+
+
+def module_case(name, module, inputs, call, **extra):
+    refvalues.module_case(cases, name, module, inputs, call, **extra)
+
+
+def zero_missing(xs, mask):
+    return xs if mask is None else [x * mask[:, i:i + 1] for i, x in enumerate(xs)]
+
+
+class ConcatFusion(tnn.Module):
+    def __init__(self, dims, out):
+        super().__init__()
+        self.proj = tnn.Linear(sum(dims), out)
+
+    def forward(self, xs, mask=None):
+        return self.proj(torch.cat(zero_missing(xs, mask), 1))
+
+
+class SumFusion(tnn.Module):
+    def __init__(self, dims, out, shared=False):
+        super().__init__()
+        if shared:
+            self.proj = tnn.Linear(dims[0], out)
+        else:
+            self.projs = tnn.ModuleList([tnn.Linear(d, out) for d in dims])
+        self.shared = shared
+
+    def forward(self, xs, mask=None):
+        hs = [(self.proj if self.shared else self.projs[i])(x) for i, x in enumerate(xs)]
+        return sum(zero_missing(hs, mask))
+
+
+class GatedFusion(tnn.Module):
+    """the gated multimodal unit (Arevalo et al. 2017), softmax gates over M"""
+    def __init__(self, dims, out):
+        super().__init__()
+        self.projs = tnn.ModuleList([tnn.Linear(d, out) for d in dims])
+        self.gate = tnn.Linear(sum(dims), out * len(dims))
+        self.out = out
+
+    def forward(self, xs, mask=None):
+        xs = zero_missing(xs, mask)
+        h = torch.stack([p(x) for p, x in zip(self.projs, xs)], 1).tanh()
+        logits = self.gate(torch.cat(xs, 1)).view(xs[0].shape[0], len(xs), self.out)
+        if mask is not None:
+            logits = logits.masked_fill(mask[:, :, None] == 0, float("-inf"))
+        return (logits.softmax(1) * h).sum(1)
+
+
+class BilinearFusion(tnn.Module):
+    """MFB (Yu et al. 2017): sum-pooled product, signed sqrt, L2 norm"""
+    def __init__(self, d1, d2, out, factor):
+        super().__init__()
+        self.u, self.v = tnn.Linear(d1, out * factor), tnn.Linear(d2, out * factor)
+        self.out, self.factor = out, factor
+
+    def forward(self, xs, mask=None):
+        xs = zero_missing(xs, mask)
+        z = (self.u(xs[0]) * self.v(xs[1])).view(-1, self.out, self.factor).sum(2)
+        z = torch.sign(z) * torch.sqrt(z.abs() + 1e-8)
+        return z / (z.norm(dim=1, keepdim=True) + 1e-12)
+
+
+class FiLM(tnn.Module):
+    def __init__(self, cond_dim, channels, channel_dim):
+        super().__init__()
+        self.film = tnn.Linear(cond_dim, 2 * channels)
+        self.c, self.cd = channels, channel_dim
+
+    def forward(self, x, cond):
+        gb = self.film(cond)
+        shape = [1] * x.dim()
+        shape[0], shape[self.cd] = x.shape[0], self.c
+        return x * (1 + gb[:, :self.c].reshape(shape)) + gb[:, self.c:].reshape(shape)
+
+
+class CrossModalAttention(tnn.Module):
+    def __init__(self, dq, dc, heads):
+        super().__init__()
+        self.attn = tnn.MultiheadAttention(dq, heads, kdim=dc, vdim=dc, batch_first=True)
+        self.norm = tnn.LayerNorm(dq)
+
+    def forward(self, q, c, key_padding_mask=None):
+        return self.norm(q + self.attn(q, c, c, key_padding_mask=key_padding_mask,
+                                       need_weights=False)[0])
+
+
+class PatchEmbedding(tnn.Module):
+    def __init__(self, size, patch, channels, dim):
+        super().__init__()
+        n = (size // patch) ** 2
+        self.proj = tnn.Conv2d(channels, dim, patch, stride=patch)
+        self.cls_token = tnn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos_embedding = tnn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
+
+    def forward(self, x):
+        p = self.proj(x).flatten(2).transpose(1, 2)
+        return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), p], 1) + self.pos_embedding
+
+
+class ViT(tnn.Module):
+    def __init__(self, size, patch, channels, dim, depth, heads, mlp, classes):
+        super().__init__()
+        self.embed = PatchEmbedding(size, patch, channels, dim)
+        self.blocks = tnn.ModuleList([
+            tnn.TransformerEncoderLayer(dim, heads, mlp, 0.0, "gelu", batch_first=True,
+                                        norm_first=True) for _ in range(depth)])
+        self.norm = tnn.LayerNorm(dim)
+        self.head = tnn.Linear(dim, classes)
+
+    def forward(self, x):
+        h = self.embed(x)
+        for b in self.blocks:
+            h = b(h)
+        return self.head(self.norm(h)[:, 0])
+
+
+class ContrastiveLoss(tnn.Module):
+    def __init__(self, temperature):
+        super().__init__()
+        self.logit_scale = tnn.Parameter(torch.tensor([1 / temperature]).log())
+
+    def forward(self, a, b):
+        a = a / (a.norm(dim=1, keepdim=True) + 1e-12)
+        b = b / (b.norm(dim=1, keepdim=True) + 1e-12)
+        logits = a @ b.t() * self.logit_scale.exp().clamp(max=100)
+        target = torch.arange(a.shape[0])
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+
+B = 4
+x1, x2, x3 = torch.randn(B, 3), torch.randn(B, 5), torch.randn(B, 2)
+mask = torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+mods = {"x1": x1, "x2": x2, "x3": x3}
+dims = [3, 5, 2]
+
+
+def three(m, x1, x2, x3):
+    return m([x1, x2, x3])
+
+
+def three_masked(m, x1, x2, x3):
+    return m([x1, x2, x3], mask)
+
+
+for name, mod in [("concat", ConcatFusion(dims, 4)), ("sum", SumFusion(dims, 4)),
+                  ("gated", GatedFusion(dims, 4))]:
+    module_case(name + "_fusion", mod, mods, three)
+    module_case(name + "_fusion_masked", mod, mods, three_masked, mask=mask.tolist())
+module_case("sum_fusion_shared", SumFusion([3, 3], 4, shared=True),
+            {"x1": x1, "x2": torch.randn(B, 3)}, lambda m, x1, x2: m([x1, x2]))
+mfb = BilinearFusion(3, 5, 4, 3)
+module_case("bilinear_fusion", mfb, {"x1": x1, "x2": x2}, lambda m, x1, x2: m([x1, x2]))
+module_case("bilinear_fusion_masked", mfb, {"x1": x1, "x2": x2},
+            lambda m, x1, x2: m([x1, x2], mask[:, :2]), mask=mask[:, :2].tolist())
+module_case("film_image", FiLM(5, 3, 1), {"x": torch.randn(B, 3, 2, 2), "cond": x2},
+            lambda m, x, cond: m(x, cond), channel_dim=2)
+module_case("film_tokens", FiLM(5, 6, 2), {"x": torch.randn(B, 3, 6), "cond": x2},
+            lambda m, x, cond: m(x, cond), channel_dim=-1)
+kpm = torch.tensor([[False, False, True], [False, False, False], [False, True, True],
+                    [False, False, False]])
+module_case("cross_modal_attention", CrossModalAttention(8, 6, 2),
+            {"q": torch.randn(B, 5, 8), "c": torch.randn(B, 3, 6)},
+            lambda m, q, c: m(q, c, kpm), key_padding_mask=kpm.long().tolist())
+module_case("patch_embedding", PatchEmbedding(8, 4, 2, 6), {"x": torch.randn(2, 2, 8, 8)},
+            lambda m, x: m(x))
+module_case("vit", ViT(8, 4, 1, 8, 2, 2, 16, 3), {"x": torch.randn(3, 1, 8, 8)},
+            lambda m, x: m(x))
+module_case("contrastive_loss", ContrastiveLoss(0.07),
+            {"a": torch.randn(6, 5), "b": torch.randn(6, 5)}, lambda m, a, b: m(a, b))
+
+out = {"format": "nnlua-ref", "version": 1, "torch": torch.__version__, "cases": cases}
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multimodal.json")
+with open(path, "w") as f:
+    json.dump(out, f, separators=(",", ":"))
+print(f"wrote {len(cases)} cases to {path}")
