@@ -12,7 +12,7 @@ WARN := -Wall -Wextra \
         -Wmissing-prototypes \
         -Wstrict-prototypes
 OPT ?= -O3
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(OPT) -g
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno $(WARN) $(OPT) -g
 NN_FLAGS_STR = $(CC) $(OPT) -fopenmp $(EXTRA)
 CFLAGS = $(CFLAGS_BASE) -DNN_BUILD_FLAGS='"$(NN_FLAGS_STR)"' $(EXTRA)
 LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
@@ -109,6 +109,7 @@ bench: all
 	$(NNLUA) bench/matmul.lua
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
+	$(NNLUA) bench/vit_step.lua
 	$(NNLUA) bench/generate.lua
 	$(NNLUA) bench/tokenize.lua
 	$(NNLUA) bench/dataloader.lua

@@ -2,7 +2,9 @@
 --- MLP and CNN (examples/fashion_mnist), beside the same models in PyTorch
 --- (bench/fashion_mnist.py, run tuned as ../shared/NOTES.md describes) when
 --- /usr/bin/python3 has torch. Usage: nnlua bench/fashion_mnist.lua [--epochs N]
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
+local bench = require 'common'
 
 local epochs, models = 1, { 'mlp', 'cnn' }
 for i = 1, #arg do
@@ -26,23 +28,14 @@ local exe = arg[-1] or 'nnlua'
 print(('threads %d, BLAS %s'):format(nn.get_num_threads(), nn.config().blas_core))
 print(('%-6s %14s %14s %8s'):format('model', 'nnlua s/epoch', 'torch s/epoch', 'speedup'))
 
-local torch_times = {}
-if os.execute('/usr/bin/python3 -c "import torch" 2>/dev/null') then
-  local env = 'OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512 '
-    .. 'GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184 '
-    .. ('OMP_NUM_THREADS=%d '):format(nn.get_num_threads())
-  local out = run(('%s/usr/bin/python3 %s/fashion_mnist.py --epochs %d --models %s')
-    :format(env, here, epochs, table.concat(models, ',')))
-  for name, secs in out:gmatch('(%a+) ([%d.]+)') do torch_times[name] = tonumber(secs) end
-end
+local torch_times = bench.torch('fashion_mnist.py', ('--epochs %d --models %s'):format(epochs, table.concat(models, ',')))
 
 for _, m in ipairs(models) do
   local out = run(('%s %s/examples/fashion_mnist/train.lua --model %s --epochs %d')
     :format(exe, root, m, epochs))
   local times = {}
   for s in out:gmatch('([%d.]+) s/epoch') do times[#times + 1] = tonumber(s) end
-  table.sort(times)
-  local ours = times[(#times + 1) // 2]
+  local ours = bench.median(times)
   if not ours then error('train.lua failed:\n' .. out) end
   local theirs = torch_times[m]
   print(('%-6s %14.2f %14s %8s'):format(m, ours, theirs and ('%.2f'):format(theirs) or '-',

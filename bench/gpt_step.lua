@@ -4,29 +4,15 @@
 --- T 128, d 256, 8 heads, causal), beside the same in PyTorch
 --- (bench/gpt_step.py, tuned as ../shared/NOTES.md says) when available.
 --- Usage: nnlua bench/gpt_step.lua [--steps N]
-package.path = arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;' .. package.path
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;' .. package.path
 local nn = require 'nnlua'
 local GPT = require 'model'
+local bench = require 'common'
 
 local steps = 10
 for i = 1, #arg do if arg[i] == '--steps' then steps = tonumber(arg[i + 1]) end end
 
-local function median(xs)
-  table.sort(xs)
-  return xs[(#xs + 1) // 2]
-end
-
-local function time_steps(fn, n)
-  fn()
-  fn()
-  local ts = {}
-  for i = 1, n do
-    local t0 = nn.clock()
-    fn()
-    ts[i] = nn.clock() - t0
-  end
-  return median(ts) * 1e3
-end
+local time_steps = bench.time_steps
 
 local function gpt(layers, heads, e, t, b, n)
   nn.manual_seed(0)
@@ -49,27 +35,15 @@ local function attention(n)
   return time_steps(function() nn.attention(q, k, v, { causal = true }):sum():backward() end, n)
 end
 
-local theirs = {}
-if os.execute('/usr/bin/python3 -c "import torch" 2>/dev/null') then
-  local env = 'OPENBLAS_CORETYPE=SkylakeX ATEN_CPU_CAPABILITY=avx512 '
-    .. 'GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184 '
-    .. ('OMP_NUM_THREADS=%d '):format(nn.get_num_threads())
-  local p = io.popen(('%s/usr/bin/python3 %sgpt_step.py --steps %d 2>&1')
-    :format(env, arg[0]:gsub('[^/]*$', ''), steps))
-  for name, ms in p:read('a'):gmatch('(%S+) ([%d.]+)') do theirs[name] = tonumber(ms) end
-  p:close()
-end
+local theirs = bench.torch('gpt_step.py', '--steps ' .. steps)
 
 print(('threads %d, BLAS %s'):format(nn.get_num_threads(), nn.config().blas_core))
-print(('%-34s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
+print(('%-40s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
 local rows = {
   { 'baby', 'GPT 4x128, T 64, B 12 (step)', function() return gpt(4, 4, 128, 64, 12, steps) end },
   { '6x384', 'GPT 6x384, T 256, B 8 (step)', function() return gpt(6, 6, 384, 256, 8, math.max(3, steps // 3)) end },
   { 'attention', 'attention fwd+bwd B16 T128 d256 h8', function() return attention(steps) end },
 }
 for _, r in ipairs(rows) do
-  local ours = r[3]()
-  local t = theirs[r[1]]
-  print(('%-34s %10.2f %10s %8s'):format(r[2], ours, t and ('%.2f'):format(t) or '-',
-    t and ('%.2fx'):format(t / ours) or '-'))
+  bench.row(r[2], r[3](), theirs[r[1]])
 end

@@ -1,16 +1,13 @@
 --- bench/matmul.lua: nnlua matmul GFLOP/s beside raw cblas_sgemm in the
 --- same process, on square and transformer-shaped products.
 --- Usage: nnlua bench/matmul.lua [--reps N]
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
+local median = require('common').median
 
 local reps = 20
 for i = 1, #arg do
   if arg[i] == '--reps' then reps = tonumber(arg[i + 1]) end
-end
-
-local function median(xs)
-  table.sort(xs)
-  return xs[(#xs + 1) // 2]
 end
 
 -- median seconds per call of f, timed in batches of `inner` calls so

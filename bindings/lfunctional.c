@@ -206,7 +206,7 @@ static int l_sgd_step(lua_State *L) {
 }
 
 static int l_adam_step(lua_State *L) {
-    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
+    nn_tensor *p = nnL_checktensor(L, 1), *g = opttensor(L, 2); /* nil: sparse */
     nn_tensor *m = nnL_checktensor(L, 3), *v = nnL_checktensor(L, 4);
     nn_tensor *vmax = opttensor(L, 5);
     nn_adam_args a = {nnL_optnumfield(L, 6, "lr", 1e-3), nnL_optnumfield(L, 6, "beta1", 0.9),
@@ -228,7 +228,7 @@ static int l_rmsprop_step(lua_State *L) {
 }
 
 static int l_adagrad_step(lua_State *L) {
-    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
+    nn_tensor *p = nnL_checktensor(L, 1), *g = opttensor(L, 2); /* nil: sparse */
     nn_tensor *sum = nnL_checktensor(L, 3);
     nn_adagrad_args a = {nnL_optnumfield(L, 4, "lr", 1e-2), nnL_optnumfield(L, 4, "lr_decay", 0),
                          nnL_optnumfield(L, 4, "weight_decay", 0), nnL_optnumfield(L, 4, "eps", 1e-10),

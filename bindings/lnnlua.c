@@ -129,6 +129,8 @@ static const struct { const char *key, *module, *field; } lazy[] = {
     {"ViT", "nnlua.multimodal", "ViT"},
     {"ContrastiveLoss", "nnlua.multimodal", "ContrastiveLoss"},
     {"MultiTask", "nnlua.multimodal", "MultiTask"},
+    {"kge", "nnlua.kge", NULL},
+    {"KGEmbedding", "nnlua.kge", "KGEmbedding"},
     {NULL, NULL, NULL}};
 
 static int lazy_index(lua_State *L) {
@@ -179,6 +181,7 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_autograd(L);
     nnL_open_functional(L);
     nnL_open_fusion(L);
+    nnL_open_kge(L);
     nnL_open_layers(L);
     nnL_open_checkpoint(L);
     nnL_open_bpe(L);

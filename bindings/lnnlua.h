@@ -71,6 +71,7 @@ void nnL_open_create(lua_State *L);   /* fills the table on top */
 void nnL_open_autograd(lua_State *L); /* fills the table on top */
 void nnL_open_functional(lua_State *L); /* fills the table on top */
 void nnL_open_fusion(lua_State *L);   /* fills the table on top */
+void nnL_open_kge(lua_State *L);      /* fills the table on top */
 void nnL_open_layers(lua_State *L);   /* fills the table on top */
 void nnL_open_checkpoint(lua_State *L); /* fills the table on top */
 void nnL_open_bpe(lua_State *L);      /* fills the table on top */

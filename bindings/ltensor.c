@@ -307,6 +307,15 @@ static int t_index(lua_State *L) {
     if (!strcmp(key, "dtype")) return lua_pushstring(L, nn_dtype_name(t->dtype)), 1;
     if (!strcmp(key, "requires_grad")) return lua_pushboolean(L, t->requires_grad), 1;
     if (!strcmp(key, "grad")) {
+        if (nn_sparse_grad_rows(t, NULL) > 0) { /* row-sparse, shown dense */
+            nn_tensor *g = nn_sparse_grad_dense(t);
+            if (g && t->grad && nn_binary_(NN_ADD, g, t->grad) < 0) {
+                nn_release(g);
+                g = NULL;
+            }
+            if (!g) return nnL_engine_error(L);
+            return nnL_push(L, g);
+        }
         if (!t->grad) return 0;
         return nnL_push(L, nn_retain(t->grad));
     }
@@ -329,6 +338,7 @@ static int set_grad(lua_State *L, nn_tensor *t) {
     }
     nn_release(t->grad);
     t->grad = nn_retain(g);
+    nn_sparse_grad_clear(t);
     return 0;
 }
 

@@ -75,4 +75,18 @@ nn_tensor *nn_finish_keeping(nn_tensor *out, const char *name,
                              const nn_tensor *keep, int dim, int64_t base,
                              int flag, double scale);
 
+/* Row-sparse gradient accumulation (rowgrad.c). */
+struct nn_rowgrad {
+    float *buf;        /* (V, D); a row is valid once touched */
+    uint8_t *touched;  /* (V) */
+    int64_t *rows;     /* touched rows, first-touch order */
+    int64_t nrows, v, d;
+};
+/* input i's leaf keeps row-sparse gradients: its accumulator, else NULL */
+struct nn_rowgrad *nn_input_rowgrad(nn_node *n, int i);
+/* marks the rows idx[k] - base (k < n) touched, zeroing new ones; serial */
+void nn_rowgrad_touch(struct nn_rowgrad *rg, const int64_t *idx, int64_t n,
+                      int64_t base);
+void nn_rowgrad_free(struct nn_rowgrad *rg);
+
 #endif

@@ -17,7 +17,20 @@ static int embedding_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     int64_t v = n->in[1].shape[0], d = n->in[1].shape[1];
     int64_t count = nn_numel(idx), base = n->larg[0], pad = n->larg[1];
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
-    nn_tensor *dw = gc ? nn_zeros(NN_F32, 2, (int64_t[]){v, d}) : NULL;
+    struct nn_rowgrad *rg = nn_input_rowgrad(n, 1);
+    nn_tensor *dw = gc && !rg ? nn_zeros(NN_F32, 2, (int64_t[]){v, d}) : NULL;
+    if (gc && rg) { /* row-sparse: add into the rows used only */
+        const int64_t *ix = nn_i64(idx);
+        const float *gv = nn_f32(gc);
+        for (int64_t i = 0; i < count; i++) {
+            if (ix[i] == pad) continue;
+            nn_rowgrad_touch(rg, ix + i, 1, base);
+            float *row = rg->buf + (ix[i] - base) * d;
+            for (int64_t j = 0; j < d; j++) row[j] += gv[i * d + j];
+        }
+        nn_release(gc);
+        return 0;
+    }
     if (dw) {
         const int64_t *ix = nn_i64(idx);
         const float *gv = nn_f32(gc);

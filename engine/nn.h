@@ -62,6 +62,7 @@ typedef struct nn_tensor {
     int requires_grad;           /* a leaf the user marked, or made from one */
     struct nn_node *node;        /* the op that made it; NULL for leaves */
     struct nn_tensor *grad;      /* leaves: the accumulated gradient */
+    struct nn_rowgrad *rowgrad;  /* leaves with row-sparse gradients, or NULL */
 } nn_tensor;
 
 /* Counter-based generator (Philox4x32-10): element i of a draw depends only
@@ -236,6 +237,21 @@ nn_tensor *nn_cumsum(const nn_tensor *x, int dim);
 /* NumPy matmul semantics: 1-D operands promoted, batch dims broadcast. */
 nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b);
 
+/* ---- row-sparse gradients ------------------------------------------------
+ * A leaf (V, D) table (embeddings, knowledge-graph entities) can keep its
+ * gradient row-sparse: ops that read rows (embedding, kge_score) add into
+ * the rows they used, other rows are never touched, and the sparse
+ * optimizer steps update only those rows. The buffer is allocated once. */
+int nn_set_sparse_grad(nn_tensor *t, int on);
+int nn_has_sparse_grad(const nn_tensor *t);
+/* rows touched since the last clear (0-based, first-touch order) */
+int64_t nn_sparse_grad_rows(const nn_tensor *t, const int64_t **rows);
+/* (V, D) buffer; only the touched rows hold gradient */
+const float *nn_sparse_grad_data(const nn_tensor *t);
+void nn_sparse_grad_clear(nn_tensor *t);
+/* the gradient as a dense (V, D) tensor; NULL (no error) when no row is touched */
+nn_tensor *nn_sparse_grad_dense(const nn_tensor *t);
+
 /* ---- layers (fused ops with hand-written backward) ------------------------ */
 /* x (..., I) @ W (O, I)^T + b (O, or NULL) -> (..., O) */
 nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b);
@@ -277,6 +293,24 @@ nn_tensor *nn_gated_fusion(const nn_tensor *h, const nn_tensor *g,
                            const nn_tensor *mask);
 nn_tensor *nn_mfb_pool(const nn_tensor *a, const nn_tensor *b, int64_t factor);
 
+/* Knowledge-graph embedding scores (kge.c). E (V, de) entities, R (NR, dr)
+ * relations; anchor, rel (B) i64; cand (B, N) per query or (N) shared, i64;
+ * indices count from base. Scores (B, N) of (anchor, rel, cand) when head
+ * is 0, of (cand, rel, anchor) when head is 1. TransE and DistMult: de =
+ * dr; ComplEx: de = dr = 2k ([re | im]); RotatE: de = 2k, dr = k phases
+ * (radians = phase * value). Scores of true triples: cand = tails (B, 1). */
+typedef enum { NN_KGE_TRANSE, NN_KGE_DISTMULT, NN_KGE_COMPLEX, NN_KGE_ROTATE } nn_kge_model;
+typedef struct {
+    nn_kge_model model;
+    double gamma; /* TransE, RotatE: score = gamma - distance */
+    int p;        /* TransE's norm: 1 or 2 */
+    int head;     /* candidates replace the head */
+    double phase; /* RotatE */
+} nn_kge_args;
+nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor *anchor,
+                        const nn_tensor *rel, const nn_tensor *cand,
+                        const nn_kge_args *a, int64_t base);
+
 /* Scaled dot-product attention: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H,
  * Tk, Dv) -> (B, H, Tq, Dv). k and v may broadcast over B and H (size 1).
  * mask: additive f32 broadcastable to (B, H, Tq, Tk) (-inf blocks) or NULL;
@@ -312,7 +346,9 @@ typedef struct {
     double lr, lr_decay, weight_decay, eps;
     int64_t step;
 } nn_adagrad_args;
-/* buf/vmax/avg may be NULL (no momentum / no amsgrad / not centered) */
+/* buf/vmax/avg may be NULL (no momentum / no amsgrad / not centered).
+ * Adam and Adagrad take g NULL for p's row-sparse gradient: only its
+ * touched rows (and their state) are updated. */
 int nn_sgd_step(nn_tensor *p, const nn_tensor *g, nn_tensor *buf,
                 const nn_sgd_args *a);
 int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,

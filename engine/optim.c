@@ -45,31 +45,61 @@ int nn_sgd_step(nn_tensor *p, const nn_tensor *g, nn_tensor *buf,
     return 0;
 }
 
+/* The elements an update visits: all n of a dense gradient, or the
+ * touched rows of p's row-sparse gradient (g NULL: lazy, as SparseAdam). */
+typedef struct {
+    const int64_t *rows; /* NULL: dense */
+    int64_t count, d;    /* rows (or 1) and elements per row (or n) */
+    const float *g;
+} span;
+
+static int make_span(nn_tensor *p, const nn_tensor *g, span *s) {
+    if (g) {
+        *s = (span){NULL, 1, nn_numel(p), nn_f32(g)};
+        return 0;
+    }
+    if (!nn_has_sparse_grad(p))
+        return nn_failed(2, "no gradient given and the parameter has no sparse gradient");
+    if (p->grad)
+        return nn_failed(1, "the parameter has a dense gradient beside its sparse one (an "
+                            "op without sparse support used it); turn sparse gradients off");
+    s->count = nn_sparse_grad_rows(p, &s->rows);
+    s->d = p->shape[1];
+    s->g = nn_sparse_grad_data(p);
+    return 0;
+}
+
+static inline int64_t span_start(const span *s, int64_t k) {
+    return s->rows ? s->rows[k] * s->d : 0;
+}
+
 int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,
                  nn_tensor *vmax, const nn_adam_args *a) {
     const nn_tensor *ts[5] = {p, g, m, v, vmax};
-    if (check(ts, 5) < 0) return -1;
+    span sp;
+    if (check(ts, 5) < 0 || make_span(p, g, &sp) < 0) return -1;
     if (a->step < 1) return nn_failed(0, "adam step counts from 1");
     float *pv = nn_f32(p), *mv = nn_f32(m), *vv = nn_f32(v);
     float *xv = vmax ? nn_f32(vmax) : NULL;
-    const float *gv = nn_f32(g);
+    const float *gv = sp.g;
     float b1 = (float)a->beta1, b2 = (float)a->beta2, eps = (float)a->eps;
     float lr = (float)a->lr, wd = (float)a->weight_decay;
     double bc1 = 1.0 - pow(a->beta1, (double)a->step);
     double bc2 = 1.0 - pow(a->beta2, (double)a->step);
     float step_size = (float)(a->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    int64_t n = nn_numel(p);
-#pragma omp parallel for if (n > NN_PAR_GRAIN)
-    for (int64_t i = 0; i < n; i++) {
-        float gi = a->maximize ? -gv[i] : gv[i];
-        if (a->decoupled) pv[i] *= 1.0f - lr * wd;  /* AdamW */
-        else gi += wd * pv[i];                       /* Adam's L2 */
-        mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
-        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
-        float vi = vv[i];
-        if (xv) vi = xv[i] = xv[i] > vi ? xv[i] : vi;
-        pv[i] -= step_size * mv[i] / (sqrtf(vi) / bc2_sqrt + eps);
-    }
+#pragma omp parallel for collapse(2) if (sp.count * sp.d > NN_PAR_GRAIN)
+    for (int64_t k = 0; k < sp.count; k++)
+        for (int64_t j = 0; j < sp.d; j++) {
+            int64_t i = span_start(&sp, k) + j;
+            float gi = a->maximize ? -gv[i] : gv[i];
+            if (a->decoupled) pv[i] *= 1.0f - lr * wd;  /* AdamW */
+            else gi += wd * pv[i];                       /* Adam's L2 */
+            mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
+            vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+            float vi = vv[i];
+            if (xv) vi = xv[i] = xv[i] > vi ? xv[i] : vi;
+            pv[i] -= step_size * mv[i] / (sqrtf(vi) / bc2_sqrt + eps);
+        }
     bump((nn_tensor *const[]){p, m, v, vmax}, 4);
     return 0;
 }
@@ -108,18 +138,20 @@ int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
 int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
                     const nn_adagrad_args *a) {
     const nn_tensor *ts[3] = {p, g, sum};
-    if (check(ts, 3) < 0) return -1;
+    span sp;
+    if (check(ts, 3) < 0 || make_span(p, g, &sp) < 0) return -1;
     float *pv = nn_f32(p), *sv = nn_f32(sum);
-    const float *gv = nn_f32(g);
+    const float *gv = sp.g;
     float clr = (float)(a->lr / (1.0 + (double)(a->step - 1) * a->lr_decay));
     float wd = (float)a->weight_decay, eps = (float)a->eps;
-    int64_t n = nn_numel(p);
-#pragma omp parallel for if (n > NN_PAR_GRAIN)
-    for (int64_t i = 0; i < n; i++) {
-        float gi = gv[i] + wd * pv[i];
-        sv[i] += gi * gi;
-        pv[i] -= clr * gi / (sqrtf(sv[i]) + eps);
-    }
+#pragma omp parallel for collapse(2) if (sp.count * sp.d > NN_PAR_GRAIN)
+    for (int64_t k = 0; k < sp.count; k++)
+        for (int64_t j = 0; j < sp.d; j++) {
+            int64_t i = span_start(&sp, k) + j;
+            float gi = gv[i] + wd * pv[i];
+            sv[i] += gi * gi;
+            pv[i] -= clr * gi / (sqrtf(sv[i]) + eps);
+        }
     bump((nn_tensor *const[]){p, sum}, 2);
     return 0;
 }

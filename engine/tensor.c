@@ -131,6 +131,7 @@ void nn_release(nn_tensor *t) {
     if (--t->refcount > 0) return;
     if (t->node) nn_node_release(t->node);
     nn_release(t->grad);
+    nn_rowgrad_free(t->rowgrad);
     nn_storage *s = t->storage;
     if (--s->refcount == 0) {
         if (s->owns == 1) {

@@ -39,6 +39,61 @@ describe('examples', function()
     assert.truthy(out:find('held-out exact match', 1, true))
   end)
 
+  it('vit: trains on a few images and draws its attention maps', function()
+    local svg = os.tmpname() .. '.svg'
+    local out, code = run(('%s examples/vit/train.lua --limit 256 --epochs 1 --batch 64 --dim 16 '
+      .. '--depth 1 --heads 2 --mlp 32 --attention %s'):format(exe, svg))
+    assert.equal(0, code, out)
+    assert.truthy(out:find('ViT: test accuracy', 1, true))
+    assert.truthy(support.read(svg):find('<rect', 1, true))
+    os.remove(svg)
+  end)
+
+  it('clip: trains contrastively and reports retrieval and zero-shot accuracy', function()
+    local out, code = run(exe .. ' examples/clip/train.lua --limit 512 --epochs 1 --batch 32')
+    assert.equal(0, code, out)
+    assert.truthy(out:find('image->text R@1', 1, true))
+    assert.truthy(out:find('zero-shot on the 2 held-out classes (Trouser,Sandal)', 1, true))
+  end)
+
+  it('multitask and fusion: print their comparison tables', function()
+    local out, code = run(exe .. ' examples/multitask/train.lua --limit 512 --epochs 1')
+    assert.equal(0, code, out)
+    assert.truthy(out:find('multitask (both heads)', 1, true))
+    assert.truthy(out:find('coarse only', 1, true))
+    local f, fcode = run(exe .. ' examples/fusion/train.lua --limit 512 --epochs 1')
+    assert.equal(0, fcode, f)
+    for _, kind in ipairs({ 'image only', 'text only', 'concat', 'sum', 'gated', 'bilinear', 'film',
+                            'cross-attention' }) do
+      assert.truthy(f:find('\n' .. kind:gsub('%-', '%%-') .. ' +0%.%d+ +%d+'), kind .. ' missing:\n' .. f)
+    end
+  end)
+
+  it('kge: builds a WordNet graph, trains, early-stops, saves and answers queries', function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local out, code = run(('%s examples/kge/wordnet.lua --out %s --valid 200 --test 200'):format(exe, dir))
+    assert.equal(0, code, out)
+    assert.truthy(out:find('WordNet knowledge graph', 1, true))
+    local model = dir .. '/m.safetensors'
+    local t, tcode = run(('%s examples/kge/train.lua --data %s --model transe --dim 8 --batch 64 '
+      .. '--negatives 4 --steps 20 --eval_every 10 --valid_limit 50 --patience 1 --out %s')
+      :format(exe, dir, model))
+    assert.equal(0, tcode, t)
+    assert.truthy(t:find('valid MRR', 1, true))
+    assert.truthy(t:find('transe test %(filtered, %d+ queries%): MRR'))
+    assert.truthy(t:find('_hypernym', 1, true)) -- the per-relation breakdown
+    local p, pcode = run(('%s examples/kge/predict.lua --model %s --head 02084071.n --relation _hypernym --k 3')
+      :format(exe, model))
+    assert.equal(0, pcode, p)
+    assert.truthy(p:find('02084071.n (dog, domestic_dog, Canis_familiaris), _hypernym, ?)', 1, true))
+    assert.truthy(p:find(' 3. ', 1, true))
+    local bad, bcode = run(('%s examples/kge/predict.lua --model %s --head 02084071.n --relation _nope'):format(exe, model))
+    assert.equal(1, bcode)
+    assert.truthy(bad:find('unknown relation "_nope"', 1, true))
+    os.execute('rm -r ' .. dir)
+  end)
+
   it('rejects unknown options with a usage line', function()
     local out, code = run(exe .. ' examples/gpt/train.lua --bogus 1')
     assert.equal(2, code)

@@ -147,6 +147,9 @@ describe('retrieval metrics and multitask heads', function()
     local r = mm.recall_at_k(sim, { 1, 2 })
     assert.near(1 / 3, r[1], 1e-6)
     assert.near(1, r[2], 1e-6)
+    -- by class: row 2 (class 1) finds class-1 column 1 first
+    local by_class = mm.recall_at_k(sim, { 1 }, nn.tensor({ 1, 1, 2 }):long(), nn.tensor({ 1, 1, 2 }):long())
+    assert.near(2 / 3, by_class[1], 1e-6) -- row 3 (class 2) finds column 2 (class 1) first
   end)
 
   it('MultiTask shares a trunk and weights the task losses', function()

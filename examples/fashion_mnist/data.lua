@@ -20,12 +20,16 @@ local function find(dir, split, kind)
     :format(split, kind, dir), 0)
 end
 
---- load(dir, 'train' | 't10k') -> images (N, 784) in [0, 1], labels (N) 1..10
-function M.load(dir, split)
+--- load(dir, 'train' | 't10k'[, limit]) -> images (N, 784) in [0, 1],
+--- labels (N) 1..10; only the first `limit` when limit > 0 (quick runs)
+function M.load(dir, split, limit)
   local images = assert(idx.read(find(dir, split, 'images-idx3')))
   local labels = assert(idx.read(find(dir, split, 'labels-idx1'), 'i64'))
   local n = images:size(1)
-  return images:view(n, -1) / 255, labels + 1
+  if limit and limit > 0 and limit < n then
+    n, images, labels = limit, images:narrow(1, 1, limit), labels:narrow(1, 1, limit)
+  end
+  return images:reshape(n, -1) / 255, labels + 1
 end
 
 return M

@@ -106,4 +106,15 @@ function M.load(path, s)
   return { step = info.step, extra = info.extra }
 end
 
+--- info(path) -> {step =, extra =} of a checkpoint without loading it into
+--- anything (e.g. the hyperparameters needed to build the model first),
+--- or nil and a message
+function M.info(path)
+  local _, meta = nn.load(path)
+  if not _ then return nil, meta end
+  local info = meta['nnlua.checkpoint'] and unpack_values(cjson.decode(meta['nnlua.checkpoint']))
+  if not info then return nil, path .. ': not an nnlua training checkpoint' end
+  return { step = info.step, extra = info.extra }
+end
+
 return M

@@ -261,14 +261,27 @@ function ContrastiveLoss:forward(a, b)
   return loss, logits
 end
 
---- recall_at_k(similarity (N, N), ks) -> {[k] = recall} where row i's
---- match is column i (the paired item)
-function M.recall_at_k(sim, ks)
+--- recall_at_k(similarity (N, M), ks[, row_labels, col_labels]) ->
+--- {[k] = recall}. Without labels row i's match is column i (the paired
+--- item); with labels (N) and (M) a hit is any of the top k columns whose
+--- label equals the row's (retrieval by class).
+function M.recall_at_k(sim, ks, row_labels, col_labels)
+  ks = ks or { 1, 5, 10 }
   local n = sim:size(1)
+  local out = {}
+  if row_labels then
+    local kmax = 0
+    for _, k in ipairs(ks) do kmax = math.max(kmax, k) end
+    local _, top = sim:topk(math.min(kmax, sim:size(2)), 2) -- (N, kmax) best first
+    local hit = col_labels:index_select(1, top:reshape(-1)):view(n, -1):eq(row_labels:view(n, 1))
+    for _, k in ipairs(ks) do
+      out[k] = hit:narrow(2, 1, math.min(k, hit:size(2))):max(2):mean():item()
+    end
+    return out
+  end
   local target = sim:gather(2, nn.arange(1, n + 1):view(n, 1))
   local rank = sim:gt(target):sum(2) + 1 -- 1 + items scored strictly higher
-  local out = {}
-  for _, k in ipairs(ks or { 1, 5, 10 }) do out[k] = rank:le(k):float():mean():item() end
+  for _, k in ipairs(ks) do out[k] = rank:le(k):float():mean():item() end
   return out
 end
 

@@ -54,12 +54,19 @@ function Optimizer:zero_grad()
   end
 end
 
---- Runs update(p, grad, state, group) for each parameter with a gradient.
+--- Runs update(p, grad, state, group) for each parameter with a gradient;
+--- grad is nil for a parameter with a row-sparse gradient (optimizers
+--- that support it, Adam and Adagrad, then update the rows used only).
 function Optimizer:step()
   for _, g in ipairs(self.param_groups) do
     for _, p in ipairs(g.params) do
-      local grad = p.grad
-      if grad then
+      local rows = nn.sparse_grad_count(p)
+      local grad = not rows and p.grad or nil
+      if rows and not self.sparse then
+        error(('optimizer: %s cannot take row-sparse gradients (use Adam or Adagrad)')
+          :format(getmetatable(self)._name or 'this optimizer'), 2)
+      end
+      if grad or (rows and rows > 0) then
         local st = self.state[p]
         if not st then
           st = { step = 0 }
@@ -141,6 +148,7 @@ end
 
 local Adam = class(Optimizer)
 M.Adam = Adam
+Adam.sparse = true
 local adam_options = { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0,
   amsgrad = false, maximize = false }
 function Adam:_init(params, opts)
@@ -185,6 +193,7 @@ end
 
 local Adagrad = class(Optimizer)
 M.Adagrad = Adagrad
+Adagrad.sparse = true
 function Adagrad:_init(params, opts)
   Optimizer._init(self, params, opts or {}, { lr = 1e-2, lr_decay = 0, weight_decay = 0,
     eps = 1e-10, initial_accumulator_value = 0 })

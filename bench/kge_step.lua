@@ -1,0 +1,64 @@
+--- bench/kge_step.lua: milliseconds per knowledge-graph training step
+--- (TransE and RotatE, dim 500, batch 512, 256 negatives per positive,
+--- self-adversarial loss, Adam with row-sparse updates; tail and head
+--- corruption alternate) on WN18RR's sizes, and milliseconds per query to
+--- rank queries (8 at a time, as the RotatE code tests) against all 40,943
+--- entities, beside PyTorch (bench/kge_step.py, the RotatE authors'
+--- formulation, configured as ../shared/NOTES.md says).
+--- Usage: nnlua bench/kge_step.lua [--steps N] [--queries N (200)]
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
+local nn = require 'nnlua'
+local bench = require 'common'
+local kge = nn.kge
+
+local steps, queries = 6, 200
+for i = 1, #arg do
+  if arg[i] == '--steps' then steps = tonumber(arg[i + 1]) end
+  if arg[i] == '--queries' then queries = tonumber(arg[i + 1]) end
+end
+local V, NR, B, N, DIM = 40943, 11, 512, 256, 500
+
+local function model(name)
+  nn.manual_seed(0)
+  return nn.KGEmbedding { model = name, num_entities = V, num_relations = NR, dim = DIM, gamma = 6 }
+end
+
+local function step_ms(name)
+  local m = model(name)
+  local opt = nn.optim.Adam(m:parameters(), { lr = 1e-4 })
+  local h, r, t = nn.randint(1, V + 1, B), nn.randint(1, NR + 1, B), nn.randint(1, V + 1, B)
+  local head = false
+  return bench.time_steps(function()
+    head = not head
+    local cand = nn.randint(1, V + 1, B, N)
+    local neg = head and m:score_heads(t, r, cand) or m:score_tails(h, r, cand)
+    local loss = kge.self_adversarial_loss(m(h, r, t), neg, { temperature = 1 })
+    opt:zero_grad()
+    loss:backward()
+    opt:step()
+  end, steps)
+end
+
+local function rank_ms(name)
+  local m = model(name)
+  local all = nn.arange(1, V + 1)
+  local h, r, t = nn.randint(1, V + 1, queries), nn.randint(1, NR + 1, queries), nn.randint(1, V + 1, queries)
+  local t0 = nn.clock()
+  nn.no_grad(function()
+    for s = 1, queries, 8 do
+      local n = math.min(8, queries + 1 - s)
+      local sc = m:score_tails(h:narrow(1, s, n), r:narrow(1, s, n), all)
+      local target = sc:gather(2, t:narrow(1, s, n):view(n, 1))
+      local _ = sc:gt(target):sum(2) + 1
+    end
+  end)
+  return (nn.clock() - t0) * 1e3 / queries
+end
+
+local theirs = bench.torch('kge_step.py', ('--steps %d --queries %d'):format(steps, queries))
+print(('threads %d, BLAS %s'):format(nn.get_num_threads(), nn.config().blas_core))
+print(('%-40s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
+for _, name in ipairs({ 'transe', 'rotate' }) do
+  bench.row(('%s step (dim 500, B 512, 256 neg, Adam)'):format(name), step_ms(name), theirs[name .. '_step'])
+  bench.row(('%s rank, ms per query (x 40,943)'):format(name), rank_ms(name), theirs[name .. '_rank'])
+end

@@ -1,0 +1,97 @@
+--- A small vision Transformer (nn.ViT) on Fashion-MNIST: 7x7 patches of the
+--- 28x28 images become 16 tokens plus a class token, a pre-norm Transformer
+--- encoder mixes them, the class token is classified. Random flips and
+--- shifts, AdamW with warm-up and cosine decay. At the end it draws where
+--- the model looks: the class token's attention over the patches of a few
+--- test images, as an SVG of image and attention side by side.
+---
+--- Usage: nnlua examples/vit/train.lua [--epochs N] [--batch N] [--lr X]
+---        [--dim N] [--depth N] [--heads N] [--mlp N] [--patch N]
+---        [--data DIR] [--limit N] [--seed N] [--threads N] [--attention FILE] [--out FILE]
+package.path = arg[0]:gsub('[^/]*$', '') .. '../fashion_mnist/?.lua;' .. package.path
+local nn = require 'nnlua'
+local data = require 'data'
+
+local opt = nn.cli.parse(arg, { epochs = 20, batch = 128, lr = 2e-3, dim = 64, depth = 4,
+  heads = 4, mlp = 128, patch = 7, data = data.default_dir, limit = 0, seed = 1, threads = 0,
+  attention = 'vit_attention.svg', out = '' })
+if opt.threads > 0 then nn.set_num_threads(opt.threads) end
+nn.manual_seed(opt.seed)
+
+local MEAN, STD = 0.2860, 0.3530
+local function images(x) return ((x - MEAN) / STD):view(-1, 1, 28, 28) end
+local xtrain, ytrain = data.load(opt.data, 'train', opt.limit)
+local xtest, ytest = data.load(opt.data, 't10k', opt.limit)
+xtrain, xtest = images(xtrain), images(xtest)
+
+local model = nn.ViT { image_size = 28, patch_size = opt.patch, channels = 1, dim = opt.dim,
+  depth = opt.depth, heads = opt.heads, mlp_dim = opt.mlp, num_classes = 10 }
+print(('ViT: %d parameters, %d tokens of width %d, %d layers; %d training, %d test images; %d threads')
+  :format(model:num_parameters(), (28 // opt.patch) ^ 2 + 1, opt.dim, opt.depth, xtrain:size(1),
+  xtest:size(1), nn.get_num_threads()))
+
+local loader = nn.data.DataLoader(nn.data.TensorDataset(xtrain, ytrain), { batch_size = opt.batch,
+  shuffle = true, drop_last = true, augment = { flip = true, shift = 2 } })
+local steps = #loader * opt.epochs
+local optimizer = nn.optim.AdamW(model:parameters(), { lr = opt.lr, weight_decay = 0.05 })
+local sched = nn.optim.CosineLR(optimizer, { total = steps, warmup = #loader, min_lr = opt.lr / 50 })
+
+local function evaluate()
+  model:eval()
+  local correct = 0
+  nn.no_grad(function()
+    for s = 1, xtest:size(1), 1000 do
+      local len = math.min(1000, xtest:size(1) - s + 1)
+      local _, pred = model(xtest:narrow(1, s, len)):max(2)
+      correct = correct + pred:eq(ytest:narrow(1, s, len)):sum():item()
+    end
+  end)
+  model:train()
+  return correct / xtest:size(1)
+end
+
+local t_all, acc = nn.clock(), 0
+for epoch = 1, opt.epochs do
+  local t0, loss_sum, seen = nn.clock(), 0, 0
+  for _, batch, bar in nn.progress(loader, { desc = ('epoch %d'):format(epoch), total = #loader }) do
+    local x, y = table.unpack(batch)
+    local loss = nn.cross_entropy(model(x), y, { label_smoothing = 0.1 })
+    optimizer:zero_grad()
+    loss:backward()
+    nn.optim.clip_grad_norm_(model:parameters(), 1.0)
+    optimizer:step()
+    sched:step()
+    loss_sum, seen = loss_sum + loss:item(), seen + 1
+    bar.loss = loss_sum / seen
+  end
+  local secs = nn.clock() - t0
+  acc = evaluate()
+  print(('epoch %2d  loss %.4f  test acc %.4f  %.0f images/s  %.1f s/epoch')
+    :format(epoch, loss_sum / seen, acc, seen * opt.batch / secs, secs))
+end
+print(('ViT: test accuracy %.4f after %d epochs (%.1f s)'):format(acc, opt.epochs, nn.clock() - t_all))
+if opt.out ~= '' then
+  assert(nn.checkpoint.save(opt.out, { model = model, step = opt.epochs }))
+  print('saved ' .. opt.out)
+end
+
+-- Where it looks: the class token's attention over the patches, averaged
+-- over heads, upsampled to pixels, beside the image itself.
+local show = 4
+local grid = 28 // opt.patch
+model:eval()
+local logits, att = nn.no_grad(function() return model(xtest:narrow(1, 1, show), true) end)
+local _, pred = logits:max(2)
+local panels = {}
+for i = 1, show do
+  local img = xtest[i]:view(28, 28) * STD + MEAN -- back to [0, 1]
+  local cls = att[i][1]:narrow(1, 2, grid * grid):view(grid, grid) -- class token -> patches
+  local up = cls:view(grid, 1, grid, 1):expand(grid, opt.patch, grid, opt.patch):reshape(28, 28)
+  panels[#panels + 1] = img
+  panels[#panels + 1] = up / up:max():item()
+  print(('image %d: %s, predicted %s'):format(i, data.classes[ytest[i]], data.classes[pred[i]]))
+end
+local picture = nn.cat(panels, 2) -- 28 x (2 * show * 28): image, attention, image, ...
+assert(nn.plot.heatmap(opt.attention, picture, { cell = 4,
+  title = 'test images and where the class token looks (last layer)' }))
+print('attention maps: ' .. opt.attention)

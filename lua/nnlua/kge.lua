@@ -1,0 +1,401 @@
+--- nnlua.kge: knowledge-graph embeddings. Entity and relation tables
+--- scored by TransE, DistMult, ComplEx or RotatE (nn.kge_score, a fused C
+--- kernel: no (B, N, D) intermediates, row-sparse gradients), negative
+--- sampling, the margin and self-adversarial losses, N3 and L2
+--- regularisation, filtered link-prediction metrics, and a loader for
+--- tab-separated triples (WN18RR / FB15k-237 layout).
+---
+--- Triples are (N, 3) i64 tensors of (head, relation, tail) ids counting
+--- from 1.
+local nn = require 'nnlua'
+local Module = require('nnlua.module').Module
+local files = require 'nnlua.files'
+
+local M = {}
+
+local models = { transe = true, distmult = true, complex = true, rotate = true }
+
+-- ---- the model ------------------------------------------------------------
+
+--- KGEmbedding{model = 'transe' | 'distmult' | 'complex' | 'rotate',
+--- num_entities, num_relations, dim, gamma = 12, p_norm = 1, epsilon = 2,
+--- sparse = true}: entity (V, dim or 2 dim for the complex models) and
+--- relation tables, initialised uniformly in +-(gamma + epsilon) / dim as
+--- in the RotatE paper's code. sparse keeps their gradients row-sparse
+--- (Adam and Adagrad then update only the rows a batch used).
+local KGEmbedding = Module:extend()
+KGEmbedding._name = 'KGEmbedding'
+M.KGEmbedding = KGEmbedding
+function KGEmbedding:_init(o)
+  if not models[o.model] then
+    error(("KGEmbedding: model must be 'transe', 'distmult', 'complex' or 'rotate', got %s")
+      :format(tostring(o.model)), 3)
+  end
+  for _, k in ipairs({ 'num_entities', 'num_relations', 'dim' }) do
+    if math.type(o[k]) ~= 'integer' or o[k] < 1 then
+      error(('KGEmbedding: %s must be a positive integer, got %s'):format(k, tostring(o[k])), 3)
+    end
+  end
+  self.model, self.dim = o.model, o.dim
+  self.gamma, self.p_norm = o.gamma or 12, o.p_norm or 1
+  local range = (self.gamma + (o.epsilon or 2)) / o.dim
+  self.phase = math.pi / range -- RotatE: relation values -> radians
+  local complex = o.model == 'complex' or o.model == 'rotate'
+  local de = complex and 2 * o.dim or o.dim
+  local dr = o.model == 'complex' and 2 * o.dim or o.dim
+  self.entity = nn.rand(o.num_entities, de):mul_(2 * range):sub_(range):requires_grad_()
+  self.relation = nn.rand(o.num_relations, dr):mul_(2 * range):sub_(range):requires_grad_()
+  if o.sparse ~= false then
+    self.entity:sparse_grad_()
+    self.relation:sparse_grad_()
+  end
+end
+
+function KGEmbedding:_opts(head)
+  return { model = self.model, gamma = self.gamma, p = self.p_norm, head = head, phase = self.phase }
+end
+
+--- scores of the triples (h, r, t), each (B) -> (B)
+function KGEmbedding:forward(h, r, t)
+  return nn.kge_score(self.entity, self.relation, h, r, t:view(-1, 1), self:_opts(false)):view(-1)
+end
+KGEmbedding.score = KGEmbedding.forward
+
+--- scores of (h, r, c) for candidate tails c: (B, N) per query or (N)
+--- shared -> (B, N)
+function KGEmbedding:score_tails(h, r, cand)
+  return nn.kge_score(self.entity, self.relation, h, r, cand, self:_opts(false))
+end
+
+--- scores of (c, r, t) for candidate heads c -> (B, N)
+function KGEmbedding:score_heads(t, r, cand)
+  return nn.kge_score(self.entity, self.relation, t, r, cand, self:_opts(true))
+end
+
+--- TransE's constraint: rescales entity rows (all, or those in idx) to
+--- norm <= max_norm (default 1)
+function KGEmbedding:normalize_entities_(idx, max_norm)
+  nn.no_grad(function()
+    idx = idx or nn.arange(1, self.entity:size(1) + 1)
+    nn.embedding_renorm_(self.entity, idx, max_norm or 1, self.p_norm == 1 and 1 or 2)
+  end)
+end
+
+-- ---- losses and regularisers --------------------------------------------------
+
+--- margin_ranking_loss(pos (B), neg (B, N), margin): mean over pairs of
+--- max(0, margin - pos + neg) (Bordes et al. 2013)
+function M.margin_ranking_loss(pos, neg, margin)
+  return (neg - pos:unsqueeze(2) + margin):relu():mean()
+end
+
+--- self_adversarial_loss(pos (B), neg (B, N)[, {temperature = 1,
+--- adversarial = true}]): RotatE's negative sampling loss,
+--- -(mean log sigmoid(pos) + mean sum_n w_n log sigmoid(-neg_n)) / 2 with
+--- weights w = softmax(temperature * neg) held constant (uniform 1/N when
+--- adversarial is false)
+function M.self_adversarial_loss(pos, neg, o)
+  o = o or {}
+  local w
+  if o.adversarial == false then
+    w = nn.full_like(neg, 1 / neg:size(2))
+  else
+    w = nn.no_grad(function() return (neg * (o.temperature or 1)):softmax(2) end)
+  end
+  local neg_term = (w * M.log_sigmoid(-neg)):sum(2):mean()
+  return -(M.log_sigmoid(pos):mean() + neg_term) / 2
+end
+
+--- log sigmoid(x) = -softplus(-x), stable for large |x|
+function M.log_sigmoid(x)
+  return x:minimum(0) - (-x:abs()):exp():log1p()
+end
+
+-- the rows of h, r, t as complex moduli (complex models) or reals
+local function factors(model, h, r, t)
+  local E, R = model.entity, model.relation
+  local out = { nn.embedding(h, E), nn.embedding(r, R), nn.embedding(t, E) }
+  if model.model == 'complex' or model.model == 'rotate' then
+    for i, x in ipairs(out) do
+      if not (i == 2 and model.model == 'rotate') then -- RotatE phases are not complex
+        local k = x:size(2) // 2
+        out[i] = (x:narrow(2, 1, k):square() + x:narrow(2, k + 1, k):square() + 1e-12):sqrt()
+      end
+    end
+  end
+  return out
+end
+
+--- n3_regularizer(model, h, r, t): mean over the batch of the summed cubed
+--- moduli of the factors used (Lacroix et al. 2018)
+function M.n3_regularizer(model, h, r, t)
+  local total
+  for _, x in ipairs(factors(model, h, r, t)) do
+    local s = (x:abs() ^ 3):sum()
+    total = total and total + s or s
+  end
+  return total / h:size(1)
+end
+
+--- l2_regularizer(model, h, r, t): mean over the batch of the squared
+--- norms of the rows used
+function M.l2_regularizer(model, h, r, t)
+  local total
+  for _, x in ipairs({ nn.embedding(h, model.entity), nn.embedding(r, model.relation),
+                       nn.embedding(t, model.entity) }) do
+    local s = x:square():sum()
+    total = total and total + s or s
+  end
+  return total / h:size(1)
+end
+
+-- ---- negative sampling -----------------------------------------------------------
+
+local function key(a, r, b) return (a * 4096 + r) * 67108864 + b end -- ids < 2^26, relations < 4096
+
+--- NegativeSampler(train (N, 3), num_entities[, {bernoulli = false,
+--- filter = false}]). sample(batch (B, 3), n) -> cand (B, n) for one
+--- direction; split(batch) -> indices of the rows whose head
+--- (Bernoulli: with probability tph / (tph + hpt) for their relation, Wang
+--- et al. 2014) or tail should be corrupted. filter redraws negatives that
+--- form known training triples (slower; without it a few "negatives" are
+--- true, as in most KGE code).
+local NegativeSampler = {}
+NegativeSampler.__index = NegativeSampler
+M.NegativeSampler = function(train, num_entities, o)
+  o = o or {}
+  local self = setmetatable({ n_ent = num_entities, bernoulli = o.bernoulli, filter = o.filter }, NegativeSampler)
+  local rows = train:totable()
+  if o.bernoulli then -- per relation: tails per head and heads per tail
+    local tails, heads = {}, {}
+    for _, x in ipairs(rows) do
+      local h, r, t = x[1], x[2], x[3]
+      tails[r] = tails[r] or {}
+      heads[r] = heads[r] or {}
+      tails[r][h] = (tails[r][h] or 0) + 1
+      heads[r][t] = (heads[r][t] or 0) + 1
+    end
+    self.p_head = {}
+    for r, hs in pairs(tails) do
+      local function avg(t)
+        local s, n = 0, 0
+        for _, c in pairs(t) do s, n = s + c, n + 1 end
+        return s / n
+      end
+      local tph, hpt = avg(hs), avg(heads[r])
+      self.p_head[r] = tph / (tph + hpt)
+    end
+  end
+  if o.filter then
+    self.known = {}
+    for _, x in ipairs(rows) do self.known[key(x[1], x[2], x[3])] = true end
+  end
+  return self
+end
+
+function NegativeSampler:sample(batch, n, head)
+  local b = batch:size(1)
+  local cand = nn.randint(1, self.n_ent + 1, b, n)
+  if self.filter then
+    local rows, c = batch:totable(), cand:totable()
+    for i = 1, b do
+      local x = rows[i]
+      for j = 1, n do
+        local e = c[i][j]
+        while self.known[head and key(e, x[2], x[3]) or key(x[1], x[2], e)] do
+          e = math.random(self.n_ent)
+        end
+        c[i][j] = e
+      end
+    end
+    cand = nn.tensor(c):long()
+  end
+  return cand
+end
+
+--- -> i64 indices of batch rows to corrupt at the head, and at the tail
+function NegativeSampler:split(batch)
+  local b = batch:size(1)
+  local p
+  if self.bernoulli then
+    local rel = batch:select(2, 2):totable()
+    local ps = {}
+    for i = 1, b do ps[i] = self.p_head[rel[i]] or 0.5 end
+    p = nn.tensor(ps)
+  else
+    p = nn.full({ b }, 0.5)
+  end
+  local u = nn.rand(b):totable()
+  local head, tail = {}, {}
+  local pv = p:totable()
+  for i = 1, b do
+    if u[i] < pv[i] then head[#head + 1] = i else tail[#tail + 1] = i end
+  end
+  return nn.tensor(head):long(), nn.tensor(tail):long()
+end
+
+-- ---- evaluation -------------------------------------------------------------------
+
+--- filter_index({train, valid, test, ...}) -> the known true answers of
+--- every (head, relation, ?) and (?, relation, tail) query
+function M.filter_index(sets)
+  local tails, heads = {}, {}
+  for _, s in ipairs(sets) do
+    for _, x in ipairs(s:totable()) do
+      local kt, kh = x[1] * 4096 + x[2], x[3] * 4096 + x[2]
+      tails[kt] = tails[kt] or {}
+      tails[kt][#tails[kt] + 1] = x[3]
+      heads[kh] = heads[kh] or {}
+      heads[kh][#heads[kh] + 1] = x[1]
+    end
+  end
+  return { tails = tails, heads = heads }
+end
+
+-- ranks (B) of the targets among all entities, other true answers removed
+local function ranks(model, q, rel, target, known, head, all)
+  local scores = nn.no_grad(function()
+    return head and model:score_heads(q, rel, all) or model:score_tails(q, rel, all)
+  end)
+  local b = q:size(1)
+  local target_score = scores:gather(2, target:view(b, 1))
+  local qs, rs, ts = q:totable(), rel:totable(), target:totable()
+  local lists, width = {}, 1
+  for i = 1, b do
+    local l = known[qs[i] * 4096 + rs[i]] or { ts[i] }
+    lists[i] = l
+    width = math.max(width, #l)
+  end
+  local idx = {}
+  for i = 1, b do -- every known answer (the target too), padded with the target
+    local row, l = {}, lists[i]
+    for j = 1, width do row[j] = l[j] or ts[i] end
+    idx[i] = row
+  end
+  scores = scores:scatter(2, nn.tensor(idx):long(), nn.full({ b, width }, -math.huge))
+  return scores:gt(target_score):sum(2):view(-1) + 1
+end
+
+--- evaluate(model, triples (N, 3), filter[, {batch = 128, relations =
+--- names}]) -> {mrr, mr, hits1, hits3, hits10, n, per_relation = {[name] =
+--- {mrr, hits10, n}}}: filtered link prediction (Bordes et al. 2013), both
+--- directions, each query against every entity; a target's rank is 1 +
+--- the number of entities scored strictly higher that are not known true.
+function M.evaluate(model, triples, filter, o)
+  o = o or {}
+  local bs = o.batch or 128
+  local all = nn.arange(1, model.entity:size(1) + 1)
+  local n = triples:size(1)
+  local rank_parts, rel_parts = {}, {}
+  model:eval()
+  for s = 1, n, bs do
+    local x = triples:narrow(1, s, math.min(bs, n - s + 1))
+    local h, r, t = x:select(2, 1):contiguous(), x:select(2, 2):contiguous(), x:select(2, 3):contiguous()
+    rank_parts[#rank_parts + 1] = ranks(model, h, r, t, filter.tails, false, all)
+    rank_parts[#rank_parts + 1] = ranks(model, t, r, h, filter.heads, true, all)
+    rel_parts[#rel_parts + 1] = r
+    rel_parts[#rel_parts + 1] = r
+  end
+  model:train()
+  local rk = nn.cat(rank_parts, 1):float()
+  local rel = nn.cat(rel_parts, 1)
+  local function summary(v)
+    return { mrr = (1 / v):mean():item(), mr = v:mean():item(), hits1 = v:le(1):mean():item(),
+             hits3 = v:le(3):mean():item(), hits10 = v:le(10):mean():item(), n = v:size(1) }
+  end
+  local out = summary(rk)
+  out.per_relation = {}
+  local rels = rel:totable()
+  local by = {}
+  for i, r in ipairs(rels) do
+    by[r] = by[r] or {}
+    by[r][#by[r] + 1] = i
+  end
+  for r, rows in pairs(by) do
+    local name = o.relations and o.relations[r] or tostring(r)
+    out.per_relation[name] = summary(rk:index_select(1, nn.tensor(rows):long()))
+  end
+  return out
+end
+
+-- ---- data -------------------------------------------------------------------------
+
+local function read_lines(path)
+  local text, err = nn.data.read_text(path)
+  if not text then return nil, err end
+  return text
+end
+
+--- load_triples(dir[, {splits = {'train', 'valid', 'test'}}]) -> {train =
+--- (N, 3), valid, test, entities = {names}, relations = {names},
+--- entity_id = {name = id}, relation_id}: tab-separated head, relation,
+--- tail per line in <dir>/<split>.txt; names get ids in order of first
+--- appearance (train first), or from entities.dict / relations.dict
+--- ("id\tname", 0-based, as the RotatE code writes) when present
+function M.load_triples(dir, o)
+  local splits = (o and o.splits) or { 'train', 'valid', 'test' }
+  local ds = { entities = {}, relations = {}, entity_id = {}, relation_id = {} }
+  local function dict(name, names, ids)
+    local text = read_lines(dir .. '/' .. name)
+    if not text then return end
+    for id, label in text:gmatch('(%d+)\t([^\n\r]+)') do
+      names[tonumber(id) + 1] = label
+      ids[label] = tonumber(id) + 1
+    end
+  end
+  dict('entities.dict', ds.entities, ds.entity_id)
+  dict('relations.dict', ds.relations, ds.relation_id)
+  local function id(names, ids, label)
+    local i = ids[label]
+    if not i then
+      i = #names + 1
+      names[i], ids[label] = label, i
+    end
+    return i
+  end
+  for _, split in ipairs(splits) do
+    local path = ('%s/%s.txt'):format(dir, split)
+    local text, err = read_lines(path)
+    if not text then error(('load_triples: %s'):format(err), 2) end
+    local rows, line_no = {}, 0
+    for line in text:gmatch('[^\n]+') do
+      line_no = line_no + 1
+      local h, r, t = line:match('^([^\t]+)\t([^\t]+)\t([^\t\r]+)\r?$')
+      if not h then
+        error(('load_triples: %s:%d is not "head<TAB>relation<TAB>tail"'):format(path, line_no), 2)
+      end
+      rows[#rows + 1] = { id(ds.entities, ds.entity_id, h), id(ds.relations, ds.relation_id, r),
+                          id(ds.entities, ds.entity_id, t) }
+    end
+    ds[split] = #rows > 0 and nn.tensor(rows):long() or nn.empty(0, 3):long()
+  end
+  return ds
+end
+
+--- save_mapping(prefix, ds): writes <prefix>.entities.tsv and
+--- <prefix>.relations.tsv ("id\tname", 1-based), atomically, so a saved
+--- model can be queried by name
+function M.save_mapping(prefix, ds)
+  for _, kind in ipairs({ 'entities', 'relations' }) do
+    local lines = {}
+    for i, name in ipairs(ds[kind]) do lines[i] = ('%d\t%s'):format(i, name) end
+    local ok, err = files.write_atomic(('%s.%s.tsv'):format(prefix, kind), table.concat(lines, '\n') .. '\n')
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- load_mapping(prefix) -> entities, relations (lists of names)
+function M.load_mapping(prefix)
+  local out = {}
+  for _, kind in ipairs({ 'entities', 'relations' }) do
+    local text, err = read_lines(('%s.%s.tsv'):format(prefix, kind))
+    if not text then return nil, err end
+    local names = {}
+    for id, name in text:gmatch('(%d+)\t([^\n]+)') do names[tonumber(id)] = name end
+    out[#out + 1] = names
+  end
+  return out[1], out[2]
+end
+
+return M
