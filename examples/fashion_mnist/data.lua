@@ -32,4 +32,20 @@ function M.load(dir, split, limit)
   return images:reshape(n, -1) / 255, labels + 1
 end
 
+--- accuracy(model, x, y) -> the fraction of rows of x whose highest
+--- logit is their label, in eval mode, 1000 rows at a time
+function M.accuracy(model, x, y)
+  model:eval()
+  local correct = 0
+  nn.no_grad(function()
+    for s = 1, x:size(1), 1000 do
+      local len = math.min(1000, x:size(1) - s + 1)
+      local _, pred = model(x:narrow(1, s, len)):max(2)
+      correct = correct + pred:eq(y:narrow(1, s, len)):sum():item()
+    end
+  end)
+  model:train()
+  return correct / x:size(1)
+end
+
 return M

@@ -61,19 +61,7 @@ if opt.resume ~= '' then
 end
 local log = opt.log ~= '' and assert(nn.progress.log(opt.log, { append = opt.resume ~= '' })) or nil
 
-local function evaluate()
-  model:eval()
-  local correct = 0
-  nn.no_grad(function()
-    for s = 1, xtest:size(1), 1000 do
-      local len = math.min(1000, xtest:size(1) - s + 1)
-      local _, pred = model(xtest:narrow(1, s, len)):max(2)
-      correct = correct + pred:eq(ytest:narrow(1, s, len)):sum():item()
-    end
-  end)
-  model:train()
-  return correct / xtest:size(1)
-end
+local function evaluate() return data.accuracy(model, xtest, ytest) end
 
 local t_all = nn.clock()
 local acc

@@ -36,19 +36,7 @@ local steps = #loader * opt.epochs
 local optimizer = nn.optim.AdamW(model:parameters(), { lr = opt.lr, weight_decay = 0.05 })
 local sched = nn.optim.CosineLR(optimizer, { total = steps, warmup = #loader, min_lr = opt.lr / 50 })
 
-local function evaluate()
-  model:eval()
-  local correct = 0
-  nn.no_grad(function()
-    for s = 1, xtest:size(1), 1000 do
-      local len = math.min(1000, xtest:size(1) - s + 1)
-      local _, pred = model(xtest:narrow(1, s, len)):max(2)
-      correct = correct + pred:eq(ytest:narrow(1, s, len)):sum():item()
-    end
-  end)
-  model:train()
-  return correct / xtest:size(1)
-end
+local function evaluate() return data.accuracy(model, xtest, ytest) end
 
 local t_all, acc = nn.clock(), 0
 for epoch = 1, opt.epochs do
