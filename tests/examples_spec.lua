@@ -83,6 +83,10 @@ describe('examples', function()
     assert.truthy(t:find('valid MRR', 1, true))
     assert.truthy(t:find('transe test %(filtered, %d+ queries%): MRR'))
     assert.truthy(t:find('_hypernym', 1, true)) -- the per-relation breakdown
+    local e, ecode = run(('%s examples/kge/train.lua --data %s --model transe --dim 8 --steps 0 --out %s')
+      :format(exe, dir, model)) -- evaluation of the saved model only
+    assert.equal(0, ecode, e)
+    assert.truthy(e:find('transe test %(filtered, %d+ queries%): MRR'))
     local p, pcode = run(('%s examples/kge/predict.lua --model %s --head 02084071.n --relation _hypernym --k 3')
       :format(exe, model))
     assert.equal(0, pcode, p)

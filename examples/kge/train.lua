@@ -12,6 +12,7 @@
 ---        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli]
 ---        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
 ---        [--seed N] [--threads N]
+--- --steps 0 only evaluates the model saved at --out (same hyperparameters).
 --- --data is a directory of train.txt / valid.txt / test.txt
 --- (head<TAB>relation<TAB>tail); 'wordnet' builds one from Debian's
 --- wordnet-base first (examples/kge/wordnet.lua).
