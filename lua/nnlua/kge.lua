@@ -216,20 +216,11 @@ end
 --- -> i64 indices of batch rows to corrupt at the head, and at the tail
 function NegativeSampler:split(batch)
   local b = batch:size(1)
-  local p
-  if self.bernoulli then
-    local rel = batch:select(2, 2):totable()
-    local ps = {}
-    for i = 1, b do ps[i] = self.p_head[rel[i]] or 0.5 end
-    p = nn.tensor(ps)
-  else
-    p = nn.full({ b }, 0.5)
-  end
-  local u = nn.rand(b):totable()
+  local rel, u = batch:select(2, 2):totable(), nn.rand(b):totable()
   local head, tail = {}, {}
-  local pv = p:totable()
   for i = 1, b do
-    if u[i] < pv[i] then head[#head + 1] = i else tail[#tail + 1] = i end
+    local p = self.bernoulli and self.p_head[rel[i]] or 0.5
+    if u[i] < p then head[#head + 1] = i else tail[#tail + 1] = i end
   end
   return nn.tensor(head):long(), nn.tensor(tail):long()
 end
@@ -320,12 +311,6 @@ end
 
 -- ---- data -------------------------------------------------------------------------
 
-local function read_lines(path)
-  local text, err = nn.data.read_text(path)
-  if not text then return nil, err end
-  return text
-end
-
 --- load_triples(dir[, {splits = {'train', 'valid', 'test'}}]) -> {train =
 --- (N, 3), valid, test, entities = {names}, relations = {names},
 --- entity_id = {name = id}, relation_id}: tab-separated head, relation,
@@ -336,7 +321,7 @@ function M.load_triples(dir, o)
   local splits = (o and o.splits) or { 'train', 'valid', 'test' }
   local ds = { entities = {}, relations = {}, entity_id = {}, relation_id = {} }
   local function dict(name, names, ids)
-    local text = read_lines(dir .. '/' .. name)
+    local text = nn.data.read_text(dir .. '/' .. name)
     if not text then return end
     for id, label in text:gmatch('(%d+)\t([^\n\r]+)') do
       names[tonumber(id) + 1] = label
@@ -355,7 +340,7 @@ function M.load_triples(dir, o)
   end
   for _, split in ipairs(splits) do
     local path = ('%s/%s.txt'):format(dir, split)
-    local text, err = read_lines(path)
+    local text, err = nn.data.read_text(path)
     if not text then error(('load_triples: %s'):format(err), 2) end
     local rows, line_no = {}, 0
     for line in text:gmatch('[^\n]+') do
@@ -389,7 +374,7 @@ end
 function M.load_mapping(prefix)
   local out = {}
   for _, kind in ipairs({ 'entities', 'relations' }) do
-    local text, err = read_lines(('%s.%s.tsv'):format(prefix, kind))
+    local text, err = nn.data.read_text(('%s.%s.tsv'):format(prefix, kind))
     if not text then return nil, err end
     local names = {}
     for id, name in text:gmatch('(%d+)\t([^\n]+)') do names[tonumber(id)] = name end

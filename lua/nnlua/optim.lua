@@ -63,8 +63,7 @@ function Optimizer:step()
       local rows = nn.sparse_grad_count(p)
       local grad = not rows and p.grad or nil
       if rows and not self.sparse then
-        error(('optimizer: %s cannot take row-sparse gradients (use Adam or Adagrad)')
-          :format(getmetatable(self)._name or 'this optimizer'), 2)
+        error('optimizer: this optimizer cannot take row-sparse gradients (use Adam or Adagrad)', 2)
       end
       if grad or (rows and rows > 0) then
         local st = self.state[p]
