@@ -110,9 +110,9 @@ function GatedFusion:forward(xs, mask)
   local m = #self.dims
   xs = zero_missing(xs, mask)
   local hs = {}
-  for i, x in ipairs(xs) do hs[i] = self.projs[i](x):unsqueeze(2) end
+  for i, x in ipairs(xs) do hs[i] = self.projs[i](x) end
   local logits = self.gate(nn.cat(xs, 2)):view(b, m, self.out)
-  return nn.gated_fusion(nn.cat(hs, 2), logits, mask and mask:float())
+  return nn.gated_fusion(nn.stack(hs, 2), logits, mask and mask:float())
 end
 
 --- BilinearFusion(d_1, d_2, out[, {factor = 5}]): low-rank bilinear pooling
