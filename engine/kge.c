@@ -180,10 +180,86 @@ static void score_grad(const kge *k, const float *q, const float *e, float g,
     }
 }
 
+/* DistMult and ComplEx against candidates shared by the batch are one
+ * GEMM: scores = Q C^T, and backward dQ = G C, dC = G^T Q */
+static bool use_gemm(const kge *k, int shared, int64_t ncand) {
+    return shared && (k->model == NN_KGE_DISTMULT || k->model == NN_KGE_COMPLEX) &&
+           ncand >= TILE;
+}
+
+/* the candidate rows of E as a contiguous (N, D) matrix */
+static nn_tensor *gather_rows(const float *ev, const int64_t *cv, int64_t ncand, int64_t de,
+                              int64_t base) {
+    int64_t shape[2] = {ncand, de};
+    nn_tensor *rows = nn_empty(NN_F32, 2, shape);
+    if (!rows) return NULL;
+    float *out = nn_f32(rows);
+#pragma omp parallel for if (ncand * de > NN_PAR_GRAIN)
+    for (int64_t c = 0; c < ncand; c++)
+        memcpy(out + c * de, ev + (cv[c] - base) * de, (size_t)de * sizeof(float));
+    return rows;
+}
+
+/* dC = G^T Q, added into the candidates' rows of the entity gradient */
+static int gemm_candidate_grad(const float *g, const float *qv, const int64_t *cv, int64_t bsz,
+                               int64_t ncand, int64_t de, int64_t base, float *ebuf) {
+    int64_t shape[2] = {ncand, de};
+    nn_tensor *drows = nn_empty(NN_F32, 2, shape);
+    if (!drows || nn_sgemm(1, 0, ncand, de, bsz, 1.0f, g, ncand, qv, de, 0.0f, nn_f32(drows),
+                           de) < 0) {
+        nn_release(drows);
+        return -1;
+    }
+    const float *dv = nn_f32(drows);
+#pragma omp parallel if (ncand * de > NN_PAR_GRAIN)
+    { /* a candidate may repeat: each thread owns the rows r % threads == id */
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int64_t c = 0; c < ncand; c++) {
+            int64_t row = cv[c] - base;
+            if (row % nt != t) continue;
+            float *dst = ebuf + row * de;
+            for (int64_t j = 0; j < de; j++) dst[j] += dv[c * de + j];
+        }
+    }
+    nn_release(drows);
+    return 0;
+}
+
 /* the candidate of query b, column n */
 static inline int64_t cand_at(const int64_t *cand, int shared, int64_t ncand,
                               int64_t b, int64_t n) {
     return shared ? cand[n] : cand[b * ncand + n];
+}
+
+/* the general backward: dq from every candidate (parallel over queries),
+ * then candidate rows (each owned by one thread) */
+static void backward_loops(const kge *k, const float *g, float *qv, float *dqv, const float *ev,
+                           const float *rtab, const int64_t *av, const int64_t *rv,
+                           const int64_t *cv, int shared, int64_t bsz, int64_t ncand,
+                           int64_t base, float *ebuf) {
+#pragma omp parallel for if (bsz * ncand * k->de > NN_PAR_GRAIN)
+    for (int64_t b = 0; b < bsz; b++) {
+        float *qb = qv + b * k->de;
+        query(k, ev + (av[b] - base) * k->de, rtab + (rv[b] - base) * k->dr, qb);
+        for (int64_t c = 0; c < ncand; c++) {
+            float gb = g[b * ncand + c];
+            if (gb != 0)
+                score_grad(k, qb, ev + (cand_at(cv, shared, ncand, b, c) - base) * k->de, gb,
+                           dqv + b * k->de, 0);
+        }
+    }
+    if (!ebuf) return;
+#pragma omp parallel if (bsz * ncand * k->de > NN_PAR_GRAIN)
+    {
+        int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int64_t b = 0; b < bsz; b++)
+            for (int64_t c = 0; c < ncand; c++) {
+                int64_t row = cand_at(cv, shared, ncand, b, c) - base;
+                float gb = g[b * ncand + c];
+                if (row % nt != t || gb == 0) continue;
+                score_grad(k, qv + b * k->de, ev + row * k->de, gb, ebuf + row * k->de, 1);
+            }
+    }
 }
 
 static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
@@ -210,34 +286,22 @@ static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
         float *qv = nn_f32(q), *dqv = nn_f32(dq);
         float *ebuf = rge ? rge->buf : gE ? nn_f32(gE) : NULL;
         float *rbuf = rgr ? rgr->buf : gR ? nn_f32(gR) : NULL;
-#pragma omp parallel for if (bsz * ncand * k.de > NN_PAR_GRAIN)
-        for (int64_t b = 0; b < bsz; b++) { /* dq */
-            float *qb = qv + b * k.de;
-            query(&k, ev + (av[b] - base) * k.de, rtab + (rv[b] - base) * k.dr, qb);
-            for (int64_t c = 0; c < ncand; c++) {
-                float gb = g[b * ncand + c];
-                if (gb != 0)
-                    score_grad(&k, qb, ev + (cand_at(cv, shared, ncand, b, c) - base) * k.de,
-                               gb, dqv + b * k.de, 0);
-            }
+        if (rge) {
+            nn_rowgrad_touch(rge, cv, nn_numel(cand), base);
+            nn_rowgrad_touch(rge, av, bsz, base);
         }
-        if (ebuf) { /* candidate rows, each owned by one thread */
-            if (rge) {
-                nn_rowgrad_touch(rge, cv, nn_numel(cand), base);
-                nn_rowgrad_touch(rge, av, bsz, base);
-            }
-#pragma omp parallel if (bsz * ncand * k.de > NN_PAR_GRAIN)
-            {
-                int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-                for (int64_t b = 0; b < bsz; b++)
-                    for (int64_t c = 0; c < ncand; c++) {
-                        int64_t row = cand_at(cv, shared, ncand, b, c) - base;
-                        float gb = g[b * ncand + c];
-                        if (row % nt != t || gb == 0) continue;
-                        score_grad(&k, qv + b * k.de, ev + row * k.de, gb,
-                                   ebuf + row * k.de, 1);
-                    }
-            }
+        if (use_gemm(&k, shared, ncand)) {
+            for (int64_t b = 0; b < bsz; b++)
+                query(&k, ev + (av[b] - base) * k.de, rtab + (rv[b] - base) * k.dr, qv + b * k.de);
+            nn_tensor *rows = gather_rows(ev, cv, ncand, k.de, base);
+            if (!rows || nn_sgemm(0, 0, bsz, k.de, ncand, 1.0f, g, ncand, nn_f32(rows), k.de,
+                                  0.0f, dqv, k.de) < 0)
+                rc = -1;
+            nn_release(rows);
+            if (rc == 0 && ebuf)
+                rc = gemm_candidate_grad(g, qv, cv, bsz, ncand, k.de, base, ebuf);
+        } else {
+            backward_loops(&k, g, qv, dqv, ev, rtab, av, rv, cv, shared, bsz, ncand, base, ebuf);
         }
         if (rgr) nn_rowgrad_touch(rgr, rv, bsz, base);
         float *scratch = calloc((size_t)(k.de + k.dr), sizeof(float));
@@ -333,20 +397,10 @@ nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor 
         float *qv = nn_f32(q), *yv = nn_f32(y);
         for (int64_t b = 0; b < bsz; b++)
             query(&k, ev + (av[b] - base) * de, rv + (lv[b] - base) * dr, qv + b * de);
-        if (shared && (a->model == NN_KGE_DISTMULT || a->model == NN_KGE_COMPLEX) && ncand >= TILE) {
-            /* one GEMM against the candidate rows */
-            int64_t cshape[2] = {ncand, de};
-            nn_tensor *rows = nn_empty(NN_F32, 2, cshape);
-            if (rows) {
-#pragma omp parallel for if (ncand * de > NN_PAR_GRAIN)
-                for (int64_t c = 0; c < ncand; c++)
-                    memcpy(nn_f32(rows) + c * de, ev + (cv[c] - base) * de, de * sizeof(float));
-                if (nn_sgemm(0, 1, bsz, ncand, de, 1.0f, qv, de, nn_f32(rows), de, 0.0f, yv,
-                             ncand) < 0) {
-                    nn_release(y);
-                    y = NULL;
-                }
-            } else {
+        if (use_gemm(&k, shared, ncand)) { /* one GEMM against the candidate rows */
+            nn_tensor *rows = gather_rows(ev, cv, ncand, de, base);
+            if (!rows || nn_sgemm(0, 1, bsz, ncand, de, 1.0f, qv, de, nn_f32(rows), de, 0.0f,
+                                  yv, ncand) < 0) {
                 nn_release(y);
                 y = NULL;
             }

@@ -95,6 +95,23 @@ describe('examples', function()
     local bad, bcode = run(('%s examples/kge/predict.lua --model %s --head 02084071.n --relation _nope'):format(exe, model))
     assert.equal(1, bcode)
     assert.truthy(bad:find('unknown relation "_nope"', 1, true))
+    local c, ccode = run(('%s examples/kge/train.lua --data %s --model complex --dim 8 --batch 64 --loss ce '
+      .. '--optimizer adagrad --lr 0.1 --regularizer n3 --reg_weight 0.01 --schedule plateau --steps 30 '
+      .. '--eval_every 10 --valid_limit 50 --patience 3 --out %s/c.safetensors'):format(exe, dir, dir))
+    assert.equal(0, ccode, c)
+    assert.truthy(c:find('all entities, batch 64, adagrad lr 0.1 (plateau schedule), ce loss', 1, true))
+    assert.truthy(c:find('complex test %(filtered, %d+ queries%): MRR'))
+    -- the KG entity table fused into a gloss classifier (tiny: 1500 synsets, one epoch)
+    local k, kcode = run(('%s examples/kg_text/train.lua --kg %s --limit 1500 --epochs 1 --dim 16 '
+      .. '--layers 1 --batch 32'):format(exe, model))
+    assert.equal(0, kcode, k)
+    assert.truthy(k:find('1500 synsets (1200 / 150 / 150), 45 classes', 1, true))
+    assert.truthy(k:find('\ntext%s+%d%.%d+%s+%d%.%d+'))
+    assert.truthy(k:find('text%+KG gated%s+%d%.%d+%s+%d%.%d+.-points over text only'))
+    local miss, mcode = run(('%s examples/kg_text/train.lua --kg %s/nothing.safetensors --kg_steps 0 --limit 10')
+      :format(exe, dir))
+    assert.equal(1, mcode)
+    assert.truthy(miss:find('nothing.safetensors', 1, true), miss)
     os.execute('rm -r ' .. dir)
   end)
 

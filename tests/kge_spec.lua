@@ -60,6 +60,33 @@ describe('kge_score', function()
     end
   end)
 
+  it('differentiates the GEMM route as the loop does, dense and row-sparse, repeated rows too', function()
+    local cand = nn.randint(1, 41, 96) -- shared, >= 64 candidates: the GEMM route; repeats rows
+    local a, r = L({ 1, 2, 3, 40 }), L({ 1, 2, 1, 2 })
+    for _, m in ipairs({ 'distmult', 'complex' }) do
+      for _, head in ipairs({ false, true }) do
+        local o = { model = m, head = head }
+        local E0, R0 = nn.randn(40, 6), nn.randn(2, 6)
+        local w = nn.randn(4, 96)
+        local grads = {}
+        for i, layout in ipairs({ 'per', 'shared', 'sparse' }) do
+          local E, R = E0:clone():requires_grad_(), R0:clone():requires_grad_()
+          if layout == 'sparse' then E:sparse_grad_(); R:sparse_grad_() end
+          local c = layout == 'per' and cand:view(1, -1):expand(4, 96):contiguous() or cand
+          ;(nn.kge_score(E, R, a, r, c, o) * w):sum():backward()
+          grads[i] = { E.grad, R.grad }
+        end
+        for i = 2, 3 do
+          assert.tensor_near(grads[1][1], grads[i][1], 1e-4, 1e-4)
+          assert.tensor_near(grads[1][2], grads[i][2], 1e-4, 1e-4)
+        end
+        local E, R = nn.randn(40, 6):requires_grad_(), nn.randn(2, 6):requires_grad_()
+        local ok, msg = nn.gradcheck(function(e, rr) return nn.kge_score(e, rr, a, r, cand, o) end, { E, R })
+        assert(ok, ('%s head=%s: %s'):format(m, head, msg))
+      end
+    end
+  end)
+
   it('rejects bad tables, indices and options with the shapes involved', function()
     local E, R = nn.randn(5, 4), nn.randn(2, 4)
     local o = { model = 'transe' }

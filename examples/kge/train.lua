@@ -1,14 +1,21 @@
 --- Knowledge-graph completion: TransE, DistMult, ComplEx or RotatE trained
 --- with negative sampling (uniform or Bernoulli, tails and heads corrupted
---- in turn), the self-adversarial loss (or margin ranking), optional N3 / L2
---- regularisation and Adam with row-sparse updates. Every --eval_every
---- steps it reports filtered MRR on the validation set, keeps the best
---- model (checkpoint + id mapping) and stops early when MRR stops
---- improving; at the end it reports filtered test metrics, per relation too.
+--- in turn) and the self-adversarial loss (or margin ranking), or 1-vs-all
+--- (--loss ce: each query's cross-entropy over every entity, heads and
+--- tails every step; one GEMM for DistMult/ComplEx), optional N3 / L2
+--- regularisation, Adam or Adagrad (row-sparse updates with sampling).
+--- Every --eval_every steps it reports filtered MRR on the validation
+--- set, keeps the best model (checkpoint + id mapping) and stops early
+--- when MRR stops improving; --schedule plateau instead divides the rate
+--- by --decay and goes back to the best model when MRR falls, cosine
+--- anneals it over --steps. At the end it reports filtered test metrics,
+--- per relation too.
 ---
 --- Usage: nnlua examples/kge/train.lua [--data DIR] [--model rotate]
 ---        [--dim 500] [--gamma 6] [--negatives 256] [--batch 512] [--lr X]
----        [--steps N] [--temperature 1] [--loss adversarial|margin]
+---        [--steps N] [--temperature 1] [--loss adversarial|margin|ce]
+---        [--label_smoothing X] [--optimizer adam|adagrad] [--init X]
+---        [--schedule none|plateau|cosine] [--decay 0.3]
 ---        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli]
 ---        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
 ---        [--seed N] [--threads N]
@@ -23,10 +30,17 @@ local kge = nn.kge
 
 local opt = nn.cli.parse(arg, { data = 'wordnet', model = 'rotate', dim = 500, gamma = 6.0,
   negatives = 256, batch = 512, lr = 1e-3, steps = 20000, temperature = 1.0, loss = 'adversarial',
+  label_smoothing = 0.0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
   margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, eval_every = 2000,
   patience = 3, valid_limit = 0, out = 'kge_model.safetensors', seed = 1, threads = 0 })
+local choices = { loss = { adversarial = 1, margin = 1, ce = 1 }, optimizer = { adam = 1, adagrad = 1 },
+  schedule = { none = 1, plateau = 1, cosine = 1 }, regularizer = { none = 1, n3 = 1, l2 = 1 } }
+for k, set in pairs(choices) do
+  if not set[opt[k]] then error(('--%s: unknown choice %s'):format(k, opt[k])) end
+end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
+io.stdout:setvbuf('line') -- progress reaches a log file as it happens
 
 if opt.data == 'wordnet' then
   opt.data = 'build/wordnet-kg'
@@ -40,31 +54,61 @@ local V, NR = #ds.entities, #ds.relations
 print(('%s: %d entities, %d relations, %d / %d / %d triples (%.1f s to load)'):format(opt.data, V, NR,
   ds.train:size(1), ds.valid:size(1), ds.test:size(1), nn.clock() - t_load))
 
+local one_vs_all = opt.loss == 'ce'
 local model = nn.KGEmbedding { model = opt.model, num_entities = V, num_relations = NR, dim = opt.dim,
-  gamma = opt.gamma }
-local optimizer = nn.optim.Adam(model:parameters(), { lr = opt.lr })
+  gamma = opt.gamma, init = opt.init > 0 and opt.init or nil, sparse = not one_vs_all }
+local optimizer = (opt.optimizer == 'adagrad' and nn.optim.Adagrad or nn.optim.Adam)(model:parameters(),
+  { lr = opt.lr })
+local schedule = opt.schedule == 'cosine' and nn.optim.CosineLR(optimizer, { total = opt.steps }) or nil
+local all = nn.arange(1, V + 1)
 local sampler = kge.NegativeSampler(ds.train, V, { bernoulli = opt.bernoulli })
 local filter = kge.filter_index({ ds.train, ds.valid, ds.test })
 local valid = ds.valid
 if opt.valid_limit > 0 and opt.valid_limit < valid:size(1) then valid = valid:narrow(1, 1, opt.valid_limit) end
-print(('%s, dim %d, gamma %.1f, %d negatives, batch %d, lr %g, %s loss, %d threads; %d parameters')
-  :format(opt.model, opt.dim, opt.gamma, opt.negatives, opt.batch, opt.lr, opt.loss, nn.get_num_threads(),
-  model:num_parameters()))
+print(('%s, dim %d, gamma %.1f, %s, batch %d, %s lr %g (%s schedule), %s loss, %s regularizer %g, %d threads; %d parameters')
+  :format(opt.model, opt.dim, opt.gamma, one_vs_all and 'all entities' or opt.negatives .. ' negatives',
+  opt.batch, opt.optimizer, opt.lr, opt.schedule, opt.loss, opt.regularizer, opt.reg_weight,
+  nn.get_num_threads(), model:num_parameters()))
 
 local function loss_of(pos, neg)
   if opt.loss == 'margin' then return kge.margin_ranking_loss(pos, neg, opt.margin) end
   return kge.self_adversarial_loss(pos, neg, { temperature = opt.temperature })
 end
 
--- one direction of a step: the rows `idx` of the batch, corrupted at the head or tail
-local function direction(batch, head)
-  local h, r, t = batch:select(2, 1):contiguous(), batch:select(2, 2):contiguous(), batch:select(2, 3):contiguous()
-  local cand = sampler:sample(batch, opt.negatives, head)
-  local neg = head and model:score_heads(t, r, cand) or model:score_tails(h, r, cand)
-  local loss = loss_of(model(h, r, t), neg)
+local function columns(batch)
+  return batch:select(2, 1):contiguous(), batch:select(2, 2):contiguous(), batch:select(2, 3):contiguous()
+end
+
+local function regularized(loss, h, r, t)
   if opt.regularizer == 'n3' then loss = loss + kge.n3_regularizer(model, h, r, t) * opt.reg_weight end
   if opt.regularizer == 'l2' then loss = loss + kge.l2_regularizer(model, h, r, t) * opt.reg_weight end
   return loss
+end
+
+-- one direction of a step: the batch corrupted at the head or tail
+local function direction(batch, head)
+  local h, r, t = columns(batch)
+  local cand = sampler:sample(batch, opt.negatives, head)
+  local neg = head and model:score_heads(t, r, cand) or model:score_tails(h, r, cand)
+  return regularized(loss_of(model(h, r, t), neg), h, r, t)
+end
+
+-- 1-vs-all: (h, r, ?) and (?, r, t) each scored against every entity
+local function one_vs_all_loss(batch)
+  local h, r, t = columns(batch)
+  local o = { label_smoothing = opt.label_smoothing }
+  local loss = (nn.cross_entropy(model:score_tails(h, r, all), t, o)
+    + nn.cross_entropy(model:score_heads(t, r, all), h, o)) / 2
+  return regularized(loss, h, r, t)
+end
+
+local function sampled_loss(batch, step)
+  if not opt.bernoulli then return direction(batch, step % 2 == 0) end -- in turn, as the RotatE code
+  local hi, ti = sampler:split(batch)
+  local parts = {}
+  if hi:size(1) > 0 then parts[#parts + 1] = direction(batch:index_select(1, hi), true) * (hi:size(1) / opt.batch) end
+  if ti:size(1) > 0 then parts[#parts + 1] = direction(batch:index_select(1, ti), false) * (ti:size(1) / opt.batch) end
+  return parts[2] and parts[1] + parts[2] or parts[1]
 end
 
 local n_train = ds.train:size(1)
@@ -82,19 +126,11 @@ end
 local loss_sum, seen, t_interval = 0, 0, nn.clock()
 for step, _, bar in nn.progress(opt.steps, { desc = opt.model }) do
   local batch = next_batch()
-  local loss
-  if opt.bernoulli then
-    local hi, ti = sampler:split(batch)
-    local parts = {}
-    if hi:size(1) > 0 then parts[#parts + 1] = direction(batch:index_select(1, hi), true) * (hi:size(1) / opt.batch) end
-    if ti:size(1) > 0 then parts[#parts + 1] = direction(batch:index_select(1, ti), false) * (ti:size(1) / opt.batch) end
-    loss = parts[2] and parts[1] + parts[2] or parts[1]
-  else
-    loss = direction(batch, step % 2 == 0) -- heads and tails in turn, as the RotatE code
-  end
+  local loss = one_vs_all and one_vs_all_loss(batch) or sampled_loss(batch, step)
   optimizer:zero_grad()
   loss:backward()
   optimizer:step()
+  if schedule then schedule:step() end
   if opt.model == 'transe' and opt.loss == 'margin' then
     model:normalize_entities_(batch:view(-1))
   end
@@ -115,6 +151,13 @@ for step, _, bar in nn.progress(opt.steps, { desc = opt.model }) do
       assert(kge.save_mapping(opt.out, ds))
     else
       bad = bad + 1
+      if opt.schedule == 'plateau' then -- back to the best model, at a lower rate
+        local rng = nn.rng_state() -- the checkpoint's would replay the same batches
+        assert(nn.checkpoint.load(opt.out, { model = model }))
+        nn.rng_state(rng)
+        for _, g in ipairs(optimizer.param_groups) do g.lr = g.lr * opt.decay end
+        print(('valid MRR fell: back to step %d, lr %g'):format(best_step, optimizer.param_groups[1].lr))
+      end
       if bad >= opt.patience then
         print(('early stop: valid MRR has not improved for %d evaluations'):format(bad))
         break

@@ -19,10 +19,12 @@ local models = { transe = true, distmult = true, complex = true, rotate = true }
 
 --- KGEmbedding{model = 'transe' | 'distmult' | 'complex' | 'rotate',
 --- num_entities, num_relations, dim, gamma = 12, p_norm = 1, epsilon = 2,
---- sparse = true}: entity (V, dim or 2 dim for the complex models) and
---- relation tables, initialised uniformly in +-(gamma + epsilon) / dim as
---- in the RotatE paper's code. sparse keeps their gradients row-sparse
---- (Adam and Adagrad then update only the rows a batch used).
+--- init, sparse = true}: entity (V, dim or 2 dim for the complex models)
+--- and relation tables, initialised uniformly in +-(gamma + epsilon) / dim
+--- as in the RotatE paper's code (or +-init when given; RotatE's phases
+--- keep their range). sparse keeps their gradients row-sparse (Adam and
+--- Adagrad then update only the rows a batch used); 1-vs-all training,
+--- which touches every row, is faster with sparse = false.
 local KGEmbedding = Module:extend()
 KGEmbedding._name = 'KGEmbedding'
 M.KGEmbedding = KGEmbedding
@@ -43,8 +45,10 @@ function KGEmbedding:_init(o)
   local complex = o.model == 'complex' or o.model == 'rotate'
   local de = complex and 2 * o.dim or o.dim
   local dr = o.model == 'complex' and 2 * o.dim or o.dim
-  self.entity = nn.rand(o.num_entities, de):mul_(2 * range):sub_(range):requires_grad_()
-  self.relation = nn.rand(o.num_relations, dr):mul_(2 * range):sub_(range):requires_grad_()
+  local init = o.init or range
+  self.entity = nn.rand(o.num_entities, de):mul_(2 * init):sub_(init):requires_grad_()
+  local rinit = o.model == 'rotate' and range or init
+  self.relation = nn.rand(o.num_relations, dr):mul_(2 * rinit):sub_(rinit):requires_grad_()
   if o.sparse ~= false then
     self.entity:sparse_grad_()
     self.relation:sparse_grad_()
