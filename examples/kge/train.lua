@@ -2,7 +2,8 @@
 --- with negative sampling (uniform or Bernoulli, tails and heads corrupted
 --- in turn) and the self-adversarial loss (or margin ranking), or 1-vs-all
 --- (--loss ce: each query's cross-entropy over every entity, heads and
---- tails every step; one GEMM for DistMult/ComplEx), optional N3 / L2
+--- tails every step; one GEMM for DistMult/ComplEx; --candidates K scores
+--- the batch's answers and K random entities instead), optional N3 / L2
 --- regularisation, Adam or Adagrad (row-sparse updates with sampling).
 --- Every --eval_every steps it reports filtered MRR on the validation
 --- set, keeps the best model (checkpoint + id mapping) and stops early
@@ -14,7 +15,7 @@
 --- Usage: nnlua examples/kge/train.lua [--data DIR] [--model rotate]
 ---        [--dim 500] [--gamma 6] [--negatives 256] [--batch 512] [--lr X]
 ---        [--steps N] [--temperature 1] [--loss adversarial|margin|ce]
----        [--label_smoothing X] [--optimizer adam|adagrad] [--init X]
+---        [--label_smoothing X] [--candidates K] [--optimizer adam|adagrad] [--init X]
 ---        [--schedule none|plateau|cosine] [--decay 0.3]
 ---        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli]
 ---        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
@@ -30,7 +31,7 @@ local kge = nn.kge
 
 local opt = nn.cli.parse(arg, { data = 'wordnet', model = 'rotate', dim = 500, gamma = 6.0,
   negatives = 256, batch = 512, lr = 1e-3, steps = 20000, temperature = 1.0, loss = 'adversarial',
-  label_smoothing = 0.0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
+  label_smoothing = 0.0, candidates = 0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
   margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, eval_every = 2000,
   patience = 3, valid_limit = 0, out = 'kge_model.safetensors', seed = 1, threads = 0 })
 local choices = { loss = { adversarial = 1, margin = 1, ce = 1 }, optimizer = { adam = 1, adagrad = 1 },
@@ -66,7 +67,8 @@ local filter = kge.filter_index({ ds.train, ds.valid, ds.test })
 local valid = ds.valid
 if opt.valid_limit > 0 and opt.valid_limit < valid:size(1) then valid = valid:narrow(1, 1, opt.valid_limit) end
 print(('%s, dim %d, gamma %.1f, %s, batch %d, %s lr %g (%s schedule), %s loss, %s regularizer %g, %d threads; %d parameters')
-  :format(opt.model, opt.dim, opt.gamma, one_vs_all and 'all entities' or opt.negatives .. ' negatives',
+  :format(opt.model, opt.dim, opt.gamma, one_vs_all and (opt.candidates > 0 and
+  opt.candidates .. ' shared candidates' or 'all entities') or opt.negatives .. ' negatives',
   opt.batch, opt.optimizer, opt.lr, opt.schedule, opt.loss, opt.regularizer, opt.reg_weight,
   nn.get_num_threads(), model:num_parameters()))
 
@@ -93,12 +95,23 @@ local function direction(batch, head)
   return regularized(loss_of(model(h, r, t), neg), h, r, t)
 end
 
--- 1-vs-all: (h, r, ?) and (?, r, t) each scored against every entity
+-- the candidates of a 1-vs-all direction and the targets' columns: every
+-- entity, or (--candidates K) the batch's answers then K random entities
+-- shared by the batch
+local function candidates(answers)
+  if opt.candidates <= 0 then return all, answers end
+  local b = answers:size(1)
+  return nn.cat({ answers, nn.randint(1, V + 1, opt.candidates) }, 1), nn.arange(1, b + 1)
+end
+
+-- 1-vs-all: (h, r, ?) and (?, r, t) each scored against the candidates
 local function one_vs_all_loss(batch)
   local h, r, t = columns(batch)
   local o = { label_smoothing = opt.label_smoothing }
-  local loss = (nn.cross_entropy(model:score_tails(h, r, all), t, o)
-    + nn.cross_entropy(model:score_heads(t, r, all), h, o)) / 2
+  local ct, yt = candidates(t)
+  local ch, yh = candidates(h)
+  local loss = (nn.cross_entropy(model:score_tails(h, r, ct), yt, o)
+    + nn.cross_entropy(model:score_heads(t, r, ch), yh, o)) / 2
   return regularized(loss, h, r, t)
 end
 
