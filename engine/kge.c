@@ -187,16 +187,23 @@ static bool use_gemm(const kge *k, int shared, int64_t ncand) {
            ncand >= TILE;
 }
 
-/* the candidate rows of E as a contiguous (N, D) matrix */
+/* the candidate rows of E as a contiguous (N, D) matrix; NULL with *rows
+ * = E itself when the candidates are E's first N rows in order (all
+ * entities), so no copy is made */
 static nn_tensor *gather_rows(const float *ev, const int64_t *cv, int64_t ncand, int64_t de,
-                              int64_t base) {
+                              int64_t base, const float **out_rows) {
+    int64_t c = 0;
+    while (c < ncand && cv[c] - base == c) c++;
+    *out_rows = c == ncand ? ev : NULL;
+    if (c == ncand) return NULL;
     int64_t shape[2] = {ncand, de};
     nn_tensor *rows = nn_empty(NN_F32, 2, shape);
     if (!rows) return NULL;
     float *out = nn_f32(rows);
 #pragma omp parallel for if (ncand * de > NN_PAR_GRAIN)
-    for (int64_t c = 0; c < ncand; c++)
+    for (c = 0; c < ncand; c++)
         memcpy(out + c * de, ev + (cv[c] - base) * de, (size_t)de * sizeof(float));
+    *out_rows = out;
     return rows;
 }
 
@@ -293,9 +300,10 @@ static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
         if (use_gemm(&k, shared, ncand)) {
             for (int64_t b = 0; b < bsz; b++)
                 query(&k, ev + (av[b] - base) * k.de, rtab + (rv[b] - base) * k.dr, qv + b * k.de);
-            nn_tensor *rows = gather_rows(ev, cv, ncand, k.de, base);
-            if (!rows || nn_sgemm(0, 0, bsz, k.de, ncand, 1.0f, g, ncand, nn_f32(rows), k.de,
-                                  0.0f, dqv, k.de) < 0)
+            const float *cm = NULL;
+            nn_tensor *rows = gather_rows(ev, cv, ncand, k.de, base, &cm);
+            if (!cm || nn_sgemm(0, 0, bsz, k.de, ncand, 1.0f, g, ncand, cm, k.de, 0.0f, dqv,
+                                k.de) < 0)
                 rc = -1;
             nn_release(rows);
             if (rc == 0 && ebuf)
@@ -398,9 +406,10 @@ nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor 
         for (int64_t b = 0; b < bsz; b++)
             query(&k, ev + (av[b] - base) * de, rv + (lv[b] - base) * dr, qv + b * de);
         if (use_gemm(&k, shared, ncand)) { /* one GEMM against the candidate rows */
-            nn_tensor *rows = gather_rows(ev, cv, ncand, de, base);
-            if (!rows || nn_sgemm(0, 1, bsz, ncand, de, 1.0f, qv, de, nn_f32(rows), de, 0.0f,
-                                  yv, ncand) < 0) {
+            const float *cm = NULL;
+            nn_tensor *rows = gather_rows(ev, cv, ncand, de, base, &cm);
+            if (!cm || nn_sgemm(0, 1, bsz, ncand, de, 1.0f, qv, de, cm, de, 0.0f, yv,
+                                ncand) < 0) {
                 nn_release(y);
                 y = NULL;
             }

@@ -57,6 +57,14 @@ describe('kge_score', function()
       local shared = nn.kge_score(E, R, a, r, all, { model = m })             -- GEMM
       local per = nn.kge_score(E, R, a, r, all:view(1, -1):expand(3, 300):contiguous(), { model = m })
       assert.tensor_near(per, shared, 1e-5, 1e-5)
+      local w, grads = nn.randn(3, 300), {}
+      for i, c in ipairs({ all, all:view(1, -1):expand(3, 300):contiguous() }) do -- E read in place
+        local e, rr = E:clone():requires_grad_(), R:clone():requires_grad_()
+        ;(nn.kge_score(e, rr, a, r, c, { model = m }) * w):sum():backward()
+        grads[i] = { e.grad, rr.grad }
+      end
+      assert.tensor_near(grads[2][1], grads[1][1], 1e-4, 1e-4)
+      assert.tensor_near(grads[2][2], grads[1][2], 1e-4, 1e-4)
     end
   end)
 
