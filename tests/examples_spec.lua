@@ -77,9 +77,10 @@ describe('examples', function()
     assert.truthy(out:find('WordNet knowledge graph', 1, true))
     local model = dir .. '/m.safetensors'
     local t, tcode = run(('%s examples/kge/train.lua --data %s --model transe --dim 8 --batch 64 '
-      .. '--negatives 4 --steps 20 --eval_every 10 --valid_limit 50 --patience 1 --out %s')
-      :format(exe, dir, model))
+      .. '--negatives 4 --temperature 0.5 --subsampling --steps 20 --eval_every 10 --valid_limit 50 '
+      .. '--patience 1 --out %s'):format(exe, dir, model))
     assert.equal(0, tcode, t)
+    assert.truthy(t:find('adversarial loss (temperature 0.5, subsampling weights)', 1, true))
     assert.truthy(t:find('valid MRR', 1, true))
     assert.truthy(t:find('transe test %(filtered, %d+ queries%): MRR'))
     assert.truthy(t:find('_hypernym', 1, true)) -- the per-relation breakdown

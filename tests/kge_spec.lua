@@ -179,6 +179,9 @@ describe('KGEmbedding, losses and regularisers', function()
     local c = cases.self_adversarial
     for name, fn in pairs({
       self_adversarial = function(p, n) return kge.self_adversarial_loss(p, n, { temperature = 0.5 }) end,
+      self_adversarial_weighted = function(p, n)
+        return kge.self_adversarial_loss(p, n, { temperature = 0.5, weights = T(cases.self_adversarial_weighted.weights) })
+      end,
       uniform_negative = function(p, n) return kge.self_adversarial_loss(p, n, { adversarial = false }) end,
       margin_ranking = function(p, n) return kge.margin_ranking_loss(p, n, 2.0) end,
     }) do
@@ -190,6 +193,13 @@ describe('KGEmbedding, losses and regularisers', function()
       assert.tensor_near(c.grad_pos, p.grad, 1e-5, 1e-6)
       assert.tensor_near(c.grad_neg, n.grad, 1e-5, 1e-6)
     end
+  end)
+
+  it('subsampling weights count each query in the training triples, from 4', function()
+    -- (1, r1, ?) is asked twice, (?, r1, 2) once, (?, r1, 3) once; (5, r2, 6) never
+    local weigh = kge.subsampling_weights(L({ { 1, 1, 2 }, { 1, 1, 3 }, { 4, 2, 2 } }))
+    local w = weigh(L({ { 1, 1, 2 }, { 4, 2, 2 }, { 5, 2, 6 } }))
+    assert.tensor_near({ 1 / math.sqrt(6 + 5), 1 / math.sqrt(5 + 5), 1 / math.sqrt(4 + 4) }, w, 1e-6, 0)
   end)
 
   it('N3 and L2 regularisers are the batch means of cubed moduli and squared norms', function()

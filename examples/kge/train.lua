@@ -5,6 +5,8 @@
 --- tails every step; one GEMM for DistMult/ComplEx; --candidates K scores
 --- the batch's answers and K random entities instead), optional N3 / L2
 --- regularisation, Adam or Adagrad (row-sparse updates with sampling).
+--- --subsampling weighs each triple of the self-adversarial loss by
+--- 1 / sqrt(frequency of its queries), as the RotatE code does.
 --- Every --eval_every steps it reports filtered MRR on the validation
 --- set, keeps the best model (checkpoint + id mapping) and stops early
 --- when MRR stops improving; --schedule plateau instead divides the rate
@@ -17,7 +19,7 @@
 ---        [--steps N] [--temperature 1] [--loss adversarial|margin|ce]
 ---        [--label_smoothing X] [--candidates K] [--optimizer adam|adagrad] [--init X]
 ---        [--schedule none|plateau|cosine] [--decay 0.3]
----        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli]
+---        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli] [--subsampling]
 ---        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
 ---        [--seed N] [--threads N]
 --- --steps 0 only evaluates the model saved at --out (same hyperparameters).
@@ -32,7 +34,7 @@ local kge = nn.kge
 local opt = nn.cli.parse(arg, { data = 'wordnet', model = 'rotate', dim = 500, gamma = 6.0,
   negatives = 256, batch = 512, lr = 1e-3, steps = 20000, temperature = 1.0, loss = 'adversarial',
   label_smoothing = 0.0, candidates = 0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
-  margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, eval_every = 2000,
+  margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, subsampling = false, eval_every = 2000,
   patience = 3, valid_limit = 0, out = 'kge_model.safetensors', seed = 1, threads = 0 })
 local choices = { loss = { adversarial = 1, margin = 1, ce = 1 }, optimizer = { adam = 1, adagrad = 1 },
   schedule = { none = 1, plateau = 1, cosine = 1 }, regularizer = { none = 1, n3 = 1, l2 = 1 } }
@@ -66,15 +68,18 @@ local sampler = kge.NegativeSampler(ds.train, V, { bernoulli = opt.bernoulli })
 local filter = kge.filter_index({ ds.train, ds.valid, ds.test })
 local valid = ds.valid
 if opt.valid_limit > 0 and opt.valid_limit < valid:size(1) then valid = valid:narrow(1, 1, opt.valid_limit) end
-print(('%s, dim %d, gamma %.1f, %s, batch %d, %s lr %g (%s schedule), %s loss, %s regularizer %g, %d threads; %d parameters')
+local loss_desc = opt.loss == 'adversarial' and ('adversarial loss (temperature %g%s)')
+  :format(opt.temperature, opt.subsampling and ', subsampling weights' or '') or opt.loss .. ' loss'
+print(('%s, dim %d, gamma %.1f, %s, batch %d, %s lr %g (%s schedule), %s, %s regularizer %g, %d threads; %d parameters')
   :format(opt.model, opt.dim, opt.gamma, one_vs_all and (opt.candidates > 0 and
   opt.candidates .. ' shared candidates' or 'all entities') or opt.negatives .. ' negatives',
-  opt.batch, opt.optimizer, opt.lr, opt.schedule, opt.loss, opt.regularizer, opt.reg_weight,
+  opt.batch, opt.optimizer, opt.lr, opt.schedule, loss_desc, opt.regularizer, opt.reg_weight,
   nn.get_num_threads(), model:num_parameters()))
 
-local function loss_of(pos, neg)
+local weigh = opt.subsampling and kge.subsampling_weights(ds.train)
+local function loss_of(pos, neg, batch)
   if opt.loss == 'margin' then return kge.margin_ranking_loss(pos, neg, opt.margin) end
-  return kge.self_adversarial_loss(pos, neg, { temperature = opt.temperature })
+  return kge.self_adversarial_loss(pos, neg, { temperature = opt.temperature, weights = weigh and weigh(batch) })
 end
 
 local function columns(batch)
@@ -92,7 +97,7 @@ local function direction(batch, head)
   local h, r, t = columns(batch)
   local cand = sampler:sample(batch, opt.negatives, head)
   local neg = head and model:score_heads(t, r, cand) or model:score_tails(h, r, cand)
-  return regularized(loss_of(model(h, r, t), neg), h, r, t)
+  return regularized(loss_of(model(h, r, t), neg, batch), h, r, t)
 end
 
 -- the candidates of a 1-vs-all direction and the targets' columns: every

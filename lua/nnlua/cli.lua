@@ -3,7 +3,8 @@
 ---   local opt = nn.cli.parse(arg, { iters = 1000, lr = 1e-3, data = '' })
 ---
 --- Every option must be one of the defaults; its value takes the default's
---- type (numbers are checked). --help, or anything unknown, prints a usage
+--- type (numbers are checked). A boolean option is a flag: `--name` alone
+--- sets it, `--name true|false` says which. --help, or anything unknown, prints a usage
 --- line listing the options and exits (0 for --help, 2 otherwise).
 local M = {}
 
@@ -12,7 +13,10 @@ local function usage(defaults)
   for k in pairs(defaults) do keys[#keys + 1] = k end
   table.sort(keys)
   local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = ('[--%s %s]'):format(k, tostring(defaults[k])) end
+  for _, k in ipairs(keys) do
+    local v = defaults[k]
+    parts[#parts + 1] = type(v) == 'boolean' and ('[--%s]'):format(k) or ('[--%s %s]'):format(k, tostring(v))
+  end
   return 'usage: ' .. (arg and arg[0] or 'script') .. ' ' .. table.concat(parts, ' ')
 end
 
@@ -27,6 +31,14 @@ function M.parse(args, defaults)
     end
     local key = args[i]:match('^%-%-([%w_]+)$')
     local value = args[i + 1]
+    if key and type(defaults[key]) == 'boolean' then
+      if value == 'true' or value == 'false' then
+        opt[key], i = value == 'true', i + 2
+      else
+        opt[key], i = true, i + 1
+      end
+      goto continue
+    end
     if not key or defaults[key] == nil or value == nil then
       io.stderr:write(usage(defaults), '\n')
       os.exit(2)
@@ -42,6 +54,7 @@ function M.parse(args, defaults)
       opt[key] = value
     end
     i = i + 2
+    ::continue::
   end
   return opt
 end

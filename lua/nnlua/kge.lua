@@ -94,10 +94,11 @@ function M.margin_ranking_loss(pos, neg, margin)
 end
 
 --- self_adversarial_loss(pos (B), neg (B, N)[, {temperature = 1,
---- adversarial = true}]): RotatE's negative sampling loss,
+--- adversarial = true, weights}]): RotatE's negative sampling loss,
 --- -(mean log sigmoid(pos) + mean sum_n w_n log sigmoid(-neg_n)) / 2 with
 --- weights w = softmax(temperature * neg) held constant (uniform 1/N when
---- adversarial is false)
+--- adversarial is false). weights (B), e.g. subsampling_weights', turn
+--- both batch means into weighted means.
 function M.self_adversarial_loss(pos, neg, o)
   o = o or {}
   local w
@@ -106,8 +107,12 @@ function M.self_adversarial_loss(pos, neg, o)
   else
     w = nn.no_grad(function() return (neg * (o.temperature or 1)):softmax(2) end)
   end
-  local neg_term = (w * M.log_sigmoid(-neg)):sum(2):mean()
-  return -(M.log_sigmoid(pos):mean() + neg_term) / 2
+  local function batch_mean(x)
+    if not o.weights then return x:mean() end
+    return (x * o.weights):sum() / o.weights:sum()
+  end
+  local neg_term = batch_mean((w * M.log_sigmoid(-neg)):sum(2))
+  return -(batch_mean(M.log_sigmoid(pos)) + neg_term) / 2
 end
 
 --- log sigmoid(x) = -softplus(-x), stable for large |x|
@@ -155,7 +160,9 @@ end
 
 -- ---- negative sampling -----------------------------------------------------------
 
-local function key(a, r, b) return (a * 4096 + r) * 67108864 + b end -- ids < 2^26, relations < 4096
+-- ids < 2^26, relations < 4096
+local function query_key(e, r) return e * 4096 + r end
+local function key(a, r, b) return query_key(a, r) * 67108864 + b end
 
 --- NegativeSampler(train (N, 3), num_entities[, {bernoulli = false,
 --- filter = false}]). sample(batch (B, 3), n) -> cand (B, n) for one
@@ -229,6 +236,25 @@ function NegativeSampler:split(batch)
   return nn.tensor(head):long(), nn.tensor(tail):long()
 end
 
+--- subsampling_weights(train (N, 3)) -> function(batch (B, 3)) -> (B)
+--- weights 1 / sqrt(#(h, r, ?) + #(?, r, t)) counted in train, each count
+--- starting at 4: the RotatE code's word2vec-style subsampling, which
+--- keeps frequent queries from dominating the loss
+function M.subsampling_weights(train)
+  local hr, rt = {}, {}
+  for _, x in ipairs(train:totable()) do
+    local a, b = query_key(x[1], x[2]), query_key(x[3], x[2])
+    hr[a], rt[b] = (hr[a] or 4) + 1, (rt[b] or 4) + 1
+  end
+  return function(batch)
+    local w = {}
+    for i, x in ipairs(batch:totable()) do
+      w[i] = 1 / math.sqrt((hr[query_key(x[1], x[2])] or 4) + (rt[query_key(x[3], x[2])] or 4))
+    end
+    return nn.tensor(w)
+  end
+end
+
 -- ---- evaluation -------------------------------------------------------------------
 
 --- filter_index({train, valid, test, ...}) -> the known true answers of
@@ -237,7 +263,7 @@ function M.filter_index(sets)
   local tails, heads = {}, {}
   for _, s in ipairs(sets) do
     for _, x in ipairs(s:totable()) do
-      local kt, kh = x[1] * 4096 + x[2], x[3] * 4096 + x[2]
+      local kt, kh = query_key(x[1], x[2]), query_key(x[3], x[2])
       tails[kt] = tails[kt] or {}
       tails[kt][#tails[kt] + 1] = x[3]
       heads[kh] = heads[kh] or {}
@@ -257,7 +283,7 @@ local function ranks(model, q, rel, target, known, head, all)
   local qs, rs, ts = q:totable(), rel:totable(), target:totable()
   local lists, width = {}, 1
   for i = 1, b do
-    local l = known[qs[i] * 4096 + rs[i]] or { ts[i] }
+    local l = known[query_key(qs[i], rs[i])] or { ts[i] }
     lists[i] = l
     width = math.max(width, #l)
   end

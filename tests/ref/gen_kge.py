@@ -86,12 +86,20 @@ def loss_case(name, fn, **extra):
                       grad_neg=t(ng.grad), **extra))
 
 
-def self_adversarial(p, n, temperature):
+def self_adversarial(p, n, temperature, weights=None):
     w = F.softmax(n * temperature, dim=1).detach()
-    return -(F.logsigmoid(p).mean() + (w * F.logsigmoid(-n)).sum(1).mean()) / 2
+    if weights is None:
+        weights = torch.ones_like(p)
+    # the RotatE code's weighted means (subsampling weights)
+    pos_term = (weights * F.logsigmoid(p)).sum() / weights.sum()
+    neg_term = (weights * (w * F.logsigmoid(-n)).sum(1)).sum() / weights.sum()
+    return -(pos_term + neg_term) / 2
 
 
 loss_case("self_adversarial", lambda p, n: self_adversarial(p, n, 0.5), temperature=0.5)
+weights = torch.tensor([1.0, 0.5, 0.25, 2.0])
+loss_case("self_adversarial_weighted", lambda p, n: self_adversarial(p, n, 0.5, weights),
+          temperature=0.5, weights=t(weights))
 loss_case("uniform_negative", lambda p, n: -(F.logsigmoid(p).mean() + F.logsigmoid(-n).mean(1).mean()) / 2)
 loss_case("margin_ranking", lambda p, n: (n - p.unsqueeze(1) + 2.0).clamp(min=0).mean(), margin=2.0)
 
