@@ -7,12 +7,12 @@ Run it configured as ../shared/NOTES.md describes ("PyTorch at its best").
 """
 import argparse
 import math
-import statistics
-import time
 
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+
+from timing import time_steps
 
 
 class Block(tnn.Module):
@@ -53,17 +53,6 @@ class GPT(tnn.Module):
             x = b(x)
         logits = self.head(self.ln_f(x))
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
-
-
-def time_steps(fn, steps):
-    fn()
-    fn()
-    ts = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
 
 
 def gpt(name, layers, h, e, t, b, steps):

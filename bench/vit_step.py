@@ -6,12 +6,12 @@ the same small ViT (patch 7, d 64, 4 pre-norm GELU layers, 4 heads, MLP
 Run it configured as ../shared/NOTES.md describes ("PyTorch at its best").
 """
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+
+from timing import time_steps
 
 
 class ViT(tnn.Module):
@@ -50,14 +50,7 @@ def main():
         loss.backward()
         opt.step()
 
-    step()
-    step()
-    ts = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        ts.append(time.perf_counter() - t0)
-    print("vit %.3f" % (statistics.median(ts) * 1e3))
+    print("vit %.3f" % time_steps(step, steps))
 
 
 if __name__ == "__main__":

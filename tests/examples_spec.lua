@@ -88,6 +88,14 @@ describe('examples', function()
       :format(exe, dir, model)) -- evaluation of the saved model only
     assert.equal(0, ecode, e)
     assert.truthy(e:find('transe test %(filtered, %d+ queries%): MRR'))
+    local w, wcode = run(('%s examples/kge/train.lua --data %s --model transe --dim 8 --batch 64 --negatives 4 '
+      .. '--steps 10 --eval_every 10 --valid_limit 50 --resume %s --out %s/w.safetensors'):format(exe, dir, model, dir))
+    assert.equal(0, wcode, w) -- a warm restart from the saved model
+    assert.truthy(w:find('resumed from ' .. model .. ' (step ', 1, true))
+    local m, mcode = run(('%s examples/kge/train.lua --data %s --model transe --dim 16 --steps 10 --resume %s')
+      :format(exe, dir, model))
+    assert.equal(1, mcode)
+    assert.truthy(m:find('a transe model of dim 8, not transe of dim 16', 1, true))
     local p, pcode = run(('%s examples/kge/predict.lua --model %s --head 02084071.n --relation _hypernym --k 3')
       :format(exe, model))
     assert.equal(0, pcode, p)

@@ -21,8 +21,10 @@
 ---        [--schedule none|plateau|cosine] [--decay 0.3]
 ---        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli] [--subsampling]
 ---        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
----        [--seed N] [--threads N]
+---        [--seed N] [--threads N] [--resume FILE]
 --- --steps 0 only evaluates the model saved at --out (same hyperparameters).
+--- --resume FILE starts from a saved model (same model and dim) with fresh
+--- optimizer state and schedule: a warm restart.
 --- --data is a directory of train.txt / valid.txt / test.txt
 --- (head<TAB>relation<TAB>tail); 'wordnet' builds one from Debian's
 --- wordnet-base first (examples/kge/wordnet.lua).
@@ -35,7 +37,7 @@ local opt = nn.cli.parse(arg, { data = 'wordnet', model = 'rotate', dim = 500, g
   negatives = 256, batch = 512, lr = 1e-3, steps = 20000, temperature = 1.0, loss = 'adversarial',
   label_smoothing = 0.0, candidates = 0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
   margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, subsampling = false, eval_every = 2000,
-  patience = 3, valid_limit = 0, out = 'kge_model.safetensors', seed = 1, threads = 0 })
+  patience = 3, valid_limit = 0, out = 'kge_model.safetensors', resume = '', seed = 1, threads = 0 })
 local choices = { loss = { adversarial = 1, margin = 1, ce = 1 }, optimizer = { adam = 1, adagrad = 1 },
   schedule = { none = 1, plateau = 1, cosine = 1 }, regularizer = { none = 1, n3 = 1, l2 = 1 } }
 for k, set in pairs(choices) do
@@ -60,6 +62,16 @@ print(('%s: %d entities, %d relations, %d / %d / %d triples (%.1f s to load)'):f
 local one_vs_all = opt.loss == 'ce'
 local model = nn.KGEmbedding { model = opt.model, num_entities = V, num_relations = NR, dim = opt.dim,
   gamma = opt.gamma, init = opt.init > 0 and opt.init or nil, sparse = not one_vs_all }
+if opt.resume ~= '' then
+  local info = assert(nn.checkpoint.info(opt.resume))
+  local e = info.extra or {}
+  if e.model ~= opt.model or e.dim ~= opt.dim then
+    error(('--resume %s: a %s model of dim %s, not %s of dim %d'):format(opt.resume, tostring(e.model),
+      tostring(math.tointeger(e.dim) or e.dim), opt.model, opt.dim))
+  end
+  assert(nn.checkpoint.load(opt.resume, { model = model }))
+  print(('resumed from %s (step %d)'):format(opt.resume, info.step))
+end
 local optimizer = (opt.optimizer == 'adagrad' and nn.optim.Adagrad or nn.optim.Adam)(model:parameters(),
   { lr = opt.lr })
 local schedule = opt.schedule == 'cosine' and nn.optim.CosineLR(optimizer, { total = opt.steps }) or nil
