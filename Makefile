@@ -110,6 +110,7 @@ bench: all
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
 	$(NNLUA) bench/vit_step.lua
+	$(NNLUA) bench/kge_step.lua
 	$(NNLUA) bench/generate.lua
 	$(NNLUA) bench/tokenize.lua
 	$(NNLUA) bench/dataloader.lua

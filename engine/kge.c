@@ -187,29 +187,36 @@ static bool use_gemm(const kge *k, int shared, int64_t ncand) {
            ncand >= TILE;
 }
 
+/* true when the candidates are E's first N rows in order (all entities) */
+static bool all_in_order(const int64_t *cv, int64_t ncand, int64_t base) {
+    for (int64_t c = 0; c < ncand; c++)
+        if (cv[c] - base != c) return false;
+    return true;
+}
+
 /* the candidate rows of E as a contiguous (N, D) matrix; NULL with *rows
- * = E itself when the candidates are E's first N rows in order (all
- * entities), so no copy is made */
+ * = E itself when they are all entities in order, so no copy is made */
 static nn_tensor *gather_rows(const float *ev, const int64_t *cv, int64_t ncand, int64_t de,
                               int64_t base, const float **out_rows) {
-    int64_t c = 0;
-    while (c < ncand && cv[c] - base == c) c++;
-    *out_rows = c == ncand ? ev : NULL;
-    if (c == ncand) return NULL;
+    *out_rows = ev;
+    if (all_in_order(cv, ncand, base)) return NULL;
     int64_t shape[2] = {ncand, de};
     nn_tensor *rows = nn_empty(NN_F32, 2, shape);
+    *out_rows = rows ? nn_f32(rows) : NULL;
     if (!rows) return NULL;
     float *out = nn_f32(rows);
 #pragma omp parallel for if (ncand * de > NN_PAR_GRAIN)
-    for (c = 0; c < ncand; c++)
+    for (int64_t c = 0; c < ncand; c++)
         memcpy(out + c * de, ev + (cv[c] - base) * de, (size_t)de * sizeof(float));
-    *out_rows = out;
     return rows;
 }
 
-/* dC = G^T Q, added into the candidates' rows of the entity gradient */
+/* dC = G^T Q, added into the candidates' rows of the entity gradient:
+ * straight into it (beta = 1) when the candidates are all entities */
 static int gemm_candidate_grad(const float *g, const float *qv, const int64_t *cv, int64_t bsz,
                                int64_t ncand, int64_t de, int64_t base, float *ebuf) {
+    if (all_in_order(cv, ncand, base))
+        return nn_sgemm(1, 0, ncand, de, bsz, 1.0f, g, ncand, qv, de, 1.0f, ebuf, de);
     int64_t shape[2] = {ncand, de};
     nn_tensor *drows = nn_empty(NN_F32, 2, shape);
     if (!drows || nn_sgemm(1, 0, ncand, de, bsz, 1.0f, g, ncand, qv, de, 0.0f, nn_f32(drows),

@@ -9,65 +9,90 @@
  * the summed weights of the kept targets (indices) or by N (probs), as
  * PyTorch does. Gradient: dz_j = g_row (p_j sum_c coef_c - coef_j). */
 #include "autograd.h"
+#include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
 
 typedef struct {
     int64_t n, c, base, ignore;
-    double eps;
+    float eps;
     int probs;
     const float *w;
 } ce_args;
 
-/* coefficients of one row into coef; returns their weight for the mean */
-static double row_coefs(const ce_args *a, const void *target, int64_t r, float *coef) {
-    if (a->probs) {
-        const float *q = (const float *)target + r * a->c;
-        for (int64_t j = 0; j < a->c; j++)
-            coef[j] = (float)((a->w ? a->w[j] : 1.0) * ((1 - a->eps) * q[j] + a->eps / a->c));
-        return 1.0;
-    }
+/* row r's target class counted from 0; -1 for an ignored row, and for
+ * probability targets (whose coefficients come from q) */
+static int64_t row_target(const ce_args *a, const void *target, int64_t r) {
+    if (a->probs) return -1;
     int64_t t = ((const int64_t *)target)[r];
-    if (t == a->ignore) {
-        memset(coef, 0, a->c * sizeof *coef);
-        return 0.0;
+    return t == a->ignore ? -1 : t - a->base;
+}
+
+/* the row's weight in the mean: 1 per probability row, w_t per kept index */
+static double row_weight(const ce_args *a, int64_t t) {
+    if (a->probs) return 1.0;
+    return t < 0 ? 0.0 : a->w ? a->w[t] : 1.0;
+}
+
+/* coefficient j of a row: q is the row's probabilities (or NULL), t its
+ * class (or -1); an ignored index row has all zeros */
+static inline float coef_at(const ce_args *a, const float *q, int64_t t, int64_t j) {
+    float w = a->w ? a->w[j] : 1.0f, smooth = a->eps / (float)a->c;
+    if (q) return w * ((1 - a->eps) * q[j] + smooth);
+    return t < 0 ? 0.0f : w * (smooth + (j == t ? 1 - a->eps : 0.0f));
+}
+
+/* -sum_j coef_j logp_j of one row */
+static double row_loss(const ce_args *a, const float *q, int64_t t, const float *lp) {
+    if (!q && t < 0) return 0.0;
+    if (!q && a->eps == 0) return -(double)coef_at(a, q, t, t) * lp[t];
+    double s = 0;
+    for (int64_t j = 0; j < a->c; j++) s -= coef_at(a, q, t, j) * (double)lp[j];
+    return s;
+}
+
+/* dz_j = gr (p_j sum_c coef_c - coef_j) for one row */
+NN_DISPATCH
+static void row_grad(const ce_args *a, const float *q, int64_t t, const float *lp, float gr,
+                     float *out) {
+    double total = 0;
+    if (!q && a->eps == 0)
+        total = t < 0 ? 0.0 : coef_at(a, q, t, t);
+    else
+        for (int64_t j = 0; j < a->c; j++) total += coef_at(a, q, t, j);
+    float ft = (float)total;
+    for (int64_t j = 0; j < a->c; j++) out[j] = gr * nn_expf(lp[j]) * ft;
+    if (!q && a->eps == 0) {
+        if (t >= 0) out[t] -= gr * coef_at(a, q, t, t);
+        return;
     }
-    t -= a->base;
-    for (int64_t j = 0; j < a->c; j++)
-        coef[j] = (float)((a->w ? a->w[j] : 1.0) * (a->eps / a->c + (j == t ? 1 - a->eps : 0)));
-    return a->w ? a->w[t] : 1.0;
+    for (int64_t j = 0; j < a->c; j++) out[j] -= gr * coef_at(a, q, t, j);
 }
 
 static int ce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_tensor *logp = nn_saved(n, 0), *target = nn_saved(n, 1);
     nn_tensor *w = n->nsaved > 2 ? nn_saved(n, 2) : NULL;
     if (!logp || !target || (n->nsaved > 2 && !w)) return -1;
-    ce_args a = {n->larg[0], n->larg[1], n->larg[2], n->larg[3], n->farg[0],
+    ce_args a = {n->larg[0], n->larg[1], n->larg[2], n->larg[3], (float)n->farg[0],
                  n->iarg[0], w ? nn_f32(w) : NULL};
     int reduction = n->iarg[1]; /* 0 none, 1 mean, 2 sum */
     double denom = n->farg[1];
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
     nn_tensor *dz = gc ? nn_empty(NN_F32, 2, (int64_t[]){a.n, a.c}) : NULL;
-    float *coef = dz ? nn_alloc((size_t)(a.c ? a.c : 1) * sizeof *coef) : NULL;
-    if (!coef) {
+    if (!dz) {
         nn_release(gc);
-        nn_release(dz);
-        return nn_failed(0, "out of memory");
+        return -1;
     }
     const void *tv = a.probs ? (const void *)nn_f32(target) : (const void *)nn_i64(target);
+    const float *gv = nn_f32(gc), *lpv = nn_f32(logp);
+    float *dv = nn_f32(dz);
+#pragma omp parallel for if (a.n * a.c > NN_PAR_GRAIN && a.n > 1)
     for (int64_t r = 0; r < a.n; r++) {
-        row_coefs(&a, tv, r, coef);
-        double total = 0;
-        for (int64_t j = 0; j < a.c; j++) total += coef[j];
-        float gr = reduction == 0 ? nn_f32(gc)[r]
-                                  : (float)(nn_f32(gc)[0] / (reduction == 1 ? denom : 1.0));
-        const float *lp = nn_f32(logp) + r * a.c;
-        float *out = nn_f32(dz) + r * a.c;
-        for (int64_t j = 0; j < a.c; j++)
-            out[j] = gr * (expf(lp[j]) * (float)total - coef[j]);
+        float gr = reduction == 0 ? gv[r] : (float)(gv[0] / (reduction == 1 ? denom : 1.0));
+        const float *q = a.probs ? (const float *)tv + r * a.c : NULL;
+        row_grad(&a, q, row_target(&a, tv, r), lpv + r * a.c, gr, dv + r * a.c);
     }
-    nn_free(coef);
     nn_release(gc);
     gin[0] = dz;
     return 0;
@@ -99,28 +124,30 @@ nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
     nn_tensor *wc = weight ? nn_contiguous((nn_tensor *)weight) : NULL;
     nn_tensor *logp = nn_log_softmax(logits, 1);
     nn_tensor *rows = nn_empty(NN_F32, 1, &n);
-    float *coef = nn_alloc((size_t)(c ? c : 1) * sizeof *coef);
     nn_tensor *y = NULL;
     double denom = 0;
-    ce_args a = {n, c, base, ignore_index, label_smoothing, probs,
+    ce_args a = {n, c, base, ignore_index, (float)label_smoothing, probs,
                  wc ? nn_f32(wc) : NULL};
-    int ok = tc && (!weight || wc) && logp && rows && coef;
-    for (int64_t r = 0; ok && r < n; r++) {
-        if (!probs) {
-            int64_t t = nn_i64(tc)[r];
-            if (t != ignore_index && (t < base || t >= c + base)) {
-                nn_fail(2, "cross_entropy: target %lld out of range [%lld, %lld]",
-                        (long long)t, (long long)base, (long long)(c + base - 1));
-                ok = 0;
-                break;
-            }
+    int ok = tc && (!weight || wc) && logp && rows;
+    for (int64_t r = 0; ok && !probs && r < n; r++) {
+        int64_t t = nn_i64(tc)[r];
+        if (t != ignore_index && (t < base || t >= c + base)) {
+            nn_fail(2, "cross_entropy: target %lld out of range [%lld, %lld]", (long long)t,
+                    (long long)base, (long long)(c + base - 1));
+            ok = 0;
         }
-        denom += row_coefs(&a, probs ? (const void *)nn_f32(tc) : (const void *)nn_i64(tc),
-                           r, coef);
-        double s = 0;
-        const float *lp = nn_f32(logp) + r * c;
-        for (int64_t j = 0; j < c; j++) s -= coef[j] * (double)lp[j];
-        nn_f32(rows)[r] = (float)s;
+    }
+    if (ok) {
+        const void *tv = probs ? (const void *)nn_f32(tc) : (const void *)nn_i64(tc);
+        const float *lpv = nn_f32(logp);
+        float *rv = nn_f32(rows);
+#pragma omp parallel for reduction(+ : denom) if (n * c > NN_PAR_GRAIN && n > 1)
+        for (int64_t r = 0; r < n; r++) {
+            int64_t t = row_target(&a, tv, r);
+            denom += row_weight(&a, t);
+            rv[r] = (float)row_loss(&a, probs ? (const float *)tv + r * c : NULL, t,
+                                    lpv + r * c);
+        }
     }
     if (ok && reduction == 0) {
         y = nn_retain(rows);
@@ -129,7 +156,6 @@ nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
         for (int64_t r = 0; r < n; r++) s += nn_f32(rows)[r];
         y = nn_scalar(NN_F32, reduction == 1 ? s / denom : s); /* 0/0: NaN, as PyTorch */
     }
-    nn_free(coef);
     nn_release(rows);
     nn_grad_restore(prev);
     const nn_tensor *ins[1] = {logits};

@@ -89,9 +89,10 @@ describe('examples', function()
     assert.equal(0, ecode, e)
     assert.truthy(e:find('transe test %(filtered, %d+ queries%): MRR'))
     local w, wcode = run(('%s examples/kge/train.lua --data %s --model transe --dim 8 --batch 64 --negatives 4 '
-      .. '--steps 10 --eval_every 10 --valid_limit 50 --resume %s --out %s/w.safetensors'):format(exe, dir, model, dir))
+      .. '--filter_negatives --steps 10 --eval_every 10 --valid_limit 50 --resume %s --out %s/w.safetensors'):format(exe, dir, model, dir))
     assert.equal(0, wcode, w) -- a warm restart from the saved model
     assert.truthy(w:find('resumed from ' .. model .. ' (step ', 1, true))
+    assert.truthy(w:find('4 filtered negatives', 1, true))
     local m, mcode = run(('%s examples/kge/train.lua --data %s --model transe --dim 16 --steps 10 --resume %s')
       :format(exe, dir, model))
     assert.equal(1, mcode)

@@ -63,6 +63,27 @@ describe('built-in layers', function()
       local probs = nn.rand(4, 3):softmax(2)
       check(function(x) return nn.cross_entropy(x, probs) end, { leaf(4, 3) })
     end)
+
+    it('cross_entropy over rows wide enough to split across threads', function()
+      -- (64, 1000): the row-parallel loops, against log_softmax and gather
+      local t = nn.randint(1, 1001, 64)
+      t[5] = 7 -- an ignored row
+      for _, opts in ipairs({ {}, { ignore_index = 7, label_smoothing = 0.1 } }) do
+        local x1, x2 = leaf(64, 1000), nil
+        x2 = x1:detach():requires_grad_()
+        local got = nn.cross_entropy(x1, t, opts)
+        local lp = x2:log_softmax(2)
+        local keep = nn.ones(64)
+        if opts.ignore_index then keep[5] = 0 end
+        local eps = opts.label_smoothing or 0
+        local rows = -(lp:gather(2, t:view(64, 1)):view(64) * (1 - eps) + lp:mean(2):view(64) * eps)
+        local want = (rows * keep):sum() / keep:sum()
+        assert.is_true(math.abs(got:item() - want:item()) < 1e-4 * math.abs(want:item()))
+        got:backward()
+        want:backward()
+        assert.is_true((x1.grad - x2.grad):abs():max():item() < 1e-6)
+      end
+    end)
   end)
 
   describe('as objects', function()

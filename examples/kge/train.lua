@@ -6,7 +6,9 @@
 --- the batch's answers and K random entities instead), optional N3 / L2
 --- regularisation, Adam or Adagrad (row-sparse updates with sampling).
 --- --subsampling weighs each triple of the self-adversarial loss by
---- 1 / sqrt(frequency of its queries), as the RotatE code does.
+--- 1 / sqrt(frequency of its queries), as the RotatE code does;
+--- --filter_negatives redraws sampled negatives that are training triples
+--- (the RotatE code does too; without it a few "negatives" are true).
 --- Every --eval_every steps it reports filtered MRR on the validation
 --- set, keeps the best model (checkpoint + id mapping) and stops early
 --- when MRR stops improving; --schedule plateau instead divides the rate
@@ -20,6 +22,7 @@
 ---        [--label_smoothing X] [--candidates K] [--optimizer adam|adagrad] [--init X]
 ---        [--schedule none|plateau|cosine] [--decay 0.3]
 ---        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli] [--subsampling]
+---        [--filter_negatives]
 ---        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
 ---        [--seed N] [--threads N] [--resume FILE]
 --- --steps 0 only evaluates the model saved at --out (same hyperparameters).
@@ -36,7 +39,8 @@ local kge = nn.kge
 local opt = nn.cli.parse(arg, { data = 'wordnet', model = 'rotate', dim = 500, gamma = 6.0,
   negatives = 256, batch = 512, lr = 1e-3, steps = 20000, temperature = 1.0, loss = 'adversarial',
   label_smoothing = 0.0, candidates = 0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
-  margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, subsampling = false, eval_every = 2000,
+  margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, subsampling = false,
+  filter_negatives = false, eval_every = 2000,
   patience = 3, valid_limit = 0, out = 'kge_model.safetensors', resume = '', seed = 1, threads = 0 })
 local choices = { loss = { adversarial = 1, margin = 1, ce = 1 }, optimizer = { adam = 1, adagrad = 1 },
   schedule = { none = 1, plateau = 1, cosine = 1 }, regularizer = { none = 1, n3 = 1, l2 = 1 } }
@@ -76,15 +80,17 @@ local optimizer = (opt.optimizer == 'adagrad' and nn.optim.Adagrad or nn.optim.A
   { lr = opt.lr })
 local schedule = opt.schedule == 'cosine' and nn.optim.CosineLR(optimizer, { total = opt.steps }) or nil
 local all = nn.arange(1, V + 1)
-local sampler = kge.NegativeSampler(ds.train, V, { bernoulli = opt.bernoulli })
+local sampler = kge.NegativeSampler(ds.train, V, { bernoulli = opt.bernoulli,
+  filter = opt.filter_negatives })
 local filter = kge.filter_index({ ds.train, ds.valid, ds.test })
 local valid = ds.valid
 if opt.valid_limit > 0 and opt.valid_limit < valid:size(1) then valid = valid:narrow(1, 1, opt.valid_limit) end
 local loss_desc = opt.loss == 'adversarial' and ('adversarial loss (temperature %g%s)')
   :format(opt.temperature, opt.subsampling and ', subsampling weights' or '') or opt.loss .. ' loss'
+local cand_desc = one_vs_all and (opt.candidates > 0 and opt.candidates .. ' shared candidates' or 'all entities')
+  or opt.negatives .. (opt.filter_negatives and ' filtered' or '') .. ' negatives'
 print(('%s, dim %d, gamma %.1f, %s, batch %d, %s lr %g (%s schedule), %s, %s regularizer %g, %d threads; %d parameters')
-  :format(opt.model, opt.dim, opt.gamma, one_vs_all and (opt.candidates > 0 and
-  opt.candidates .. ' shared candidates' or 'all entities') or opt.negatives .. ' negatives',
+  :format(opt.model, opt.dim, opt.gamma, cand_desc,
   opt.batch, opt.optimizer, opt.lr, opt.schedule, loss_desc, opt.regularizer, opt.reg_weight,
   nn.get_num_threads(), model:num_parameters()))
 
