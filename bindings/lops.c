@@ -548,6 +548,11 @@ static int l_sort(lua_State *L) {
     return 2;
 }
 
+static int l_isin(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *test = nnL_checktensor(L, 2);
+    NNL_RETURN(nn_isin(x, test));
+}
+
 static int l_topk(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     lua_Integer k = luaL_checkinteger(L, 2);
@@ -579,7 +584,7 @@ void nnL_open_ops(lua_State *L) {
         {"masked_fill_", l_masked_fill_}, {"one_hot", l_one_hot},
         {"tril", l_tril}, {"triu", l_triu}, {"cat", l_cat},
         {"stack", l_stack}, {"split", l_split}, {"chunk", l_chunk},
-        {"sort", l_sort}, {"topk", l_topk}, {NULL, NULL}};
+        {"sort", l_sort}, {"topk", l_topk}, {"isin", l_isin}, {NULL, NULL}};
     register_elementwise(L);
     register_reductions(L);
     luaL_setfuncs(L, fns, 0);

@@ -169,23 +169,24 @@ typedef struct {
     const nn_tensor *a, *b;
 } ew_ctx;
 
-/* one loop per stride pattern: all unit, second operand broadcast, general */
-#define LOOP2(EXPR)                                                          \
+/* one loop per stride pattern: all unit, second operand broadcast, general;
+ * T is the operands' C type */
+#define LOOP2(T, EXPR)                                                       \
     do {                                                                     \
         if (so == 1 && sa == 1 && sb == 1)                                   \
             for (int64_t i = 0; i < n; i++) {                                \
-                float x = a[i], y = b[i];                                    \
+                T x = a[i], y = b[i];                                        \
                 o[i] = (EXPR);                                               \
             }                                                                \
         else if (so == 1 && sa == 1 && sb == 0) {                            \
-            float y = b[0];                                                  \
+            T y = b[0];                                                      \
             for (int64_t i = 0; i < n; i++) {                                \
-                float x = a[i];                                              \
+                T x = a[i];                                                  \
                 o[i] = (EXPR);                                               \
             }                                                                \
         } else                                                               \
             for (int64_t i = 0; i < n; i++) {                                \
-                float x = a[i * sa], y = b[i * sb];                          \
+                T x = a[i * sa], y = b[i * sb];                              \
                 o[i * so] = (EXPR);                                          \
             }                                                                \
     } while (0)
@@ -199,31 +200,36 @@ static void binary_row_f32(void *vctx, int64_t n, const int64_t *off,
     const float *b = nn_f32(c->b) + off[2];
     int64_t so = inner[0], sa = inner[1], sb = inner[2];
     switch ((nn_binary_op)c->op) {
-    case NN_ADD: LOOP2(x + y); break;
-    case NN_SUB: LOOP2(x - y); break;
-    case NN_MUL: LOOP2(x * y); break;
-    case NN_DIV: LOOP2(x / y); break;
+    case NN_ADD: LOOP2(float, x + y); break;
+    case NN_SUB: LOOP2(float, x - y); break;
+    case NN_MUL: LOOP2(float, x * y); break;
+    case NN_DIV: LOOP2(float, x / y); break;
     default: {
         nn_binary_op op = (nn_binary_op)c->op;
-        LOOP2(binary_f32(op, x, y));
+        LOOP2(float, binary_f32(op, x, y));
     }
     }
 }
 
+NN_DISPATCH
 static void binary_row_i64(void *vctx, int64_t n, const int64_t *off,
                            const int64_t *inner) {
     ew_ctx *c = vctx;
     const int64_t *a = nn_i64(c->a) + off[1];
     const int64_t *b = nn_i64(c->b) + off[2];
+    int64_t so = inner[0], sa = inner[1], sb = inner[2];
     nn_binary_op op = (nn_binary_op)c->op;
     if (c->out->dtype == NN_F32) { /* comparisons */
         float *o = nn_f32(c->out) + off[0];
-        for (int64_t i = 0; i < n; i++)
-            o[i * inner[0]] = (float)binary_i64(op, a[i * inner[1]], b[i * inner[2]]);
-    } else {
-        int64_t *o = nn_i64(c->out) + off[0];
-        for (int64_t i = 0; i < n; i++)
-            o[i * inner[0]] = binary_i64(op, a[i * inner[1]], b[i * inner[2]]);
+        LOOP2(int64_t, (float)binary_i64(op, x, y));
+        return;
+    }
+    int64_t *o = nn_i64(c->out) + off[0];
+    switch (op) {
+    case NN_ADD: LOOP2(int64_t, x + y); break;
+    case NN_SUB: LOOP2(int64_t, x - y); break;
+    case NN_MUL: LOOP2(int64_t, x * y); break;
+    default: LOOP2(int64_t, binary_i64(op, x, y)); break;
     }
 }
 

@@ -432,5 +432,8 @@ int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
             nn_tensor **values, nn_tensor **indices);
 int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
             int64_t base, nn_tensor **values, nn_tensor **indices);
+/* 1 where an element of x equals some element of test, else 0 (f32, x's
+ * shape; not differentiable) */
+nn_tensor *nn_isin(const nn_tensor *x, const nn_tensor *test);
 
 #endif

@@ -1,5 +1,5 @@
 /* sort.c -- sort and topk along a dim (stable merge sort of indices; NaN
- * sorts as the largest value, as in PyTorch). */
+ * sorts as the largest value, as in PyTorch), and isin. */
 #include "autograd.h"
 
 #include <stdlib.h>
@@ -116,4 +116,67 @@ int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
 int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
             int64_t base, nn_tensor **values, nn_tensor **indices) {
     return sort_recorded(x, dim, k, largest, base, values, indices, "topk");
+}
+
+/* ---- isin: membership by binary search in a sorted copy of the test set */
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_f32(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* branch-free binary search (a conditional move per level: random keys
+ * would mispredict every branch): p ends on the last key <= v, if any */
+static bool found_i64(const int64_t *keys, int64_t n, int64_t v) {
+    if (n == 0) return false;
+    const int64_t *p = keys;
+    for (; n > 1; n -= n / 2) p = p[n / 2] <= v ? p + n / 2 : p;
+    return *p == v;
+}
+
+static bool found_f32(const float *keys, int64_t n, float v) {
+    if (n == 0) return false;
+    const float *p = keys;
+    for (; n > 1; n -= n / 2) p = p[n / 2] <= v ? p + n / 2 : p;
+    return *p == v;
+}
+
+/* i64 against i64 compares exactly (keys beyond 2^53 stay distinct);
+ * anything else compares as f32. NaN is never in the set. */
+nn_tensor *nn_isin(const nn_tensor *x, const nn_tensor *test) {
+    bool ints = x->dtype == NN_I64 && test->dtype == NN_I64;
+    nn_dtype dt = ints ? NN_I64 : NN_F32;
+    int prev = nn_grad_off();
+    nn_tensor *xk = x->dtype == dt ? nn_contiguous((nn_tensor *)x) : nn_to_dtype(x, dt);
+    nn_tensor *keys = nn_to_dtype(test, dt); /* a copy, sorted in place */
+    nn_tensor *y = xk && keys ? nn_empty(NN_F32, x->ndim, x->shape) : NULL;
+    if (y) {
+        int64_t n = nn_numel(keys), m = nn_numel(xk);
+        float *out = nn_f32(y);
+        if (ints) {
+            int64_t *k = nn_i64(keys);
+            const int64_t *v = nn_i64(xk);
+            qsort(k, (size_t)n, sizeof *k, cmp_i64);
+#pragma omp parallel for if (m > NN_PAR_GRAIN / 16)
+            for (int64_t i = 0; i < m; i++) out[i] = found_i64(k, n, v[i]);
+        } else {
+            float *k = nn_f32(keys);
+            const float *v = nn_f32(xk);
+            int64_t kept = 0; /* NaN would break the order */
+            for (int64_t i = 0; i < n; i++)
+                if (k[i] == k[i]) k[kept++] = k[i];
+            qsort(k, (size_t)kept, sizeof *k, cmp_f32);
+#pragma omp parallel for if (m > NN_PAR_GRAIN / 16)
+            for (int64_t i = 0; i < m; i++) out[i] = found_f32(k, kept, v[i]);
+        }
+    }
+    nn_release(xk);
+    nn_release(keys);
+    nn_grad_restore(prev);
+    return y;
 }

@@ -232,6 +232,26 @@ describe('nnlua ops', function()
       assert.tensor_near({{1, 0, 2}}, sv)
       assert.error_contains(function() x:topk(4) end, 'out of range')
     end)
+
+    it('isin', function()
+      local t = nn.tensor({ 7, 2, 2, 5 }, 'i64')
+      assert.same({ { 1, 0 }, { 0, 1 } }, nn.isin(nn.tensor({ { 2, 3 }, { 4, 7 } }, 'i64'), t):totable())
+      -- i64 keys above 2^53 compare exactly
+      local big = nn.tensor({ 2 ^ 60 }, 'i64') + nn.tensor({ 0, 1, 2 }, 'i64')
+      assert.same({ 0, 1, 0 }, big:isin(big:narrow(1, 2, 1)):totable())
+      -- f32 (or mixed): NaN is in no set; empty test sets hold nothing
+      assert.same({ 1, 0, 0 }, nn.tensor({ 1.5, 0 / 0, 3 }):isin(nn.tensor({ 0 / 0, 1.5 })):totable())
+      assert.same({ 1, 0 }, nn.tensor({ 2, 3 }, 'i64'):isin(nn.tensor({ 2.0 })):totable())
+      assert.same({ 0, 0 }, nn.tensor({ 2, 3 }):isin(nn.zeros(0)):totable())
+      -- enough elements to run in parallel, against a set membership loop
+      local x, s = nn.randint(1, 5000, 100000), nn.randint(1, 5000, 3000)
+      local set = {}
+      for _, v in ipairs(s:totable()) do set[v] = true end
+      local got, want = x:isin(s):totable(), {}
+      for i, v in ipairs(x:totable()) do want[i] = set[v] and 1 or 0 end
+      assert.same(want, got)
+      assert.error_contains(function() nn.isin(x, 3) end, 'isin')
+    end)
   end)
 
   describe('configuration', function()

@@ -160,7 +160,7 @@ end
 
 -- ---- negative sampling -----------------------------------------------------------
 
--- ids < 2^26, relations < 4096
+-- ids < 2^26, relations < 4096; numbers or i64 tensors (broadcasting)
 local function query_key(e, r) return e * 4096 + r end
 local function key(a, r, b) return query_key(a, r) * 67108864 + b end
 
@@ -169,17 +169,17 @@ local function key(a, r, b) return query_key(a, r) * 67108864 + b end
 --- direction; split(batch) -> indices of the rows whose head
 --- (Bernoulli: with probability tph / (tph + hpt) for their relation, Wang
 --- et al. 2014) or tail should be corrupted. filter redraws negatives that
---- form known training triples (slower; without it a few "negatives" are
---- true, as in most KGE code).
+--- form known training triples (up to 100 rounds, each one nn.isin over
+--- the batch; without it a few "negatives" are true, as in most KGE code).
 local NegativeSampler = {}
 NegativeSampler.__index = NegativeSampler
+
 M.NegativeSampler = function(train, num_entities, o)
   o = o or {}
-  local self = setmetatable({ n_ent = num_entities, bernoulli = o.bernoulli, filter = o.filter }, NegativeSampler)
-  local rows = train:totable()
+  local self = setmetatable({ n_ent = num_entities, bernoulli = o.bernoulli }, NegativeSampler)
   if o.bernoulli then -- per relation: tails per head and heads per tail
     local tails, heads = {}, {}
-    for _, x in ipairs(rows) do
+    for _, x in ipairs(train:totable()) do
       local h, r, t = x[1], x[2], x[3]
       tails[r] = tails[r] or {}
       heads[r] = heads[r] or {}
@@ -197,29 +197,22 @@ M.NegativeSampler = function(train, num_entities, o)
       self.p_head[r] = tph / (tph + hpt)
     end
   end
-  if o.filter then
-    self.known = {}
-    for _, x in ipairs(rows) do self.known[key(x[1], x[2], x[3])] = true end
-  end
+  if o.filter then self.known = key(train:select(2, 1), train:select(2, 2), train:select(2, 3)) end
   return self
 end
 
 function NegativeSampler:sample(batch, n, head)
   local b = batch:size(1)
   local cand = nn.randint(1, self.n_ent + 1, b, n)
-  if self.filter then
-    local rows, c = batch:totable(), cand:totable()
-    for i = 1, b do
-      local x = rows[i]
-      for j = 1, n do
-        local e = c[i][j]
-        while self.known[head and key(e, x[2], x[3]) or key(x[1], x[2], e)] do
-          e = math.random(self.n_ent)
-        end
-        c[i][j] = e
-      end
-    end
-    cand = nn.tensor(c):long()
+  if not self.known then return cand end
+  local h, r, t = batch:select(2, 1):view(b, 1), batch:select(2, 2):view(b, 1), batch:select(2, 3):view(b, 1)
+  local function true_ones(c) return nn.isin(head and key(c, r, t) or key(h, r, c), self.known) end
+  local bad = true_ones(cand)
+  for _ = 1, 100 do
+    if bad:sum():item() == 0 then break end
+    local fresh = nn.randint(1, self.n_ent + 1, b, n)
+    cand = cand + bad:long() * (fresh - cand)
+    bad = true_ones(cand)
   end
   return cand
 end
