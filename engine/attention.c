@@ -49,15 +49,6 @@ static int64_t visible(const attn_geom *g, int64_t row_end) {
     return last < 0 ? 0 : (last > g->tk ? g->tk : last);
 }
 
-/* the kept-or-dropped factor of weight (b, h, i, j): 0 or 1/(1-p) */
-static inline float keep(const attn_geom *g, int64_t b, int64_t h, int64_t i, int64_t j) {
-    uint32_t w[4];
-    uint64_t idx = (((uint64_t)b * g->h + h) * g->tq + i) * g->tk + j;
-    nn_philox(g->seed, g->offset + idx, w);
-    float u = (float)(w[0] >> 8) * (1.0f / 16777216.0f);
-    return u >= g->drop ? 1.0f / (1.0f - g->drop) : 0.0f;
-}
-
 /* s (rows, ke) = scale q k^T + mask, with invisible keys at -inf */
 static int block_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                         int64_t rows, int64_t ke, float *s) {
@@ -121,9 +112,22 @@ static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse) {
 static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                           int64_t rows, int64_t ke, float *p) {
     if (g->drop <= 0) return;
+    float scale = 1.0f / (1.0f - g->drop);
 #pragma omp parallel for if (rows * ke > NN_PAR_GRAIN / 8 && !omp_in_parallel())
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < ke; j++) p[r * ke + j] *= keep(g, b, h, r0 + r, j);
+    for (int64_t r = 0; r < rows; r++) {
+        /* weight (b, h, i, j) is kept when the first word of Philox block
+         * offset + ((b H + h) Tq + i) Tk + j, as a uniform, is >= p */
+        uint64_t idx = (((uint64_t)b * g->h + h) * g->tq + (uint64_t)(r0 + r)) * g->tk;
+        float *pr = p + r * ke;
+        for (int64_t j0 = 0; j0 < ke; j0 += NN_PHILOX_LANES) {
+            uint32_t w0[NN_PHILOX_LANES], w1[NN_PHILOX_LANES];
+            nn_philox_lanes(g->seed, g->offset + idx + (uint64_t)j0, w0, w1);
+            for (int64_t l = 0; l < NN_PHILOX_LANES && j0 + l < ke; l++) {
+                float u = (float)(w0[l] >> 8) * (1.0f / 16777216.0f);
+                pr[j0 + l] *= u >= g->drop ? scale : 0.0f;
+            }
+        }
+    }
 }
 
 /* ---- small heads: one head per thread, loops instead of BLAS ---------------

@@ -67,5 +67,10 @@ void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 
 /* Philox4x32-10 block for (seed, counter). */
 void nn_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);
+/* The first two words of the blocks of counters counter .. counter + 15,
+ * computed together (vectorised): w0[l], w1[l] = nn_philox(counter + l). */
+#define NN_PHILOX_LANES 16
+void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[NN_PHILOX_LANES],
+                     uint32_t w1[NN_PHILOX_LANES]);
 
 #endif

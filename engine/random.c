@@ -42,10 +42,9 @@ typedef enum { DRAW_UNIFORM, DRAW_NORMAL, DRAW_INT, DRAW_BERNOULLI } draw_kind;
 
 /* nn_philox of LANES consecutive counters, lane by lane so the rounds
  * vectorise (element-wise the same words as nn_philox) */
-#define LANES 16
+#define LANES NN_PHILOX_LANES
 NN_DISPATCH
-static void philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[LANES],
-                         uint32_t w1[LANES]) {
+void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[LANES], uint32_t w1[LANES]) {
     /* 64-bit lanes holding 32-bit words: the products are then one
      * 32x32->64 multiply per lane (vpmuludq) */
     uint64_t c0[LANES], c1[LANES], c2[LANES], c3[LANES];
@@ -81,7 +80,7 @@ static void draw(nn_rng *r, draw_kind kind, void *out, int64_t n,
 #pragma omp parallel for if (n > NN_PAR_GRAIN) schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
         uint32_t w0[LANES], w1[LANES];
-        philox_lanes(seed, base + (uint64_t)(b * LANES), w0, w1);
+        nn_philox_lanes(seed, base + (uint64_t)(b * LANES), w0, w1);
         for (int64_t l = 0, i = b * LANES; l < LANES && i < n; l++, i++) {
             switch (kind) {
             case DRAW_UNIFORM: ((float *)out)[i] = u01(w0[l]); break;
