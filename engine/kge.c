@@ -138,42 +138,49 @@ static float score(const kge *k, const float *q, const float *e) {
     return 0;
 }
 
-/* with ds/dq = -ds/de for the distance models, one function adds
- * g ds/dq into dq (sign +1) or g ds/de into de (sign -1) */
-static void score_grad(const kge *k, const float *q, const float *e, float g,
-                       float *out, int wrt_e) {
+/* adds g ds/dq into dq and, when de is not NULL, g ds/de into de (for the
+ * distance models ds/de = -ds/dq), in one pass over the pair */
+static void pair_grad(const kge *k, const float *q, const float *e, float g, float *dq,
+                      float *de) {
     int64_t d = k->de, h = d / 2;
-    float sg = wrt_e ? -g : g;
     switch (k->model) {
     case NN_KGE_TRANSE:
         if (k->p == 1) {
             for (int64_t j = 0; j < d; j++) {
-                float x = q[j] - e[j];
-                out[j] -= sg * (float)((x > 0) - (x < 0));
+                float x = q[j] - e[j], gx = g * (float)((x > 0) - (x < 0));
+                dq[j] -= gx;
+                if (de) de[j] += gx;
             }
         } else {
             float acc = 0;
 #pragma omp simd reduction(+ : acc)
             for (int64_t j = 0; j < d; j++) acc += (q[j] - e[j]) * (q[j] - e[j]);
             if (acc > 0) {
-                float inv = sg / sqrtf(acc);
-                for (int64_t j = 0; j < d; j++) out[j] -= inv * (q[j] - e[j]);
+                float inv = g / sqrtf(acc);
+                for (int64_t j = 0; j < d; j++) {
+                    float gx = inv * (q[j] - e[j]);
+                    dq[j] -= gx;
+                    if (de) de[j] += gx;
+                }
             }
         }
         break;
     case NN_KGE_DISTMULT:
-    case NN_KGE_COMPLEX: {
-        const float *other = wrt_e ? q : e;
-        for (int64_t j = 0; j < d; j++) out[j] += g * other[j];
+    case NN_KGE_COMPLEX:
+        for (int64_t j = 0; j < d; j++) {
+            dq[j] += g * e[j];
+            if (de) de[j] += g * q[j];
+        }
         break;
-    }
     case NN_KGE_ROTATE:
         for (int64_t j = 0; j < h; j++) {
             float x = q[j] - e[j], y = q[h + j] - e[h + j];
-            float m = sqrtf(x * x + y * y);
-            if (m > 0) {
-                out[j] -= sg * x / m;
-                out[h + j] -= sg * y / m;
+            float m = sqrtf(x * x + y * y), inv = m > 0 ? g / m : 0.0f;
+            dq[j] -= inv * x;
+            dq[h + j] -= inv * y;
+            if (de) {
+                de[j] += inv * x;
+                de[h + j] += inv * y;
             }
         }
         break;
@@ -245,35 +252,55 @@ static inline int64_t cand_at(const int64_t *cand, int shared, int64_t ncand,
     return shared ? cand[n] : cand[b * ncand + n];
 }
 
-/* the general backward: dq from every candidate (parallel over queries),
- * then candidate rows (each owned by one thread) */
-static void backward_loops(const kge *k, const float *g, float *qv, float *dqv, const float *ev,
-                           const float *rtab, const int64_t *av, const int64_t *rv,
-                           const int64_t *cv, int shared, int64_t bsz, int64_t ncand,
-                           int64_t base, float *ebuf) {
-#pragma omp parallel for if (bsz * ncand * k->de > NN_PAR_GRAIN)
-    for (int64_t b = 0; b < bsz; b++) {
-        float *qb = qv + b * k->de;
-        query(k, ev + (av[b] - base) * k->de, rtab + (rv[b] - base) * k->dr, qb);
-        for (int64_t c = 0; c < ncand; c++) {
-            float gb = g[b * ncand + c];
-            if (gb != 0)
-                score_grad(k, qb, ev + (cand_at(cv, shared, ncand, b, c) - base) * k->de, gb,
-                           dqv + b * k->de, 0);
-        }
+/* the general backward, one pass over the (query, candidate) pairs: each
+ * thread takes the pairs whose candidate row it owns (row % threads), so
+ * the entity gradient needs no locks, and adds dq into a private copy
+ * (thread 0 into dq itself) summed at the end. Without an entity gradient
+ * the threads split the queries instead. */
+static int backward_loops(const kge *k, const float *g, float *qv, float *dqv, const float *ev,
+                          const float *rtab, const int64_t *av, const int64_t *rv,
+                          const int64_t *cv, int shared, int64_t bsz, int64_t ncand,
+                          int64_t base, float *ebuf) {
+    bool par = bsz * ncand * k->de > NN_PAR_GRAIN;
+#pragma omp parallel for if (par && bsz * k->de > NN_PAR_GRAIN)
+    for (int64_t b = 0; b < bsz; b++)
+        query(k, ev + (av[b] - base) * k->de, rtab + (rv[b] - base) * k->dr, qv + b * k->de);
+    if (!ebuf) {
+#pragma omp parallel for if (par)
+        for (int64_t b = 0; b < bsz; b++)
+            for (int64_t c = 0; c < ncand; c++) {
+                float gb = g[b * ncand + c];
+                if (gb != 0)
+                    pair_grad(k, qv + b * k->de,
+                              ev + (cand_at(cv, shared, ncand, b, c) - base) * k->de, gb,
+                              dqv + b * k->de, NULL);
+            }
+        return 0;
     }
-    if (!ebuf) return;
-#pragma omp parallel if (bsz * ncand * k->de > NN_PAR_GRAIN)
+    int threads = par ? omp_get_max_threads() : 1;
+    size_t per = (size_t)(bsz * k->de);
+    float *priv = threads > 1 ? calloc((threads - 1) * per, sizeof(float)) : NULL;
+    if (threads > 1 && !priv) return nn_failed(0, "out of memory");
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *dq = t == 0 ? dqv : priv + (t - 1) * per;
         for (int64_t b = 0; b < bsz; b++)
             for (int64_t c = 0; c < ncand; c++) {
                 int64_t row = cand_at(cv, shared, ncand, b, c) - base;
                 float gb = g[b * ncand + c];
                 if (row % nt != t || gb == 0) continue;
-                score_grad(k, qv + b * k->de, ev + row * k->de, gb, ebuf + row * k->de, 1);
+                pair_grad(k, qv + b * k->de, ev + row * k->de, gb, dq + b * k->de,
+                          ebuf + row * k->de);
             }
     }
+    if (priv) {
+#pragma omp parallel for if (per > NN_PAR_GRAIN)
+        for (size_t j = 0; j < per; j++)
+            for (int t = 1; t < threads; t++) dqv[j] += priv[(t - 1) * per + j];
+        free(priv);
+    }
+    return 0;
 }
 
 static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
@@ -316,7 +343,8 @@ static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
             if (rc == 0 && ebuf)
                 rc = gemm_candidate_grad(g, qv, cv, bsz, ncand, k.de, base, ebuf);
         } else {
-            backward_loops(&k, g, qv, dqv, ev, rtab, av, rv, cv, shared, bsz, ncand, base, ebuf);
+            rc = backward_loops(&k, g, qv, dqv, ev, rtab, av, rv, cv, shared, bsz, ncand, base,
+                                ebuf);
         }
         if (rgr) nn_rowgrad_touch(rgr, rv, bsz, base);
         float *scratch = calloc((size_t)(k.de + k.dr), sizeof(float));

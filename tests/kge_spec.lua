@@ -95,6 +95,30 @@ describe('kge_score', function()
     end
   end)
 
+  it('gives the same gradients on one thread and on two (rows split by owner)', function()
+    -- (64 queries x 128 candidates x 16): above the parallel grain; 50 entities, so rows repeat
+    local a, r, c = nn.randint(1, 51, 64), nn.randint(1, 4, 64), nn.randint(1, 51, 64, 128)
+    local w = nn.randn(64, 128)
+    local threads = nn.get_num_threads()
+    for _, m in ipairs({ 'transe', 'distmult', 'complex', 'rotate' }) do
+      local E0, R0 = nn.randn(50, 16), nn.randn(3, m == 'rotate' and 8 or 16)
+      for _, layout in ipairs({ 'dense', 'sparse', 'frozen' }) do
+        local grads = {}
+        for i, n in ipairs({ 1, 2 }) do
+          nn.set_num_threads(n)
+          local E, R = E0:clone(), R0:clone():requires_grad_()
+          if layout ~= 'frozen' then E:requires_grad_() end
+          if layout == 'sparse' then E:sparse_grad_() end
+          ;(nn.kge_score(E, R, a, r, c, { model = m, p = 2 }) * w):sum():backward()
+          grads[i] = { E.grad, R.grad }
+        end
+        nn.set_num_threads(threads)
+        if layout ~= 'frozen' then assert.tensor_near(grads[1][1], grads[2][1], 1e-4, 1e-4) end
+        assert.tensor_near(grads[1][2], grads[2][2], 1e-4, 1e-4)
+      end
+    end
+  end)
+
   it('rejects bad tables, indices and options with the shapes involved', function()
     local E, R = nn.randn(5, 4), nn.randn(2, 4)
     local o = { model = 'transe' }
