@@ -1,7 +1,7 @@
 --- bench/gpt_step.lua: milliseconds per GPT training step (AdamW, clipped
 --- gradients) for nanoGPT's baby config (4x128, T 64, B 12) and a 6x384
 --- model (T 256, B 8), and fused attention forward+backward alone (B 16,
---- T 128, d 256, 8 heads, causal), beside the same in PyTorch
+--- T 128, d 256, 8 heads, causal; and with dropout 0.1 on the weights), beside the same in PyTorch
 --- (bench/gpt_step.py, tuned as ../shared/NOTES.md says) when available.
 --- Usage: nnlua bench/gpt_step.lua [--steps N]
 package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;' .. package.path
@@ -29,10 +29,10 @@ local function gpt(layers, heads, e, t, b, n)
   end, n)
 end
 
-local function attention(n)
+local function attention(n, dropout)
   local q, k, v = nn.randn(16, 8, 128, 32):requires_grad_(), nn.randn(16, 8, 128, 32):requires_grad_(),
                   nn.randn(16, 8, 128, 32):requires_grad_()
-  return time_steps(function() nn.attention(q, k, v, { causal = true }):sum():backward() end, n)
+  return time_steps(function() nn.attention(q, k, v, { causal = true, dropout = dropout }):sum():backward() end, n)
 end
 
 local theirs = bench.torch('gpt_step.py', '--steps ' .. steps)
@@ -42,7 +42,8 @@ print(('%-40s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
 local rows = {
   { 'baby', 'GPT 4x128, T 64, B 12 (step)', function() return gpt(4, 4, 128, 64, 12, steps) end },
   { '6x384', 'GPT 6x384, T 256, B 8 (step)', function() return gpt(6, 6, 384, 256, 8, math.max(3, steps // 3)) end },
-  { 'attention', 'attention fwd+bwd B16 T128 d256 h8', function() return attention(steps) end },
+  { 'attention', 'attention fwd+bwd B16 T128 d256 h8', function() return attention(steps, 0) end },
+  { 'attention_dropout', 'the same, dropout 0.1', function() return attention(steps, 0.1) end },
 }
 for _, r in ipairs(rows) do
   bench.row(r[2], r[3](), theirs[r[1]])

@@ -70,15 +70,17 @@ def gpt(name, layers, h, e, t, b, steps):
     print(f"{name} {time_steps(step, steps):.2f}", flush=True)
 
 
-def attention(steps):
+def attention(steps, dropout=0.0):
     q, k, v = (torch.randn(16, 8, 128, 32, requires_grad=True) for _ in range(3))
     mask = torch.ones(128, 128, dtype=torch.bool).triu(1)
 
     def step():
         s = (q @ k.transpose(-2, -1)) / math.sqrt(32)
-        y = s.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        p = s.masked_fill(mask, float("-inf")).softmax(-1)
+        y = F.dropout(p, dropout) @ v
         y.sum().backward()
-    print(f"attention {time_steps(step, steps):.2f}", flush=True)
+    name = "attention_dropout" if dropout else "attention"
+    print(f"{name} {time_steps(step, steps):.2f}", flush=True)
 
 
 if __name__ == "__main__":
@@ -93,3 +95,4 @@ if __name__ == "__main__":
         gpt("6x384", 6, 6, 384, 256, 8, max(3, a.steps // 3))
     if "attention" in only:
         attention(a.steps)
+        attention(a.steps, 0.1)

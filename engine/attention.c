@@ -123,8 +123,7 @@ static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
             uint32_t w0[NN_PHILOX_LANES], w1[NN_PHILOX_LANES];
             nn_philox_lanes(g->seed, g->offset + idx + (uint64_t)j0, w0, w1);
             for (int64_t l = 0; l < NN_PHILOX_LANES && j0 + l < ke; l++) {
-                float u = (float)(w0[l] >> 8) * (1.0f / 16777216.0f);
-                pr[j0 + l] *= u >= g->drop ? scale : 0.0f;
+                pr[j0 + l] *= nn_u01(w0[l]) >= g->drop ? scale : 0.0f;
             }
         }
     }

@@ -66,6 +66,9 @@ int64_t nn_shape_numel(int ndim, const int64_t *shape);
 void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 
 /* Philox4x32-10 block for (seed, counter). */
+static inline float nn_u01(uint32_t u) { /* [0, 1) with 24 random bits */
+    return (float)(u >> 8) * (1.0f / 16777216.0f);
+}
 void nn_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);
 /* The first two words of the blocks of counters counter .. counter + 15,
  * computed together (vectorised): w0[l], w1[l] = nn_philox(counter + l). */

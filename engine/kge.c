@@ -109,6 +109,14 @@ static void query_backward(const kge *k, const float *a, const float *r,
     }
 }
 
+/* the (B, D) queries of a batch: anchor rows av with relation rows rv */
+static void queries(const kge *k, const float *ev, const float *rtab, const int64_t *av,
+                    const int64_t *rv, int64_t bsz, int64_t base, float *qv) {
+#pragma omp parallel for if (bsz * k->de > NN_PAR_GRAIN)
+    for (int64_t b = 0; b < bsz; b++)
+        query(k, ev + (av[b] - base) * k->de, rtab + (rv[b] - base) * k->dr, qv + b * k->de);
+}
+
 static float score(const kge *k, const float *q, const float *e) {
     int64_t d = k->de, h = d / 2;
     float acc = 0;
@@ -257,14 +265,10 @@ static inline int64_t cand_at(const int64_t *cand, int shared, int64_t ncand,
  * the entity gradient needs no locks, and adds dq into a private copy
  * (thread 0 into dq itself) summed at the end. Without an entity gradient
  * the threads split the queries instead. */
-static int backward_loops(const kge *k, const float *g, float *qv, float *dqv, const float *ev,
-                          const float *rtab, const int64_t *av, const int64_t *rv,
-                          const int64_t *cv, int shared, int64_t bsz, int64_t ncand,
-                          int64_t base, float *ebuf) {
+static int backward_loops(const kge *k, const float *g, const float *qv, float *dqv,
+                          const float *ev, const int64_t *cv, int shared, int64_t bsz,
+                          int64_t ncand, int64_t base, float *ebuf) {
     bool par = bsz * ncand * k->de > NN_PAR_GRAIN;
-#pragma omp parallel for if (par && bsz * k->de > NN_PAR_GRAIN)
-    for (int64_t b = 0; b < bsz; b++)
-        query(k, ev + (av[b] - base) * k->de, rtab + (rv[b] - base) * k->dr, qv + b * k->de);
     if (!ebuf) {
 #pragma omp parallel for if (par)
         for (int64_t b = 0; b < bsz; b++)
@@ -331,9 +335,8 @@ static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
             nn_rowgrad_touch(rge, cv, nn_numel(cand), base);
             nn_rowgrad_touch(rge, av, bsz, base);
         }
+        queries(&k, ev, rtab, av, rv, bsz, base, qv);
         if (use_gemm(&k, shared, ncand)) {
-            for (int64_t b = 0; b < bsz; b++)
-                query(&k, ev + (av[b] - base) * k.de, rtab + (rv[b] - base) * k.dr, qv + b * k.de);
             const float *cm = NULL;
             nn_tensor *rows = gather_rows(ev, cv, ncand, k.de, base, &cm);
             if (!cm || nn_sgemm(0, 0, bsz, k.de, ncand, 1.0f, g, ncand, cm, k.de, 0.0f, dqv,
@@ -343,8 +346,7 @@ static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
             if (rc == 0 && ebuf)
                 rc = gemm_candidate_grad(g, qv, cv, bsz, ncand, k.de, base, ebuf);
         } else {
-            rc = backward_loops(&k, g, qv, dqv, ev, rtab, av, rv, cv, shared, bsz, ncand, base,
-                                ebuf);
+            rc = backward_loops(&k, g, qv, dqv, ev, cv, shared, bsz, ncand, base, ebuf);
         }
         if (rgr) nn_rowgrad_touch(rgr, rv, bsz, base);
         float *scratch = calloc((size_t)(k.de + k.dr), sizeof(float));
@@ -438,8 +440,7 @@ nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor 
         const float *ev = nn_f32(ec), *rv = nn_f32(rc);
         const int64_t *av = nn_i64(ac), *lv = nn_i64(lc), *cv = nn_i64(cc);
         float *qv = nn_f32(q), *yv = nn_f32(y);
-        for (int64_t b = 0; b < bsz; b++)
-            query(&k, ev + (av[b] - base) * de, rv + (lv[b] - base) * dr, qv + b * de);
+        queries(&k, ev, rv, av, lv, bsz, base, qv);
         if (use_gemm(&k, shared, ncand)) { /* one GEMM against the candidate rows */
             const float *cm = NULL;
             nn_tensor *rows = gather_rows(ev, cv, ncand, de, base, &cm);

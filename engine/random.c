@@ -10,21 +10,27 @@
 #include <math.h>
 #include <string.h>
 
+/* Philox4x32's multipliers and Weyl key increments (Salmon et al. 2011) */
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
 void nn_philox(uint64_t seed, uint64_t counter, uint32_t out[4]) {
     uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
     uint32_t c2 = 0, c3 = 0;
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0;
-        uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
         uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
         uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
         c1 = (uint32_t)p1;
         c3 = (uint32_t)p0;
         c0 = n0;
         c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
     }
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
@@ -34,9 +40,6 @@ void nn_rng_seed(nn_rng *r, uint64_t seed) {
     r->offset = 0;
 }
 
-static inline float u01(uint32_t u) { /* [0, 1) with 24 random bits */
-    return (float)(u >> 8) * (1.0f / 16777216.0f);
-}
 
 typedef enum { DRAW_UNIFORM, DRAW_NORMAL, DRAW_INT, DRAW_BERNOULLI } draw_kind;
 
@@ -56,16 +59,16 @@ void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[LANES], uint32
     uint64_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; r++) {
         for (int l = 0; l < LANES; l++) {
-            uint64_t p0 = 0xD2511F53u * (c0[l] & 0xFFFFFFFFu);
-            uint64_t p1 = 0xCD9E8D57u * (c2[l] & 0xFFFFFFFFu);
+            uint64_t p0 = PHILOX_M0 * (c0[l] & 0xFFFFFFFFu);
+            uint64_t p1 = PHILOX_M1 * (c2[l] & 0xFFFFFFFFu);
             uint64_t n0 = (p1 >> 32) ^ c1[l] ^ k0, n2 = (p0 >> 32) ^ c3[l] ^ k1;
             c1[l] = p1 & 0xFFFFFFFFu;
             c3[l] = p0 & 0xFFFFFFFFu;
             c0[l] = n0;
             c2[l] = n2;
         }
-        k0 = (k0 + 0x9E3779B9u) & 0xFFFFFFFFu;
-        k1 = (k1 + 0xBB67AE85u) & 0xFFFFFFFFu;
+        k0 = (k0 + PHILOX_W0) & 0xFFFFFFFFu;
+        k1 = (k1 + PHILOX_W1) & 0xFFFFFFFFu;
     }
     for (int l = 0; l < LANES; l++) {
         w0[l] = (uint32_t)c0[l];
@@ -83,10 +86,11 @@ static void draw(nn_rng *r, draw_kind kind, void *out, int64_t n,
         nn_philox_lanes(seed, base + (uint64_t)(b * LANES), w0, w1);
         for (int64_t l = 0, i = b * LANES; l < LANES && i < n; l++, i++) {
             switch (kind) {
-            case DRAW_UNIFORM: ((float *)out)[i] = u01(w0[l]); break;
+            case DRAW_UNIFORM: ((float *)out)[i] = nn_u01(w0[l]); break;
             case DRAW_NORMAL: {
-                float u1 = ((float)(w0[l] >> 8) + 1.0f) * (1.0f / 16777216.0f);
-                ((float *)out)[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u01(w1[l]));
+                float u1 = nn_u01(w0[l]) + 1.0f / 16777216.0f; /* (0, 1]: log(u1) finite */
+                ((float *)out)[i] =
+                    sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * nn_u01(w1[l]));
                 break;
             }
             case DRAW_INT: {
@@ -94,7 +98,7 @@ static void draw(nn_rng *r, draw_kind kind, void *out, int64_t n,
                 ((int64_t *)out)[i] = low + (int64_t)(v % range);
                 break;
             }
-            case DRAW_BERNOULLI: ((float *)out)[i] = u01(w0[l]) < p[i]; break;
+            case DRAW_BERNOULLI: ((float *)out)[i] = nn_u01(w0[l]) < p[i]; break;
             }
         }
     }
