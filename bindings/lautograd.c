@@ -90,10 +90,14 @@ void nnL_open_autograd(lua_State *L) {
         {"requires_grad_", l_requires_grad_}, {"backward", l_backward},
         {"detach", l_detach}, {"is_leaf", l_is_leaf},
         {"set_grad_enabled", l_set_grad_enabled},
-        {"is_grad_enabled", l_is_grad_enabled}, {"no_grad", l_no_grad},
-        {"enable_grad", l_enable_grad}, {"detect_anomaly", l_detect_anomaly},
-        {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+        {"is_grad_enabled", l_is_grad_enabled},
+        {"detect_anomaly", l_detect_anomaly}, {NULL, NULL}};
+    /* these run user code and hold no tensor: a <close> inside them is
+     * released at once */
+    static const luaL_Reg scopes[] = {
+        {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {NULL, NULL}};
+    nnL_setfuncs(L, fns, 0);
+    luaL_setfuncs(L, scopes, 0);
     luaL_newmetatable(L, NNL_GRADMODE);
     lua_pushcfunction(L, restore_mode);
     lua_setfield(L, -2, "__close");

@@ -7,7 +7,7 @@
 
 #define NNL_BPE "nnlua.BPE"
 
-typedef struct { nn_bpe *b; } nnL_bpe;
+typedef struct { nn_bpe *b, *deferred; } nnL_bpe; /* as nnL_tensor */
 
 static nn_bpe *checkbpe(lua_State *L, int arg) {
     nnL_bpe *u = luaL_checkudata(L, arg, NNL_BPE);
@@ -17,7 +17,7 @@ static nn_bpe *checkbpe(lua_State *L, int arg) {
 
 static nnL_bpe *newbpe(lua_State *L) {
     nnL_bpe *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->b = NULL;
+    u->b = u->deferred = NULL;
     luaL_setmetatable(L, NNL_BPE);
     return u;
 }
@@ -36,7 +36,7 @@ static int l_train(lua_State *L) {
 /* bpe_from_merges({{a, b}, ...}) with 1-based ids */
 static int l_from_merges(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, 1);
+    lua_Integer n = nnL_checklen(L, 1, 1 << 20);
     int32_t *pairs = lua_newuserdatauv(L, (size_t)(n ? n : 1) * 2 * sizeof *pairs, 0);
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
@@ -111,8 +111,18 @@ static int l_vocab_size(lua_State *L) {
 static int l_gc(lua_State *L) {
     nnL_bpe *u = luaL_checkudata(L, 1, NNL_BPE);
     nn_bpe_free(u->b);
-    u->b = NULL;
+    nn_bpe_free(u->deferred);
+    u->b = u->deferred = NULL;
     return 0;
+}
+
+static int l_close(lua_State *L) {
+    nnL_bpe *u = luaL_checkudata(L, 1, NNL_BPE);
+    if (u->b && nnL_inside_call(L)) { /* an encode may be reading it */
+        u->deferred = u->b;
+        u->b = NULL;
+    }
+    return l_gc(L);
 }
 
 void nnL_open_bpe(lua_State *L) {
@@ -121,14 +131,14 @@ void nnL_open_bpe(lua_State *L) {
         {"vocab_size", l_vocab_size}, {NULL, NULL}};
     static const luaL_Reg fns[] = {
         {"bpe_train", l_train}, {"bpe_from_merges", l_from_merges}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
     luaL_newmetatable(L, NNL_BPE);
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    nnL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_gc);
+    lua_pushcfunction(L, l_close);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
 }

@@ -7,13 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* the string keys of the table at idx, sorted; values checked by check */
-static const char **sorted_keys(lua_State *L, int idx, int *n, int tensors) {
-    *n = 0;
+/* A private copy of the table at idx (raw keys and values): no metamethod
+ * or finaliser can change it under us, and it anchors what it holds.
+ * Checks the keys are strings and the values tensors (or strings). */
+static int snapshot(lua_State *L, int idx, int tensors) {
+    lua_newtable(L);
+    int snap = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -21,17 +20,33 @@ static const char **sorted_keys(lua_State *L, int idx, int *n, int tensors) {
         if (tensors ? !nnL_testtensor(L, -1) : lua_type(L, -1) != LUA_TSTRING)
             luaL_argerror(L, idx, lua_pushfstring(L, "'%s' is %s, not a %s",
                           lua_tostring(L, -2), luaL_typename(L, -1), tensors ? "tensor" : "string"));
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, snap);
+    }
+    return snap;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* the keys of the snapshot at snap, sorted (anchored by it) */
+static const char **sorted_keys(lua_State *L, int snap, int *n) {
+    *n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, snap)) {
         (*n)++;
         lua_pop(L, 1);
     }
     const char **keys = lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *keys, 0);
     int i = 0;
     lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        keys[i++] = lua_tostring(L, -2); /* anchored by the table */
+    while (lua_next(L, snap)) {
+        keys[i++] = lua_tostring(L, -2);
         lua_pop(L, 1);
     }
-    qsort(keys, *n, sizeof *keys, cmp_str);
+    if (*n) qsort(keys, *n, sizeof *keys, cmp_str);
     return keys;
 }
 
@@ -40,20 +55,21 @@ static int l_save(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
-    int n, nmeta = 0;
-    const char **names = sorted_keys(L, 2, &n, 1);
+    int n, nmeta = 0, snap = snapshot(L, 2, 1);
+    const char **names = sorted_keys(L, snap, &n);
     nn_tensor **ts = lua_newuserdatauv(L, (n ? n : 1) * sizeof *ts, 0);
     for (int i = 0; i < n; i++) {
-        lua_getfield(L, 2, names[i]);
+        lua_getfield(L, snap, names[i]);
         ts[i] = nnL_checktensor(L, -1);
-        lua_pop(L, 1);
+        lua_pop(L, 1); /* the snapshot keeps it */
     }
     const char **mk = NULL, **mv = NULL;
     if (!lua_isnil(L, 3)) {
-        mk = sorted_keys(L, 3, &nmeta, 0);
+        int msnap = snapshot(L, 3, 0);
+        mk = sorted_keys(L, msnap, &nmeta);
         mv = lua_newuserdatauv(L, (nmeta ? nmeta : 1) * sizeof *mv, 0);
         for (int i = 0; i < nmeta; i++) {
-            lua_getfield(L, 3, mk[i]);
+            lua_getfield(L, msnap, mk[i]);
             mv[i] = lua_tostring(L, -1);
             lua_pop(L, 1);
         }
@@ -94,5 +110,5 @@ static int l_load(lua_State *L) {
 
 void nnL_open_checkpoint(lua_State *L) {
     static const luaL_Reg fns[] = {{"save", l_save}, {"load", l_load}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
 }

@@ -153,8 +153,9 @@ static int l_from_bytes(lua_State *L) {
     nn_dtype dt = NN_F32;
     int nd = shape_and_dtype(L, 3, shape, &dt);
     int64_t n = 1;
-    for (int i = 0; i < nd; i++) n *= shape[i];
-    if (off < 0 || (size_t)off > len || (size_t)n > len - (size_t)off)
+    for (int i = 0; i < nd; i++)
+        if (__builtin_mul_overflow(n, shape[i], &n)) n = INT64_MAX;
+    if (off < 0 || (size_t)off > len || (uint64_t)n > len - (size_t)off)
         return luaL_argerror(L, 2, lua_pushfstring(L,
             "%I bytes from offset %I exceed the string's %I bytes",
             (lua_Integer)n, off, (lua_Integer)len));
@@ -231,5 +232,5 @@ void nnL_open_create(lua_State *L) {
         {"byte_counts", l_byte_counts}, {"map_bytes", l_map_bytes},
         {"map_file", l_map_file}, {"manual_seed", l_manual_seed},
         {"rng_state", l_rng_state}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
 }

@@ -247,5 +247,5 @@ void nnL_open_functional(lua_State *L) {
         {"sgd_step", l_sgd_step},
         {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step},
         {"adagrad_step", l_adagrad_step}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
 }

@@ -21,5 +21,5 @@ static int l_mfb_pool(lua_State *L) {
 void nnL_open_fusion(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"gated_fusion", l_gated_fusion}, {"mfb_pool", l_mfb_pool}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
 }

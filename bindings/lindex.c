@@ -44,7 +44,7 @@ static void apply_entry(lua_State *L, int cur, int e, int *dim) {
         if (!lua_isinteger(L, e)) luaL_error(L, "indices must be integers");
         v = nn_select(t, *dim, checkpos(L, lua_tointeger(L, e), size, *dim));
     } else if (lua_istable(L, e)) {
-        lua_Integer n = luaL_len(L, e);
+        lua_Integer n = nnL_checklen(L, e, 3);
         lua_Integer first = range_field(L, e, 1, 1);
         lua_Integer last = range_field(L, e, 2, n == 1 ? first : -1);
         lua_Integer step = range_field(L, e, 3, 1);
@@ -73,7 +73,7 @@ static void push_view(lua_State *L) {
         apply_entry(L, cur, 2, &dim);
         return;
     }
-    lua_Integer n = luaL_len(L, 2);
+    lua_Integer n = nnL_checklen(L, 2, NN_MAX_DIMS);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 2, i);
         apply_entry(L, cur, cur + 1, &dim);
@@ -92,11 +92,7 @@ int nnL_index_get(lua_State *L) {
     }
     push_view(L);
     nn_tensor *v = nnL_checktensor(L, -1);
-    if (v->ndim == 0) {
-        double x = nn_item(v);
-        if (v->dtype == NN_I64) lua_pushinteger(L, (lua_Integer)x);
-        else lua_pushnumber(L, x);
-    }
+    if (v->ndim == 0) nnL_pushelement(L, v, NULL);
     return 1;
 }
 

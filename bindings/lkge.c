@@ -66,5 +66,5 @@ void nnL_open_kge(lua_State *L) {
     static const luaL_Reg fns[] = {{"kge_score", l_kge_score}, {"sparse_grad_", l_sparse_grad_},
                                    {"sparse_grad_rows", l_sparse_grad_rows},
                                    {"sparse_grad_count", l_sparse_grad_count}, {NULL, NULL}};
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
 }

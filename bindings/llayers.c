@@ -280,12 +280,18 @@ static int new_avgpool(lua_State *L) { return new_pool(L, L_AVGPOOL2D); }
 
 /* ---- forward ------------------------------------------------------------- */
 
+/* The layer's parameter `name` (NULL when it has none), left on the stack
+ * for the rest of the call so that replacing it mid-call cannot free it. */
 static nn_tensor *param(lua_State *L, int layer_idx, const char *name) {
     lua_getiuservalue(L, layer_idx, 1);
     lua_getfield(L, -1, name);
-    nn_tensor *t = nnL_testtensor(L, -1);
-    lua_pop(L, 2); /* the table keeps t alive */
-    return t;
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) return NULL;
+    nnL_tensor *u = luaL_testudata(L, -1, NNL_TENSOR);
+    if (!u || !u->t)
+        nnL_error(L, "%s.%s is %s", kind_names[checklayer(L, layer_idx)->kind],
+                  name, u ? "a closed tensor" : luaL_typename(L, -1));
+    return u->t;
 }
 
 static void unpack2(int64_t v, int *out) {
@@ -388,7 +394,7 @@ static int l_named_parameters(lua_State *L) {
     lua_pushinteger(L, 0);
     if (*prefix) lua_pushfstring(L, "%s.", prefix);
     else lua_pushliteral(L, "");
-    lua_pushcclosure(L, named_iter, 3);
+    nnL_pushcclosure(L, named_iter, 3);
     return 1;
 }
 
@@ -513,17 +519,17 @@ void nnL_open_layers(lua_State *L) {
         {"forward", layer_call}, {"parameters", l_parameters},
         {"named_parameters", l_named_parameters}, {"train", l_train},
         {"eval", l_eval}, {"zero_grad", l_zero_grad}, {NULL, NULL}};
-    luaL_setfuncs(L, ctors, 0);
+    nnL_setfuncs(L, ctors, 0);
     luaL_newmetatable(L, NNL_LAYER);
-    lua_pushcfunction(L, layer_call);
+    nnL_pushcclosure(L, layer_call, 0);
     lua_setfield(L, -2, "__call");
-    lua_pushcfunction(L, l_tostring);
+    nnL_pushcclosure(L, l_tostring, 0);
     lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, l_newindex);
+    nnL_pushcclosure(L, l_newindex, 0);
     lua_setfield(L, -2, "__newindex");
     lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_pushcclosure(L, l_index, 1);
+    nnL_setfuncs(L, methods, 0);
+    nnL_pushcclosure(L, l_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }

@@ -175,7 +175,7 @@ int luaopen_nnlua(lua_State *L) {
     s->gc_threshold = nn_live_bytes() + ((int64_t)64 << 20);
     lua_setfield(L, LUA_REGISTRYINDEX, NNL_STATE_KEY);
     lua_newtable(L);
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
     nnL_open_create(L);
     nnL_open_ops(L);
     nnL_open_autograd(L);

@@ -15,8 +15,14 @@
 #define NNL_STATE_KEY "nnlua.state"
 #define NNL_BASE 1 /* index base of the Lua API */
 
-/* The userdata: one pointer, NULL once released. */
-typedef struct { nn_tensor *t; } nnL_tensor;
+/* A rule for every binding: a tensor read out of a table (an argument's
+ * field, a list entry, a layer's parameter) stays on the stack until the
+ * call is done with it, so no metamethod or finaliser can free it. */
+
+/* The userdata: the tensor, NULL once closed. A tensor closed while an
+ * nnlua call that may be reading it is running (from a metamethod or a
+ * finaliser) waits in `deferred` until the userdata is collected. */
+typedef struct { nn_tensor *t, *deferred; } nnL_tensor;
 
 /* What nnlua keeps per lua_State (a userdata in the registry). */
 typedef struct {
@@ -25,6 +31,17 @@ typedef struct {
 } nnL_state;
 
 nnL_state *nnL_getstate(lua_State *L);
+
+/* luaL_setfuncs that also records the functions as nnlua calls: a tensor
+ * closed while one of them is on the stack is released later, not under
+ * its feet. Functions that only run user code (no_grad) use luaL_setfuncs. */
+void nnL_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+/* lua_pushcclosure, recording fn the same way. */
+void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n);
+/* Whether a recorded nnlua call is running below the caller on this
+ * thread's stack (and may hold raw pointers into its arguments): close
+ * methods then defer the release to __gc. */
+int nnL_inside_call(lua_State *L);
 
 nn_tensor *nnL_checktensor(lua_State *L, int arg);
 nn_tensor *nnL_testtensor(lua_State *L, int arg);
@@ -52,6 +69,8 @@ nn_tensor *nnL_checkoperand(lua_State *L, int arg, const nn_tensor *like);
 /* A 1-based (or negative) dim of t as a 0-based engine dim. */
 int nnL_checkdim(lua_State *L, int arg, int ndim);
 int nnL_optdim(lua_State *L, int arg, int ndim, int def);
+/* #t of the table at arg (its __len included), raising unless 0..max. */
+int nnL_checklen(lua_State *L, int arg, int max);
 /* A shape from a table at arg or from integers arg..top; returns ndim. */
 int nnL_checkshape(lua_State *L, int arg, int64_t *shape);
 /* the same, allowing one -1 (a size to infer, for view/reshape/expand) */
@@ -86,5 +105,7 @@ int nnL_index_get(lua_State *L);      /* t[key] for number/table keys */
 int nnL_index_set(lua_State *L);      /* t[key] = v */
 int nnL_from_table(lua_State *L, int arg, nn_dtype dtype);
 int nnL_totable(lua_State *L);
+/* pushes t[idx] as a Lua integer (i64, exactly) or float */
+void nnL_pushelement(lua_State *L, const nn_tensor *t, const int64_t *idx);
 
 #endif

@@ -42,7 +42,7 @@ static void register_elementwise(lua_State *L) {
         for (int inplace = 0; inplace < 2; inplace++) {
             lua_pushinteger(L, op);
             lua_pushboolean(L, inplace);
-            lua_pushcclosure(L, l_unary, 2);
+            nnL_pushcclosure(L, l_unary, 2);
             lua_pushfstring(L, inplace ? "%s_" : "%s", nn_unary_names[op]);
             lua_insert(L, -2);
             lua_settable(L, -3);
@@ -51,7 +51,7 @@ static void register_elementwise(lua_State *L) {
         for (int inplace = 0; inplace < 2; inplace++) {
             lua_pushinteger(L, op);
             lua_pushboolean(L, inplace);
-            lua_pushcclosure(L, l_binary, 2);
+            nnL_pushcclosure(L, l_binary, 2);
             lua_pushfstring(L, inplace ? "%s_" : "%s", nn_binary_names[op]);
             lua_insert(L, -2);
             lua_settable(L, -3);
@@ -75,8 +75,7 @@ static int checkdims(lua_State *L, int arg, const nn_tensor *x, int *dims) {
         dims[0] = nnL_checkdim(L, arg, x->ndim);
         return 1;
     }
-    int n = (int)luaL_len(L, arg);
-    if (n > NN_MAX_DIMS) luaL_argerror(L, arg, "too many dims");
+    int n = nnL_checklen(L, arg, NN_MAX_DIMS);
     for (int i = 0; i < n; i++) {
         lua_geti(L, arg, i + 1);
         dims[i] = nnL_checkdim(L, lua_gettop(L), x->ndim);
@@ -122,7 +121,7 @@ static int l_reduce(lua_State *L) {
 static void register_reductions(lua_State *L) {
     for (int op = 0; op < NN_REDUCE_COUNT; op++) {
         lua_pushinteger(L, op);
-        lua_pushcclosure(L, l_reduce, 1);
+        nnL_pushcclosure(L, l_reduce, 1);
         lua_setfield(L, -2, nn_reduce_names[op]);
     }
 }
@@ -182,7 +181,7 @@ static int l_t(lua_State *L) {
 static int l_permute(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int dims[NN_MAX_DIMS];
-    int table = lua_istable(L, 2), n = table ? (int)luaL_len(L, 2) : lua_gettop(L) - 1;
+    int table = lua_istable(L, 2), n = table ? nnL_checklen(L, 2, NN_MAX_DIMS) : lua_gettop(L) - 1;
     if (n != x->ndim)
         return luaL_argerror(L, 2, lua_pushfstring(L, "expected %d dims, got %d",
                                                    x->ndim, n));
@@ -209,7 +208,7 @@ static int l_narrow(lua_State *L) {
     int d = nnL_checkdim(L, 2, x->ndim);
     int64_t size = x->ndim ? x->shape[d < 0 ? d + x->ndim : d] : 0;
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
-    if (start < 1 || len < 0 || start - 1 + len > size)
+    if (start < 1 || len < 0 || start - 1 > size || len > size - (start - 1))
         return luaL_argerror(L, 3, lua_pushfstring(L,
             "narrow from %I for %I is out of range for a dim of size %I",
             start, len, (lua_Integer)size));
@@ -363,9 +362,7 @@ static int l_item(lua_State *L) {
                          nn_shape_str(x, s, sizeof s));
     }
     int64_t idx[NN_MAX_DIMS] = {0};
-    double v = nn_get(x, idx);
-    if (x->dtype == NN_I64) lua_pushinteger(L, (lua_Integer)v);
-    else lua_pushnumber(L, v);
+    nnL_pushelement(L, x, idx);
     return 1;
 }
 
@@ -463,21 +460,17 @@ static int l_triu(lua_State *L) {
 
 /* ---- joining ----------------------------------------------------------- */
 
-/* the tensors of a list at arg, kept on the stack by the table itself */
-static int checklist(lua_State *L, int arg, nn_tensor **ts, int max) {
-    luaL_checktype(L, arg, LUA_TTABLE);
-    int n = (int)luaL_len(L, arg);
+/* the n tensors of the list at arg, left on the stack (see lnnlua.h); n
+ * is read once by the caller, as a __len may answer differently each time */
+static void checklist(lua_State *L, int arg, nn_tensor **ts, int n) {
     if (n < 1) luaL_argerror(L, arg, "empty list of tensors");
-    if (n > max) luaL_argerror(L, arg, "too many tensors");
+    luaL_checkstack(L, n, "too many tensors");
     for (int i = 0; i < n; i++) {
         lua_geti(L, arg, i + 1);
-        ts[i] = nnL_testtensor(L, -1);
-        if (!ts[i])
+        if (!(ts[i] = nnL_testtensor(L, -1)))
             luaL_argerror(L, arg, lua_pushfstring(L, "entry %d is %s, not a tensor",
                                                   i + 1, luaL_typename(L, -1)));
-        lua_pop(L, 1);
     }
-    return n;
 }
 
 #define MAX_LIST 4096
@@ -485,10 +478,9 @@ static int checklist(lua_State *L, int arg, nn_tensor **ts, int max) {
 static int join(lua_State *L, int stack) {
     lua_settop(L, 2); /* the list of pointers below goes above the dim */
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer len = luaL_len(L, 1);
-    size_t cap = len > 0 && len <= MAX_LIST ? (size_t)len : 1;
-    nn_tensor **ts = lua_newuserdatauv(L, cap * sizeof *ts, 0);
-    int n = checklist(L, 1, ts, MAX_LIST);
+    int n = nnL_checklen(L, 1, MAX_LIST);
+    nn_tensor **ts = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *ts, 0);
+    checklist(L, 1, ts, n);
     int nd = ts[0]->ndim + stack;
     int d = nnL_optdim(L, 2, nd, 0);
     NNL_RETURN(stack ? nn_stack(ts, n, d) : nn_cat(ts, n, d));
@@ -506,8 +498,7 @@ static int pieces(lua_State *L, int chunk) {
     int64_t sizes[MAX_LIST];
     int n = 0;
     if (lua_istable(L, 2)) {
-        n = (int)luaL_len(L, 2);
-        if (n > MAX_LIST) return luaL_argerror(L, 2, "too many pieces");
+        n = nnL_checklen(L, 2, MAX_LIST);
         for (int i = 0; i < n; i++) {
             lua_geti(L, 2, i + 1);
             sizes[i] = luaL_checkinteger(L, -1);
@@ -587,5 +578,5 @@ void nnL_open_ops(lua_State *L) {
         {"sort", l_sort}, {"topk", l_topk}, {"isin", l_isin}, {NULL, NULL}};
     register_elementwise(L);
     register_reductions(L);
-    luaL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, fns, 0);
 }

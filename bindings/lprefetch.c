@@ -13,13 +13,12 @@ static int l_prefetch(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     nn_tensor *order = nnL_checktensor(L, 2);
     lua_Integer batch = luaL_checkinteger(L, 3);
-    int n = (int)luaL_len(L, 1);
-    if (n < 1 || n > 8) return luaL_argerror(L, 1, "expected 1 to 8 tensors");
+    int n = nnL_checklen(L, 1, 8);
+    if (n < 1) return luaL_argerror(L, 1, "expected 1 to 8 tensors");
     nn_tensor *src[8];
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { /* left on the stack (see lnnlua.h) */
         lua_geti(L, 1, i + 1);
         src[i] = nnL_checktensor(L, -1);
-        lua_pop(L, 1); /* the table keeps it, and the userdata keeps the table */
     }
     int drop_last = nnL_optboolfield(L, 4, "drop_last", 0);
     int depth = (int)nnL_optnumfield(L, 4, "depth", 2);
@@ -49,9 +48,10 @@ static int l_prefetch(lua_State *L) {
 /* next() -> the batch's tensors, or nothing when the epoch is over */
 static int l_next(lua_State *L) {
     nnL_prefetch *u = luaL_checkudata(L, 1, NNL_PREFETCH);
-    if (!u->p) return 0;
     nn_tensor **slots[8];
+    /* slots first: their allocation may run a finaliser that stops u */
     for (int i = 0; i < u->nsrc; i++) slots[i] = nnL_newslot(L);
+    if (!u->p) return 0;
     nn_tensor *out[8] = {0};
     int rc = nn_prefetch_next(u->p, out);
     if (rc < 0) return nnL_engine_error(L);
@@ -82,7 +82,7 @@ void nnL_open_prefetch(lua_State *L) {
     luaL_newmetatable(L, NNL_PREFETCH);
     static const luaL_Reg meta[] = {
         {"__gc", l_stop}, {"__close", l_stop}, {"__len", l_len}, {NULL, NULL}};
-    luaL_setfuncs(L, meta, 0);
+    nnL_setfuncs(L, meta, 0);
     lua_newtable(L);
     lua_pushcfunction(L, l_next);
     lua_setfield(L, -2, "next");

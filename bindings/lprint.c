@@ -23,8 +23,10 @@ static int shown(const printer *p, int dim, int64_t i) {
     return !p->summarize || n <= 2 * EDGE || i < EDGE || i >= n - EDGE;
 }
 
-static int format(const printer *p, double v, char *out, size_t n) {
-    if (p->style == 3) return snprintf(out, n, "%lld", (long long)v);
+/* the element at idx as the printer shows it */
+static int format(const printer *p, const int64_t *idx, char *out, size_t n) {
+    if (p->style == 3) return snprintf(out, n, "%lld", (long long)nn_get_i64(p->t, idx));
+    double v = nn_get(p->t, idx);
     if (isnan(v)) return snprintf(out, n, "nan");
     if (isinf(v)) return snprintf(out, n, v > 0 ? "inf" : "-inf");
     if (p->style == 0) return snprintf(out, n, "%.0f.", v);
@@ -53,7 +55,7 @@ static void measure(printer *p, int dim, int64_t *idx) {
     const nn_tensor *t = p->t;
     if (dim == t->ndim) {
         char s[64];
-        int w = format(p, nn_get(t, idx), s, sizeof s);
+        int w = format(p, idx, s, sizeof s);
         if (w > p->width) p->width = w;
         return;
     }
@@ -98,7 +100,7 @@ static void emit(printer *p, int dim, int64_t *idx, int indent) {
         idx[dim] = i;
         if (inner) {
             char s[64];
-            int w = format(p, nn_get(t, idx), s, sizeof s);
+            int w = format(p, idx, s, sizeof s);
             add_indent(p, p->width - w);
             luaL_addlstring(p->b, s, w);
             col += p->width;
@@ -120,7 +122,7 @@ int nnL_tostring(lua_State *L) {
     luaL_buffinit(L, &b);
     printer p = {&b, t, nn_numel(t) > 1000, 3, 1};
     int64_t idx[NN_MAX_DIMS] = {0};
-    if (t->dtype == NN_F32) {
+    if (t->dtype == NN_F32 && nn_numel(t) > 0) { /* an empty one has no dims to walk */
         double stats[3] = {1, 0, 0};
         scan(&p, 0, idx, stats);
         int integral = stats[0] != 0 && stats[1] < 1e8;
@@ -130,7 +132,7 @@ int nnL_tostring(lua_State *L) {
     luaL_addstring(&b, "tensor(");
     if (t->ndim == 0) {
         char s[64];
-        luaL_addlstring(&b, s, format(&p, nn_item(t), s, sizeof s));
+        luaL_addlstring(&b, s, format(&p, idx, s, sizeof s));
     } else if (nn_numel(t) == 0) {
         luaL_addstring(&b, "[]");
     } else {

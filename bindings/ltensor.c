@@ -40,7 +40,7 @@ int nnL_engine_error(lua_State *L) {
 
 nn_tensor **nnL_newslot(lua_State *L) {
     nnL_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
-    u->t = NULL;
+    u->t = u->deferred = NULL;
     luaL_setmetatable(L, NNL_TENSOR);
     return &u->t;
 }
@@ -119,12 +119,18 @@ static int64_t checksize(lua_State *L, int arg, lua_Integer v, int allow_infer) 
     return (int64_t)v;
 }
 
+int nnL_checklen(lua_State *L, int arg, int max) {
+    lua_Integer n = luaL_len(L, arg);
+    if (n < 0 || n > max)
+        luaL_argerror(L, arg, lua_pushfstring(L, "table of length %I (expected 0..%d)",
+                                              n, max));
+    return (int)n;
+}
+
 static int checkshape(lua_State *L, int arg, int64_t *shape, int infer) {
     int n = 0;
     if (lua_istable(L, arg)) {
-        n = (int)luaL_len(L, arg);
-        if (n > NN_MAX_DIMS)
-            luaL_argerror(L, arg, lua_pushfstring(L, "at most %d dims", NN_MAX_DIMS));
+        n = nnL_checklen(L, arg, NN_MAX_DIMS);
         for (int i = 0; i < n; i++) {
             lua_geti(L, arg, i + 1);
             int ok;
@@ -199,7 +205,7 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
     lua_pushvalue(L, idx);
     while (lua_istable(L, -1)) {
         if (n == NN_MAX_DIMS) luaL_error(L, "tensor: table nested too deeply");
-        shape[n++] = (int64_t)luaL_len(L, -1);
+        shape[n++] = nnL_checklen(L, -1, INT32_MAX);
         if (shape[n - 1] == 0) break;
         lua_geti(L, -1, 1);
         lua_remove(L, -2);
@@ -210,7 +216,7 @@ static int table_shape(lua_State *L, int idx, int64_t *shape) {
 
 static void fill_from_table(lua_State *L, nn_tensor *t, int dim, int64_t *pos,
                             int64_t *idx) {
-    int64_t n = luaL_len(L, -1);
+    int64_t n = nnL_checklen(L, -1, INT32_MAX);
     if (n != t->shape[dim])
         luaL_error(L, "tensor: ragged table (dim %d has %d entries, expected %d)",
                    dim + 1, (int)n, (int)t->shape[dim]);
@@ -227,8 +233,15 @@ static void fill_from_table(lua_State *L, nn_tensor *t, int dim, int64_t *pos,
             if (!ok)
                 luaL_error(L, "tensor: element %d is %s, expected a number",
                            (int)*pos + 1, luaL_typename(L, -1));
-            if (t->dtype == NN_I64) ((int64_t *)nn_data(t))[*pos] = (int64_t)lua_tointeger(L, -1);
-            else ((float *)nn_data(t))[*pos] = (float)v;
+            if (t->dtype == NN_I64) {
+                lua_Integer k = lua_tointegerx(L, -1, &ok);
+                if (!ok)
+                    luaL_error(L, "tensor: element %d is %s, not an integer", (int)*pos + 1,
+                               lua_pushfstring(L, "%f", v));
+                ((int64_t *)nn_data(t))[*pos] = k;
+            } else {
+                ((float *)nn_data(t))[*pos] = (float)v;
+            }
             (*pos)++;
         }
         lua_pop(L, 1);
@@ -249,15 +262,14 @@ int nnL_from_table(lua_State *L, int arg, nn_dtype dtype) {
     return 1;
 }
 
-static void push_number(lua_State *L, const nn_tensor *t, const int64_t *idx) {
-    double v = nn_get(t, idx);
-    if (t->dtype == NN_I64) lua_pushinteger(L, (lua_Integer)v);
-    else lua_pushnumber(L, v);
+void nnL_pushelement(lua_State *L, const nn_tensor *t, const int64_t *idx) {
+    if (t->dtype == NN_I64) lua_pushinteger(L, nn_get_i64(t, idx));
+    else lua_pushnumber(L, nn_get(t, idx));
 }
 
 static void push_table(lua_State *L, const nn_tensor *t, int dim, int64_t *idx) {
     if (dim == t->ndim) {
-        push_number(L, t, idx);
+        nnL_pushelement(L, t, idx);
         return;
     }
     luaL_checkstack(L, 4, "tensor too deep");
@@ -278,10 +290,70 @@ int nnL_totable(lua_State *L) {
 
 /* ---- metamethods ------------------------------------------------------- */
 
-static int t_release(lua_State *L) {
+/* ---- lifetime ---------------------------------------------------------- */
+
+#define NNL_CALLS_KEY "nnlua.calls" /* lightuserdata(lua_CFunction) -> true */
+
+static void record_call(lua_State *L, lua_CFunction fn) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, NNL_CALLS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, NNL_CALLS_KEY);
+    }
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, -2, (void *)fn);
+    lua_pop(L, 1);
+}
+
+void nnL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+    for (const luaL_Reg *r = l; r->name; r++)
+        if (r->func) record_call(L, r->func);
+    luaL_setfuncs(L, l, nup);
+}
+
+void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n) {
+    record_call(L, fn);
+    lua_pushcclosure(L, fn, n);
+}
+
+/* Whether an nnlua call is running below the caller on this thread's stack:
+ * it may hold the engine tensor of any argument as a raw pointer. */
+int nnL_inside_call(lua_State *L) {
+    lua_Debug ar;
+    int found = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_CALLS_KEY);
+    for (int level = 1; !found && lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "f", &ar);
+        lua_CFunction fn = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
+        if (fn && lua_rawgetp(L, -1, (void *)fn) != LUA_TNIL) found = 1;
+        if (fn) lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return found;
+}
+
+/* __close and t:close(): frees the tensor now, or, while an nnlua call may
+ * be using it, marks it closed and leaves the release to __gc. */
+static int t_close(lua_State *L) {
     nnL_tensor *u = luaL_checkudata(L, 1, NNL_TENSOR);
-    nn_release(u->t); /* safe twice: __close, then __gc */
+    if (!u->t) return 0;
+    if (nnL_inside_call(L)) {
+        u->deferred = u->t;
+    } else {
+        nn_release(u->t);
+    }
     u->t = NULL;
+    return 0;
+}
+
+/* __gc: an unreachable userdata is on no stack, so no call is using it. */
+static int t_gc(lua_State *L) {
+    nnL_tensor *u = luaL_checkudata(L, 1, NNL_TENSOR);
+    nn_release(u->t);
+    nn_release(u->deferred);
+    u->t = u->deferred = NULL;
     return 0;
 }
 
@@ -391,19 +463,19 @@ static int t_unm(lua_State *L) {
 void nnL_open_tensor(lua_State *L) {
     /* expects the module table on top: it is the method table */
     static const luaL_Reg meta[] = {
-        {"__gc", t_release}, {"__close", t_release}, {"__newindex", t_newindex},
+        {"__gc", t_gc}, {"__close", t_close}, {"__newindex", t_newindex},
         {"__len", t_len}, {"__tostring", nnL_tostring}, {"__add", t_add},
         {"__sub", t_sub}, {"__mul", t_mul}, {"__div", t_div},
         {"__pow", t_pow}, {"__mod", t_mod}, {"__idiv", t_idiv},
         {"__unm", t_unm}, {NULL, NULL}};
     luaL_newmetatable(L, NNL_TENSOR);
-    luaL_setfuncs(L, meta, 0);
+    nnL_setfuncs(L, meta, 0);
     lua_pushvalue(L, -2);
-    lua_pushcclosure(L, t_index, 1);
+    nnL_pushcclosure(L, t_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushliteral(L, "nnlua.Tensor");
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
-    lua_pushcfunction(L, t_release);
+    lua_pushcfunction(L, t_close);
     lua_setfield(L, -2, "close");
 }

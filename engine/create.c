@@ -17,7 +17,7 @@ static void fill_contiguous(nn_tensor *t, double v) {
         float *d = nn_f32(t), f = (float)v;
         for (int64_t i = 0; i < n; i++) d[i] = f;
     } else {
-        int64_t *d = nn_i64(t), x = (int64_t)v;
+        int64_t *d = nn_i64(t), x = nn_double_to_i64(v);
         for (int64_t i = 0; i < n; i++) d[i] = x;
     }
 }
@@ -53,7 +53,7 @@ nn_tensor *nn_arange(nn_dtype dtype, double start, double end, double step) {
     for (int64_t i = 0; i < n; i++) {
         double v = start + (double)i * step;
         if (dtype == NN_F32) nn_f32(t)[i] = (float)v;
-        else nn_i64(t)[i] = (int64_t)v;
+        else nn_i64(t)[i] = nn_double_to_i64(v);
     }
     return t;
 }
@@ -104,7 +104,7 @@ nn_tensor *nn_map_bytes(const uint8_t *data, size_t n, const nn_tensor *lut) {
     if (lut->dtype != NN_I64 || lut->ndim != 1 || lut->shape[0] != 256)
         return nn_fail(2, "the lookup table must be a (256) i64 tensor");
     int64_t shape = (int64_t)n, table[256];
-    for (int i = 0; i < 256; i++) table[i] = (int64_t)nn_get(lut, (int64_t[]){i});
+    for (int i = 0; i < 256; i++) table[i] = nn_double_to_i64(nn_get(lut, (int64_t[]){i}));
     nn_tensor *t = nn_empty(NN_I64, 1, &shape);
     if (!t) return NULL;
     int64_t *o = nn_i64(t);

@@ -67,15 +67,21 @@ static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
     return x;
 }
 
+/* i64 arithmetic wraps modulo 2^64, as Lua's integers do (done in
+ * unsigned arithmetic: signed overflow is undefined in C) */
+static inline int64_t wrap_add(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
+static inline int64_t wrap_sub(int64_t x, int64_t y) { return (int64_t)((uint64_t)x - (uint64_t)y); }
+static inline int64_t wrap_mul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
+
 static inline int64_t unary_i64(nn_unary_op op, int64_t x, double p0,
                                 double p1) {
     switch (op) {
-    case NN_NEG: return -x;
-    case NN_ABS: return x < 0 ? -x : x;
+    case NN_NEG: return wrap_sub(0, x);
+    case NN_ABS: return x < 0 ? wrap_sub(0, x) : x;
     case NN_SIGN: return (x > 0) - (x < 0);
-    case NN_SQUARE: return x * x;
+    case NN_SQUARE: return wrap_mul(x, x);
     case NN_RELU: return x > 0 ? x : 0;
-    case NN_CLAMP: return x < p0 ? (int64_t)p0 : (x > p1 ? (int64_t)p1 : x);
+    case NN_CLAMP: return x < p0 ? nn_double_to_i64(p0) : (x > p1 ? nn_double_to_i64(p1) : x);
     default: return x; /* floor, ceil, round: integers already */
     }
 }
@@ -122,29 +128,40 @@ static inline int64_t ipow(int64_t x, int64_t y) {
     int64_t r = 1;
     if (y < 0) return x == 1 ? 1 : (x == -1 ? (y & 1 ? -1 : 1) : 0);
     while (y) {
-        if (y & 1) r *= x;
-        x *= x;
+        if (y & 1) r = wrap_mul(r, x);
+        x = wrap_mul(x, x);
         y >>= 1;
     }
     return r;
 }
 
-/* i64 op i64; comparisons give 0/1 (stored by the caller as f32) */
-static inline int64_t binary_i64(nn_binary_op op, int64_t x, int64_t y) {
+/* What an i64 row may report (ew_ctx.fault): the row still fills its
+ * output, the caller discards it and raises. */
+enum { FAULT_NONE, FAULT_DIV_ZERO, FAULT_DIV_OVERFLOW };
+
+static inline void fault(int *where, int what) {
+    __atomic_store_n(where, what, __ATOMIC_RELAXED);
+}
+
+/* i64 op i64; comparisons give 0/1 (stored by the caller as f32). Division
+ * or remainder by zero, and INT64_MIN // -1, are faults. */
+static inline int64_t binary_i64(nn_binary_op op, int64_t x, int64_t y, int *bad) {
     switch (op) {
-    case NN_ADD: return x + y;
-    case NN_SUB: return x - y;
-    case NN_MUL: return x * y;
+    case NN_ADD: return wrap_add(x, y);
+    case NN_SUB: return wrap_sub(x, y);
+    case NN_MUL: return wrap_mul(x, y);
     case NN_POW: return ipow(x, y);
     case NN_MAXIMUM: return x > y ? x : y;
     case NN_MINIMUM: return x < y ? x : y;
     case NN_REMAINDER: {
-        if (y == 0) return 0;
+        if (y == 0) return fault(bad, FAULT_DIV_ZERO), 0;
+        if (y == -1) return 0; /* INT64_MIN % -1 traps on x86 */
         int64_t r = x % y;
         return (r != 0 && ((r < 0) != (y < 0))) ? r + y : r;
     }
     case NN_FLOOR_DIVIDE: {
-        if (y == 0) return 0;
+        if (y == 0) return fault(bad, FAULT_DIV_ZERO), 0;
+        if (y == -1 && x == INT64_MIN) return fault(bad, FAULT_DIV_OVERFLOW), 0;
         int64_t q = x / y;
         return (x % y != 0 && ((x < 0) != (y < 0))) ? q - 1 : q;
     }
@@ -167,6 +184,7 @@ typedef struct {
     float p0, p1;
     nn_tensor *out;
     const nn_tensor *a, *b;
+    int fault; /* FAULT_*, set by i64 rows */
 } ew_ctx;
 
 /* one loop per stride pattern: all unit, second operand broadcast, general;
@@ -221,15 +239,15 @@ static void binary_row_i64(void *vctx, int64_t n, const int64_t *off,
     nn_binary_op op = (nn_binary_op)c->op;
     if (c->out->dtype == NN_F32) { /* comparisons */
         float *o = nn_f32(c->out) + off[0];
-        LOOP2(int64_t, (float)binary_i64(op, x, y));
+        LOOP2(int64_t, (float)binary_i64(op, x, y, &c->fault));
         return;
     }
     int64_t *o = nn_i64(c->out) + off[0];
     switch (op) {
-    case NN_ADD: LOOP2(int64_t, x + y); break;
-    case NN_SUB: LOOP2(int64_t, x - y); break;
-    case NN_MUL: LOOP2(int64_t, x * y); break;
-    default: LOOP2(int64_t, binary_i64(op, x, y)); break;
+    case NN_ADD: LOOP2(int64_t, wrap_add(x, y)); break;
+    case NN_SUB: LOOP2(int64_t, wrap_sub(x, y)); break;
+    case NN_MUL: LOOP2(int64_t, wrap_mul(x, y)); break;
+    default: LOOP2(int64_t, binary_i64(op, x, y, &c->fault)); break;
     }
 }
 
@@ -311,7 +329,7 @@ static int unary_into(nn_unary_op op, nn_tensor *out, const nn_tensor *x,
         if (!(tmp = nn_to_dtype(x, NN_F32))) return -1;
         x = tmp;
     }
-    ew_ctx c = {op, (float)p0, (float)p1, out, x, NULL};
+    ew_ctx c = {op, (float)p0, (float)p1, out, x, NULL, FAULT_NONE};
     run2(unary_row, &c);
     nn_release(tmp);
     return 0;
@@ -324,7 +342,7 @@ static nn_tensor *unary(nn_unary_op op, const nn_tensor *x, double p0,
     nn_tensor *out = nn_empty(dt, x->ndim, x->shape);
     if (!out) return NULL;
     if (dt == NN_I64) {
-        ew_ctx c = {op, (float)p0, (float)p1, out, x, NULL};
+        ew_ctx c = {op, (float)p0, (float)p1, out, x, NULL, FAULT_NONE};
         run2(unary_row, &c);
         return out;
     }
@@ -347,7 +365,7 @@ int nn_unary_(nn_unary_op op, nn_tensor *x, double p0, double p1) {
     if (x->dtype == NN_I64 && !unary_keeps_i64(op))
         return nn_failed(1, "%s_ of an i64 tensor would not stay i64",
                          nn_unary_names[op]);
-    ew_ctx c = {op, (float)p0, (float)p1, x, x, NULL};
+    ew_ctx c = {op, (float)p0, (float)p1, x, x, NULL, FAULT_NONE};
     run2(unary_row, &c);
     nn_bump_version(x);
     return 0;
@@ -373,10 +391,14 @@ static int binary_into(nn_binary_op op, nn_tensor *out, const nn_tensor *a,
             return -1;
         }
     }
-    ew_ctx c = {op, 0, 0, out, a, b};
+    ew_ctx c = {op, 0, 0, out, a, b, FAULT_NONE};
     run3(int_path ? binary_row_i64 : binary_row_f32, &c);
     nn_release(ta);
     nn_release(tb);
+    if (c.fault == FAULT_DIV_ZERO)
+        return nn_failed(2, "%s: integer division by zero", nn_binary_names[op]);
+    if (c.fault == FAULT_DIV_OVERFLOW)
+        return nn_failed(2, "%s: INT64_MIN // -1 overflows i64", nn_binary_names[op]);
     return 0;
 }
 
@@ -419,7 +441,15 @@ int nn_binary_(nn_binary_op op, nn_tensor *a, const nn_tensor *b) {
     if (a->dtype != binary_dtype(op, a->dtype, b->dtype))
         return nn_failed(2, "in-place %s would change the dtype of an %s "
                          "tensor", nn_binary_names[op], nn_dtype_name(a->dtype));
-    if (binary_into(op, a, a, b) < 0) return -1;
+    if (a->dtype == NN_I64 && (op == NN_FLOOR_DIVIDE || op == NN_REMAINDER)) {
+        /* may fault halfway: compute aside so a is unchanged on error */
+        nn_tensor *tmp = binary(op, a, b);
+        int rc = tmp ? nn_copy_(a, tmp) : -1;
+        nn_release(tmp);
+        if (rc < 0) return -1;
+    } else if (binary_into(op, a, a, b) < 0) {
+        return -1;
+    }
     nn_bump_version(a);
     return 0;
 }

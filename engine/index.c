@@ -170,7 +170,7 @@ static nn_tensor *index_select(const nn_tensor *x, int dim,
     }
     const int64_t *ix = nn_i64(ic);
     if (dim == 0 && nn_is_contiguous(x)) { /* rows: the embedding case */
-        size_t row = (size_t)(nn_numel(x) / x->shape[0]) * nn_dtype_size(x->dtype);
+        size_t row = (size_t)nn_row_numel(x) * nn_dtype_size(x->dtype);
 #pragma omp parallel for if (n * row > 4 * NN_PAR_GRAIN)
         for (int64_t i = 0; i < n; i++)
             memcpy((char *)nn_data(out) + i * row,
@@ -215,7 +215,7 @@ static nn_tensor *index_add(const nn_tensor *x, int dim, const nn_tensor *index,
         nn_release(out);
         out = NULL;
     } else if (dim == 0) { /* rows, serial: indices may repeat */
-        int64_t row = nn_numel(x) / x->shape[0];
+        int64_t row = nn_row_numel(x);
         float *o = nn_f32(out), a = (float)alpha;
         const float *s = nn_f32(sc);
         for (int64_t i = 0; i < n; i++) {
@@ -250,7 +250,7 @@ static void mf_row(void *vctx, int64_t n, const int64_t *off,
         bool on = f ? mf[i * inner[1]] != 0.0f : mi[i * inner[1]] != 0;
         if (!on) continue;
         if (c->x->dtype == NN_F32) nn_f32(c->x)[off[0] + i * inner[0]] = (float)c->value;
-        else nn_i64(c->x)[off[0] + i * inner[0]] = (int64_t)c->value;
+        else nn_i64(c->x)[off[0] + i * inner[0]] = nn_double_to_i64(c->value);
     }
 }
 

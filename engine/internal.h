@@ -5,6 +5,7 @@
 #include "nn.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Leave a message (and the argument to blame, 0 for none); returns NULL so
  * a failing constructor can `return nn_fail(...)`. */
@@ -13,6 +14,15 @@ void *nn_fail(int arg, const char *fmt, ...)
 /* Same, for functions returning a status. */
 int nn_failed(int arg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* A float to i64 as Rust's `as` does (C leaves it undefined): toward
+ * zero, saturating at the ends of the range, NaN to 0. */
+static inline int64_t nn_double_to_i64(double v) {
+    if (v != v) return 0;
+    if (v >= 9223372036854775808.0) return INT64_MAX;
+    if (v < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
 
 /* Normalise a possibly negative dim; -1 (and an error) when out of range. */
 int nn_wrap_dim(int dim, int ndim, int arg);
@@ -63,6 +73,11 @@ void nn_iter_run(const nn_iter *it, nn_row_fn row, void *ctx);
 #define NN_PAR_GRAIN 32768
 
 int64_t nn_shape_numel(int ndim, const int64_t *shape);
+/* 0, or -1 with the error set (blaming arg): see tensor.c */
+int nn_shape_check(int arg, int ndim, const int64_t *shape, size_t elem);
+/* Elements in one slice t[i] along dim 0 (the product of the other sizes;
+ * not numel / shape[0], which divides by zero for an empty tensor). */
+int64_t nn_row_numel(const nn_tensor *t);
 void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 
 /* Philox4x32-10 block for (seed, counter). */

@@ -72,6 +72,7 @@ void nn_iter_pair(nn_iter *it, const nn_tensor *dst, const nn_tensor *src) {
 
 void nn_iter_range(const nn_iter *it, int64_t begin, int64_t end,
                    nn_row_fn row, void *ctx) {
+    if (begin >= end) return; /* also an empty shape: no dim to divide by */
     int nd = it->ndim, last = nd - 1;
     int64_t idx[NN_MAX_DIMS], off[NN_ITER_MAX] = {0}, inner[NN_ITER_MAX];
     int64_t rem = begin;

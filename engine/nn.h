@@ -127,6 +127,7 @@ int64_t nn_numel(const nn_tensor *t);
 int nn_is_contiguous(const nn_tensor *t);
 void *nn_data(const nn_tensor *t); /* pointer to element 0 */
 double nn_get(const nn_tensor *t, const int64_t *index);
+int64_t nn_get_i64(const nn_tensor *t, const int64_t *index); /* exact for i64 */
 void nn_set(nn_tensor *t, const int64_t *index, double v);
 double nn_item(const nn_tensor *t);
 int nn_same_shape(const nn_tensor *a, const nn_tensor *b);

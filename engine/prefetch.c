@@ -66,7 +66,7 @@ static int build(nn_prefetch *p, int64_t b, nn_tensor **out) {
         shape[0] = len;
         out[s] = nn_empty(src->dtype, src->ndim, shape);
         if (!out[s]) goto fail;
-        size_t row = (size_t)(nn_numel(src) / (src->shape[0] ? src->shape[0] : 1)) *
+        size_t row = (size_t)nn_row_numel(src) *
                      nn_dtype_size(src->dtype);
         for (int64_t i = 0; i < len; i++)
             memcpy((char *)nn_data(out[s]) + i * row,
@@ -131,7 +131,7 @@ nn_prefetch *nn_prefetch_start(nn_tensor *const *src, int nsrc, const nn_tensor 
     p->order = malloc((size_t)(p->count ? p->count : 1) * sizeof *p->order);
     if (!p->order) { free(p); return nn_fail(0, "out of memory"); }
     for (int64_t i = 0; i < p->count; i++) {
-        int64_t v = (int64_t)nn_get(order, &i);
+        int64_t v = nn_double_to_i64(nn_get(order, &i));
         if (v < base || v >= n + base) {
             free(p->order);
             free(p);

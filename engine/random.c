@@ -95,7 +95,7 @@ static void draw(nn_rng *r, draw_kind kind, void *out, int64_t n,
             }
             case DRAW_INT: {
                 uint64_t v = ((uint64_t)w1[l] << 32) | w0[l];
-                ((int64_t *)out)[i] = low + (int64_t)(v % range);
+                ((int64_t *)out)[i] = (int64_t)((uint64_t)low + v % range); /* no overflow */
                 break;
             }
             case DRAW_BERNOULLI: ((float *)out)[i] = nn_u01(w0[l]) < p[i]; break;

@@ -106,8 +106,8 @@ static int64_t reduce_row_i64(nn_reduce_op op, const int64_t *x, int64_t n,
     int64_t r = op == NN_PROD ? 1 : 0, best = 0;
     for (int64_t i = 0; i < n; i++) {
         switch (op) {
-        case NN_SUM: r += x[i]; break;
-        case NN_PROD: r *= x[i]; break;
+        case NN_SUM: r = (int64_t)((uint64_t)r + (uint64_t)x[i]); break; /* wraps */
+        case NN_PROD: r = (int64_t)((uint64_t)r * (uint64_t)x[i]); break;
         case NN_MAX: case NN_ARGMAX: if (x[i] > x[best]) best = i; break;
         case NN_MIN: case NN_ARGMIN: if (x[i] < x[best]) best = i; break;
         default: break;
@@ -246,7 +246,7 @@ static nn_tensor *reduce(nn_reduce_op op, const nn_tensor *x,
 #pragma omp parallel for if (rows * len > NN_PAR_GRAIN && rows > 1)
         for (int64_t r = 0; r < rows; r++) {
             double v = reduce_row_f32(op, src + r * len, len, &a);
-            if (dt == NN_I64) nn_i64(out)[r] = (int64_t)v;
+            if (dt == NN_I64) nn_i64(out)[r] = nn_double_to_i64(v);
             else nn_f32(out)[r] = (float)v;
         }
     }

@@ -406,7 +406,7 @@ nn_safetensors *nn_safetensors_load(const char *path) {
             if (!strcmp(es[i].name, es[i - 1].name)) err = "duplicate tensor name";
     }
     if (!err) { /* every tensor: size agrees with its shape; together they tile the data */
-        qsort(es, ne, sizeof *es, cmp_begin);
+        if (ne > 1) qsort(es, ne, sizeof *es, cmp_begin); /* es may be NULL when empty */
         uint64_t at = 0;
         for (int i = 0; i < ne && !err; i++) {
             uint64_t numel = 1;

@@ -31,6 +31,10 @@ int64_t nn_shape_numel(int ndim, const int64_t *shape) {
     return n;
 }
 
+int64_t nn_row_numel(const nn_tensor *t) {
+    return t->ndim ? nn_shape_numel(t->ndim - 1, t->shape + 1) : 1;
+}
+
 void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {
@@ -39,18 +43,23 @@ void nn_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
     }
 }
 
-static int check_shape(int ndim, const int64_t *shape, size_t elem) {
+/* The one place sizes are checked: dims in range, no negative size, and
+ * the product of the non-zero sizes fits in half the address space, so
+ * numel, byte counts and offsets never overflow (an empty tensor may not
+ * claim 2^62 x 2^62 x 0 elements either: loops over its dims would hang). */
+int nn_shape_check(int arg, int ndim, const int64_t *shape, size_t elem) {
     if (ndim < 0 || ndim > NN_MAX_DIMS)
-        return nn_failed(0, "tensors have at most %d dims (got %d)",
+        return nn_failed(arg, "tensors have at most %d dims (got %d)",
                          NN_MAX_DIMS, ndim);
-    int64_t n = 1;
+    int64_t n = 1, limit = (int64_t)(SIZE_MAX / 2 / elem);
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
-            return nn_failed(0, "negative size %lld in dim %d",
+            return nn_failed(arg, "negative size %lld in dim %d",
                              (long long)shape[i], i + 1);
-        if (shape[i] && n > (int64_t)(SIZE_MAX / 2 / elem) / shape[i])
-            return nn_failed(0, "tensor too large");
-        n *= shape[i];
+        if (shape[i] && n > limit / shape[i])
+            return nn_failed(arg, "tensor too large (%lld elements in dim %d)",
+                             (long long)shape[i], i + 1);
+        if (shape[i]) n *= shape[i];
     }
     return 0;
 }
@@ -74,7 +83,7 @@ static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
 }
 
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
-    if (check_shape(ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
+    if (nn_shape_check(0, ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
     size_t bytes = (size_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
     nn_storage *s = calloc(1, sizeof *s);
     void *data = nn_alloc(bytes);
@@ -99,7 +108,7 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
 
 nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
                           const int64_t *shape) {
-    if (check_shape(ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
+    if (nn_shape_check(0, ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
     if (!data) return nn_fail(1, "NULL buffer");
     nn_storage *s = calloc(1, sizeof *s);
     if (!s) return nn_fail(0, "out of memory");
@@ -115,6 +124,7 @@ nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
 
 nn_tensor *nn_make_view(nn_tensor *t, int ndim, const int64_t *shape,
                         const int64_t *stride, int64_t offset) {
+    if (nn_shape_check(0, ndim, shape, dtype_sizes[t->dtype]) < 0) return NULL;
     return tensor_new(t->storage, t->dtype, ndim, shape, stride, offset);
 }
 
@@ -174,12 +184,18 @@ double nn_get(const nn_tensor *t, const int64_t *index) {
     return (double)((int64_t *)t->storage->data)[off];
 }
 
+int64_t nn_get_i64(const nn_tensor *t, const int64_t *index) {
+    int64_t off = elem_offset(t, index);
+    if (t->dtype == NN_F32) return nn_double_to_i64(((float *)t->storage->data)[off]);
+    return ((int64_t *)t->storage->data)[off];
+}
+
 void nn_set(nn_tensor *t, const int64_t *index, double v) {
     int64_t off = elem_offset(t, index);
     if (t->dtype == NN_F32)
         ((float *)t->storage->data)[off] = (float)v;
     else
-        ((int64_t *)t->storage->data)[off] = (int64_t)v;
+        ((int64_t *)t->storage->data)[off] = nn_double_to_i64(v);
     nn_bump_version(t);
 }
 
@@ -210,8 +226,11 @@ const char *nn_shape_str(const nn_tensor *t, char *buf, size_t n) {
 
 nn_tensor *nn_map_file(const char *path, uint64_t offset, nn_dtype dtype, int ndim,
                        const int64_t *shape) {
-    if (check_shape(ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
+    if (nn_shape_check(0, ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
     uint64_t bytes = (uint64_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
+    if (offset % dtype_sizes[dtype])
+        return nn_fail(2, "offset %llu is not a multiple of %zu (the size of %s)",
+                       (unsigned long long)offset, dtype_sizes[dtype], dtype_names[dtype]);
     int fd = open(path, O_RDONLY);
     if (fd < 0) return nn_fail(1, "%s: %s", path, strerror(errno));
     struct stat sb;

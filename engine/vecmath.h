@@ -24,6 +24,7 @@ static inline float nn_expf(float x) {
     const float hi = 88.72283905206835f, lo = -103.97207708f;
     float xc = x < lo ? lo : x;
     xc = xc > hi ? hi : xc;
+    xc = x != x ? 0.0f : xc; /* NaN: no undefined int conversion below */
     /* round to nearest with the 1.5 * 2^23 trick (no libm call) */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;

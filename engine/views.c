@@ -95,10 +95,12 @@ static int resolve_shape(const nn_tensor *t, int ndim, const int64_t *in,
             infer = i;
         } else if (in[i] < 0) {
             return nn_failed(2, "invalid size %lld", (long long)in[i]);
-        } else {
-            known *= in[i];
         }
     }
+    int64_t sizes[NN_MAX_DIMS]; /* the known sizes, 1 for the inferred one */
+    for (int i = 0; i < ndim; i++) sizes[i] = i == infer ? 1 : in[i];
+    if (nn_shape_check(2, ndim, sizes, nn_dtype_size(t->dtype)) < 0) return -1;
+    known = nn_shape_numel(ndim, sizes);
     if (infer >= 0) {
         if (known == 0 || numel % known)
             goto mismatch;
@@ -180,8 +182,8 @@ nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
     int64_t shape[NN_MAX_DIMS], stride[NN_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
     memcpy(stride, t->stride, sizeof stride);
-    shape[dim] = (stop - start + step - 1) / step;
-    stride[dim] *= step;
+    shape[dim] = stop > start ? (stop - start - 1) / step + 1 : 0; /* no overflow */
+    if (shape[dim] > 1) stride[dim] *= step; /* step < size then */
     nn_node *node;
     nn_tensor *out = record_view(nn_make_view(t, t->ndim, shape, stride,
                                               t->offset + start * t->stride[dim]),
@@ -197,6 +199,9 @@ nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
 
 nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t len) {
     if (len < 0) return nn_fail(4, "negative length %lld", (long long)len);
+    if (start > INT64_MAX - len)
+        return nn_fail(4, "narrow from %lld for %lld overflows", (long long)start,
+                       (long long)len);
     return nn_slice(t, dim, start, start + len, 1);
 }
 
@@ -311,7 +316,7 @@ static void copy_row(void *vctx, int64_t n, const int64_t *off,
     } else {
         int64_t *d = (int64_t *)dbase + off[0];
         const float *s = (const float *)sbase + off[1];
-        for (int64_t i = 0; i < n; i++) d[i * sd] = (int64_t)s[i * ss];
+        for (int64_t i = 0; i < n; i++) d[i * sd] = nn_double_to_i64(s[i * ss]);
     }
 }
 
