@@ -1,4 +1,5 @@
-/* lcheckpoint.c -- nn.save(path, tensors[, metadata]) and nn.load(path).
+/* lcheckpoint.c -- nn.save(path, tensors[, metadata]), nn.load(path) and
+ * nn.write_file(path, text), all atomic.
  * Misuse (a value that is not a tensor) raises; what the file system or the
  * file says (missing, unwritable, malformed) returns nil and a message, so
  * a script can fall back. */
@@ -108,7 +109,23 @@ static int l_load(lua_State *L) {
     return 2;
 }
 
+/* write_file(path, text): replaces path atomically; true, or nil and a
+ * message (the old file untouched) */
+static int l_write_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n;
+    const char *text = luaL_checklstring(L, 2, &n);
+    if (nn_write_file_atomic(path, text, n) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, nn_last_error());
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 void nnL_open_checkpoint(lua_State *L) {
-    static const luaL_Reg fns[] = {{"save", l_save}, {"load", l_load}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"save", l_save}, {"load", l_load},
+                                   {"write_file", l_write_file}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
 }

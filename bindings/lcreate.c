@@ -187,6 +187,9 @@ static int l_map_file(lua_State *L) {
     int64_t shape[NN_MAX_DIMS];
     nn_dtype dt = NN_F32;
     int nd = shape_and_dtype(L, 3, shape, &dt);
+    if (off % (lua_Integer)nn_dtype_size(dt))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "offset %I is not a multiple of %d (%s)",
+                             off, (int)nn_dtype_size(dt), nn_dtype_name(dt)));
     nn_tensor **slot = nnL_newslot(L);
     if (!(*slot = nn_map_file(path, (uint64_t)off, dt, nd, shape))) {
         lua_pushnil(L);

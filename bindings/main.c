@@ -34,7 +34,29 @@ static void on_sigint(int sig) {
     lua_sethook(globalL, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+/* The exit status of a script that raised an error object with a numeric
+ * `exit_code` field (nn.cli's usage errors and --help): such an object is
+ * shown alone, without traceback, and becomes the status. */
+static int exit_code = EXIT_FAILURE;
+
+static int is_exit_request(lua_State *L, int idx) {
+    if (!lua_istable(L, idx)) return 0;
+    int isnum = lua_getfield(L, idx, "exit_code") == LUA_TNUMBER;
+    lua_pop(L, 1);
+    return isnum;
+}
+
 static void report(lua_State *L, int status) {
+    if (status != LUA_OK && is_exit_request(L, -1)) {
+        lua_getfield(L, -1, "exit_code");
+        exit_code = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        const char *msg = luaL_tolstring(L, -1, NULL);
+        fprintf(exit_code ? stderr : stdout, "%s\n", msg);
+        fflush(NULL);
+        lua_pop(L, 2);
+        return;
+    }
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (!msg) msg = "(error object is not a string)";
@@ -45,6 +67,7 @@ static void report(lua_State *L, int status) {
 }
 
 static int traceback(lua_State *L) {
+    if (is_exit_request(L, 1)) return 1; /* shown as it is */
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -391,5 +414,5 @@ int main(int argc, char **argv) {
     int status = lua_pcall(L, 1, 0, 0);
     report(L, status);
     lua_close(L);
-    return (status == LUA_OK && m.ok) ? EXIT_SUCCESS : EXIT_FAILURE;
+    return (status == LUA_OK && m.ok) ? EXIT_SUCCESS : exit_code;
 }

@@ -5,6 +5,7 @@
 #include "nn.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Leave a message (and the argument to blame, 0 for none); returns NULL so
@@ -26,6 +27,17 @@ static inline int64_t nn_double_to_i64(double v) {
 
 /* Normalise a possibly negative dim; -1 (and an error) when out of range. */
 int nn_wrap_dim(int dim, int ndim, int arg);
+
+/* A file being replaced atomically (atomic.c): open, write, then commit
+ * or abort; every failure leaves the old file as it was. */
+typedef struct {
+    FILE *f;
+    char *tmp, *path;
+} nn_atomic_file;
+int nn_atomic_open(nn_atomic_file *a, const char *path);
+int nn_atomic_write(nn_atomic_file *a, const void *data, size_t n);
+int nn_atomic_commit(nn_atomic_file *a); /* also frees a */
+void nn_atomic_abort(nn_atomic_file *a);
 
 /* Allocation of tensor memory: 64-byte aligned, NULL on failure. */
 void *nn_alloc(size_t bytes);

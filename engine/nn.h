@@ -359,6 +359,11 @@ int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
 int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
                     const nn_adagrad_args *a);
 
+/* ---- files replaced atomically (atomic.c) ------------------------------------ */
+/* Writes n bytes to path through a unique temporary file, fsynced and
+ * renamed: a crash leaves the old file or the new one. */
+int nn_write_file_atomic(const char *path, const void *data, size_t n);
+
 /* ---- checkpoints (safetensors) --------------------------------------------- */
 /* Writes n named tensors (F32/I64) and string metadata atomically: a
  * temporary file, flushed and fsync'ed, renamed over path. */

@@ -94,35 +94,20 @@ int nn_safetensors_save(const char *path, int n, const char *const *names,
         free(h.s);
         return nn_failed(0, "out of memory writing the header");
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        free(h.s);
-        return nn_failed(0, "out of memory");
-    }
-    snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int rc = f ? 0 : nn_failed(1, "%s: %s", tmp, strerror(errno));
+    nn_atomic_file f;
+    int rc = nn_atomic_open(&f, path);
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
-    if (rc == 0 && (fwrite(len8, 1, 8, f) != 8 || fwrite(h.s, 1, h.len, f) != h.len))
-        rc = nn_failed(1, "%s: %s", tmp, strerror(errno));
+    if (rc == 0) rc = nn_atomic_write(&f, len8, 8);
+    if (rc == 0) rc = nn_atomic_write(&f, h.s, h.len);
     for (int i = 0; rc == 0 && i < n; i++) {
         nn_tensor *c = nn_contiguous(ts[i]); /* little-endian on every target we build */
         size_t bytes = (size_t)nn_numel(ts[i]) * nn_dtype_size(ts[i]->dtype);
-        if (!c) rc = -1;
-        else if (bytes && fwrite(nn_data(c), 1, bytes, f) != bytes)
-            rc = nn_failed(1, "%s: %s", tmp, strerror(errno));
+        rc = c ? nn_atomic_write(&f, nn_data(c), bytes) : -1;
         nn_release(c);
     }
-    if (f) {
-        if (rc == 0 && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-            rc = nn_failed(1, "%s: %s", tmp, strerror(errno));
-        if (fclose(f) != 0 && rc == 0) rc = nn_failed(1, "%s: %s", tmp, strerror(errno));
-    }
-    if (rc == 0 && rename(tmp, path) != 0) rc = nn_failed(1, "%s: %s", path, strerror(errno));
-    if (rc < 0 && f) unlink(tmp);
-    free(tmp);
+    if (rc == 0) rc = nn_atomic_commit(&f);
+    else nn_atomic_abort(&f);
     free(h.s);
     return rc;
 }

@@ -44,13 +44,26 @@ local function state_of(m)
   return sd
 end
 
+-- the problems loading sd into m would meet (a list; empty when none)
+local function check_model(m, sd)
+  if not nn.is_layer(m) then return m:check_state_dict(sd) end
+  local problems = {}
+  for name, p in m:named_parameters() do
+    local src = sd[name]
+    if src == nil then
+      problems[#problems + 1] = 'missing ' .. name
+    elseif src.dtype ~= p.dtype or table.concat(src:size(), 'x') ~= table.concat(p:size(), 'x') then
+      problems[#problems + 1] = ('%s is %s %s in the checkpoint, %s %s in the model'):format(name,
+        src.dtype, table.concat(src:size(), 'x'), p.dtype, table.concat(p:size(), 'x'))
+    end
+  end
+  return problems
+end
+
 local function load_into(m, sd)
   if not nn.is_layer(m) then return m:load_state_dict(sd) end
   nn.no_grad(function()
-    for name, p in m:named_parameters() do
-      local src = sd[name] or error('checkpoint: missing ' .. name, 3)
-      p:copy_(src)
-    end
+    for name, p in m:named_parameters() do p:copy_(sd[name]) end
   end)
 end
 
@@ -88,7 +101,10 @@ function M.load(path, s)
     local n = name:match('^model%.(.*)$')
     if n then sd[n] = t end
   end
-  load_into(s.model, sd)
+  -- everything is checked before anything is restored
+  local problems = check_model(s.model, sd)
+  if #problems > 0 then error('checkpoint.load: ' .. table.concat(problems, '; '), 2) end
+  local osd
   if s.optimizer and info.optimizer then
     local state = {}
     for i, scalars in pairs(info.optimizer.scalars) do state[tonumber(i)] = scalars end
@@ -99,8 +115,11 @@ function M.load(path, s)
         state[tonumber(i)][k] = t
       end
     end
-    s.optimizer:load_state_dict({ state = state, param_groups = info.optimizer.param_groups })
+    osd = { state = state, param_groups = info.optimizer.param_groups }
+    s.optimizer:check_state_dict(osd)
   end
+  load_into(s.model, sd)
+  if osd then s.optimizer:load_state_dict(osd) end
   if s.scheduler and info.scheduler then s.scheduler:load_state_dict(info.scheduler) end
   nn.rng_state({ math.tointeger(tonumber(info.rng[1])), math.tointeger(tonumber(info.rng[2])) })
   return { step = info.step, extra = info.extra }

@@ -17,6 +17,7 @@
 --- flips and shifts of the (N, C, H, W) tensor, seeded like everything else).
 local nn = require 'nnlua'
 local class = require 'nnlua.class'
+local files = require 'nnlua.files'
 
 local M = {}
 
@@ -127,7 +128,7 @@ end
 
 --- read_text(path) -> the file's contents, or nil and a message
 function M.read_text(path)
-  local f, err = io.open(path, 'rb')
+  local f, err = files.open(path)
   if not f then return nil, err end
   local s = f:read('a')
   f:close()
@@ -140,7 +141,7 @@ end
 function M.read_table(path, o)
   o = o or {}
   local sep = o.sep or (path:match('%.csv$') and ',' or '\t')
-  local f, err = io.open(path, 'rb')
+  local f, err = files.open(path)
   if not f then return nil, err end
   local rows, names = {}, nil
   for line in f:lines() do
@@ -158,7 +159,7 @@ end
 --- read_jsonl(path) -> a list of decoded records (lua-cjson)
 function M.read_jsonl(path)
   local cjson = require 'cjson'
-  local f, err = io.open(path, 'rb')
+  local f, err = files.open(path)
   if not f then return nil, err end
   local out, n = {}, 0
   for line in f:lines() do

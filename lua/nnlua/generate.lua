@@ -14,6 +14,9 @@ local M = {}
 --- -> ids (B) i64
 function M.sample(logits, o)
   o = o or {}
+  if logits:ne(logits):sum():item() > 0 then -- NaN would pick an arbitrary token
+    error('sample: the logits contain NaN', 2)
+  end
   if o.greedy or o.temperature == 0 then
     local _, idx = logits:max(2)
     return idx

@@ -2,6 +2,7 @@
 --- Depends on nnlua (from_bytes) and, for .gz files, the gzip command.
 local nn = require 'nnlua'
 local read_text = require('nnlua.data').read_text
+local files = require 'nnlua.files'
 
 local M = {}
 
@@ -10,8 +11,8 @@ local UBYTE = 0x08
 
 local function slurp(path)
   if path:match('%.gz$') then
-    local probe = io.open(path, 'rb')
-    if not probe then return nil, path .. ': No such file or directory' end
+    local probe, err = files.open(path)
+    if not probe then return nil, err end
     probe:close()
     local p = io.popen("gzip -dc '" .. path:gsub("'", "'\\''") .. "'", 'r')
     local data = p:read('a')

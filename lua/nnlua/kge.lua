@@ -343,12 +343,30 @@ end
 function M.load_triples(dir, o)
   local splits = (o and o.splits) or { 'train', 'valid', 'test' }
   local ds = { entities = {}, relations = {}, entity_id = {}, relation_id = {} }
+  -- "id<TAB>label" lines (ids from 0, each id and label once); absent is fine
   local function dict(name, names, ids)
-    local text = nn.data.read_text(dir .. '/' .. name)
+    local path = dir .. '/' .. name
+    local text = nn.data.read_text(path)
     if not text then return end
-    for id, label in text:gmatch('(%d+)\t([^\n\r]+)') do
-      names[tonumber(id) + 1] = label
-      ids[label] = tonumber(id) + 1
+    local line_no, count = 0, 0
+    for line in (text .. '\n'):gmatch('(.-)\r?\n') do
+      line_no = line_no + 1
+      if line:match('%S') then
+        local id, label = line:match('^(%d+)\t([^\t]+)$')
+        id = id and math.tointeger(tonumber(id))
+        if not id or id >= 2^31 then
+          error(('load_triples: %s:%d is not "id<TAB>name" with an id below 2^31'):format(path, line_no), 3)
+        end
+        if names[id + 1] or ids[label] then
+          error(('load_triples: %s:%d repeats %s'):format(path, line_no,
+            names[id + 1] and 'id ' .. id or 'name ' .. label), 3)
+        end
+        names[id + 1], ids[label] = label, id + 1
+        count = count + 1
+      end
+    end
+    if #names ~= count then
+      error(('load_triples: %s: ids must be 0..%d without gaps'):format(path, count - 1), 3)
     end
   end
   dict('entities.dict', ds.entities, ds.entity_id)
@@ -366,16 +384,18 @@ function M.load_triples(dir, o)
     local text, err = nn.data.read_text(path)
     if not text then error(('load_triples: %s'):format(err), 2) end
     local rows, line_no = {}, 0
-    for line in text:gmatch('[^\n]+') do
+    for line in (text .. '\n'):gmatch('(.-)\r?\n') do
       line_no = line_no + 1
-      local h, r, t = line:match('^([^\t]+)\t([^\t]+)\t([^\t\r]+)\r?$')
-      if not h then
-        error(('load_triples: %s:%d is not "head<TAB>relation<TAB>tail"'):format(path, line_no), 2)
+      if line:match('%S') then -- blank lines (LF or CRLF) are skipped
+        local h, r, t = line:match('^([^\t]+)\t([^\t]+)\t([^\t]+)$')
+        if not h then
+          error(('load_triples: %s:%d is not "head<TAB>relation<TAB>tail"'):format(path, line_no), 2)
+        end
+        rows[#rows + 1] = { id(ds.entities, ds.entity_id, h), id(ds.relations, ds.relation_id, r),
+                            id(ds.entities, ds.entity_id, t) }
       end
-      rows[#rows + 1] = { id(ds.entities, ds.entity_id, h), id(ds.relations, ds.relation_id, r),
-                          id(ds.entities, ds.entity_id, t) }
     end
-    ds[split] = #rows > 0 and nn.tensor(rows):long() or nn.empty(0, 3):long()
+    ds[split] = #rows > 0 and nn.tensor(rows, 'i64') or nn.empty(0, 3):long()
   end
   return ds
 end

@@ -75,20 +75,28 @@ local function entries(self)
   return out
 end
 
-local function walk(self, prefix, fn)
+-- fn(name, value, kind) for every parameter and buffer below self; a child
+-- that is also an enclosing module (child.parent = parent) is an error, not
+-- an endless walk (a module shared by two parents is fine)
+local function walk(self, prefix, fn, enclosing)
+  enclosing = enclosing or {}
+  enclosing[self] = true
   for _, e in ipairs(entries(self)) do
     local name, v, kind = e[1], e[2], e[3]
     local full = prefix == '' and name or prefix .. '.' .. name
     if kind == 'module' then
       if is_layer(v) then
         for pname, p in v:named_parameters(full) do fn(pname, p, 'param') end
+      elseif enclosing[v] then
+        error(('module cycle: %s refers back to a module that contains it'):format(full), 0)
       else
-        walk(v, full, fn)
+        walk(v, full, fn, enclosing)
       end
     else
       fn(full, v, kind)
     end
   end
+  enclosing[self] = nil
 end
 
 local function iterate(list)
@@ -180,9 +188,9 @@ end
 
 local function shape_str(t) return table.concat(t:size(), 'x') end
 
---- Copies a state dict into the module. strict (default true): every name
---- must be present on both sides. Shapes must always agree.
-function Module:load_state_dict(sd, strict)
+--- The problems that would stop load_state_dict(sd, strict) (a sorted
+--- list of messages, empty when it would succeed); changes nothing.
+function Module:check_state_dict(sd, strict)
   if strict == nil then strict = true end
   local own, problems = self:state_dict(), {}
   for name, t in pairs(own) do
@@ -191,6 +199,9 @@ function Module:load_state_dict(sd, strict)
       if strict then problems[#problems + 1] = 'missing key ' .. name end
     elseif not nn.is_tensor(src) then
       problems[#problems + 1] = ('%s is a %s, not a tensor'):format(name, type(src))
+    elseif src.dtype ~= t.dtype then
+      problems[#problems + 1] = ('dtype mismatch for %s: the checkpoint has %s, the model %s')
+        :format(name, src.dtype, t.dtype)
     elseif shape_str(src) ~= shape_str(t) then
       problems[#problems + 1] = ('size mismatch for %s: the checkpoint has %s, the model %s')
         :format(name, shape_str(src), shape_str(t))
@@ -201,10 +212,17 @@ function Module:load_state_dict(sd, strict)
       if own[name] == nil then problems[#problems + 1] = 'unexpected key ' .. name end
     end
   end
-  if #problems > 0 then
-    table.sort(problems)
-    error('load_state_dict: ' .. table.concat(problems, '; '), 2)
-  end
+  table.sort(problems)
+  return problems
+end
+
+--- Copies a state dict into the module. strict (default true): every name
+--- must be present on both sides. Dtypes and shapes must always agree; on
+--- any problem nothing is copied.
+function Module:load_state_dict(sd, strict)
+  local problems = self:check_state_dict(sd, strict)
+  if #problems > 0 then error('load_state_dict: ' .. table.concat(problems, '; '), 2) end
+  local own = self:state_dict()
   nn.no_grad(function()
     for name, t in pairs(own) do
       if sd[name] ~= nil then t:copy_(sd[name]) end

@@ -99,18 +99,40 @@ function Optimizer:state_dict()
   return { state = state, param_groups = groups }
 end
 
-function Optimizer:load_state_dict(sd)
+--- Raises unless load_state_dict(sd) would succeed; changes nothing.
+function Optimizer:check_state_dict(sd)
+  if type(sd) ~= 'table' or type(sd.param_groups) ~= 'table' or type(sd.state) ~= 'table' then
+    error('load_state_dict: expected {state =, param_groups =}', 3)
+  end
   if #sd.param_groups ~= #self.param_groups then
-    error('load_state_dict: the saved optimizer has a different number of groups', 2)
+    error('load_state_dict: the saved optimizer has a different number of groups', 3)
   end
   local i = 0
   for gi, g in ipairs(self.param_groups) do
     local saved = sd.param_groups[gi]
-    if #saved.params ~= #g.params then
-      error(('load_state_dict: group %d has %d parameters, the saved one %d')
-        :format(gi, #g.params, #saved.params), 2)
+    if type(saved) ~= 'table' or type(saved.params) ~= 'table' or #saved.params ~= #g.params then
+      error(('load_state_dict: group %d has %d parameters, the saved one %s')
+        :format(gi, #g.params, type(saved) == 'table' and type(saved.params) == 'table'
+          and #saved.params or 'none'), 3)
     end
-    for k, v in pairs(saved) do if k ~= 'params' then g[k] = v end end
+    for _, p in ipairs(g.params) do
+      i = i + 1
+      for k, v in pairs(sd.state[i] or {}) do -- state tensors are per element of p
+        if nn.is_tensor(v) and v:numel() > 1 and table.concat(v:size(), 'x') ~= table.concat(p:size(), 'x') then
+          error(('load_state_dict: state %s of parameter %d is %s, the parameter %s')
+            :format(k, i, table.concat(v:size(), 'x'), table.concat(p:size(), 'x')), 3)
+        end
+      end
+    end
+  end
+end
+
+--- Restores a state_dict(); on any mismatch raises and changes nothing.
+function Optimizer:load_state_dict(sd)
+  self:check_state_dict(sd)
+  local i = 0
+  for gi, g in ipairs(self.param_groups) do
+    for k, v in pairs(sd.param_groups[gi]) do if k ~= 'params' then g[k] = v end end
     for _, p in ipairs(g.params) do
       i = i + 1
       local s = sd.state[i]

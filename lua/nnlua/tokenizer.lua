@@ -48,14 +48,24 @@ function Char:save(path)
   return files.write_atomic(path, 'nnlua-char 1\n' .. table.concat(self.bytes, ' ') .. '\n')
 end
 
+--- Char.load(path): a vocabulary saved by Char:save, or nil and a message
+--- (a file that is not one, an empty vocabulary, bytes out of 0..255 or
+--- repeated)
 function Char.load(path)
-  local f, err = io.open(path)
+  local f, err = files.open(path)
   if not f then return nil, err end
   local head, body = f:read('l'), f:read('l')
   f:close()
   if head ~= 'nnlua-char 1' or not body then return nil, path .. ': not an nnlua character vocabulary' end
-  local bytes = {}
-  for b in body:gmatch('%d+') do bytes[#bytes + 1] = tonumber(b) end
+  local bytes, seen = {}, {}
+  for word in body:gmatch('%S+') do
+    local b = math.tointeger(tonumber(word))
+    if not b or b < 0 or b > 255 or seen[b] then
+      return nil, ('%s: bad byte %q in the vocabulary'):format(path, word)
+    end
+    seen[b], bytes[#bytes + 1] = true, b
+  end
+  if #bytes == 0 then return nil, path .. ': empty vocabulary' end
   return Char(bytes)
 end
 
@@ -84,7 +94,7 @@ function BPE:save(path)
 end
 
 function BPE.load(path)
-  local f, err = io.open(path)
+  local f, err = files.open(path)
   if not f then return nil, err end
   if f:read('l') ~= 'nnlua-bpe 1' then
     f:close()
