@@ -35,10 +35,10 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan debug bench loc clean train install uninstall install-rock
+.PHONY: all deps test asan tsan debug bench loc clean train install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
-     $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host
+     $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
 
 # Install the Debian packages we need, once, only when one is missing.
 deps: $(BUILD)/.deps
@@ -71,8 +71,11 @@ $(BUILD)/libnnlua.a: $(ENGINE_OBJ) $(BIND_OBJ)
 $(BUILD)/libnnlua.so: $(ENGINE_OBJ) $(BIND_OBJ)
 	$(CC) -shared -Wl,-soname,libnnlua.so.0 -Wl,-z,nodelete -o $@ $^ $(LIBS)
 
-# The embedding example, run by the tests.
+# The embedding examples, run by the tests (threads: two lua_States in two
+# host threads, also what `make tsan` runs).
 $(BUILD)/embed-host: examples/embed/host.c $(BUILD)/libnnlua.a bindings/nnlua.h
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Ibindings $< -o $@ $(BUILD)/libnnlua.a $(LUA_LIBS) $(LIBS)
+$(BUILD)/embed-threads: examples/embed/threads.c $(BUILD)/libnnlua.a bindings/nnlua.h
 	$(CC) $(CFLAGS) $(LUA_CFLAGS) -Ibindings $< -o $@ $(BUILD)/libnnlua.a $(LUA_LIBS) $(LIBS)
 
 # The Lua module: stock lua5.4 has the Lua core inside, so no -llua here.
@@ -97,6 +100,16 @@ asan:
 	$(MAKE) BUILD=build-asan NNLUA=build-asan/nnlua MODULE=build-asan/nnlua.so \
 	  OPT="-O1 -fno-omit-frame-pointer" EXTRA="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  test ASAN=1
+
+# ThreadSanitizer: two host threads, each with its own lua_State, training
+# with 1 and 2 engine threads and saving (examples/embed/threads.c).
+# -DNN_NO_DISPATCH: TSan cannot run the ifunc resolvers of target_clones.
+tsan:
+	$(MAKE) BUILD=build-tsan NNLUA=build-tsan/nnlua MODULE=build-tsan/nnlua.so \
+	  OPT="-O1 -fno-omit-frame-pointer" EXTRA="-fsanitize=thread -DNN_NO_DISPATCH" \
+	  build-tsan/embed-threads
+	@dir=$$(mktemp -d) && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+	  build-tsan/embed-threads $$dir 2 && rm -rf $$dir && echo "tsan: clean"
 
 # Debug build: no optimisation, engine invariants asserted, and a full
 # garbage collection after every tensor allocation (as Lua's own hard
@@ -158,4 +171,4 @@ loc:
 	  [ -d $$d ] && printf "%-10s %6d\n" $$d "$$(cat $$(find $$d -name '*.c' -o -name '*.h' -o -name '*.lua' -o -name '*.py' -o -name '*.sh') 2>/dev/null | wc -l)"; done; true
 
 clean:
-	rm -rf build build-asan build-debug nnlua nnlua.so
+	rm -rf build build-asan build-tsan build-debug build-fuzz nnlua nnlua.so

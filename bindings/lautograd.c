@@ -41,21 +41,121 @@ static int l_is_leaf(lua_State *L) {
     return 1;
 }
 
+/* ---- grad-mode scopes, per coroutine --------------------------------------
+ * The registry table NNL_MODES maps each coroutine with an open scope to
+ * its mode; every other coroutine has the state's base_mode. */
+#define NNL_MODES "nnlua.grad_modes"
+
+int nnL_grad_scopes;
+
+static int thread_mode(lua_State *L, nnL_state *s) {
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_MODES);
+    lua_pushthread(L);
+    int t = lua_rawget(L, -2);
+    int mode = t == LUA_TNIL ? s->base_mode : lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return mode;
+}
+
+void nnL_sync_grad_mode(lua_State *L) {
+    nnL_state *s = nnL_getstate(L);
+    if (!s->scopes || s->cached == L) return;
+    nn_set_grad_enabled(thread_mode(L, s));
+    s->cached = L;
+}
+
+/* sets this coroutine's mode (nil: back to the base) */
+static void set_thread_mode(lua_State *L, nnL_state *s, int mode) {
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_MODES);
+    lua_pushthread(L);
+    if (mode < 0) lua_pushnil(L);
+    else lua_pushboolean(L, mode);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    nn_set_grad_enabled(mode < 0 ? s->base_mode : mode);
+    s->cached = L;
+}
+
+/* A scope: the mode its coroutine had before (-1: none of its own), and
+ * the coroutine itself as the user value, so it outlives the scope. Closed
+ * once, by __close, by __gc, or after fn. */
+typedef struct { int prev, open; } scope;
+
+static scope *new_scope(lua_State *L) {
+    scope *sc = lua_newuserdatauv(L, sizeof *sc, 1);
+    sc->open = 0;
+    luaL_setmetatable(L, NNL_GRADMODE);
+    return sc;
+}
+
+/* opens the scope at idx for the running coroutine */
+static void scope_open(lua_State *L, int idx, int on) {
+    scope *sc = lua_touserdata(L, idx);
+    nnL_state *s = nnL_getstate(L);
+    if (s->scopes == 0) {
+        s->base_mode = nn_is_grad_enabled();
+        s->cached = NULL;
+    }
+    lua_pushthread(L);
+    lua_setiuservalue(L, idx, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_MODES);
+    lua_pushthread(L);
+    int had = lua_rawget(L, -2) != LUA_TNIL;
+    sc->prev = had ? lua_toboolean(L, -1) : -1;
+    lua_pop(L, 2);
+    sc->open = 1;
+    s->scopes++;
+    __atomic_add_fetch(&nnL_grad_scopes, 1, __ATOMIC_RELAXED);
+    set_thread_mode(L, s, on);
+}
+
+/* gives the opener back the mode it had (from whichever coroutine closes) */
+static void scope_close(lua_State *L, int idx) {
+    scope *sc = lua_touserdata(L, idx);
+    if (!sc->open) return;
+    sc->open = 0;
+    nnL_state *s = nnL_getstate(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_MODES);
+    lua_getiuservalue(L, idx, 1); /* the opener */
+    if (sc->prev < 0) lua_pushnil(L);
+    else lua_pushboolean(L, sc->prev);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    s->scopes--;
+    __atomic_sub_fetch(&nnL_grad_scopes, 1, __ATOMIC_RELAXED);
+    s->cached = NULL;
+    nn_set_grad_enabled(s->scopes ? thread_mode(L, s) : s->base_mode);
+    if (s->scopes) s->cached = L;
+}
+
 static int l_set_grad_enabled(lua_State *L) {
     luaL_checkany(L, 1);
-    lua_pushboolean(L, nn_set_grad_enabled(lua_toboolean(L, 1)));
+    int on = lua_toboolean(L, 1);
+    nnL_state *s = nnL_getstate(L);
+    if (!s->scopes) {
+        lua_pushboolean(L, nn_set_grad_enabled(on));
+        return 1;
+    }
+    int prev = thread_mode(L, s);
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_MODES);
+    lua_pushthread(L);
+    int own = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    if (own) set_thread_mode(L, s, on);
+    else s->base_mode = on, nn_set_grad_enabled(on), s->cached = L;
+    lua_pushboolean(L, prev);
     return 1;
 }
 
 static int l_is_grad_enabled(lua_State *L) {
+    nnL_sync_grad_mode(L);
     lua_pushboolean(L, nn_is_grad_enabled());
     return 1;
 }
 
 static int restore_mode(lua_State *L) {
-    int *prev = luaL_checkudata(L, 1, NNL_GRADMODE);
-    if (*prev >= 0) nn_set_grad_enabled(*prev);
-    *prev = -1; /* once */
+    luaL_checkudata(L, 1, NNL_GRADMODE);
+    scope_close(L, 1);
     return 0;
 }
 
@@ -63,17 +163,18 @@ static int restore_mode(lua_State *L) {
  * fn raises; with no function, returns a guard that restores it on close. */
 static int with_mode(lua_State *L, int on) {
     if (lua_isnoneornil(L, 1)) {
-        int *prev = lua_newuserdatauv(L, sizeof *prev, 0);
-        *prev = nn_set_grad_enabled(on);
-        luaL_setmetatable(L, NNL_GRADMODE);
+        new_scope(L);
+        scope_open(L, lua_gettop(L), on);
         return 1;
     }
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    int prev = nn_set_grad_enabled(on);
-    int base = 1, status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-    nn_set_grad_enabled(prev);
+    new_scope(L); /* its __gc closes it should all else fail */
+    lua_insert(L, 1);
+    scope_open(L, 1, on);
+    int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+    scope_close(L, 1);
     if (status != LUA_OK) return lua_error(L);
-    return lua_gettop(L) - base + 1;
+    return lua_gettop(L) - 1;
 }
 
 static int l_no_grad(lua_State *L) { return with_mode(L, 0); }
@@ -101,5 +202,13 @@ void nnL_open_autograd(lua_State *L) {
     luaL_newmetatable(L, NNL_GRADMODE);
     lua_pushcfunction(L, restore_mode);
     lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, restore_mode);
+    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
+    lua_newtable(L); /* coroutine -> mode; weak keys: a dead one drops out */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, NNL_MODES);
 }

@@ -28,7 +28,17 @@ typedef struct { nn_tensor *t, *deferred; } nnL_tensor;
 typedef struct {
     nn_rng rng;
     int64_t gc_threshold; /* live tensor bytes that trigger a full GC */
+    /* grad-mode scopes (lautograd.c): each coroutine has its own mode */
+    int scopes;           /* open no_grad/enable_grad scopes, all coroutines */
+    int base_mode;        /* the mode of coroutines with no open scope */
+    lua_State *cached;    /* the coroutine whose mode the engine holds */
 } nnL_state;
+
+/* The engine's grad mode is per OS thread; with scopes open, each binding
+ * call (nnL_checktensor) sets it to the running coroutine's, so a
+ * coroutine suspended inside nn.no_grad() leaves the others alone. */
+extern int nnL_grad_scopes; /* open scopes in the process: 0 is the fast path */
+void nnL_sync_grad_mode(lua_State *L);
 
 nnL_state *nnL_getstate(lua_State *L);
 

@@ -15,6 +15,8 @@ nn_tensor *nnL_testtensor(lua_State *L, int arg) {
 nn_tensor *nnL_checktensor(lua_State *L, int arg) {
     nnL_tensor *u = luaL_checkudata(L, arg, NNL_TENSOR);
     if (!u->t) luaL_argerror(L, arg, "tensor already closed");
+    nn_sync_threads(); /* in-place ops allocate nothing */
+    if (__atomic_load_n(&nnL_grad_scopes, __ATOMIC_RELAXED)) nnL_sync_grad_mode(L);
     return u->t;
 }
 
@@ -39,6 +41,7 @@ int nnL_engine_error(lua_State *L) {
 }
 
 nn_tensor **nnL_newslot(lua_State *L) {
+    if (__atomic_load_n(&nnL_grad_scopes, __ATOMIC_RELAXED)) nnL_sync_grad_mode(L);
     nnL_tensor *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->t = u->deferred = NULL;
     luaL_setmetatable(L, NNL_TENSOR);

@@ -46,7 +46,8 @@ static struct {
     char *(*corename)(void);
 } blas = {.once = PTHREAD_ONCE_INIT};
 
-static int num_threads;
+static int num_threads;             /* read and written atomically */
+static _Thread_local int team_size; /* what this thread's OpenMP ICV holds */
 
 static const char *choose_coretype(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -102,9 +103,9 @@ static void load_blas(void) {
         return;
     }
 #ifdef _OPENMP
-    num_threads = omp_get_max_threads();
+    __atomic_store_n(&num_threads, omp_get_max_threads(), __ATOMIC_RELAXED);
 #else
-    num_threads = 1;
+    __atomic_store_n(&num_threads, 1, __ATOMIC_RELAXED);
 #endif
     if (blas.set_threads) blas.set_threads(num_threads);
     blas.ok = 1;
@@ -115,19 +116,32 @@ int nn_init(void) {
     return blas.ok ? 0 : nn_failed(0, "%s", blas.error);
 }
 
+/* One count for the whole process: omp_set_num_threads reaches only the
+ * calling thread, so every thread that creates tensors (nn_empty) or enters
+ * a binding catches up through nn_sync_threads. */
 void nn_set_num_threads(int n) {
     if (n < 1) n = 1;
     nn_init();
-    num_threads = n;
-#ifdef _OPENMP
-    omp_set_num_threads(n);
-#endif
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock); /* the count and OpenBLAS's change together */
+    __atomic_store_n(&num_threads, n, __ATOMIC_RELAXED);
     if (blas.set_threads) blas.set_threads(n);
+    pthread_mutex_unlock(&lock);
+    nn_sync_threads();
 }
 
 int nn_get_num_threads(void) {
     nn_init();
-    return num_threads;
+    return __atomic_load_n(&num_threads, __ATOMIC_RELAXED);
+}
+
+void nn_sync_threads(void) {
+    int n = __atomic_load_n(&num_threads, __ATOMIC_RELAXED);
+    if (n == team_size || n < 1) return;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    team_size = n;
 }
 
 const char *nn_blas_core(void) {

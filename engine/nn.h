@@ -78,6 +78,9 @@ int nn_last_error_arg(void); /* argument blamed (1-based), 0 if none */
 int nn_init(void);           /* loads BLAS; idempotent; -1 on failure */
 void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
+/* Brings the calling thread's OpenMP team size in line with
+ * nn_set_num_threads (cheap; tensor creation calls it). */
+void nn_sync_threads(void);
 const char *nn_blas_core(void);     /* OpenBLAS kernel set in use */
 const char *nn_blas_choice(void);   /* how it was chosen */
 const char *nn_blas_library(void);  /* the library file loaded */

@@ -83,6 +83,7 @@ static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
 }
 
 nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
+    nn_sync_threads(); /* before this op's parallel loops */
     if (nn_shape_check(0, ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
     size_t bytes = (size_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
     nn_storage *s = calloc(1, sizeof *s);
