@@ -36,6 +36,16 @@ static int l_set_num_threads(lua_State *L) {
     return 0;
 }
 
+/* set_memory_limit(bytes | nil) -> the previous limit (nil: none) */
+static int l_set_memory_limit(lua_State *L) {
+    lua_Integer b = luaL_optinteger(L, 1, 0);
+    if (b < 0) return luaL_argerror(L, 1, "expected a byte count >= 0 (0 or nil: no limit)");
+    int64_t prev = nn_set_memory_limit(b);
+    if (prev) lua_pushinteger(L, prev);
+    else lua_pushnil(L);
+    return 1;
+}
+
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, nn_get_num_threads());
     return 1;
@@ -168,6 +178,7 @@ int luaopen_nnlua(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
+        {"set_memory_limit", l_set_memory_limit},
         {"isatty", l_isatty},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);

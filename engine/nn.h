@@ -88,6 +88,10 @@ const char *nn_build_flags(void);
 double nn_clock(void);              /* monotonic seconds */
 const char *nn_dtype_name(nn_dtype d);
 int64_t nn_live_bytes(void);        /* bytes of tensor storage we own */
+/* Caps live tensor storage for the whole process (0: no cap; a host
+ * embedding untrusted scripts sets one); returns the previous cap. A
+ * tensor that would pass it fails like an allocation that failed. */
+int64_t nn_set_memory_limit(int64_t bytes);
 size_t nn_cached_bytes(void);       /* freed large blocks kept for reuse */
 void nn_empty_cache(void);          /* give them back to the system */
 size_t nn_dtype_size(nn_dtype d);

@@ -23,6 +23,12 @@ int64_t nn_live_bytes(void) {
     return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
 }
 
+static int64_t memory_limit; /* 0: none */
+
+int64_t nn_set_memory_limit(int64_t bytes) {
+    return __atomic_exchange_n(&memory_limit, bytes > 0 ? bytes : 0, __ATOMIC_RELAXED);
+}
+
 
 
 int64_t nn_shape_numel(int ndim, const int64_t *shape) {
@@ -86,6 +92,10 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
     nn_sync_threads(); /* before this op's parallel loops */
     if (nn_shape_check(0, ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
     size_t bytes = (size_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
+    int64_t limit = __atomic_load_n(&memory_limit, __ATOMIC_RELAXED);
+    if (limit && (int64_t)bytes > limit - nn_live_bytes())
+        return nn_fail(0, "tensor memory limit of %lld bytes reached (%lld live, %zu more asked)",
+                       (long long)limit, (long long)nn_live_bytes(), bytes);
     nn_storage *s = calloc(1, sizeof *s);
     void *data = nn_alloc(bytes);
     if (!s || !data) {
