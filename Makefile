@@ -35,7 +35,7 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan tsan debug bench loc clean train install uninstall install-rock
+.PHONY: all deps test asan asan-build fuzz tsan debug bench loc clean train install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
@@ -92,14 +92,29 @@ $(BUILD)/tests/%: tests/engine/%.c tests/engine/check.c tests/engine/check.h $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iengine -Itests/engine $< tests/engine/check.c -o $@ $(BUILD)/libnnengine.a $(LIBS)
 
-test: all $(ENGINE_TESTS)
-	@ASAN=$(ASAN) sh tests/run.sh $(NNLUA) $(ENGINE_TESTS)
+# Every suite: the engine's C tests and the specs (in nnlua and in stock
+# lua5.4), then the specs again and FUZZ_CALLS calls of the API fuzzer in
+# the ASan/UBSan build; tests/run.sh sums them into one line.
+FUZZ_CALLS ?= 100000
+FUZZ_SEED ?= 1
+test: all $(ENGINE_TESTS) asan-build
+	@ASAN=$(ASAN) ASAN_NNLUA=$(if $(ASAN),,build-asan/nnlua) FUZZ_CALLS=$(FUZZ_CALLS) \
+	  FUZZ_SEED=$(FUZZ_SEED) sh tests/run.sh $(NNLUA) $(ENGINE_TESTS)
 
-# AddressSanitizer + UBSan build of everything, then every suite through it.
+ASAN_MAKE = $(MAKE) BUILD=build-asan NNLUA=build-asan/nnlua MODULE=build-asan/nnlua.so \
+  OPT="-O1 -fno-omit-frame-pointer" EXTRA="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+# The ASan/UBSan build (what `make test` runs the specs and the fuzzer in).
+asan-build: deps
+	@mkdir -p build-asan && $(ASAN_MAKE) all > build-asan/build.log 2>&1 || { cat build-asan/build.log; exit 1; }
+
+# Every suite, the engine's C tests included, through the ASan/UBSan build.
 asan:
-	$(MAKE) BUILD=build-asan NNLUA=build-asan/nnlua MODULE=build-asan/nnlua.so \
-	  OPT="-O1 -fno-omit-frame-pointer" EXTRA="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  test ASAN=1
+	$(ASAN_MAKE) test ASAN=1
+
+# make fuzz [FUZZ_CALLS=N FUZZ_SEED=S]: the API fuzzer alone, under ASan/UBSan.
+fuzz: asan-build
+	sh tests/fuzz/run.sh build-asan/nnlua $(FUZZ_CALLS) $(FUZZ_SEED)
 
 # ThreadSanitizer: two host threads, each with its own lua_State, training
 # with 1 and 2 engine threads and saving (examples/embed/threads.c).

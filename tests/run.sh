@@ -3,7 +3,9 @@
 # Runs the C engine tests, then the busted specs twice: inside the nnlua
 # executable and under stock lua5.4 with require "nnlua" (skipped for an
 # ASan build, whose module cannot load into an uninstrumented lua5.4).
-# Ends with one line "N passed, N failed" summing every suite.
+# With ASAN_NNLUA set, the specs run a third time in that ASan/UBSan
+# build; then the API fuzzer (FUZZ_CALLS calls, seed FUZZ_SEED) runs in the
+# ASan build. Ends with one line "N passed, N failed" summing every suite.
 NNLUA=$1; shift
 MODDIR=$(dirname "$NNLUA")
 passed=0; failed=0; broken=0
@@ -37,6 +39,16 @@ if [ -z "$ASAN" ]; then
   grep -v '^busted: ' "$out"
   count "specs in lua5.4" "$out" $st
 fi
+if [ -n "$ASAN_NNLUA" ]; then
+  ASAN=1 NNLUA_EXE="$ASAN_NNLUA" "$ASAN_NNLUA" /usr/bin/busted -o tests/output.lua tests > "$out" 2>&1; st=$?
+  grep -v '^busted: ' "$out"
+  count "specs in $ASAN_NNLUA" "$out" $st
+fi
+
+FUZZ_NNLUA=${ASAN_NNLUA:-$NNLUA}
+sh tests/fuzz/run.sh "$FUZZ_NNLUA" "${FUZZ_CALLS:-100000}" "${FUZZ_SEED:-1}" > "$out" 2>&1; st=$?
+grep -v ' passed, ' "$out"
+count "fuzz in $FUZZ_NNLUA" "$out" $st
 rm -f "$out"
 failed=$((failed + broken))
 echo "$passed passed, $failed failed"

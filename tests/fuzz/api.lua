@@ -31,8 +31,9 @@ local SKIP = {
   ['nn.set_num_threads'] = 'process-wide; up to 1024 threads per loop',
   ['nn.set_memory_limit'] = 'the run keeps its own (below)',
 }
--- 2^31-element tensors are legitimate but slow: cap tensor memory instead
-nn.set_memory_limit(256 << 20)
+-- 2^31-element tensors and default-sized Transformers are legitimate but
+-- slow: cap tensor memory instead
+nn.set_memory_limit(32 << 20)
 
 -- ---- the callables ------------------------------------------------------------
 
