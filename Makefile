@@ -35,7 +35,7 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan asan-build fuzz tsan debug bench loc clean train install uninstall install-rock
+.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench loc clean train install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
@@ -125,6 +125,36 @@ tsan:
 	  build-tsan/embed-threads
 	@dir=$$(mktemp -d) && TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
 	  build-tsan/embed-threads $$dir 2 && rm -rf $$dir && echo "tsan: clean"
+
+# libFuzzer targets for the file readers (tests/fuzz/parsers/target.c), built
+# with clang into build-fuzz: make fuzz-parsers [SECONDS=N] runs each for N
+# seconds from its committed seed corpus (tests/fuzz/corpus/NAME), keeping
+# what it finds in build-fuzz/corpus/NAME.
+FUZZ_PARSERS := safetensors idx bpe char triples jsonl csv
+FUZZ_DEBS := clang libclang-rt-14-dev libomp-14-dev
+SECONDS ?= 60
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzz-parsers: $(FUZZ_PARSERS:%=build-fuzz/fuzz-%)
+	@for t in $(FUZZ_PARSERS); do mkdir -p build-fuzz/corpus/$$t; \
+	  echo "fuzz-parsers: $$t for $(SECONDS) s"; \
+	  ASAN_OPTIONS=allocator_may_return_null=1 build-fuzz/fuzz-$$t -max_total_time=$(SECONDS) \
+	    -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 build-fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	    2> build-fuzz/fuzz-$$t.log || { tail -40 build-fuzz/fuzz-$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' build-fuzz/fuzz-$$t.log | tail -2; done
+
+# (a stamp: with BUILD=build-fuzz the sub-make's own rule builds the library)
+build-fuzz/.lib: $(ENGINE_SRC) $(BIND_SRC) $(wildcard engine/*.h bindings/*.h)
+	@for p in $(FUZZ_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; fi
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -fno-omit-frame-pointer" EXTRA="$(FUZZ_SAN)" \
+	  build-fuzz/.deps build-fuzz/libnnlua.a
+	touch $@
+
+build-fuzz/fuzz-%: tests/fuzz/parsers/target.c build-fuzz/.lib
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -DFUZZ_$$(echo $* | tr a-z A-Z) -DNNLUA_LUA_DIR='"$(CURDIR)/lua"' $(LUA_CFLAGS) -Iengine -Ibindings \
+	  $< -o $@ build-fuzz/libnnlua.a $(LUA_LIBS) -fopenmp -lm -ldl -lpthread
 
 # Debug build: no optimisation, engine invariants asserted, and a full
 # garbage collection after every tensor allocation (as Lua's own hard

@@ -507,10 +507,9 @@ static int pieces(lua_State *L, int chunk) {
     } else {
         lua_Integer k = luaL_checkinteger(L, 2);
         if (k < 1) return luaL_argerror(L, 2, "must be positive");
-        int64_t each = chunk ? (size + k - 1) / k : k;
-        if (each == 0) each = 1;
-        for (int64_t at = 0; at < size && n < MAX_LIST; at += each)
-            sizes[n++] = at + each <= size ? each : size - at;
+        int64_t each = chunk ? (size > 0 ? (size - 1) / k + 1 : 1) : k; /* no overflow */
+        for (int64_t at = 0; at < size && n < MAX_LIST; at += sizes[n - 1])
+            sizes[n++] = each <= size - at ? each : size - at;
         if (size == 0) sizes[n++] = 0;
     }
     nn_tensor **out = lua_newuserdatauv(L, (n ? n : 1) * sizeof *out, 0);

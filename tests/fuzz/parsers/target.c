@@ -1,0 +1,103 @@
+/* target.c -- libFuzzer harness for nnlua's file readers, one binary per
+ * reader (FUZZ_<NAME> picks it; `make fuzz-parsers` builds and runs them).
+ *
+ * Each input becomes a file (the triples reader gets a directory: the
+ * input's part before a line "%%" is entities.dict, the rest train.txt)
+ * and goes to the reader as a user would call it. The C safetensors parser
+ * is called directly; the readers written in Lua run in one lua_State with
+ * nnlua, where any Lua error is a fine answer. A crash, a sanitizer report
+ * or a leak is a bug. */
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn.h"
+#include "nnlua.h"
+
+#if defined(FUZZ_SAFETENSORS)
+#define CODE NULL
+#elif defined(FUZZ_IDX)
+#define CODE "local p = ... return nn.data.read_idx(p)"
+#elif defined(FUZZ_BPE)
+#define CODE "local p = ... local t = nn.tokenizer.BPE.load(p) if t then t:decode(t:encode('to be or not')) end"
+#elif defined(FUZZ_CHAR)
+#define CODE "local p = ... local t = nn.tokenizer.Char.load(p) if t then t:decode(t:encode('abc')) end"
+#elif defined(FUZZ_TRIPLES)
+#define CODE "local p = ... return nn.kge.load_triples(p, {splits = {'train'}})"
+#elif defined(FUZZ_JSONL)
+#define CODE "local p = ... return nn.data.read_jsonl(p)"
+#elif defined(FUZZ_CSV)
+#define CODE "local p = ... return nn.data.read_table(p .. '.csv', {header = true})"
+#else
+#error "define one FUZZ_<READER>"
+#endif
+
+static lua_State *L;
+static char dir[64], file[128];
+static int reader = LUA_NOREF;
+
+static void put(const char *path, const uint8_t *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    if (n && fwrite(data, 1, n, f) != n) abort();
+    fclose(f);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    nn_set_memory_limit(256 << 20);
+    snprintf(dir, sizeof dir, "/tmp/nnlua-fuzz-XXXXXX");
+    if (!mkdtemp(dir)) abort();
+    snprintf(file, sizeof file, "%s/input", dir);
+    if (!CODE) return 0;
+    L = luaL_newstate();
+    luaL_openlibs(L);
+    luaL_requiref(L, "nnlua", luaopen_nnlua, 1);
+    lua_setglobal(L, "nn");
+    if (luaL_dostring(L, "package.path = '" NNLUA_LUA_DIR "/?.lua;' .. package.path") != LUA_OK ||
+        luaL_loadstring(L, CODE) != LUA_OK) {
+        fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
+        abort();
+    }
+    reader = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+#if defined(FUZZ_SAFETENSORS)
+    put(file, data, size);
+    nn_safetensors_free(nn_safetensors_load(file));
+#else
+    const char *arg = file;
+#if defined(FUZZ_TRIPLES)
+    char ents[160], train[160];
+    snprintf(ents, sizeof ents, "%s/entities.dict", dir);
+    snprintf(train, sizeof train, "%s/train.txt", dir);
+    const uint8_t *sep = memmem(data, size, "\n%%\n", 4);
+    if (sep) {
+        put(ents, data, (size_t)(sep - data));
+        put(train, sep + 4, size - (size_t)(sep - data) - 4);
+    } else {
+        unlink(ents);
+        put(train, data, size);
+    }
+    arg = dir;
+#elif defined(FUZZ_CSV)
+    char csv[160];
+    snprintf(csv, sizeof csv, "%s.csv", file);
+    put(csv, data, size);
+#else
+    put(file, data, size);
+#endif
+    lua_rawgeti(L, LUA_REGISTRYINDEX, reader);
+    lua_pushstring(L, arg);
+    lua_pcall(L, 1, 0, 0); /* an error is an answer */
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT);
+#endif
+    return 0;
+}
