@@ -6,9 +6,12 @@
  * and goes to the reader as a user would call it. The C safetensors parser
  * is called directly; the readers written in Lua run in one lua_State with
  * nnlua, where any Lua error is a fine answer. A crash, a sanitizer report
- * or a leak is a bug. */
+ * or a leak is a bug. Lua code is not instrumented, so a line hook feeds
+ * libFuzzer with which Lua lines (and line pairs) ran, through its extra
+ * counters: the fuzzer is guided through the readers written in Lua too. */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,20 @@
 #else
 #error "define one FUZZ_<READER>"
 #endif
+
+/* Lua line coverage for libFuzzer: counters[hash(previous line, line)] */
+#define COUNTERS 65536
+__attribute__((section("__libfuzzer_extra_counters"))) static uint8_t counters[COUNTERS];
+static uint32_t previous;
+
+static void line_hook(lua_State *L, lua_Debug *ar) {
+    if (!lua_getinfo(L, "S", ar)) return;
+    uint32_t h = 2166136261u;
+    for (const char *c = ar->source; *c; c++) h = (h ^ (uint8_t)*c) * 16777619u;
+    h ^= (uint32_t)ar->currentline * 2654435761u;
+    counters[(h ^ (previous >> 1)) % COUNTERS]++;
+    previous = h;
+}
 
 static lua_State *L;
 static char dir[64], file[128];
@@ -64,6 +81,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         abort();
     }
     reader = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_sethook(L, line_hook, LUA_MASKLINE, 0);
     return 0;
 }
 
