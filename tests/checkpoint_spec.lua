@@ -62,9 +62,7 @@ describe('checkpoints (safetensors)', function()
   end)
 
   it('leaves the previous file intact when a save fails midway', function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute('mkdir ' .. dir)
+    local dir = support.tempdir()
     local name = dir .. '/ckpt.safetensors'
     assert.is_true(nn.save(name, { a = nn.ones(3) }))
     os.execute('chmod 500 ' .. dir) -- the temporary file cannot be created

@@ -3,6 +3,7 @@
 -- gradients and optimizer steps, losses, sampling, filtered metrics and
 -- the triples loader.
 local nn = require 'nnlua'
+local support = require 'support'
 local kge = nn.kge
 local reference = require 'tests.reference'
 local cases, torch_version = reference.load('kge.json')
@@ -288,9 +289,7 @@ describe('sampling, evaluation and data', function()
   end)
 
   it('loads tab-separated triples and writes the id mapping beside a checkpoint', function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute('mkdir -p ' .. dir)
+    local dir = support.tempdir()
     local function write(name, text)
       local f = assert(io.open(dir .. '/' .. name, 'w'))
       f:write(text)

@@ -13,6 +13,15 @@ function M.tempfile(text, suffix)
   return name
 end
 
+--- Makes a new empty directory and returns its name (remove it with
+--- os.execute('rm -rf ' .. dir)).
+function M.tempdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute('mkdir -p ' .. dir))
+  return dir
+end
+
 --- The contents of a file (raises if it cannot be read).
 function M.read(path)
   local f = assert(io.open(path))
