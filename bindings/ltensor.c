@@ -291,8 +291,6 @@ int nnL_totable(lua_State *L) {
     return 1;
 }
 
-/* ---- metamethods ------------------------------------------------------- */
-
 /* ---- lifetime ---------------------------------------------------------- */
 
 #define NNL_CALLS_KEY "nnlua.calls" /* lightuserdata(lua_CFunction) -> true */
@@ -359,6 +357,8 @@ static int t_gc(lua_State *L) {
     u->t = u->deferred = NULL;
     return 0;
 }
+
+/* ---- metamethods ------------------------------------------------------- */
 
 static int t_index(lua_State *L) {
     int kt = lua_type(L, 2);
