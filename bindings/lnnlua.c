@@ -182,6 +182,8 @@ int luaopen_nnlua(lua_State *L) {
         {"isatty", l_isatty},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);
+    memset(s, 0, sizeof *s); /* no grad-mode scopes open */
+    s->base_mode = 1;
     nn_rng_seed(&s->rng, DEFAULT_SEED);
     s->gc_threshold = nn_live_bytes() + ((int64_t)64 << 20);
     lua_setfield(L, LUA_REGISTRYINDEX, NNL_STATE_KEY);
