@@ -318,18 +318,34 @@ void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n) {
     lua_pushcclosure(L, fn, n);
 }
 
-/* Whether an nnlua call is running below the caller on this thread's stack:
- * it may hold the engine tensor of any argument as a raw pointer. */
-int nnL_inside_call(lua_State *L) {
+/* Whether a recorded call is on co's stack (from level `from`); the table
+ * of recorded calls is on top of L's stack. */
+static int call_on_stack(lua_State *L, lua_State *co, int from) {
     lua_Debug ar;
-    int found = 0;
-    lua_getfield(L, LUA_REGISTRYINDEX, NNL_CALLS_KEY);
-    for (int level = 1; !found && lua_getstack(L, level, &ar); level++) {
-        lua_getinfo(L, "f", &ar);
-        lua_CFunction fn = lua_tocfunction(L, -1);
+    for (int level = from; lua_getstack(co, level, &ar); level++) {
+        lua_getinfo(co, "f", &ar); /* pushes the function onto co */
+        lua_CFunction fn = lua_tocfunction(co, -1);
+        lua_pop(co, 1);
+        if (!fn) continue;
+        int found = lua_rawgetp(L, -1, (void *)fn) != LUA_TNIL;
         lua_pop(L, 1);
-        if (fn && lua_rawgetp(L, -1, (void *)fn) != LUA_TNIL) found = 1;
-        if (fn) lua_pop(L, 1);
+        if (found) return 1;
+    }
+    return 0;
+}
+
+/* Whether an nnlua call is running below the caller, on this coroutine's
+ * stack or the main thread's (a finaliser run by a call in the main thread
+ * may resume a coroutine that closes the call's argument): it may hold the
+ * engine tensor of any argument as a raw pointer. */
+int nnL_inside_call(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_CALLS_KEY);
+    int found = call_on_stack(L, L, 1);
+    if (!found) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+        lua_State *main = lua_tothread(L, -1);
+        lua_pop(L, 1);
+        if (main != L) found = call_on_stack(L, main, 0);
     }
     lua_pop(L, 1);
     return found;

@@ -130,6 +130,17 @@ describe('arguments closed by a finaliser while the result is allocated', functi
     collectgarbage('incremental')
     collectgarbage()
   end)
+  it('even when the finaliser resumes a coroutine that closes it', function()
+    collectgarbage('generational', 1, 100)
+    for _ = 1, 2000 do
+      local v = nn.randn(64)
+      local co = coroutine.create(function() v:close() end)
+      setmetatable({}, {__gc = function() coroutine.resume(co) end})
+      pcall(nn.add, v, v)
+    end
+    collectgarbage('incremental')
+    collectgarbage()
+  end)
   it('list entries made by a metamethod stay alive', function()
     local list = setmetatable({}, {__len = function() return 3 end,
                                    __index = function() return nn.randn(4) end})
