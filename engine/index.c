@@ -16,11 +16,11 @@ static int check_index(const nn_tensor *index, int64_t size, int64_t base,
     const int64_t *v = nn_i64(c);
     int64_t n = nn_numel(c);
     for (int64_t i = 0; i < n; i++)
-        if (v[i] < base || v[i] >= size + base) {
+        if (v[i] < base || v[i] - base >= size) { /* size + base may overflow */
             long long bad = (long long)v[i];
             nn_release(c);
             return nn_failed(arg, "index %lld out of range [%lld, %lld]", bad,
-                             (long long)base, (long long)(size + base - 1));
+                             (long long)base, (long long)(size - 1 + base));
         }
     nn_release(c);
     return 0;
