@@ -253,7 +253,9 @@ end
 
 collectgarbage('generational')
 local gc_modes = { 'generational', 'incremental' }
-for i = 1, ncalls do
+local i = 0
+while calls < ncalls do -- calls, not draws: a draw of an object without methods calls nothing
+  i = i + 1
   local r = rand()
   if r < 0.3 and #pool > 0 then -- a method of something an earlier call returned
     local obj = pool[rand(#pool)]
