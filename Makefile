@@ -191,6 +191,7 @@ install: all
 	  ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/lib$$l.so.0; \
 	  ln -sf lib$$l.so.0 $(DESTDIR)$(PREFIX)/lib/lib$$l.so; done
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nnlua.so
+	install -m 644 lua/nnlua.lua $(DESTDIR)$(LUA_SHAREDIR)/
 	install -m 644 lua/nnlua/*.lua $(DESTDIR)$(LUA_SHAREDIR)/nnlua/
 	install -m 644 engine/nn.h bindings/nnlua.h $(DESTDIR)$(PREFIX)/include/nnlua/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' docs/nnlua.pc.in \
@@ -202,11 +203,12 @@ install: all
 install-rock: all
 	install -d $(DESTDIR)$(LUA_LIBDIR) $(DESTDIR)$(LUA_SHAREDIR)/nnlua $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nnlua.so
+	install -m 644 lua/nnlua.lua $(DESTDIR)$(LUA_SHAREDIR)/
 	install -m 644 lua/nnlua/*.lua $(DESTDIR)$(LUA_SHAREDIR)/nnlua/
 	install -m 755 $(NNLUA) $(DESTDIR)$(PREFIX)/bin/nnlua
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/nnlua $(DESTDIR)$(PREFIX)/lib/libnnengine.* \
+	rm -f $(DESTDIR)$(PREFIX)/bin/nnlua $(DESTDIR)$(PREFIX)/lib/libnnengine.* $(DESTDIR)$(LUA_SHAREDIR)/nnlua.lua \
 	  $(DESTDIR)$(PREFIX)/lib/libnnlua.* $(DESTDIR)$(LUA_LIBDIR)/nnlua.so \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
 	rm -rf $(DESTDIR)$(LUA_SHAREDIR)/nnlua $(DESTDIR)$(PREFIX)/include/nnlua

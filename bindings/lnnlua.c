@@ -1,4 +1,4 @@
-/* lnnlua.c -- luaopen_nnlua: the module table, configuration, threads, the
+/* lnnlua.c -- luaopen_nnlua_core: the core module table, configuration, threads, the
  * clock, and a raw-sgemm timer for benchmarks. */
 #include "lnnlua.h"
 #include "nnlua.h"
@@ -97,68 +97,6 @@ static int l_sgemm_time(lua_State *L) {
     return 1;
 }
 
-/* Names the Lua half of the library provides (files in lua/nnlua), loaded on
- * first use so `require "nnlua"` stays cheap and needs no package.path for
- * the C half alone. field NULL: the module itself. */
-static const struct { const char *key, *module, *field; } lazy[] = {
-    {"gradcheck", "nnlua.gradcheck", NULL},
-    {"Module", "nnlua.module", "Module"},
-    {"Sequential", "nnlua.module", "Sequential"},
-    {"ModuleList", "nnlua.module", "ModuleList"},
-    {"ModuleDict", "nnlua.module", "ModuleDict"},
-    {"summary", "nnlua.module", "summary"},
-    {"optim", "nnlua.optim", NULL},
-    {"init", "nnlua.initializers", NULL},
-    {"F", "nnlua.functional", NULL},
-    {"class", "nnlua.class", NULL},
-    {"MultiheadAttention", "nnlua.transformer", "MultiheadAttention"},
-    {"TransformerEncoderLayer", "nnlua.transformer", "TransformerEncoderLayer"},
-    {"TransformerDecoderLayer", "nnlua.transformer", "TransformerDecoderLayer"},
-    {"TransformerEncoder", "nnlua.transformer", "TransformerEncoder"},
-    {"TransformerDecoder", "nnlua.transformer", "TransformerDecoder"},
-    {"Transformer", "nnlua.transformer", "Transformer"},
-    {"SinusoidalPositionalEncoding", "nnlua.transformer", "SinusoidalPositionalEncoding"},
-    {"KVCache", "nnlua.transformer", "KVCache"},
-    {"LearnedPositionalEncoding", "nnlua.transformer", "LearnedPositionalEncoding"},
-    {"transformer", "nnlua.transformer", NULL},
-    {"generate", "nnlua.generate", NULL},
-    {"cli", "nnlua.cli", NULL},
-    {"checkpoint", "nnlua.checkpoint", NULL},
-    {"progress", "nnlua.progress", NULL},
-    {"plot", "nnlua.plot", NULL},
-    {"data", "nnlua.data", NULL},
-    {"tokenizer", "nnlua.tokenizer", NULL},
-    {"multimodal", "nnlua.multimodal", NULL},
-    {"ConcatFusion", "nnlua.multimodal", "ConcatFusion"},
-    {"SumFusion", "nnlua.multimodal", "SumFusion"},
-    {"GatedFusion", "nnlua.multimodal", "GatedFusion"},
-    {"BilinearFusion", "nnlua.multimodal", "BilinearFusion"},
-    {"FiLM", "nnlua.multimodal", "FiLM"},
-    {"CrossModalAttention", "nnlua.multimodal", "CrossModalAttention"},
-    {"PatchEmbedding", "nnlua.multimodal", "PatchEmbedding"},
-    {"ViT", "nnlua.multimodal", "ViT"},
-    {"ContrastiveLoss", "nnlua.multimodal", "ContrastiveLoss"},
-    {"MultiTask", "nnlua.multimodal", "MultiTask"},
-    {"kge", "nnlua.kge", NULL},
-    {"KGEmbedding", "nnlua.kge", "KGEmbedding"},
-    {NULL, NULL, NULL}};
-
-static int lazy_index(lua_State *L) {
-    const char *key = lua_tostring(L, 2);
-    for (int i = 0; key && lazy[i].key; i++) {
-        if (strcmp(key, lazy[i].key)) continue;
-        lua_getglobal(L, "require");
-        lua_pushstring(L, lazy[i].module);
-        lua_call(L, 1, 1);
-        if (lazy[i].field) lua_getfield(L, -1, lazy[i].field);
-        lua_pushvalue(L, 2);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, 1); /* cached: the next lookup is a plain field */
-        return 1;
-    }
-    return 0;
-}
-
 int nnlua_push_borrowed(lua_State *L, float *data, int ndim, const int64_t *shape) {
     nn_tensor **slot = nnL_newslot(L);
     *slot = nn_from_buffer(data, NN_F32, ndim, shape);
@@ -173,7 +111,9 @@ const float *nnlua_tensor_data(lua_State *L, int idx, int *ndim, int64_t *shape)
     return nn_data(t);
 }
 
-int luaopen_nnlua(lua_State *L) {
+/* The C core: no Lua module or class names here (lua/nnlua.lua, the
+ * package root, adds those). */
+int luaopen_nnlua_core(lua_State *L) {
     if (nn_init() < 0) return luaL_error(L, "nnlua: %s", nn_last_error());
     static const luaL_Reg fns[] = {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
@@ -199,18 +139,15 @@ int luaopen_nnlua(lua_State *L) {
     nnL_open_checkpoint(L);
     nnL_open_bpe(L);
     nnL_open_prefetch(L);
+    nnL_open_options(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    lua_newtable(L); /* _lazy: the names the Lua half provides (for the docs test) */
-    for (int i = 0; lazy[i].key; i++) {
-        lua_pushstring(L, lazy[i].key);
-        lua_rawseti(L, -2, i + 1);
-    }
-    lua_setfield(L, -2, "_lazy");
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, lazy_index);
-    lua_setfield(L, -2, "__index");
-    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* For hosts without the Lua files: the core, also known as nnlua.core. */
+int luaopen_nnlua(lua_State *L) {
+    luaL_requiref(L, "nnlua.core", luaopen_nnlua_core, 0);
     return 1;
 }

@@ -91,6 +91,14 @@ nn_rng *nnL_rng(lua_State *L);
 /* field k of the options table at t (def when t is not a table, or k nil) */
 double nnL_optnumfield(lua_State *L, int t, const char *k, double def);
 int nnL_optboolfield(lua_State *L, int t, const char *k, int def);
+/* Options tables (loptions.c). Each options-taking function lists the keys
+ * it accepts once; nnL_checkoptions raises on any other key ("Conv2d:
+ * unknown option 'grups' (accepted: stride, ...)"). nil means no options. */
+typedef struct { const char *fname; const char *const *keys; } nnL_options;
+void nnL_define_options(lua_State *L, const nnL_options *specs); /* {NULL} ends */
+void nnL_checkoptions(lua_State *L, int arg, const char *fname, const char *const *keys);
+void nnL_open_options(lua_State *L);  /* fills the table on top */
+
 /* Raises "fname: message" with the running C function's name. */
 int nnL_error(lua_State *L, const char *fmt, ...);
 

@@ -113,6 +113,28 @@ static void add_lua_path(lua_State *L) {
     lua_pop(L, 1);
 }
 
+/* The C core linked into this executable becomes nnlua.core; the package
+ * root lua/nnlua.lua is required over it when the Lua files are found, as
+ * they are in the build tree and when installed. */
+static void load_nnlua(lua_State *L) {
+    luaL_requiref(L, "nnlua.core", luaopen_nnlua_core, 0);
+    lua_pop(L, 1);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushliteral(L, "nnlua");
+    lua_getfield(L, -3, "path");
+    lua_call(L, 2, 1);
+    int found = lua_isstring(L, -1);
+    lua_pop(L, 2);
+    if (!found) {
+        luaL_requiref(L, "nnlua", luaopen_nnlua, 0);
+        return;
+    }
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "nnlua");
+    lua_call(L, 1, 1);
+}
+
 static void create_arg(lua_State *L, char **argv, int argc, int script) {
     lua_createtable(L, argc - script - 1, script + 1);
     for (int i = 0; i < argc; i++) {
@@ -354,7 +376,7 @@ static int pmain(lua_State *L) {
     luaL_checkversion(L);
     luaL_openlibs(L);
     add_lua_path(L);
-    luaL_requiref(L, "nnlua", luaopen_nnlua, 0);
+    load_nnlua(L);
     lua_setglobal(L, "nn");
     /* options: first pass finds the script and flags */
     int i;

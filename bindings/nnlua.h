@@ -3,7 +3,7 @@
  *
  *     lua_State *L = luaL_newstate();
  *     luaL_openlibs(L);
- *     luaL_requiref(L, "nnlua", luaopen_nnlua, 1);  // also the global `nnlua`
+ *     luaL_requiref(L, "nnlua", luaopen_nnlua, 1);  // the C core, as global `nnlua`
  *     lua_pop(L, 1);
  *     float data[6] = {1, 2, 3, 4, 5, 6};
  *     nnlua_push_borrowed(L, data, 2, (int64_t[]){2, 3}); // no copy
@@ -25,6 +25,16 @@
 
 #define NNLUA_VERSION "0.1.0"
 
+/* The C core (tensors, ops, autograd, built-in layers). The package root
+ * is Lua (lua/nnlua.lua adds Module, optim, transformer, ...): a host with
+ * the Lua files on package.path preloads the core and requires the root,
+ *
+ *     luaL_requiref(L, "nnlua.core", luaopen_nnlua_core, 0);
+ *     luaL_dostring(L, "nn = require 'nnlua'");
+ *
+ * while luaopen_nnlua gives the core alone (also as nnlua.core), for
+ * hosts without them. */
+int luaopen_nnlua_core(lua_State *L);
 int luaopen_nnlua(lua_State *L);
 
 /* Pushes an f32 tensor over the host's buffer, which is not copied and

@@ -26,10 +26,11 @@ int main(int argc, char **argv) {
 
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
-    luaL_requiref(L, "nnlua", luaopen_nnlua, 1);
+    luaL_requiref(L, "nnlua.core", luaopen_nnlua_core, 0); /* the C core, linked in */
     lua_pop(L, 1);
     /* the model script and the Lua half of nnlua, next to each other */
-    if (luaL_dostring(L, "package.path = './lua/?.lua;' .. package.path") != LUA_OK ||
+    if (luaL_dostring(L, "package.path = './lua/?.lua;' .. package.path\n"
+                         "nnlua = require 'nnlua'") != LUA_OK ||
         luaL_dofile(L, script) != LUA_OK)
         return fail(L, script);
 

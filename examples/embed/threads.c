@@ -63,9 +63,10 @@ static void *run(void *arg) {
     job *j = arg;
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
-    luaL_requiref(L, "nnlua", luaopen_nnlua, 1);
-    lua_setglobal(L, "nn");
-    int rc = luaL_dostring(L, "package.path = './lua/?.lua;' .. package.path");
+    luaL_requiref(L, "nnlua.core", luaopen_nnlua_core, 0);
+    lua_pop(L, 1);
+    int rc = luaL_dostring(L, "package.path = './lua/?.lua;' .. package.path\n"
+                              "nn = require 'nnlua'");
     if (rc == LUA_OK) rc = luaL_loadstring(L, rounds);
     if (rc == LUA_OK) {
         lua_pushinteger(L, j->id);

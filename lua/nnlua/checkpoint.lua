@@ -36,41 +36,10 @@ local function unpack_values(v)
   return out
 end
 
--- a Module's state dict, or a built-in layer's parameters by name
-local function state_of(m)
-  if not nn.is_layer(m) then return m:state_dict() end
-  local sd = {}
-  for name, p in m:named_parameters() do sd[name] = p end
-  return sd
-end
-
--- the problems loading sd into m would meet (a list; empty when none)
-local function check_model(m, sd)
-  if not nn.is_layer(m) then return m:check_state_dict(sd) end
-  local problems = {}
-  for name, p in m:named_parameters() do
-    local src = sd[name]
-    if src == nil then
-      problems[#problems + 1] = 'missing ' .. name
-    elseif src.dtype ~= p.dtype or table.concat(src:size(), 'x') ~= table.concat(p:size(), 'x') then
-      problems[#problems + 1] = ('%s is %s %s in the checkpoint, %s %s in the model'):format(name,
-        src.dtype, table.concat(src:size(), 'x'), p.dtype, table.concat(p:size(), 'x'))
-    end
-  end
-  return problems
-end
-
-local function load_into(m, sd)
-  if not nn.is_layer(m) then return m:load_state_dict(sd) end
-  nn.no_grad(function()
-    for name, p in m:named_parameters() do p:copy_(sd[name]) end
-  end)
-end
-
 --- Writes the state atomically; returns true, or nil and a message.
 function M.save(path, s)
   local tensors, meta = {}, { step = s.step, extra = s.extra, rng = nil }
-  for name, t in pairs(state_of(s.model)) do tensors['model.' .. name] = t end
+  for name, t in pairs(s.model:state_dict()) do tensors['model.' .. name] = t end
   if s.optimizer then
     local sd = s.optimizer:state_dict()
     local scalars = {}
@@ -102,7 +71,7 @@ function M.load(path, s)
     if n then sd[n] = t end
   end
   -- everything is checked before anything is restored
-  local problems = check_model(s.model, sd)
+  local problems = s.model:check_state_dict(sd)
   if #problems > 0 then error('checkpoint.load: ' .. table.concat(problems, '; '), 2) end
   local osd
   if s.optimizer and info.optimizer then
@@ -118,7 +87,7 @@ function M.load(path, s)
     osd = { state = state, param_groups = info.optimizer.param_groups }
     s.optimizer:check_state_dict(osd)
   end
-  load_into(s.model, sd)
+  s.model:load_state_dict(sd)
   if osd then s.optimizer:load_state_dict(osd) end
   if s.scheduler and info.scheduler then s.scheduler:load_state_dict(info.scheduler) end
   nn.rng_state({ math.tointeger(tonumber(info.rng[1])), math.tointeger(tonumber(info.rng[2])) })

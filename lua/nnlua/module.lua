@@ -15,10 +15,23 @@ local class = require 'nnlua.class'
 
 local M = {}
 
-local function is_layer(v) return type(v) == 'userdata' and nn.is_layer(v) end
-local function is_module(v) return (type(v) == 'table' and v._is_module) or is_layer(v) end
+-- v.key, or nil for values that cannot be indexed
+local function field(v, key)
+  local t = type(v)
+  if t == 'table' then return v[key] end
+  if t ~= 'userdata' then return nil end
+  local ok, r = pcall(function() return v[key] end)
+  return ok and r or nil
+end
+
+--- Whether v is a module: a Lua Module or a built-in layer (both answer
+--- the same protocol).
+local function is_module(v) return field(v, '_is_module') == true end
+M.is_module = is_module
 local function is_param(v) return nn.is_tensor(v) and v.requires_grad and v:is_leaf() end
 
+-- fn(module, output) after every module's forward, or nil (nn.summary)
+local observer
 local Module = class()
 Module._is_module = true
 Module.training = true
@@ -52,7 +65,12 @@ function Module:__newindex(k, v)
   rawset(self, k, v)
 end
 
-function Module:__call(...) return self:forward(...) end
+function Module:__call(...)
+  if not observer then return self:forward(...) end
+  local out = self:forward(...)
+  observer(self, out)
+  return out
+end
 
 function Module:forward()
   error('forward is not defined for this module', 2)
@@ -64,8 +82,10 @@ function Module:register_buffer(name, t)
   rawset(self, name, t)
 end
 
--- entries in order: name, value, kind
-local function entries(self)
+-- The primitives of the module protocol, which built-in layers answer in C:
+-- the entries {name, value, kind ('param', 'buffer' or 'module')} in order,
+-- setting the training flag, and the kind's name.
+function Module:_entries()
   local out = {}
   for _, name in ipairs(rawget(self, '_order') or {}) do
     local e = rawget(self, '_index')[name]
@@ -74,6 +94,12 @@ local function entries(self)
   end
   return out
 end
+
+function Module:_set_training(mode) rawset(self, 'training', mode) end
+
+function Module:_typename() return rawget(getmetatable(self), '_name') or 'Module' end
+
+local function entries(m) return m:_entries() end
 
 -- fn(name, value, kind) for every parameter and buffer below self; a child
 -- that is also an enclosing module (child.parent = parent) is an error, not
@@ -85,9 +111,7 @@ local function walk(self, prefix, fn, enclosing)
     local name, v, kind = e[1], e[2], e[3]
     local full = prefix == '' and name or prefix .. '.' .. name
     if kind == 'module' then
-      if is_layer(v) then
-        for pname, p in v:named_parameters(full) do fn(pname, p, 'param') end
-      elseif enclosing[v] then
+      if enclosing[v] then
         error(('module cycle: %s refers back to a module that contains it'):format(full), 0)
       else
         walk(v, full, fn, enclosing)
@@ -153,16 +177,40 @@ end
 
 --- Calls fn on every submodule, children before parents, then on self.
 function Module:apply(fn)
-  for _, c in self:named_children() do
-    if is_layer(c) then fn(c) else c:apply(fn) end
-  end
+  for _, c in self:named_children() do c:apply(fn) end
   fn(self)
   return self
 end
 
+--- for name, m in model:named_modules() do ... end: self (named prefix or
+--- '') then every submodule below it, each once, parents first.
+function Module:named_modules(prefix)
+  local list, seen = {}, {}
+  local function visit(m, name)
+    if seen[m] then return end
+    seen[m] = true
+    list[#list + 1] = { name, m }
+    for n, c in m:named_children() do visit(c, name == '' and n or name .. '.' .. n) end
+  end
+  visit(self, prefix or '')
+  return iterate(list)
+end
+
+function Module:modules()
+  local list = {}
+  for _, m in self:named_modules() do list[#list + 1] = m end
+  return list
+end
+
+function Module:buffers()
+  local list = {}
+  for _, b in self:named_buffers() do list[#list + 1] = b end
+  return list
+end
+
 function Module:train(mode)
   if mode == nil then mode = true end
-  rawset(self, 'training', mode)
+  self:_set_training(mode and true or false)
   for _, c in self:named_children() do c:train(mode) end
   return self
 end
@@ -324,16 +372,16 @@ function ModuleDict:add(name, m)
   return self
 end
 
--- ---- summary --------------------------------------------------------------
+-- ---- summary ----
 
-local function count(m)
-  local n = 0
-  if is_layer(m) then
-    for _, p in m:named_parameters() do n = n + p:numel() end
-    return n
-  end
-  return m:num_parameters()
-end
+--- fn(module, output) after the forward of every module and built-in
+--- layer (nil: none); returns the previous one.
+function M.set_forward_observer(fn)
+  local prev = observer
+  observer = fn
+  nn._set_forward_observer(fn)
+  return prev
+end----------------------------------------------------------
 
 --- Prints one row per submodule: name, kind, output shape (when an input
 --- is given, by running the model once under no_grad) and parameters.
@@ -343,36 +391,18 @@ function M.summary(model, input, quiet)
   local function visit(m, prefix, depth)
     for name, c in m:named_children() do
       local full = prefix == '' and name or prefix .. '.' .. name
-      local kind = is_layer(c) and c.kind or (rawget(getmetatable(c), '_name') or 'Module')
-      rows[#rows + 1] = { full, kind, count(c), depth, c }
-      if not is_layer(c) then visit(c, full, depth + 1) end
+      rows[#rows + 1] = { full, c:_typename(), c:num_parameters(), depth, c }
+      visit(c, full, depth + 1)
     end
   end
   visit(model, '', 0)
-  if input then -- record output shapes by wrapping each child for one call
-    local restore = {}
-    local function wrap(m)
-      for _, e in ipairs(entries(m)) do
-        local name, c = e[1], e[2]
-        if e[3] == 'module' then
-          local key = rawget(m, '_index')[name].key
-          if not is_layer(c) then wrap(c) end
-          local proxy = setmetatable({}, {
-            __index = c,
-            __call = function(_, ...)
-              local out = c(...)
-              if nn.is_tensor(out) then shapes[c] = table.concat(out:size(), 'x') end
-              return out
-            end,
-          })
-          rawset(m, key, proxy)
-          restore[#restore + 1] = { m, key, c }
-        end
-      end
-    end
-    wrap(model)
+  if input then -- record each module's output shape during one call
+    local prev = observer
+    M.set_forward_observer(function(m, out)
+      if nn.is_tensor(out) then shapes[m] = table.concat(out:size(), 'x') end
+    end)
     local ok, err = pcall(nn.no_grad, function() return model(input) end)
-    for i = #restore, 1, -1 do rawset(restore[i][1], restore[i][2], restore[i][3]) end
+    M.set_forward_observer(prev)
     if not ok then error(err, 2) end
   end
   local out = { ('%-32s %-12s %-16s %12s'):format('layer', 'kind', 'output', 'parameters') }
@@ -384,6 +414,16 @@ function M.summary(model, input, quiet)
   local text = table.concat(out, '\n')
   if not quiet then print(text) end
   return text
+end
+
+--- The methods built-in layers share with Module (the package root
+--- installs them into their method table).
+M.protocol = {}
+for _, name in ipairs { 'named_parameters', 'parameters', 'named_buffers', 'buffers',
+  'named_children', 'children', 'named_modules', 'modules', 'apply', 'train', 'eval',
+  'zero_grad', 'num_parameters', 'state_dict', 'check_state_dict', 'load_state_dict',
+  'save', 'load' } do
+  M.protocol[name] = Module[name]
 end
 
 return M

@@ -73,9 +73,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (!CODE) return 0;
     L = luaL_newstate();
     luaL_openlibs(L);
-    luaL_requiref(L, "nnlua", luaopen_nnlua, 1);
-    lua_setglobal(L, "nn");
-    if (luaL_dostring(L, "package.path = '" NNLUA_LUA_DIR "/?.lua;' .. package.path") != LUA_OK ||
+    luaL_requiref(L, "nnlua.core", luaopen_nnlua_core, 0);
+    lua_pop(L, 1);
+    if (luaL_dostring(L, "package.path = '" NNLUA_LUA_DIR "/?.lua;' .. package.path\n"
+                         "nn = require 'nnlua'") != LUA_OK ||
         luaL_loadstring(L, CODE) != LUA_OK) {
         fprintf(stderr, "fuzz: %s\n", lua_tostring(L, -1));
         abort();

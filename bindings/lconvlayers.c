@@ -1,0 +1,103 @@
+/* lconvlayers.c -- Conv2d, MaxPool2d and AvgPool2d as built-in layers. */
+#include "llayer.h"
+
+#include <math.h>
+#include <string.h>
+
+#define PAIR(s, f) {#f, NNL_F_PAIR, offsetof(s, f), NULL}
+
+/* ---- Conv2d(in, out, kernel[, {stride=1, padding=0, dilation=1, groups=1,
+ * bias=true}]): weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) ---------- */
+typedef struct {
+    int64_t in_channels, out_channels;
+    int kernel_size[2], stride[2], padding[2], dilation[2];
+    int64_t groups;
+    int bias;
+} conv_cfg;
+
+static void conv_build(lua_State *L, nnL_layer *l) {
+    conv_cfg *c = NNL_CFG(l, conv_cfg);
+    c->in_channels = nnL_checkpositive(L, 1, "in_channels");
+    c->out_channels = nnL_checkpositive(L, 2, "out_channels");
+    luaL_checkany(L, 3);
+    nnL_pair(L, 3, "kernel_size", c->kernel_size, 0);
+    nnL_pair_field(L, 4, "stride", c->stride, 1);
+    nnL_pair_field(L, 4, "padding", c->padding, 0);
+    nnL_pair_field(L, 4, "dilation", c->dilation, 1);
+    c->groups = (int64_t)nnL_optnumfield(L, 4, "groups", 1);
+    c->bias = nnL_optboolfield(L, 4, "bias", 1);
+    const int *k = c->kernel_size, *s = c->stride, *p = c->padding, *d = c->dilation;
+    if (k[0] < 1 || k[1] < 1) luaL_argerror(L, 3, "kernel_size must be positive");
+    if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || p[0] < 0 || p[1] < 0)
+        luaL_argerror(L, 4, "stride and dilation must be >= 1, padding >= 0");
+    if (c->groups != 1)
+        luaL_error(L, "Conv2d: groups = %I is not implemented (only groups = 1)",
+                   (lua_Integer)c->groups);
+    int64_t in = c->in_channels, out = c->out_channels;
+    double bound = 1.0 / sqrt((double)(in * k[0] * k[1]));
+    nnL_set_param(L, 0, nnL_uniform(L, 4, (int64_t[]){out, in, k[0], k[1]}, bound));
+    if (c->bias) nnL_set_param(L, 1, nnL_uniform(L, 1, &out, bound));
+}
+
+static int conv_forward(lua_State *L, nnL_layer *l) {
+    const conv_cfg *c = NNL_CFG(l, conv_cfg);
+    nn_tensor *x = nnL_checktensor(L, 2);
+    nn_tensor *w = nnL_slot_tensor(L, 1, 0), *b = nnL_slot_tensor(L, 1, 1);
+    NNL_RETURN(nn_conv2d(x, w, b, c->stride, c->padding, c->dilation));
+}
+
+static const nnL_slot conv_slots[] = {{"weight", NNL_PARAM}, {"bias", NNL_PARAM}, {NULL, 0}};
+static const nnL_field conv_fields[] = {
+    {"in_channels", NNL_F_INT, offsetof(conv_cfg, in_channels), NULL},
+    {"out_channels", NNL_F_INT, offsetof(conv_cfg, out_channels), NULL},
+    PAIR(conv_cfg, kernel_size), PAIR(conv_cfg, stride), PAIR(conv_cfg, padding),
+    PAIR(conv_cfg, dilation), {"groups", NNL_F_INT, offsetof(conv_cfg, groups), NULL},
+    {"bias", NNL_F_BOOL, offsetof(conv_cfg, bias), NULL}, {NULL, 0, 0, NULL}};
+static const char *const conv_opts[] = {"stride", "padding", "dilation", "groups", "bias", NULL};
+static const nnL_layer_class conv_class = {
+    "Conv2d", sizeof(conv_cfg), conv_slots, conv_fields, conv_opts, 4, conv_build, conv_forward};
+
+/* ---- MaxPool2d(kernel[, {stride = kernel, padding = 0}]) and AvgPool2d ------- */
+typedef struct { int kernel_size[2], stride[2], padding[2]; } pool_cfg;
+
+static void pool_build(lua_State *L, nnL_layer *l) {
+    pool_cfg *c = NNL_CFG(l, pool_cfg);
+    int *k = c->kernel_size, *s = c->stride, *p = c->padding;
+    luaL_checkany(L, 1);
+    nnL_pair(L, 1, "kernel_size", k, 0);
+    nnL_pair_field(L, 2, "stride", s, 0);
+    if (s[0] == 0) memcpy(s, k, sizeof c->stride);
+    nnL_pair_field(L, 2, "padding", p, 0);
+    if (k[0] < 1 || k[1] < 1 || s[0] < 1 || s[1] < 1 || p[0] < 0 || p[1] < 0)
+        luaL_argerror(L, 1, "kernel and stride must be >= 1, padding >= 0");
+}
+
+static int maxpool_forward(lua_State *L, nnL_layer *l) {
+    const pool_cfg *c = NNL_CFG(l, pool_cfg);
+    nn_tensor *x = nnL_checktensor(L, 2);
+    NNL_RETURN(nn_max_pool2d(x, c->kernel_size, c->stride, c->padding));
+}
+
+static int avgpool_forward(lua_State *L, nnL_layer *l) {
+    const pool_cfg *c = NNL_CFG(l, pool_cfg);
+    nn_tensor *x = nnL_checktensor(L, 2);
+    NNL_RETURN(nn_avg_pool2d(x, c->kernel_size, c->stride, c->padding));
+}
+
+static const nnL_slot no_slots[] = {{NULL, 0}};
+static const nnL_field pool_fields[] = {
+    PAIR(pool_cfg, kernel_size), PAIR(pool_cfg, stride), PAIR(pool_cfg, padding),
+    {NULL, 0, 0, NULL}};
+static const char *const pool_opts[] = {"stride", "padding", NULL};
+static const nnL_layer_class maxpool_class = {
+    "MaxPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
+    maxpool_forward};
+static const nnL_layer_class avgpool_class = {
+    "AvgPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
+    avgpool_forward};
+
+void nnL_open_conv_layers(lua_State *L) {
+    static const nnL_layer_class *const classes[] = {&conv_class, &maxpool_class,
+                                                     &avgpool_class, NULL};
+    nnL_register_layers(L, classes);
+}

@@ -1,0 +1,92 @@
+/* llayer.h -- built-in layers as C userdata (not installed).
+ *
+ * A layer kind is one nnL_layer_class: its settings are a typed C struct
+ * (forward reads them directly, no name lookups), its parameters, buffers
+ * and child layers sit in numbered slots, and a table of field descriptors
+ * lets Lua read the settings (layer.in_features) and prints them. The
+ * userdata answers the primitives of the module protocol (_entries,
+ * _set_training, _typename); the Lua half installs the rest of nn.Module's
+ * methods (state_dict, save, ...) into the shared method table, so a C
+ * layer and a Lua Module are used the same way. */
+#ifndef LLAYER_H
+#define LLAYER_H
+
+#include <stddef.h>
+
+#include "lnnlua.h"
+
+#define NNL_LAYER "nnlua.Layer"
+
+typedef enum {
+    NNL_F_INT, NNL_F_NUM, NNL_F_BOOL, NNL_F_PAIR, NNL_F_CHOICE, NNL_F_SHAPE
+} nnL_field_type;
+
+typedef struct { int n; int64_t v[NN_MAX_DIMS]; } nnL_shape;
+
+/* A readable setting: int64_t (INT), double (NUM), int (BOOL), int[2]
+ * (PAIR, printed "(3, 3)"), int index into choices (CHOICE, a string),
+ * nnL_shape (SHAPE, a table, printed "(4,)"). */
+typedef struct {
+    const char *name;
+    nnL_field_type type;
+    size_t offset;
+    const char *const *choices;
+} nnL_field;
+
+typedef enum { NNL_PARAM, NNL_BUFFER, NNL_CHILD } nnL_slot_kind;
+
+typedef struct {
+    const char *name;
+    nnL_slot_kind kind;
+} nnL_slot;
+
+typedef struct nnL_layer nnL_layer;
+
+typedef struct {
+    const char *name;          /* "Linear" */
+    size_t size;               /* of the settings struct */
+    const nnL_slot *slots;     /* {NULL} ends; a slot may stay empty (no bias) */
+    const nnL_field *fields;   /* {NULL} ends; printed in this order */
+    const char *const *options; /* accepted keys of the options table */
+    int options_arg;           /* the constructor's options argument */
+    /* reads the constructor's arguments (layer userdata on top), fills
+     * the settings and the slots */
+    void (*build)(lua_State *L, nnL_layer *l);
+    /* the layer at 1, inputs from 2; returns the number of results */
+    int (*forward)(lua_State *L, nnL_layer *l);
+} nnL_layer_class;
+
+struct nnL_layer {
+    const nnL_layer_class *cls;
+    int training;
+    /* followed by the settings (cls->size bytes) */
+    _Alignas(max_align_t) unsigned char cfg[];
+};
+
+#define NNL_CFG(l, type) ((type *)(void *)(l)->cfg)
+
+/* Constructor: checks the options, creates the userdata and calls build. */
+int nnL_new_layer(lua_State *L, const nnL_layer_class *cls);
+nnL_layer *nnL_checklayer(lua_State *L, int arg);
+/* Fills slot i of the layer on top of the stack with t (stolen; a
+ * parameter is made to require grad) or with the value on top (children). */
+void nnL_set_param(lua_State *L, int slot, nn_tensor *t);
+void nnL_set_child(lua_State *L, int slot);
+/* The tensor in slot i of the layer at idx (NULL when the slot is empty),
+ * left on the stack for the rest of the call. */
+nn_tensor *nnL_slot_tensor(lua_State *L, int idx, int slot);
+/* The child layer in slot i, pushed and left on the stack. */
+nnL_layer *nnL_slot_layer(lua_State *L, int idx, int slot);
+/* U(-bound, bound) of the given shape, from the state's generator */
+nn_tensor *nnL_uniform(lua_State *L, int ndim, const int64_t *shape, double bound);
+int64_t nnL_checkpositive(lua_State *L, int arg, const char *what);
+
+/* nn.<name>(...) for each class (NULL ends), into the table on top */
+void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes);
+
+/* The metatable, the shared method table (nn._layer_methods) and
+ * nn._set_forward_observer, into the table on top. */
+void nnL_open_layer_protocol(lua_State *L);
+void nnL_open_conv_layers(lua_State *L);
+
+#endif

@@ -1,0 +1,81 @@
+--- nnlua: the package root. The C core (nnlua.core: tensors, ops,
+--- autograd, built-in layers) plus the names the Lua half provides, each
+--- loaded from lua/nnlua/*.lua on first use so `require "nnlua"` stays cheap.
+local nn = require 'nnlua.core'
+
+-- name -> { module[, field] }
+local lazy = {
+  gradcheck = { 'nnlua.gradcheck' },
+  Module = { 'nnlua.module', 'Module' },
+  Sequential = { 'nnlua.module', 'Sequential' },
+  ModuleList = { 'nnlua.module', 'ModuleList' },
+  ModuleDict = { 'nnlua.module', 'ModuleDict' },
+  summary = { 'nnlua.module', 'summary' },
+  is_module = { 'nnlua.module', 'is_module' },
+  optim = { 'nnlua.optim' },
+  init = { 'nnlua.initializers' },
+  F = { 'nnlua.functional' },
+  class = { 'nnlua.class' },
+  MultiheadAttention = { 'nnlua.transformer', 'MultiheadAttention' },
+  TransformerEncoderLayer = { 'nnlua.transformer', 'TransformerEncoderLayer' },
+  TransformerDecoderLayer = { 'nnlua.transformer', 'TransformerDecoderLayer' },
+  TransformerEncoder = { 'nnlua.transformer', 'TransformerEncoder' },
+  TransformerDecoder = { 'nnlua.transformer', 'TransformerDecoder' },
+  Transformer = { 'nnlua.transformer', 'Transformer' },
+  SinusoidalPositionalEncoding = { 'nnlua.transformer', 'SinusoidalPositionalEncoding' },
+  KVCache = { 'nnlua.transformer', 'KVCache' },
+  LearnedPositionalEncoding = { 'nnlua.transformer', 'LearnedPositionalEncoding' },
+  transformer = { 'nnlua.transformer' },
+  generate = { 'nnlua.generate' },
+  cli = { 'nnlua.cli' },
+  checkpoint = { 'nnlua.checkpoint' },
+  progress = { 'nnlua.progress' },
+  plot = { 'nnlua.plot' },
+  data = { 'nnlua.data' },
+  tokenizer = { 'nnlua.tokenizer' },
+  multimodal = { 'nnlua.multimodal' },
+  ConcatFusion = { 'nnlua.multimodal', 'ConcatFusion' },
+  SumFusion = { 'nnlua.multimodal', 'SumFusion' },
+  GatedFusion = { 'nnlua.multimodal', 'GatedFusion' },
+  BilinearFusion = { 'nnlua.multimodal', 'BilinearFusion' },
+  FiLM = { 'nnlua.multimodal', 'FiLM' },
+  CrossModalAttention = { 'nnlua.multimodal', 'CrossModalAttention' },
+  PatchEmbedding = { 'nnlua.multimodal', 'PatchEmbedding' },
+  ViT = { 'nnlua.multimodal', 'ViT' },
+  ContrastiveLoss = { 'nnlua.multimodal', 'ContrastiveLoss' },
+  MultiTask = { 'nnlua.multimodal', 'MultiTask' },
+  kge = { 'nnlua.kge' },
+  KGEmbedding = { 'nnlua.kge', 'KGEmbedding' },
+}
+
+-- the lazy names, sorted (the docs and fuzz tests walk them)
+local names = {}
+for k in pairs(lazy) do names[#names + 1] = k end
+table.sort(names)
+nn._lazy = names
+
+setmetatable(nn, {
+  __index = function(t, key)
+    local where = lazy[key]
+    if not where then return nil end
+    local v = require(where[1])
+    if where[2] then v = v[where[2]] end
+    rawset(t, key, v) -- the next lookup is a plain field
+    return v
+  end,
+})
+
+-- Built-in layers answer the whole module protocol: the methods nn.Module
+-- writes over _entries/_set_training are installed into their shared
+-- method table the first time one is looked up.
+setmetatable(nn._layer_methods, {
+  __index = function(methods, key)
+    setmetatable(methods, nil)
+    for name, fn in pairs(require('nnlua.module').protocol) do
+      if rawget(methods, name) == nil then rawset(methods, name, fn) end
+    end
+    return rawget(methods, key)
+  end,
+})
+
+return nn
