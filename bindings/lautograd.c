@@ -13,11 +13,14 @@ static int l_requires_grad_(lua_State *L) {
 }
 
 /* backward([grad][, retain_graph]) or backward{grad = g, retain_graph = b} */
+static const char *const backward_opts[] = {"grad", "retain_graph", NULL};
+
 static int l_backward(lua_State *L) {
     nn_tensor *t = nnL_checktensor(L, 1);
     nn_tensor *g = NULL;
     int retain = 0;
     if (lua_istable(L, 2)) {
+        nnL_checkoptions(L, 2, "backward", backward_opts);
         lua_getfield(L, 2, "grad");
         lua_getfield(L, 2, "retain_graph");
         retain = lua_toboolean(L, -1);
@@ -197,8 +200,10 @@ void nnL_open_autograd(lua_State *L) {
      * released at once */
     static const luaL_Reg scopes[] = {
         {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {NULL, NULL}};
+    static const nnL_options options[] = {{"backward", backward_opts}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
     luaL_setfuncs(L, scopes, 0);
+    nnL_define_options(L, options);
     luaL_newmetatable(L, NNL_GRADMODE);
     lua_pushcfunction(L, restore_mode);
     lua_setfield(L, -2, "__close");

@@ -66,7 +66,21 @@ static int l_dropout(lua_State *L) {
 
 /* cross_entropy(logits, target[, {weight=, ignore_index=, label_smoothing=,
  * reduction='mean'|'sum'|'none'}]) */
+static const char *const ce_opts[] = {"weight", "ignore_index", "label_smoothing", "reduction",
+                                      NULL};
+static const char *const conv_opts[] = {"stride", "padding", "dilation", NULL};
+static const char *const pool_opts[] = {"stride", "padding", NULL};
+static const char *const attention_opts[] = {"mask", "causal", "scale", "dropout", "training",
+                                             "need_weights", NULL};
+static const char *const sgd_opts[] = {"lr", "momentum", "dampening", "weight_decay", "nesterov",
+                                       "maximize", "first_step", NULL};
+static const char *const adam_opts[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "step",
+                                        "decoupled", "maximize", NULL};
+static const char *const rmsprop_opts[] = {"lr", "alpha", "eps", "weight_decay", "momentum", NULL};
+static const char *const adagrad_opts[] = {"lr", "lr_decay", "weight_decay", "eps", "step", NULL};
+
 static int l_cross_entropy(lua_State *L) {
+    nnL_checkoptions(L, 3, "cross_entropy", ce_opts);
     nn_tensor *logits = nnL_checktensor(L, 1), *target = nnL_checktensor(L, 2);
     nn_tensor *weight = NULL;
     lua_Integer ignore = -100;
@@ -134,6 +148,7 @@ static int l_conv2d(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
     nn_tensor *b = opttensor(L, 3);
     int stride[2], padding[2], dilation[2];
+    nnL_checkoptions(L, 4, "conv2d", conv_opts);
     nnL_pair_field(L, 4, "stride", stride, 1);
     nnL_pair_field(L, 4, "padding", padding, 0);
     nnL_pair_field(L, 4, "dilation", dilation, 1);
@@ -144,6 +159,7 @@ static int l_conv2d(lua_State *L) {
 static int pool(lua_State *L, int is_max) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int kernel[2], stride[2], padding[2];
+    nnL_checkoptions(L, 3, is_max ? "max_pool2d" : "avg_pool2d", pool_opts);
     nnL_pair(L, 2, "kernel_size", kernel, 0);
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "stride");
@@ -168,6 +184,7 @@ static int l_attention(lua_State *L) {
     nn_tensor *v = nnL_checktensor(L, 3);
     nn_attention_args a = {NULL, 0, 0, 0, 1, nnL_rng(L)};
     int need_weights = 0;
+    nnL_checkoptions(L, 4, "attention", attention_opts);
     if (lua_istable(L, 4)) {
         lua_getfield(L, 4, "mask");
         if (!lua_isnil(L, -1) && !(a.mask = nnL_testtensor(L, -1)))
@@ -197,6 +214,7 @@ static int l_attention(lua_State *L) {
 static int l_sgd_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
     nn_tensor *buf = opttensor(L, 3);
+    nnL_checkoptions(L, 4, "sgd_step", sgd_opts);
     nn_sgd_args a = {nnL_optnumfield(L, 4, "lr", 1e-3), nnL_optnumfield(L, 4, "momentum", 0),
                      nnL_optnumfield(L, 4, "dampening", 0), nnL_optnumfield(L, 4, "weight_decay", 0),
                      nnL_optboolfield(L, 4, "nesterov", 0), nnL_optboolfield(L, 4, "maximize", 0),
@@ -209,6 +227,7 @@ static int l_adam_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = opttensor(L, 2); /* nil: sparse */
     nn_tensor *m = nnL_checktensor(L, 3), *v = nnL_checktensor(L, 4);
     nn_tensor *vmax = opttensor(L, 5);
+    nnL_checkoptions(L, 6, "adam_step", adam_opts);
     nn_adam_args a = {nnL_optnumfield(L, 6, "lr", 1e-3), nnL_optnumfield(L, 6, "beta1", 0.9),
                       nnL_optnumfield(L, 6, "beta2", 0.999), nnL_optnumfield(L, 6, "eps", 1e-8),
                       nnL_optnumfield(L, 6, "weight_decay", 0), (int64_t)nnL_optnumfield(L, 6, "step", 1),
@@ -220,6 +239,7 @@ static int l_adam_step(lua_State *L) {
 static int l_rmsprop_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
     nn_tensor *sq = nnL_checktensor(L, 3), *buf = opttensor(L, 4), *avg = opttensor(L, 5);
+    nnL_checkoptions(L, 6, "rmsprop_step", rmsprop_opts);
     nn_rmsprop_args a = {nnL_optnumfield(L, 6, "lr", 1e-2), nnL_optnumfield(L, 6, "alpha", 0.99),
                          nnL_optnumfield(L, 6, "eps", 1e-8), nnL_optnumfield(L, 6, "weight_decay", 0),
                          nnL_optnumfield(L, 6, "momentum", 0)};
@@ -230,6 +250,7 @@ static int l_rmsprop_step(lua_State *L) {
 static int l_adagrad_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = opttensor(L, 2); /* nil: sparse */
     nn_tensor *sum = nnL_checktensor(L, 3);
+    nnL_checkoptions(L, 4, "adagrad_step", adagrad_opts);
     nn_adagrad_args a = {nnL_optnumfield(L, 4, "lr", 1e-2), nnL_optnumfield(L, 4, "lr_decay", 0),
                          nnL_optnumfield(L, 4, "weight_decay", 0), nnL_optnumfield(L, 4, "eps", 1e-10),
                          (int64_t)nnL_optnumfield(L, 4, "step", 1)};
@@ -247,5 +268,11 @@ void nnL_open_functional(lua_State *L) {
         {"sgd_step", l_sgd_step},
         {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step},
         {"adagrad_step", l_adagrad_step}, {NULL, NULL}};
+    static const nnL_options options[] = {
+        {"cross_entropy", ce_opts}, {"conv2d", conv_opts}, {"max_pool2d", pool_opts},
+        {"avg_pool2d", pool_opts}, {"attention", attention_opts}, {"sgd_step", sgd_opts},
+        {"adam_step", adam_opts}, {"rmsprop_step", rmsprop_opts},
+        {"adagrad_step", adagrad_opts}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
+    nnL_define_options(L, options);
 }

@@ -16,11 +16,14 @@ static nn_kge_model check_model(lua_State *L, int arg, const char *s) {
 
 /* kge_score(E, R, anchor, rel, cand, {model, gamma = 12, p = 1, head = false,
  * phase = 1}) */
+static const char *const kge_opts[] = {"model", "gamma", "p", "head", "phase", NULL};
+
 static int l_kge_score(lua_State *L) {
     nn_tensor *E = nnL_checktensor(L, 1), *R = nnL_checktensor(L, 2);
     nn_tensor *anchor = nnL_checktensor(L, 3), *rel = nnL_checktensor(L, 4);
     nn_tensor *cand = nnL_checktensor(L, 5);
     luaL_checktype(L, 6, LUA_TTABLE);
+    nnL_checkoptions(L, 6, "kge_score", kge_opts);
     lua_getfield(L, 6, "model");
     const char *m = lua_tostring(L, -1);
     if (!m) return luaL_argerror(L, 6, "options need model = 'transe' | 'distmult' | 'complex' | 'rotate'");
@@ -66,5 +69,7 @@ void nnL_open_kge(lua_State *L) {
     static const luaL_Reg fns[] = {{"kge_score", l_kge_score}, {"sparse_grad_", l_sparse_grad_},
                                    {"sparse_grad_rows", l_sparse_grad_rows},
                                    {"sparse_grad_count", l_sparse_grad_count}, {NULL, NULL}};
+    static const nnL_options options[] = {{"kge_score", kge_opts}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
+    nnL_define_options(L, options);
 }

@@ -7,9 +7,14 @@
 
 typedef struct { nn_prefetch *p; int nsrc; } nnL_prefetch;
 
+static const char *const prefetch_opts[] = {"drop_last", "depth", "augment", NULL};
+static const char *const augment_opts[] = {"source", "flip", "shift", NULL};
+
 /* prefetch({tensors}, order, batch[, {drop_last =, depth = 2, augment =
  * {source = 1, flip = true, shift = 2}}]) */
 static int l_prefetch(lua_State *L) {
+    nnL_checkoptions(L, 4, "prefetch", prefetch_opts);
+    lua_settop(L, 4); /* the sources pushed below come after the arguments */
     luaL_checktype(L, 1, LUA_TTABLE);
     nn_tensor *order = nnL_checktensor(L, 2);
     lua_Integer batch = luaL_checkinteger(L, 3);
@@ -27,6 +32,7 @@ static int l_prefetch(lua_State *L) {
         lua_getfield(L, 4, "augment");
         if (lua_istable(L, -1)) {
             int t = lua_gettop(L);
+            nnL_checkoptions(L, t, "prefetch augment", augment_opts);
             aug.source = (int)nnL_optnumfield(L, t, "source", 1) - 1;
             aug.flip = nnL_optboolfield(L, t, "flip", 0);
             aug.shift = (int)nnL_optnumfield(L, t, "shift", 0);
@@ -77,8 +83,11 @@ static int l_len(lua_State *L) {
 }
 
 void nnL_open_prefetch(lua_State *L) {
+    static const nnL_options options[] = {
+        {"prefetch", prefetch_opts}, {"prefetch augment", augment_opts}, {NULL, NULL}};
     lua_pushcfunction(L, l_prefetch);
     lua_setfield(L, -2, "prefetch");
+    nnL_define_options(L, options);
     luaL_newmetatable(L, NNL_PREFETCH);
     static const luaL_Reg meta[] = {
         {"__gc", l_stop}, {"__close", l_stop}, {"__len", l_len}, {NULL, NULL}};

@@ -54,7 +54,7 @@ function TextEncoder:_init(v, d, len, out)
   self.proj = nn.Linear(d, out)
 end
 function TextEncoder:forward(ids, pad)
-  local h = self.layer(self.pos(self.embed(ids)), { src_key_padding_mask = pad })
+  local h = self.layer(self.pos(self.embed(ids)), { key_padding_mask = pad })
   local keep = (1 - pad):unsqueeze(3)
   return self.proj((h * keep):sum(2) / keep:sum(2)) -- mean over the words
 end

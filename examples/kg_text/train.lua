@@ -81,7 +81,7 @@ function Model:forward(ids, pad, k, has_kg)
     mask:select(3, 2):copy_(has_kg:view(b, 1):expand(b, t))
     x = self.fuse({ x:reshape(b * t, d), kt }, mask:view(b * t, 2)):view(b, t, d)
   end
-  local h = self.encoder(self.pos(x), { src_key_padding_mask = pad })
+  local h = self.encoder(self.pos(x), { key_padding_mask = pad })
   local keep = (1 - pad):unsqueeze(3)
   return self.head((h * keep):sum(2) / keep:sum(2)) -- mean over the words
 end

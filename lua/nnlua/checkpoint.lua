@@ -36,8 +36,12 @@ local function unpack_values(v)
   return out
 end
 
+local check_save = nn.define_options('checkpoint.save', { 'model', 'optimizer', 'scheduler', 'step', 'extra' })
+local check_load = nn.define_options('checkpoint.load', { 'model', 'optimizer', 'scheduler' })
+
 --- Writes the state atomically; returns true, or nil and a message.
 function M.save(path, s)
+  check_save(s)
   local tensors, meta = {}, { step = s.step, extra = s.extra, rng = nil }
   for name, t in pairs(s.model:state_dict()) do tensors['model.' .. name] = t end
   if s.optimizer then
@@ -61,6 +65,7 @@ end
 --- Restores what it is given from path; returns {step =, extra =}, or nil
 --- and a message when the file cannot be read.
 function M.load(path, s)
+  check_load(s)
   local tensors, meta = nn.load(path)
   if not tensors then return nil, meta end
   local info = meta['nnlua.checkpoint'] and unpack_values(cjson.decode(meta['nnlua.checkpoint']))

@@ -76,10 +76,11 @@ end
 local DataLoader = class()
 M.DataLoader = DataLoader
 
+local OPTIONS_DATA_DATALOADER = nn.define_options('data.DataLoader', { 'batch_size', 'shuffle', 'drop_last', 'collate', 'augment', 'prefetch' })
 --- DataLoader(dataset[, {batch_size = 1, shuffle = false, drop_last = false,
 --- collate = nn.data.collate, prefetch = 2, augment =}])
 function DataLoader:_init(dataset, o)
-  o = o or {}
+  o = OPTIONS_DATA_DATALOADER(o)
   self.dataset, self.batch_size = dataset, o.batch_size or 1
   self.shuffle, self.drop_last, self.collate = o.shuffle or false, o.drop_last or false, o.collate
   self.prefetch = o.prefetch == nil and 2 or o.prefetch
@@ -135,11 +136,12 @@ function M.read_text(path)
   return s
 end
 
+local OPTIONS_DATA_READ_TABLE = nn.define_options('data.read_table', { 'header', 'sep' })
 --- read_table(path[, {sep = '\t', header = false}]) -> rows (lists of
 --- strings) and, with header, the column names. TSV and simple CSV (no
 --- quoted separators).
 function M.read_table(path, o)
-  o = o or {}
+  o = OPTIONS_DATA_READ_TABLE(o)
   local sep = o.sep or (path:match('%.csv$') and ',' or '\t')
   local f, err = files.open(path)
   if not f then return nil, err end

@@ -10,10 +10,11 @@ local nn = require 'nnlua'
 
 local M = {}
 
+local OPTIONS_GENERATE_SAMPLE = nn.define_options('generate.sample', { 'temperature', 'top_k', 'top_p', 'greedy' })
 --- sample(logits (B, V)[, {greedy =, temperature = 1, top_k =, top_p =}])
 --- -> ids (B) i64
 function M.sample(logits, o)
-  o = o or {}
+  o = OPTIONS_GENERATE_SAMPLE(o)
   if logits:ne(logits):sum():item() > 0 then -- NaN would pick an arbitrary token
     error('sample: the logits contain NaN', 2)
   end
@@ -40,14 +41,16 @@ function M.sample(logits, o)
   return idx:clamp(1, probs:size(2))
 end
 
+local OPTIONS_GENERATE_GENERATE = nn.define_options('generate.generate', { 'temperature', 'top_k', 'top_p', 'greedy', 'block_size', 'use_cache' })
 --- generate(model, prompt (B, T) i64, n[, opts]) -> (B, T + n) i64.
 --- model:step(idx, state) and model:new_state(batch) as described above;
 --- opts as sample(), plus use_cache (default true) and block_size (the
 --- longest context: without a cache the context is cropped to it; with one,
 --- the cache restarts from the last half block when it is full).
 function M.generate(model, prompt, n, o)
-  o = o or {}
+  o = OPTIONS_GENERATE_GENERATE(o)
   local use_cache = o.use_cache ~= false
+  local so = { temperature = o.temperature, top_k = o.top_k, top_p = o.top_p, greedy = o.greedy }
   return nn.no_grad(function()
     local seq = prompt
     local state = use_cache and model:new_state(prompt:size(1)) or nil
@@ -71,7 +74,7 @@ function M.generate(model, prompt, n, o)
         logits = model:step(ctx, nil)
       end
       local last = logits:select(2, logits:size(2))
-      local id = M.sample(last, o):view(-1, 1)
+      local id = M.sample(last, so):view(-1, 1)
       seq = nn.cat({ seq, id }, 2)
       next_input = id
     end
@@ -79,11 +82,12 @@ function M.generate(model, prompt, n, o)
   end)
 end
 
+local OPTIONS_GENERATE_BEAM_SEARCH = nn.define_options('generate.beam_search', { 'length_penalty' })
 --- beam_search(model, prompt (1, T), n, width[, {length_penalty = 1}]) ->
 --- the best continuation (1, T + n) and its log-probability. Beams share
 --- one batched forward per step; their caches are reordered as beams fork.
 function M.beam_search(model, prompt, n, width, o)
-  o = o or {}
+  o = OPTIONS_GENERATE_BEAM_SEARCH(o)
   return nn.no_grad(function()
     local state = model:new_state(1)
     local logits = model:step(prompt, state)

@@ -51,8 +51,10 @@ local function projection(outs, vs)
   return s
 end
 
+local check_options = nn.define_options('gradcheck', { 'eps', 'atol', 'rtol' })
+
 return function(fn, inputs, opts)
-  opts = opts or {}
+  opts = check_options(opts)
   local eps, atol, rtol = opts.eps or 1e-3, opts.atol or 1e-3, opts.rtol or 1e-2
   assert(type(fn) == 'function', 'gradcheck: fn must be a function')
   assert(type(inputs) == 'table', 'gradcheck: inputs must be a list')

@@ -64,13 +64,17 @@ local function kaiming_std(t, o)
   return M.calculate_gain(o.nonlinearity or 'leaky_relu', o.a or 0) / math.sqrt(fan)
 end
 
+local OPTIONS_INIT_KAIMING_UNIFORM_ = nn.define_options('init.kaiming_uniform_', { 'a', 'mode', 'nonlinearity' })
 --- kaiming_uniform_(t, {a = 0, mode = 'fan_in', nonlinearity = 'leaky_relu'})
 function M.kaiming_uniform_(t, o)
+  o = OPTIONS_INIT_KAIMING_UNIFORM_(o)
   local bound = math.sqrt(3) * kaiming_std(t, o)
   return M.uniform_(t, -bound, bound)
 end
 
+local OPTIONS_INIT_KAIMING_NORMAL_ = nn.define_options('init.kaiming_normal_', { 'a', 'mode', 'nonlinearity' })
 function M.kaiming_normal_(t, o)
+  o = OPTIONS_INIT_KAIMING_NORMAL_(o)
   return M.normal_(t, 0, kaiming_std(t, o))
 end
 

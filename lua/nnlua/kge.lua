@@ -28,7 +28,9 @@ local models = { transe = true, distmult = true, complex = true, rotate = true }
 local KGEmbedding = Module:extend()
 KGEmbedding._name = 'KGEmbedding'
 M.KGEmbedding = KGEmbedding
+local OPTIONS_KGEMBEDDING = nn.define_options('KGEmbedding', { 'model', 'num_entities', 'num_relations', 'dim', 'gamma', 'epsilon', 'init', 'p_norm', 'sparse' })
 function KGEmbedding:_init(o)
+  o = OPTIONS_KGEMBEDDING(o)
   if not models[o.model] then
     error(("KGEmbedding: model must be 'transe', 'distmult', 'complex' or 'rotate', got %s")
       :format(tostring(o.model)), 3)
@@ -93,6 +95,7 @@ function M.margin_ranking_loss(pos, neg, margin)
   return (neg - pos:unsqueeze(2) + margin):relu():mean()
 end
 
+local OPTIONS_KGE_SELF_ADVERSARIAL_LOSS = nn.define_options('kge.self_adversarial_loss', { 'adversarial', 'temperature', 'weights' })
 --- self_adversarial_loss(pos (B), neg (B, N)[, {temperature = 1,
 --- adversarial = true, weights}]): RotatE's negative sampling loss,
 --- -(mean log sigmoid(pos) + mean sum_n w_n log sigmoid(-neg_n)) / 2 with
@@ -100,7 +103,7 @@ end
 --- adversarial is false). weights (B), e.g. subsampling_weights', turn
 --- both batch means into weighted means.
 function M.self_adversarial_loss(pos, neg, o)
-  o = o or {}
+  o = OPTIONS_KGE_SELF_ADVERSARIAL_LOSS(o)
   local w
   if o.adversarial == false then
     w = nn.full_like(neg, 1 / neg:size(2))
@@ -174,8 +177,9 @@ local function key(a, r, b) return query_key(a, r) * 67108864 + b end
 local NegativeSampler = {}
 NegativeSampler.__index = NegativeSampler
 
+local OPTIONS_KGE_NEGATIVESAMPLER = nn.define_options('kge.NegativeSampler', { 'bernoulli', 'filter' })
 M.NegativeSampler = function(train, num_entities, o)
-  o = o or {}
+  o = OPTIONS_KGE_NEGATIVESAMPLER(o)
   local self = setmetatable({ n_ent = num_entities, bernoulli = o.bernoulli }, NegativeSampler)
   if o.bernoulli then -- per relation: tails per head and heads per tail
     local tails, heads = {}, {}
@@ -290,13 +294,14 @@ local function ranks(model, q, rel, target, known, head, all)
   return scores:gt(target_score):sum(2):view(-1) + 1
 end
 
+local OPTIONS_KGE_EVALUATE = nn.define_options('kge.evaluate', { 'batch', 'relations' })
 --- evaluate(model, triples (N, 3), filter[, {batch = 128, relations =
 --- names}]) -> {mrr, mr, hits1, hits3, hits10, n, per_relation = {[name] =
 --- {mrr, hits10, n}}}: filtered link prediction (Bordes et al. 2013), both
 --- directions, each query against every entity; a target's rank is 1 +
 --- the number of entities scored strictly higher that are not known true.
 function M.evaluate(model, triples, filter, o)
-  o = o or {}
+  o = OPTIONS_KGE_EVALUATE(o)
   local bs = o.batch or 128
   local all = nn.arange(1, model.entity:size(1) + 1)
   local n = triples:size(1)
@@ -334,6 +339,7 @@ end
 
 -- ---- data -------------------------------------------------------------------------
 
+local OPTIONS_KGE_LOAD_TRIPLES = nn.define_options('kge.load_triples', { 'splits' })
 --- load_triples(dir[, {splits = {'train', 'valid', 'test'}}]) -> {train =
 --- (N, 3), valid, test, entities = {names}, relations = {names},
 --- entity_id = {name = id}, relation_id}: tab-separated head, relation,
@@ -341,6 +347,7 @@ end
 --- appearance (train first), or from entities.dict / relations.dict
 --- ("id\tname", 0-based, as the RotatE code writes) when present
 function M.load_triples(dir, o)
+  o = OPTIONS_KGE_LOAD_TRIPLES(o)
   local splits = (o and o.splits) or { 'train', 'valid', 'test' }
   local ds = { entities = {}, relations = {}, entity_id = {}, relation_id = {} }
   -- "id<TAB>label" lines (ids from 0, each id and label once); absent is fine

@@ -66,7 +66,9 @@ end
 local SumFusion = Module:extend()
 SumFusion._name = 'SumFusion'
 M.SumFusion = SumFusion
+local OPTIONS_SUMFUSION = nn.define_options('SumFusion', { 'shared' })
 function SumFusion:_init(dims, out, o)
+  o = OPTIONS_SUMFUSION(o)
   self.dims, self.shared = dims, o and o.shared or false
   if self.shared then
     for _, d in ipairs(dims) do
@@ -121,7 +123,9 @@ end
 local BilinearFusion = Module:extend()
 BilinearFusion._name = 'BilinearFusion'
 M.BilinearFusion = BilinearFusion
+local OPTIONS_BILINEARFUSION = nn.define_options('BilinearFusion', { 'factor' })
 function BilinearFusion:_init(d1, d2, out, o)
+  o = OPTIONS_BILINEARFUSION(o)
   self.dims, self.out, self.factor = { d1, d2 }, out, (o and o.factor) or 5
   self.u = nn.Linear(d1, out * self.factor)
   self.v = nn.Linear(d2, out * self.factor)
@@ -139,7 +143,9 @@ end
 local FiLM = Module:extend()
 FiLM._name = 'FiLM'
 M.FiLM = FiLM
+local OPTIONS_FILM = nn.define_options('FiLM', { 'channel_dim' })
 function FiLM:_init(cond_dim, channels, o)
+  o = OPTIONS_FILM(o)
   self.channels, self.channel_dim = channels, (o and o.channel_dim) or 2
   self.film = nn.Linear(cond_dim, 2 * channels)
 end
@@ -164,7 +170,9 @@ end
 local CrossModalAttention = Module:extend()
 CrossModalAttention._name = 'CrossModalAttention'
 M.CrossModalAttention = CrossModalAttention
+local OPTIONS_CROSSMODALATTENTION = nn.define_options('CrossModalAttention', { 'dropout' })
 function CrossModalAttention:_init(dq, dc, heads, o)
+  o = OPTIONS_CROSSMODALATTENTION(o)
   self.attn = require('nnlua.transformer').MultiheadAttention(dq, heads,
     { kdim = dc, vdim = dc, dropout = o and o.dropout or 0 })
   self.norm = nn.LayerNorm(dq)
@@ -207,7 +215,9 @@ end
 local ViT = Module:extend()
 ViT._name = 'ViT'
 M.ViT = ViT
+local OPTIONS_VIT = nn.define_options('ViT', { 'image_size', 'patch_size', 'channels', 'num_classes', 'dim', 'depth', 'heads', 'mlp_dim', 'dropout' })
 function ViT:_init(o)
+  o = OPTIONS_VIT(o)
   local tr = require 'nnlua.transformer'
   self.embed = PatchEmbedding(o.image_size, o.patch_size, o.channels or 1, o.dim)
   self.blocks = ModuleList()
@@ -242,7 +252,9 @@ end
 local ContrastiveLoss = Module:extend()
 ContrastiveLoss._name = 'ContrastiveLoss'
 M.ContrastiveLoss = ContrastiveLoss
+local OPTIONS_CONTRASTIVELOSS = nn.define_options('ContrastiveLoss', { 'temperature', 'learnable' })
 function ContrastiveLoss:_init(o)
+  o = OPTIONS_CONTRASTIVELOSS(o)
   local t = (o and o.temperature) or 0.07
   local s = nn.tensor({ math.log(1 / t) })
   if not (o and o.learnable == false) then s:requires_grad_() end
@@ -293,7 +305,9 @@ end
 local MultiTask = Module:extend()
 MultiTask._name = 'MultiTask'
 M.MultiTask = MultiTask
+local OPTIONS_MULTITASK = nn.define_options('MultiTask', { 'weights' })
 function MultiTask:_init(trunk, heads, o)
+  o = OPTIONS_MULTITASK(o)
   self.trunk = trunk
   self.heads = ModuleDict(heads)
   self.weights = (o and o.weights) or {}

@@ -18,13 +18,19 @@ local function is_group_list(params)
   return type(params) == 'table' and type(params[1]) == 'table' and not nn.is_tensor(params[1])
 end
 
-function Optimizer:_init(params, defaults, known)
+-- the options checker of an optimizer class named name with these defaults
+local function options(name, known)
+  local keys = {}
+  for k in pairs(known) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return nn.define_options('optim.' .. name, keys)
+end
+
+function Optimizer:_init(params, defaults, known, check)
   if type(params) ~= 'table' or #params == 0 then
     error('optimizer: expected a non-empty list of parameters or of groups', 3)
   end
-  for k in pairs(defaults) do
-    if known[k] == nil then error(("optimizer: unknown option '%s'"):format(k), 3) end
-  end
+  check(defaults)
   self.defaults = {}
   for k, v in pairs(known) do self.defaults[k] = v end
   for k, v in pairs(defaults) do self.defaults[k] = v end
@@ -32,12 +38,11 @@ function Optimizer:_init(params, defaults, known)
   for _, g in ipairs(is_group_list(params) and params or { { params = params } }) do
     local group = { params = {} }
     for k, v in pairs(self.defaults) do group[k] = v end
+    local own = {}
     for k, v in pairs(g) do
-      if k ~= 'params' then
-        if known[k] == nil then error(("optimizer: unknown option '%s'"):format(k), 3) end
-        group[k] = v
-      end
+      if k ~= 'params' then own[k] = v end
     end
+    for k, v in pairs(check(own)) do group[k] = v end
     for i, p in ipairs(g.params) do
       if not nn.is_tensor(p) or not p.requires_grad then
         error(('optimizer: parameter %d is not a tensor that requires grad'):format(i), 3)
@@ -151,9 +156,11 @@ end
 
 local SGD = class(Optimizer)
 M.SGD = SGD
+local sgd_options = { lr = 1e-3, momentum = 0, dampening = 0, weight_decay = 0, nesterov = false,
+  maximize = false }
+local check_sgd = options('SGD', sgd_options)
 function SGD:_init(params, opts)
-  Optimizer._init(self, params, opts or {}, { lr = 1e-3, momentum = 0, dampening = 0,
-    weight_decay = 0, nesterov = false, maximize = false })
+  Optimizer._init(self, params, opts or {}, sgd_options, check_sgd)
 end
 function SGD:update(p, grad, st, g)
   local first = false
@@ -172,8 +179,9 @@ M.Adam = Adam
 Adam.sparse = true
 local adam_options = { lr = 1e-3, betas = { 0.9, 0.999 }, eps = 1e-8, weight_decay = 0,
   amsgrad = false, maximize = false }
+local check_adam, check_adamw = options('Adam', adam_options), options('AdamW', adam_options)
 function Adam:_init(params, opts)
-  Optimizer._init(self, params, opts or {}, adam_options)
+  Optimizer._init(self, params, opts or {}, adam_options, check_adam)
 end
 function Adam:update(p, grad, st, g)
   if not st.exp_avg then
@@ -190,18 +198,19 @@ local AdamW = class(Adam)
 M.AdamW = AdamW
 AdamW.decoupled = true
 function AdamW:_init(params, opts)
-  opts = opts or {}
   local o = {}
-  for k, v in pairs(opts) do o[k] = v end
+  for k, v in pairs(check_adamw(opts)) do o[k] = v end
   if o.weight_decay == nil then o.weight_decay = 1e-2 end -- PyTorch's default
-  Optimizer._init(self, params, o, adam_options)
+  Optimizer._init(self, params, o, adam_options, check_adamw)
 end
 
 local RMSprop = class(Optimizer)
 M.RMSprop = RMSprop
+local rmsprop_options = { lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0,
+  centered = false }
+local check_rmsprop = options('RMSprop', rmsprop_options)
 function RMSprop:_init(params, opts)
-  Optimizer._init(self, params, opts or {}, { lr = 1e-2, alpha = 0.99, eps = 1e-8,
-    weight_decay = 0, momentum = 0, centered = false })
+  Optimizer._init(self, params, opts or {}, rmsprop_options, check_rmsprop)
 end
 function RMSprop:update(p, grad, st, g)
   if not st.square_avg then
@@ -209,15 +218,18 @@ function RMSprop:update(p, grad, st, g)
     if g.momentum > 0 then st.momentum_buffer = nn.zeros_like(p) end
     if g.centered then st.grad_avg = nn.zeros_like(p) end
   end
-  nn.rmsprop_step(p, grad, st.square_avg, st.momentum_buffer, st.grad_avg, g)
+  nn.rmsprop_step(p, grad, st.square_avg, st.momentum_buffer, st.grad_avg, {
+    lr = g.lr, alpha = g.alpha, eps = g.eps, weight_decay = g.weight_decay, momentum = g.momentum })
 end
 
 local Adagrad = class(Optimizer)
 M.Adagrad = Adagrad
 Adagrad.sparse = true
+local adagrad_options = { lr = 1e-2, lr_decay = 0, weight_decay = 0, eps = 1e-10,
+  initial_accumulator_value = 0 }
+local check_adagrad = options('Adagrad', adagrad_options)
 function Adagrad:_init(params, opts)
-  Optimizer._init(self, params, opts or {}, { lr = 1e-2, lr_decay = 0, weight_decay = 0,
-    eps = 1e-10, initial_accumulator_value = 0 })
+  Optimizer._init(self, params, opts or {}, adagrad_options, check_adagrad)
 end
 function Adagrad:update(p, grad, st, g)
   if not st.sum then st.sum = nn.full_like(p, g.initial_accumulator_value) end
@@ -227,13 +239,14 @@ end
 
 -- ---- a guard against non-finite steps --------------------------------------------
 
+local OPTIONS_OPTIM_FINITE = nn.define_options('optim.finite', { 'action', 'step' })
 --- finite(loss, params[, {action = 'skip' | 'stop', step =}]) -> true when
 --- the loss and every gradient are finite. Otherwise, 'skip' (default)
 --- zeroes the gradients, prints one line and returns false, so the caller
 --- skips the optimizer step; 'stop' raises an error naming the step.
 --- (nn.detect_anomaly(true) finds the op that made the first NaN.)
 function M.finite(loss, params, o)
-  o = o or {}
+  o = OPTIONS_OPTIM_FINITE(o)
   local bad
   local l = nn.is_tensor(loss) and loss:sum():item() or loss
   if l ~= l or l == math.huge or l == -math.huge then
@@ -328,7 +341,9 @@ end
 --- StepLR(opt, {step_size =, gamma = 0.1}): lr * gamma^(step // step_size)
 local StepLR = class(Scheduler)
 M.StepLR = StepLR
+local OPTIONS_OPTIM_STEPLR = nn.define_options('optim.StepLR', { 'step_size', 'gamma' })
 function StepLR:_init(opt, o)
+  o = OPTIONS_OPTIM_STEPLR(o)
   self.step_size, self.gamma = assert(o.step_size, 'StepLR needs step_size'), o.gamma or 0.1
   Scheduler._init(self, opt)
 end
@@ -338,7 +353,9 @@ function StepLR:lr_at(base, t) return base * self.gamma ^ (t // self.step_size) 
 --- then a cosine from lr down to min_lr at `total` steps (nanoGPT's).
 local CosineLR = class(Scheduler)
 M.CosineLR = CosineLR
+local OPTIONS_OPTIM_COSINELR = nn.define_options('optim.CosineLR', { 'total', 'warmup', 'min_lr' })
 function CosineLR:_init(opt, o)
+  o = OPTIONS_OPTIM_COSINELR(o)
   self.total, self.warmup, self.min_lr = assert(o.total, 'CosineLR needs total'), o.warmup or 0, o.min_lr or 0
   Scheduler._init(self, opt)
 end
@@ -353,7 +370,9 @@ end
 --- linear decay to lr * end_factor at `total`.
 local LinearLR = class(Scheduler)
 M.LinearLR = LinearLR
+local OPTIONS_OPTIM_LINEARLR = nn.define_options('optim.LinearLR', { 'total', 'warmup', 'end_factor' })
 function LinearLR:_init(opt, o)
+  o = OPTIONS_OPTIM_LINEARLR(o)
   self.total, self.warmup, self.end_factor = assert(o.total, 'LinearLR needs total'), o.warmup or 0, o.end_factor or 0
   Scheduler._init(self, opt)
 end
@@ -367,7 +386,9 @@ end
 --- final_div_factor = 1e4}): cosine up from max_lr/div to max_lr, then down.
 local OneCycleLR = class(Scheduler)
 M.OneCycleLR = OneCycleLR
+local OPTIONS_OPTIM_ONECYCLELR = nn.define_options('optim.OneCycleLR', { 'max_lr', 'total', 'pct_start', 'div_factor', 'final_div_factor' })
 function OneCycleLR:_init(opt, o)
+  o = OPTIONS_OPTIM_ONECYCLELR(o)
   self.max_lr, self.total = assert(o.max_lr, 'OneCycleLR needs max_lr'), assert(o.total, 'OneCycleLR needs total')
   self.pct, self.div, self.final_div = o.pct_start or 0.3, o.div_factor or 25, o.final_div_factor or 1e4
   Scheduler._init(self, opt)
@@ -385,8 +406,9 @@ end
 --- threshold = 1e-4, cooldown = 0, min_lr = 0}); call step(metric).
 local ReduceLROnPlateau = class()
 M.ReduceLROnPlateau = ReduceLROnPlateau
+local OPTIONS_OPTIM_REDUCELRONPLATEAU = nn.define_options('optim.ReduceLROnPlateau', { 'mode', 'factor', 'patience', 'threshold', 'cooldown', 'min_lr' })
 function ReduceLROnPlateau:_init(opt, o)
-  o = o or {}
+  o = OPTIONS_OPTIM_REDUCELRONPLATEAU(o)
   self.optimizer, self.mode = opt, o.mode or 'min'
   self.factor, self.patience = o.factor or 0.1, o.patience or 10
   self.threshold, self.cooldown, self.min_lr = o.threshold or 1e-4, o.cooldown or 0, o.min_lr or 0

@@ -5,6 +5,7 @@
 ---                             { name = 'val', x = steps2, y = val } },
 ---               { title = 'GPT on fortunes', xlabel = 'step', ylabel = 'loss' })
 ---   nn.plot.from_log('metrics.jsonl', 'loss.svg', { 'train_loss', 'val_loss' })
+local nn = require 'nnlua'
 local files = require 'nnlua.files'
 
 local M = {}
@@ -39,11 +40,12 @@ local function finish(path, out)
   return files.write_atomic(path, table.concat(out, '\n') .. '\n')
 end
 
+local OPTIONS_PLOT_SVG = nn.define_options('plot.svg', { 'width', 'height', 'title', 'xlabel', 'ylabel', 'logy' })
 --- svg(path, series, opts): series = list of {name =, x = {...}, y = {...}};
 --- opts: title, xlabel, ylabel, width (640), height (400), logy.
 --- Returns true, or nil and a message.
 function M.svg(path, series, o)
-  o = o or {}
+  o = OPTIONS_PLOT_SVG(o)
   local w, h = o.width or 640, o.height or 400
   local ml, mr, mt, mb = 64, 20, 36, 48
   local xmin, xmax, ymin, ymax = math.huge, -math.huge, math.huge, -math.huge
@@ -108,10 +110,11 @@ local function shade(v)
     math.floor(255 - 148 * v))
 end
 
+local OPTIONS_PLOT_HEATMAP = nn.define_options('plot.heatmap', { 'cell', 'rows', 'cols', 'title' })
 --- heatmap(path, m (R, C) tensor[, {rows =, cols = (labels), title =,
 --- cell = 14}]): attention maps and other matrices, darker = larger
 function M.heatmap(path, m, o)
-  o = o or {}
+  o = OPTIONS_PLOT_HEATMAP(o)
   local r, c = m:size(1), m:size(2)
   local cell = o.cell or 14
   local ml, mt = 40, 40 + (o.title and 20 or 0)
@@ -142,10 +145,11 @@ function M.heatmap(path, m, o)
   return finish(path, out)
 end
 
+local OPTIONS_PLOT_SCATTER = nn.define_options('plot.scatter', { 'width', 'height', 'title', 'labels' })
 --- scatter(path, xy (N, 2) tensor[, {labels =, title =}]): labelled points,
 --- e.g. embeddings projected to 2-D (see pca2)
 function M.scatter(path, xy, o)
-  o = o or {}
+  o = OPTIONS_PLOT_SCATTER(o)
   local w, h, m = o.width or 640, o.height or 480, 40
   local p = xy:totable()
   local xmin, xmax, ymin, ymax = math.huge, -math.huge, math.huge, -math.huge
@@ -188,9 +192,11 @@ function M.pca2(x)
   return c:matmul(nn_.cat(dirs, 2))
 end
 
+local OPTIONS_PLOT_FROM_LOG = nn.define_options('plot.from_log', { 'width', 'height', 'title', 'xlabel', 'ylabel', 'logy' })
 --- from_log(jsonl_path, svg_path, keys[, opts]): plots numeric fields of a
 --- metrics log (nn.progress.log) against its `step` field.
 function M.from_log(log_path, svg_path, keys, o)
+  o = OPTIONS_PLOT_FROM_LOG(o)
   local f, err = io.open(log_path)
   if not f then return nil, err end
   local series = {}

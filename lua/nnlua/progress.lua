@@ -63,9 +63,10 @@ local function render(b, done)
   b.last = now
 end
 
+local OPTIONS_PROGRESS = nn.define_options('progress', { 'total', 'desc', 'every', 'tty' })
 --- nn.progress(what[, {total =, desc =, every =, tty =}])
 function M.progress(what, o)
-  o = o or {}
+  o = OPTIONS_PROGRESS(o)
   local total, next_item
   if type(what) == 'number' then
     total = what
@@ -119,10 +120,12 @@ end
 local Log = {}
 Log.__index = Log
 
+local OPTIONS_PROGRESS_LOG = nn.define_options('progress.log', { 'append', 'format' })
 --- nn.progress.log(path[, {format = 'jsonl' | 'csv'}]) -> a writer whose
 --- :write{step = 10, loss = 1.2} appends one record (flushed at once);
 --- CSV takes its columns from the first record.
 function M.log(path, o)
+  o = OPTIONS_PROGRESS_LOG(o)
   local format = (o and o.format) or (path:match('%.csv$') and 'csv' or 'jsonl')
   local f, err = io.open(path, (o and o.append) and 'a' or 'w')
   if not f then return nil, err end

@@ -76,10 +76,11 @@ local MHA = Module:extend()
 MHA._name = 'MultiheadAttention'
 M.MultiheadAttention = MHA
 
+local OPTIONS_MULTIHEADATTENTION = nn.define_options('MultiheadAttention', { 'dropout', 'bias', 'batch_first', 'kdim', 'vdim' })
 --- MultiheadAttention(embed_dim, num_heads[, {bias = true, dropout = 0,
 --- kdim = E, vdim = E, batch_first = true}])
 function MHA:_init(e, heads, o)
-  o = o or {}
+  o = OPTIONS_MULTIHEADATTENTION(o)
   assert(math.type(e) == 'integer' and math.type(heads) == 'integer' and e % heads == 0,
     'MultiheadAttention: embed_dim must be an integer divisible by num_heads')
   if o.batch_first == false then error('MultiheadAttention: only batch_first = true is supported', 2) end
@@ -114,13 +115,14 @@ function MHA:project(x, i)
   return nn.linear(x, w, b)
 end
 
+local OPTIONS_MULTIHEADATTENTION_FORWARD = nn.define_options('MultiheadAttention:forward', { 'key_padding_mask', 'need_weights', 'attn_mask', 'is_causal', 'cache' })
 --- forward(query, key, value[, {key_padding_mask =, attn_mask =,
 --- is_causal =, need_weights = false, cache =}]) -> out (B, T, E)[, weights]
 --- attn_mask is additive (T, S) or broadcastable to (B, H, T, S); weights
 --- are averaged over heads (B, T, S), as PyTorch returns them. A cache
 --- (KVCache) keeps keys and values across calls for incremental decoding.
 function MHA:forward(query, key, value, o)
-  key, value, o = key or query, value or key or query, o or {}
+  key, value, o = key or query, value or key or query, OPTIONS_MULTIHEADATTENTION_FORWARD(o)
   local q, k, v
   if query == key and key == value and self.in_proj_weight then
     local qkv = nn.linear(query, self.in_proj_weight, self.in_proj_bias) -- one GEMM
@@ -164,8 +166,11 @@ end
 
 -- the sublayers of an encoder layer, and with `cross` those of a decoder layer
 -- (cross-attention, a third norm and dropout), created in PyTorch's order
+local LAYER_KEYS = { 'dim_feedforward', 'dropout', 'activation', 'norm_first', 'layer_norm_eps', 'bias' }
+local OPTIONS_ENCODER_LAYER = nn.define_options('TransformerEncoderLayer', LAYER_KEYS)
+local OPTIONS_DECODER_LAYER = nn.define_options('TransformerDecoderLayer', LAYER_KEYS)
 local function init_layer(self, d, nhead, o, cross)
-  o = o or {}
+  o = (cross and OPTIONS_DECODER_LAYER or OPTIONS_ENCODER_LAYER)(o)
   local ff, p = o.dim_feedforward or 2048, o.dropout or 0.1
   local eps, bias = o.layer_norm_eps or 1e-5, o.bias ~= false
   self.norm_first, self.act = o.norm_first or false, activation(o.activation)
@@ -192,9 +197,10 @@ function EncoderLayer:_init(d, nhead, o) init_layer(self, d, nhead, o, false) en
 
 function EncoderLayer:ff(x) return self.linear2(self.dropout(self.act(self.linear1(x)))) end
 
+local OPTIONS_TRANSFORMERENCODERLAYER_FORWARD = nn.define_options('TransformerEncoderLayer:forward', { 'mask', 'key_padding_mask', 'is_causal' })
 --- forward(x[, {mask =, key_padding_mask =, is_causal =}])
 function EncoderLayer:forward(x, o)
-  o = o or {}
+  o = OPTIONS_TRANSFORMERENCODERLAYER_FORWARD(o)
   local function sa(h)
     return self.dropout1(self.self_attn(h, h, h, { attn_mask = o.mask,
       key_padding_mask = o.key_padding_mask, is_causal = o.is_causal }))
@@ -214,11 +220,12 @@ M.TransformerDecoderLayer = DecoderLayer
 --- TransformerDecoderLayer(d_model, nhead[, options as the encoder layer])
 function DecoderLayer:_init(d, nhead, o) init_layer(self, d, nhead, o, true) end
 
+local OPTIONS_TRANSFORMERDECODERLAYER_FORWARD = nn.define_options('TransformerDecoderLayer:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'cache' })
 --- forward(tgt, memory[, {tgt_mask =, tgt_is_causal =, tgt_key_padding_mask =,
 --- memory_key_padding_mask =, cache =}]); cache: a KVCache for the
 --- self-attention when decoding one token at a time
 function DecoderLayer:forward(x, mem, o)
-  o = o or {}
+  o = OPTIONS_TRANSFORMERDECODERLAYER_FORWARD(o)
   local function sa(h)
     return self.dropout1(self.self_attn(h, h, h, { attn_mask = o.tgt_mask,
       is_causal = o.tgt_is_causal, key_padding_mask = o.tgt_key_padding_mask, cache = o.cache }))
@@ -255,7 +262,9 @@ end
 --- one layer (each gets its own parameters)
 Encoder._init = build_stack
 
+local OPTIONS_TRANSFORMERENCODER_FORWARD = nn.define_options('TransformerEncoder:forward', { 'mask', 'key_padding_mask', 'is_causal' })
 function Encoder:forward(x, o)
+  o = OPTIONS_TRANSFORMERENCODER_FORWARD(o)
   for _, layer in self.layers:ipairs() do x = layer(x, o) end
   return self.norm and self.norm(x) or x
 end
@@ -267,12 +276,15 @@ M.TransformerDecoder = Decoder
 --- TransformerDecoder(make_layer, num_layers[, norm])
 Decoder._init = build_stack
 
+local OPTIONS_TRANSFORMERDECODER_FORWARD = nn.define_options('TransformerDecoder:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'caches' })
 --- forward(tgt, memory[, o]); o.caches: one KVCache per layer
 function Decoder:forward(x, mem, o)
-  o = o or {}
+  o = OPTIONS_TRANSFORMERDECODER_FORWARD(o)
   for i, layer in self.layers:ipairs() do
     local lo = {}
-    for k, v in pairs(o) do lo[k] = v end
+    for k, v in pairs(o) do
+      if k ~= 'caches' then lo[k] = v end
+    end
     lo.cache = o.caches and o.caches[i]
     x = layer(x, mem, lo)
   end
@@ -283,22 +295,26 @@ local Transformer = Module:extend()
 Transformer._name = 'Transformer'
 M.Transformer = Transformer
 
+local OPTIONS_TRANSFORMER = nn.define_options('Transformer', { 'd_model', 'nhead', 'num_encoder_layers', 'num_decoder_layers', 'dim_feedforward', 'dropout', 'activation', 'layer_norm_eps', 'norm_first', 'bias' })
 --- Transformer({d_model = 512, nhead = 8, num_encoder_layers = 6,
 --- num_decoder_layers = 6, dim_feedforward = 2048, dropout = 0.1,
 --- activation = 'relu', norm_first = false})
 function Transformer:_init(o)
-  o = o or {}
+  o = OPTIONS_TRANSFORMER(o)
   local d, h = o.d_model or 512, o.nhead or 8
-  self.encoder = Encoder(function() return EncoderLayer(d, h, o) end,
+  local lo = {}
+  for _, k in ipairs(LAYER_KEYS) do lo[k] = o[k] end
+  self.encoder = Encoder(function() return EncoderLayer(d, h, lo) end,
     o.num_encoder_layers or 6, nn.LayerNorm(d, { eps = o.layer_norm_eps }))
-  self.decoder = Decoder(function() return DecoderLayer(d, h, o) end,
+  self.decoder = Decoder(function() return DecoderLayer(d, h, lo) end,
     o.num_decoder_layers or 6, nn.LayerNorm(d, { eps = o.layer_norm_eps }))
 end
 
+local OPTIONS_TRANSFORMER_FORWARD = nn.define_options('Transformer:forward', { 'src_key_padding_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask' })
 --- forward(src, tgt[, {src_key_padding_mask =, tgt_key_padding_mask =,
 --- memory_key_padding_mask =}]): the decoder is causal
 function Transformer:forward(src, tgt, o)
-  o = o or {}
+  o = OPTIONS_TRANSFORMER_FORWARD(o)
   local mem = self.encoder(src, { key_padding_mask = o.src_key_padding_mask })
   return self.decoder(tgt, mem, { tgt_is_causal = true, tgt_key_padding_mask = o.tgt_key_padding_mask,
     memory_key_padding_mask = o.memory_key_padding_mask or o.src_key_padding_mask })

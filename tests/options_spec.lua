@@ -1,0 +1,242 @@
+-- Every options-taking function, C or Lua, is in nn.option_registry(); for
+-- each there is a call below, which must work with its valid options and
+-- fail with an unknown one naming the key and the accepted list. A new
+-- function that declares options and has no call here fails the test.
+local nn = require 'nnlua'
+local support = require 'support'
+
+-- every Lua module declares its options when loaded
+for _, name in ipairs(nn._lazy) do local _ = nn[name] end
+package.path = 'examples/gpt/?.lua;' .. package.path
+local GPT = require 'model'
+
+local function with(base, extra)
+  local t = {}
+  for k, v in pairs(base or {}) do t[k] = v end
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+local function param(...) return nn.randn(...):requires_grad_() end
+local L = function(t) return nn.tensor(t, 'i64') end
+
+local function tiny_gpt()
+  nn.manual_seed(5)
+  local m = GPT({ vocab_size = 11, block_size = 16, n_layer = 1, n_head = 2, n_embd = 8, dropout = 0 })
+  return m:eval()
+end
+
+local function kge_model()
+  return nn.KGEmbedding { model = 'distmult', num_entities = 4, num_relations = 1, dim = 4, sparse = false }
+end
+
+local dir = support.tempdir()
+local tsv = dir .. '/t.tsv'
+assert(nn.write_file(tsv, 'a\t1\nb\t2\n'))
+for _, split in ipairs({ 'train', 'valid', 'test' }) do
+  assert(nn.write_file(dir .. '/' .. split .. '.txt', 'x\tr\ty\n'))
+end
+local jl = dir .. '/log.jsonl'
+assert(nn.write_file(jl, '{"step": 1, "loss": 2}\n{"step": 2, "loss": 1}\n'))
+
+local function opt() return nn.optim.SGD({ param(2) }, { lr = 0.1 }) end
+
+-- name -> function(extra): the call with its valid options plus `extra`
+local calls = {
+  Linear = function(x) return nn.Linear(3, 2, with({ bias = false }, x)) end,
+  Embedding = function(x) return nn.Embedding(5, 2, with({ padding_idx = 1 }, x)) end,
+  LayerNorm = function(x) return nn.LayerNorm(3, with({ eps = 1e-6 }, x)) end,
+  RMSNorm = function(x) return nn.RMSNorm(3, with({ eps = 1e-6 }, x)) end,
+  GELU = function(x) return nn.GELU(with({ approximate = 'tanh' }, x)) end,
+  Conv2d = function(x) return nn.Conv2d(2, 2, 3, with({ padding = 1, groups = 1 }, x)) end,
+  MaxPool2d = function(x) return nn.MaxPool2d(2, with({ stride = 1 }, x)) end,
+  AvgPool2d = function(x) return nn.AvgPool2d(2, with({ stride = 1 }, x)) end,
+  cross_entropy = function(x)
+    return nn.cross_entropy(nn.randn(3, 4), L({ 1, 2, 3 }), with({ label_smoothing = 0.1 }, x))
+  end,
+  conv2d = function(x) return nn.conv2d(nn.randn(1, 1, 4, 4), nn.randn(1, 1, 3, 3), nil, with({ padding = 1 }, x)) end,
+  max_pool2d = function(x) return nn.max_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2 }, x)) end,
+  avg_pool2d = function(x) return nn.avg_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2 }, x)) end,
+  attention = function(x)
+    local q = nn.randn(1, 1, 3, 2)
+    return nn.attention(q, q, q, with({ causal = true }, x))
+  end,
+  sgd_step = function(x) return nn.sgd_step(nn.randn(2), nn.randn(2), nil, with({ lr = 0.1 }, x)) end,
+  adam_step = function(x)
+    return nn.adam_step(nn.randn(2), nn.randn(2), nn.zeros(2), nn.zeros(2), nil, with({ lr = 0.1 }, x))
+  end,
+  rmsprop_step = function(x)
+    return nn.rmsprop_step(nn.randn(2), nn.randn(2), nn.zeros(2), nil, nil, with({ lr = 0.1 }, x))
+  end,
+  adagrad_step = function(x) return nn.adagrad_step(nn.randn(2), nn.randn(2), nn.zeros(2), with({ lr = 0.1 }, x)) end,
+  kge_score = function(x)
+    return nn.kge_score(nn.randn(4, 2), nn.randn(1, 2), L({ 1 }), L({ 1 }), L({ 2, 3 }), with({ model = 'transe' }, x))
+  end,
+  prefetch = function(x) return nn.prefetch({ nn.randn(4, 2) }, nn.arange(1, 5), 2, with({ depth = 1 }, x)):next() end,
+  ['prefetch augment'] = function(x)
+    return nn.prefetch({ nn.randn(4, 1, 2, 2) }, nn.arange(1, 5), 2, { augment = with({ flip = true }, x) }):next()
+  end,
+  backward = function(x) return param(2):sum():backward(with({ retain_graph = false }, x)) end,
+  gradcheck = function(x) return nn.gradcheck(function(a) return a:tanh() end, { param(3) }, with({ eps = 1e-3 }, x)) end,
+  ['F.scaled_dot_product_attention'] = function(x)
+    local q = nn.randn(1, 1, 3, 2)
+    return nn.F.scaled_dot_product_attention(q, q, q, with({ causal = true }, x))
+  end,
+  ['F.mse_loss'] = function(x) return nn.F.mse_loss(nn.randn(3), nn.randn(3), with({ reduction = 'sum' }, x)) end,
+  ['F.l1_loss'] = function(x) return nn.F.l1_loss(nn.randn(3), nn.randn(3), with({ reduction = 'sum' }, x)) end,
+  ['F.smooth_l1_loss'] = function(x) return nn.F.smooth_l1_loss(nn.randn(3), nn.randn(3), with({ beta = 0.5 }, x)) end,
+  ['F.nll_loss'] = function(x)
+    return nn.F.nll_loss(nn.randn(3, 4):log_softmax(2), L({ 1, 2, 3 }), with({ reduction = 'sum' }, x))
+  end,
+  ['F.binary_cross_entropy'] = function(x)
+    return nn.F.binary_cross_entropy(nn.rand(3), nn.ones(3), with({ reduction = 'sum' }, x))
+  end,
+  ['F.binary_cross_entropy_with_logits'] = function(x)
+    return nn.F.binary_cross_entropy_with_logits(nn.randn(3), nn.ones(3), with({ pos_weight = nn.ones(3) }, x))
+  end,
+  ['F.margin_ranking_loss'] = function(x)
+    return nn.F.margin_ranking_loss(nn.randn(3), nn.randn(3), nn.ones(3), with({ margin = 0.1 }, x))
+  end,
+  ['F.cosine_embedding_loss'] = function(x)
+    return nn.F.cosine_embedding_loss(nn.randn(3, 2), nn.randn(3, 2), nn.ones(3), with({ margin = 0.1 }, x))
+  end,
+  ['F.kl_div'] = function(x)
+    return nn.F.kl_div(nn.randn(3):log_softmax(1), nn.rand(3), with({ reduction = 'sum' }, x))
+  end,
+  ['generate.sample'] = function(x) return nn.generate.sample(nn.randn(2, 5), with({ top_k = 2 }, x)) end,
+  ['generate.generate'] = function(x)
+    return nn.generate.generate(tiny_gpt(), L({ { 1, 2 } }), 2, with({ greedy = true, block_size = 16 }, x))
+  end,
+  ['generate.beam_search'] = function(x)
+    return nn.generate.beam_search(tiny_gpt(), L({ { 1, 2 } }), 2, 2, with({ length_penalty = 1 }, x))
+  end,
+  ['init.kaiming_uniform_'] = function(x) return nn.init.kaiming_uniform_(nn.empty(3, 4), with({ a = 1 }, x)) end,
+  ['init.kaiming_normal_'] = function(x) return nn.init.kaiming_normal_(nn.empty(3, 4), with({ mode = 'fan_out' }, x)) end,
+  KGEmbedding = function(x)
+    return nn.KGEmbedding(with({ model = 'transe', num_entities = 4, num_relations = 1, dim = 2 }, x))
+  end,
+  ['kge.self_adversarial_loss'] = function(x)
+    return nn.kge.self_adversarial_loss(nn.randn(3), nn.randn(3, 2), with({ temperature = 0.5 }, x))
+  end,
+  ['kge.NegativeSampler'] = function(x) return nn.kge.NegativeSampler(L({ { 1, 1, 2 } }), 4, with({ bernoulli = true }, x)) end,
+  ['kge.evaluate'] = function(x)
+    local test = L({ { 2, 1, 2 } })
+    return nn.kge.evaluate(kge_model(), test, nn.kge.filter_index({ test }), with({ batch = 4 }, x))
+  end,
+  ['kge.load_triples'] = function(x) return nn.kge.load_triples(dir, with({ splits = { 'train', 'test' } }, x)) end,
+  SumFusion = function(x) return nn.SumFusion({ 2, 3 }, 4, with({ shared = false }, x)) end,
+  BilinearFusion = function(x) return nn.BilinearFusion(2, 3, 4, with({ factor = 2 }, x)) end,
+  FiLM = function(x) return nn.FiLM(2, 3, with({ channel_dim = 2 }, x)) end,
+  CrossModalAttention = function(x) return nn.CrossModalAttention(4, 6, 2, with({ dropout = 0 }, x)) end,
+  ViT = function(x)
+    return nn.ViT(with({ image_size = 4, patch_size = 2, channels = 1, num_classes = 3, dim = 8, depth = 1,
+      heads = 2, mlp_dim = 8 }, x))
+  end,
+  ContrastiveLoss = function(x) return nn.ContrastiveLoss(with({ temperature = 0.1 }, x)) end,
+  MultiTask = function(x)
+    return nn.multimodal.MultiTask(nn.Linear(4, 6), { a = nn.Linear(6, 2) }, with({ weights = { a = 1 } }, x))
+  end,
+  ['optim.finite'] = function(x) return nn.optim.finite(nn.tensor(1), { param(2) }, with({ step = 1 }, x)) end,
+  ['optim.SGD'] = function(x) return nn.optim.SGD({ param(2) }, with({ momentum = 0.9 }, x)) end,
+  ['optim.Adam'] = function(x) return nn.optim.Adam({ param(2) }, with({ amsgrad = true }, x)) end,
+  ['optim.AdamW'] = function(x) return nn.optim.AdamW({ param(2) }, with({ weight_decay = 0.1 }, x)) end,
+  ['optim.RMSprop'] = function(x) return nn.optim.RMSprop({ param(2) }, with({ centered = true }, x)) end,
+  ['optim.Adagrad'] = function(x) return nn.optim.Adagrad({ param(2) }, with({ lr_decay = 0.1 }, x)) end,
+  ['optim.StepLR'] = function(x) return nn.optim.StepLR(opt(), with({ step_size = 2 }, x)) end,
+  ['optim.CosineLR'] = function(x) return nn.optim.CosineLR(opt(), with({ total = 10 }, x)) end,
+  ['optim.LinearLR'] = function(x) return nn.optim.LinearLR(opt(), with({ total = 10 }, x)) end,
+  ['optim.OneCycleLR'] = function(x) return nn.optim.OneCycleLR(opt(), with({ max_lr = 1, total = 10 }, x)) end,
+  ['optim.ReduceLROnPlateau'] = function(x) return nn.optim.ReduceLROnPlateau(opt(), with({ patience = 2 }, x)) end,
+  ['plot.svg'] = function(x) return nn.plot.svg(dir .. '/a.svg', { { name = 'l', y = { 3, 2 } } }, with({ title = 't' }, x)) end,
+  ['plot.heatmap'] = function(x) return nn.plot.heatmap(dir .. '/h.svg', nn.rand(2, 2), with({ title = 't' }, x)) end,
+  ['plot.scatter'] = function(x) return nn.plot.scatter(dir .. '/s.svg', nn.rand(3, 2), with({ title = 't' }, x)) end,
+  ['plot.from_log'] = function(x) return nn.plot.from_log(jl, dir .. '/l.svg', { 'loss' }, with({ title = 't' }, x)) end,
+  progress = function(x)
+    for _ in nn.progress(2, with({ tty = false, every = 10 }, x)) do end
+    return true
+  end,
+  ['progress.log'] = function(x) return nn.progress.log(dir .. '/w.jsonl', with({ format = 'jsonl' }, x)) end,
+  ['data.DataLoader'] = function(x)
+    local ds = nn.data.TensorDataset(nn.randn(4, 2))
+    return nn.data.DataLoader(ds, with({ batch_size = 2 }, x))
+  end,
+  ['data.read_table'] = function(x) return nn.data.read_table(tsv, with({ header = false }, x)) end,
+  MultiheadAttention = function(x) return nn.MultiheadAttention(4, 2, with({ dropout = 0 }, x)) end,
+  ['MultiheadAttention:forward'] = function(x)
+    local q = nn.randn(1, 3, 4)
+    return nn.MultiheadAttention(4, 2)(q, q, q, with({ is_causal = true }, x))
+  end,
+  TransformerEncoderLayer = function(x) return nn.TransformerEncoderLayer(4, 2, with({ dim_feedforward = 8 }, x)) end,
+  TransformerDecoderLayer = function(x) return nn.TransformerDecoderLayer(4, 2, with({ dim_feedforward = 8 }, x)) end,
+  ['TransformerEncoderLayer:forward'] = function(x)
+    return nn.TransformerEncoderLayer(4, 2, { dim_feedforward = 8 })(nn.randn(1, 3, 4), with({ is_causal = true }, x))
+  end,
+  ['TransformerDecoderLayer:forward'] = function(x)
+    return nn.TransformerDecoderLayer(4, 2, { dim_feedforward = 8 })(nn.randn(1, 3, 4), nn.randn(1, 2, 4),
+      with({ tgt_is_causal = true }, x))
+  end,
+  ['TransformerEncoder:forward'] = function(x)
+    local enc = nn.TransformerEncoder(function() return nn.TransformerEncoderLayer(4, 2, { dim_feedforward = 8 }) end, 1)
+    return enc(nn.randn(1, 3, 4), with({ is_causal = true }, x))
+  end,
+  ['TransformerDecoder:forward'] = function(x)
+    local dec = nn.TransformerDecoder(function() return nn.TransformerDecoderLayer(4, 2, { dim_feedforward = 8 }) end, 1)
+    return dec(nn.randn(1, 3, 4), nn.randn(1, 2, 4), with({ tgt_is_causal = true }, x))
+  end,
+  Transformer = function(x)
+    return nn.Transformer(with({ d_model = 4, nhead = 2, num_encoder_layers = 1, num_decoder_layers = 1,
+      dim_feedforward = 8 }, x))
+  end,
+  ['Transformer:forward'] = function(x)
+    local m = nn.Transformer({ d_model = 4, nhead = 2, num_encoder_layers = 1, num_decoder_layers = 1, dim_feedforward = 8 })
+    return m(nn.randn(1, 3, 4), nn.randn(1, 2, 4), with({}, x))
+  end,
+  ['checkpoint.save'] = function(x)
+    return nn.checkpoint.save(dir .. '/c.safetensors', with({ model = nn.Linear(2, 2), step = 3 }, x))
+  end,
+  ['checkpoint.load'] = function(x)
+    local m = nn.Linear(2, 2)
+    assert(nn.checkpoint.save(dir .. '/d.safetensors', { model = m, step = 3 }))
+    return nn.checkpoint.load(dir .. '/d.safetensors', with({ model = m }, x))
+  end,
+}
+
+describe('options tables', function()
+  local registry = nn.option_registry()
+  local names = {}
+  for name in pairs(registry) do names[#names + 1] = name end
+  table.sort(names)
+
+  it('covers every options-taking function in the registry', function()
+    local missing = {}
+    for _, name in ipairs(names) do
+      if not calls[name] then missing[#missing + 1] = name end
+    end
+    assert.same({}, missing)
+    assert.truthy(#names >= 80, #names .. ' functions')
+  end)
+
+  for _, name in ipairs(names) do
+    it(name .. ' accepts its options and rejects an unknown one', function()
+      local call = assert(calls[name], 'no call for ' .. name)
+      call({}) -- the valid call works (an error fails the test)
+      local ok, err = pcall(call, { zz_unknown = 1 })
+      assert.is_false(ok, name .. ' accepted an unknown option')
+      local accepted = table.concat(registry[name], ', ')
+      local want = ("%s: unknown option 'zz_unknown' (accepted: %s)"):format(name, accepted)
+      assert.truthy(tostring(err):find(want, 1, true), tostring(err))
+    end)
+  end
+
+  it('rejects a known option the function does not implement', function()
+    assert.error_contains(function() nn.Conv2d(4, 4, 3, { groups = 2 }) end, 'groups = 2 is not implemented')
+  end)
+
+  it('rejects keys that are not strings and options that are not tables', function()
+    assert.error_contains(function() nn.Linear(2, 2, { 1 }) end, 'options are named by strings')
+    assert.error_contains(function() nn.Linear(2, 2, 5) end, 'options table expected')
+    local check = nn.define_options('spec.fn', { 'a' })
+    assert.error_contains(function() check({ [true] = 1 }) end, 'options are named by strings')
+    assert.equal(1, check({ a = 1 }).a)
+  end)
+end)
