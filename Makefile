@@ -22,7 +22,10 @@ EDIT_LIBS = $(shell pkg-config --libs libedit 2>/dev/null)
 LIBS = -fopenmp -lm -ldl -lpthread $(EXTRA)
 
 BUILD ?= build
-ENGINE_SRC := $(wildcard engine/*.c)
+ENGINE_SRC := $(wildcard engine/*/*.c)
+ENGINE_HDR := $(wildcard engine/*.h engine/*/*.h)
+# the engine in layers, each folder including only its own and lower ones
+ENGINE_INC := -Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io
 BIND_SRC := $(filter-out bindings/main.c,$(wildcard bindings/*.c))
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
@@ -50,13 +53,13 @@ $(BUILD)/.deps:
 	fi
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/engine/%.o: engine/%.c $(wildcard engine/*.h) | $(BUILD)/.deps
+$(BUILD)/engine/%.o: engine/%.c $(ENGINE_HDR) | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(ENGINE_INC) -c $< -o $@
 
-$(BUILD)/bindings/%.o: bindings/%.c bindings/*.h engine/nn.h | $(BUILD)/.deps
+$(BUILD)/bindings/%.o: bindings/%.c bindings/*.h $(ENGINE_HDR) | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(EDIT_CFLAGS) -Iengine -c $< -o $@
+	$(CC) $(CFLAGS) $(LUA_CFLAGS) $(EDIT_CFLAGS) $(ENGINE_INC) -c $< -o $@
 
 $(BUILD)/libnnengine.a: $(ENGINE_OBJ)
 	ar rcs $@ $^
@@ -90,7 +93,7 @@ $(NNLUA): $(BUILD)/bindings/main.o $(BIND_OBJ) $(ENGINE_OBJ)
 
 $(BUILD)/tests/%: tests/engine/%.c tests/engine/check.c tests/engine/check.h $(BUILD)/libnnengine.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iengine -Itests/engine $< tests/engine/check.c -o $@ $(BUILD)/libnnengine.a $(LIBS)
+	$(CC) $(CFLAGS) $(ENGINE_INC) -Itests/engine $< tests/engine/check.c -o $@ $(BUILD)/libnnengine.a $(LIBS)
 
 # Every suite: the engine's C tests and the specs (in nnlua and in stock
 # lua5.4), then the specs again and FUZZ_CALLS calls of the API fuzzer in
@@ -143,7 +146,7 @@ fuzz-parsers: $(FUZZ_PARSERS:%=build-fuzz/fuzz-%)
 	  grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' build-fuzz/fuzz-$$t.log | tail -2; done
 
 # (a stamp: with BUILD=build-fuzz the sub-make's own rule builds the library)
-build-fuzz/.lib: $(ENGINE_SRC) $(BIND_SRC) $(wildcard engine/*.h bindings/*.h)
+build-fuzz/.lib: $(ENGINE_SRC) $(BIND_SRC) $(ENGINE_HDR) $(wildcard bindings/*.h)
 	@for p in $(FUZZ_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; fi
@@ -153,7 +156,7 @@ build-fuzz/.lib: $(ENGINE_SRC) $(BIND_SRC) $(wildcard engine/*.h bindings/*.h)
 
 build-fuzz/fuzz-%: tests/fuzz/parsers/target.c build-fuzz/.lib
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -DFUZZ_$$(echo $* | tr a-z A-Z) -DNNLUA_LUA_DIR='"$(CURDIR)/lua"' $(LUA_CFLAGS) -Iengine -Ibindings \
+	  -DFUZZ_$$(echo $* | tr a-z A-Z) -DNNLUA_LUA_DIR='"$(CURDIR)/lua"' $(LUA_CFLAGS) $(ENGINE_INC) -Ibindings \
 	  $< -o $@ build-fuzz/libnnlua.a $(LUA_LIBS) -fopenmp -lm -ldl -lpthread
 
 # Debug build: no optimisation, engine invariants asserted, and a full
@@ -193,7 +196,8 @@ install: all
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_LIBDIR)/nnlua.so
 	install -m 644 lua/nnlua.lua $(DESTDIR)$(LUA_SHAREDIR)/
 	install -m 644 lua/nnlua/*.lua $(DESTDIR)$(LUA_SHAREDIR)/nnlua/
-	install -m 644 engine/nn.h bindings/nnlua.h $(DESTDIR)$(PREFIX)/include/nnlua/
+	install -m 644 engine/nn.h engine/core/nn_tensor.h engine/ops/nn_ops.h engine/nn/nn_layers.h \
+	  engine/io/nn_io.h engine/ops/nn_unary_ops.h bindings/nnlua.h $(DESTDIR)$(PREFIX)/include/nnlua/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' docs/nnlua.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc
 	install -m 644 docs/nnlua.1 $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1

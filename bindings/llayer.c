@@ -93,7 +93,7 @@ static const nnL_field *find_field(const nnL_layer_class *cls, const char *key) 
 
 /* pushes a setting as a Lua value */
 static void push_field(lua_State *L, const nnL_layer *l, const nnL_field *f) {
-    const unsigned char *p = l->cfg + f->offset;
+    const unsigned char *p = (const unsigned char *)l->cfg + f->offset;
     switch (f->type) {
     case NNL_F_INT: lua_pushinteger(L, *(const int64_t *)(const void *)p); break;
     case NNL_F_NUM: lua_pushnumber(L, *(const double *)(const void *)p); break;
@@ -122,7 +122,7 @@ static void push_field(lua_State *L, const nnL_layer *l, const nnL_field *f) {
 
 /* pushes a setting as PyTorch prints it: True, (3, 3), 'tanh', 1e-05 */
 static void push_repr(lua_State *L, const nnL_layer *l, const nnL_field *f) {
-    const unsigned char *p = l->cfg + f->offset;
+    const unsigned char *p = (const unsigned char *)l->cfg + f->offset;
     const int *v = (const int *)(const void *)p;
     switch (f->type) {
     case NNL_F_BOOL: lua_pushstring(L, *v ? "True" : "False"); break;
@@ -293,8 +293,19 @@ static int l_set_observer(lua_State *L) {
 }
 
 void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes) {
+    if (lua_getfield(L, -1, "_layers") != LUA_TTABLE) { /* the kinds, for the tests */
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "_layers");
+    }
+    lua_pop(L, 1);
     for (; *classes; classes++) {
         const nnL_layer_class *c = *classes;
+        lua_getfield(L, -1, "_layers");
+        lua_pushstring(L, c->name);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 1);
         lua_pushlightuserdata(L, (void *)c);
         nnL_pushcclosure(L, new_layer, 1);
         lua_setfield(L, -2, c->name);

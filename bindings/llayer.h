@@ -59,8 +59,9 @@ typedef struct {
 struct nnL_layer {
     const nnL_layer_class *cls;
     int training;
-    /* followed by the settings (cls->size bytes) */
-    _Alignas(max_align_t) unsigned char cfg[];
+    /* followed by the settings (cls->size bytes), aligned as Lua aligns
+     * userdata (8 bytes: enough for the int64_t and double they hold) */
+    _Alignas(8) unsigned char cfg[];
 };
 
 #define NNL_CFG(l, type) ((type *)(void *)(l)->cfg)

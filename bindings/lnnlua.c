@@ -46,6 +46,13 @@ static int l_set_memory_limit(lua_State *L) {
     return 1;
 }
 
+/* live_bytes() -> bytes of tensor storage alive now (the caching allocator's
+ * free blocks not counted) */
+static int l_live_bytes(lua_State *L) {
+    lua_pushinteger(L, nn_live_bytes());
+    return 1;
+}
+
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, nn_get_num_threads());
     return 1;
@@ -118,7 +125,7 @@ int luaopen_nnlua_core(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
-        {"set_memory_limit", l_set_memory_limit},
+        {"set_memory_limit", l_set_memory_limit}, {"live_bytes", l_live_bytes},
         {"isatty", l_isatty},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);

@@ -58,6 +58,35 @@ static void register_elementwise(lua_State *L) {
         }
 }
 
+/* op_table() -> {unary = {{name =, saves = 'in' | 'out' | 'none'}, ...},
+ * binary = {names}, reduce = {names}}: the engine's op tables, for the
+ * gradient checks and the documentation test */
+static int l_op_table(lua_State *L) {
+    static const char *const saves[] = {"none", "in", "out"};
+    lua_createtable(L, 0, 3);
+    lua_createtable(L, NN_UNARY_COUNT, 0);
+    for (int op = 0; op < NN_UNARY_COUNT; op++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, nn_unary_names[op]);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, saves[nn_unary_saves[op]]);
+        lua_setfield(L, -2, "saves");
+        lua_rawseti(L, -2, op + 1);
+    }
+    lua_setfield(L, -2, "unary");
+    const char *const *names[2] = {nn_binary_names, nn_reduce_names};
+    int counts[2] = {NN_BINARY_COUNT, NN_REDUCE_COUNT};
+    for (int k = 0; k < 2; k++) {
+        lua_createtable(L, counts[k], 0);
+        for (int op = 0; op < counts[k]; op++) {
+            lua_pushstring(L, names[k][op]);
+            lua_rawseti(L, -2, op + 1);
+        }
+        lua_setfield(L, -2, k ? "reduce" : "binary");
+    }
+    return 1;
+}
+
 static int l_where(lua_State *L) {
     nn_tensor *c = nnL_checktensor(L, 1);
     nn_tensor *a0 = nnL_testtensor(L, 2), *b0 = nnL_testtensor(L, 3);
@@ -556,7 +585,7 @@ static int l_topk(lua_State *L) {
 
 void nnL_open_ops(lua_State *L) {
     static const luaL_Reg fns[] = {
-        {"where", l_where}, {"softmax", l_softmax},
+        {"where", l_where}, {"op_table", l_op_table}, {"softmax", l_softmax},
         {"log_softmax", l_log_softmax}, {"cumsum", l_cumsum},
         {"matmul", l_matmul}, {"view", l_view}, {"reshape", l_reshape},
         {"transpose", l_transpose}, {"t", l_t}, {"permute", l_permute},

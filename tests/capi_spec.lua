@@ -1,4 +1,4 @@
--- The C API reference (docs/c-api.md): every function of engine/nn.h and
+-- The C API reference (docs/c-api.md): every function of the engine's headers and
 -- bindings/nnlua.h is named, and every example compiles against the engine
 -- library and runs.
 local support = require 'support'
@@ -15,9 +15,10 @@ describe('docs/c-api.md', function()
       for name in heading:gmatch('[%w_]+') do named[name] = true end
     end
     local missing = {}
-    for _, h in ipairs({ 'engine/nn.h', 'bindings/nnlua.h' }) do
+    for _, h in ipairs({ 'engine/core/nn_tensor.h', 'engine/ops/nn_ops.h', 'engine/nn/nn_layers.h',
+      'engine/io/nn_io.h', 'bindings/nnlua.h' }) do
       for name in read(h):gmatch('([%w_]+)%(') do
-        if (name:match('^nn_') or name:match('^nnlua_') or name == 'luaopen_nnlua') and not named[name] then
+        if (name:match('^nn_') or name:match('^nnlua_') or name:match('^luaopen_nnlua')) and not named[name] then
           missing[name] = true
         end
       end
@@ -37,7 +38,7 @@ describe('docs/c-api.md', function()
         .. '#include <stdlib.h>\n#include <string.h>\nint main(void) {\n' .. code
         .. '\nreturn 0;\n}\n', '.c')
       local bin = os.tmpname()
-      local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE -w -Iengine %s -o %s %s/libnnengine.a '
+      local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE -w -Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io %s -o %s %s/libnnengine.a '
         .. '-fopenmp -lm -ldl -lpthread $(echo "%s" | grep -q asan && echo -fsanitize=address,undefined)')
         :format(src, bin, build, build))
       assert.equal(0, status, out)

@@ -203,8 +203,11 @@ local calls = {
 
 describe('options tables', function()
   local registry = nn.option_registry()
+  local foreign = { ['my.fn'] = true, ['spec.fn'] = true } -- declared by docs/api.md and below
   local names = {}
-  for name in pairs(registry) do names[#names + 1] = name end
+  for name in pairs(registry) do
+    if not foreign[name] then names[#names + 1] = name end
+  end
   table.sort(names)
 
   it('covers every options-taking function in the registry', function()

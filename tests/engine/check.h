@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "internal.h" /* tests may look inside */
+#include "nn.h"
 
 extern int check_failures_in_test;
 void check_fail(const char *file, int line, const char *what);

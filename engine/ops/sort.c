@@ -1,6 +1,7 @@
 /* sort.c -- sort and topk along a dim (stable merge sort of indices; NaN
  * sorts as the largest value, as in PyTorch), and isin. */
 #include "autograd.h"
+#include "nn_ops.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -80,23 +81,30 @@ static int sort_k(const nn_tensor *x, int dim, int64_t k, int desc,
 }
 
 /* values came from positions `indices`: send g back there */
+typedef struct { int dim; int64_t base; } sort_ctx; /* slot 0: the indices */
+
 static int sort_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const sort_ctx *c = NN_CTX(n, sort_ctx);
     nn_tensor *idx = nn_saved(n, 0);
     nn_tensor *z = idx ? nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape) : NULL;
-    if (z) gin[0] = nn_scatter(z, n->iarg[0], idx, g, 0, n->larg[0]);
+    if (z) gin[0] = nn_scatter(z, c->dim, idx, g, 0, c->base);
     nn_release(z);
     return gin[0] ? 0 : -1;
 }
 
+NN_OP(sort_op, "sort", sort_backward, sort_ctx);
+NN_OP(topk_op, "topk", sort_backward, sort_ctx);
+
 static int sort_recorded(const nn_tensor *x, int dim, int64_t k, int desc,
                          int64_t base, nn_tensor **values, nn_tensor **indices,
-                         const char *name) {
+                         const nn_op *op) {
     int prev = nn_grad_off();
     int rc = sort_k(x, dim, k, desc, base, values, indices);
     nn_grad_restore(prev);
     if (rc < 0) return -1;
-    *values = nn_finish_keeping(*values, name, sort_backward, 1, &x, *indices,
-                                nn_wrap_dim(dim, x->ndim, 2), base, 0, 0);
+    nn_node *node;
+    *values = nn_finish_saving(*values, op, 1, &x, *indices, &node);
+    if (node) *NN_CTX(node, sort_ctx) = (sort_ctx){nn_wrap_dim(dim, x->ndim, 2), base};
     if (!*values) {
         nn_release(*indices);
         *indices = NULL;
@@ -110,12 +118,12 @@ int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
     int d = nn_wrap_dim(dim, x->ndim, 2);
     if (d < 0) return -1;
     return sort_recorded(x, dim, x->ndim ? x->shape[d] : 1, descending, base,
-                         values, indices, "sort");
+                         values, indices, &sort_op);
 }
 
 int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
             int64_t base, nn_tensor **values, nn_tensor **indices) {
-    return sort_recorded(x, dim, k, largest, base, values, indices, "topk");
+    return sort_recorded(x, dim, k, largest, base, values, indices, &topk_op);
 }
 
 /* ---- isin: membership by binary search in a sorted copy of the test set */

@@ -3,6 +3,7 @@
  * Index tensors are i64 counted from `base` (see nn.h); every index is
  * range-checked before anything is written. */
 #include "autograd.h"
+#include "nn_ops.h"
 
 #include <string.h>
 
@@ -323,15 +324,20 @@ static nn_tensor *tril(const nn_tensor *x, int64_t k, int upper) {
 }
 
 /* ---- autograd ---------------------------------------------------------------
- * iarg[0] dim, larg[0] index base; saved[0] the index or mask. */
+ * Saved slot 0: the index or mask. */
+typedef struct { int dim; int64_t base; } index_ctx;          /* gather, index_select */
+typedef struct { int dim, accumulate; int64_t base; } scatter_ctx;
+typedef struct { int dim; int64_t base; double alpha; } index_add_ctx;
+typedef struct { int64_t k; int upper; } tril_ctx;
 
 static nn_tensor *zeros_of(const nn_node *n, int i) {
     return nn_zeros(NN_F32, n->in[i].ndim, n->in[i].shape);
 }
 
 static int gather_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const index_ctx *c = NN_CTX(n, index_ctx);
     nn_tensor *idx = nn_saved(n, 0), *z = idx ? zeros_of(n, 0) : NULL;
-    if (z) gin[0] = scatter(z, n->iarg[0], idx, g, 1, n->larg[0]);
+    if (z) gin[0] = scatter(z, c->dim, idx, g, 1, c->base);
     nn_release(z);
     return gin[0] ? 0 : -1;
 }
@@ -339,18 +345,19 @@ static int gather_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
 /* x's gradient skips the positions scatter overwrote; src's is g read
  * back at them (zero where src was not used) */
 static int scatter_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const scatter_ctx *c = NN_CTX(n, scatter_ctx);
     nn_tensor *idx = nn_saved(n, 0);
     if (!idx) return -1;
-    int dim = n->iarg[0], rc = 0;
+    int dim = c->dim, rc = 0;
     if (nn_input_needs(n, 0)) {
-        nn_tensor *z = n->iarg[1] ? NULL : nn_zeros(NN_F32, idx->ndim, idx->shape);
-        gin[0] = n->iarg[1] ? nn_retain((nn_tensor *)g)
-                            : z ? scatter(g, dim, idx, z, 0, n->larg[0]) : NULL;
+        nn_tensor *z = c->accumulate ? NULL : nn_zeros(NN_F32, idx->ndim, idx->shape);
+        gin[0] = c->accumulate ? nn_retain((nn_tensor *)g)
+                               : z ? scatter(g, dim, idx, z, 0, c->base) : NULL;
         nn_release(z);
         if (!gin[0]) rc = -1;
     }
     if (rc == 0 && nn_input_needs(n, 3)) {
-        nn_tensor *part = gather(g, dim, idx, n->larg[0]);
+        nn_tensor *part = gather(g, dim, idx, c->base);
         nn_tensor *z = part ? zeros_of(n, 3) : NULL, *v = z ? nn_retain(z) : NULL;
         for (int d = 0; v && d < idx->ndim; d++) {
             nn_tensor *w = nn_narrow(v, d, 0, idx->shape[d]);
@@ -365,19 +372,21 @@ static int scatter_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
 }
 
 static int index_select_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const index_ctx *c = NN_CTX(n, index_ctx);
     nn_tensor *idx = nn_saved(n, 0), *z = idx ? zeros_of(n, 0) : NULL;
-    if (z) gin[0] = index_add(z, n->iarg[0], idx, g, 1, n->larg[0]);
+    if (z) gin[0] = index_add(z, c->dim, idx, g, 1, c->base);
     nn_release(z);
     return gin[0] ? 0 : -1;
 }
 
 static int index_add_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const index_add_ctx *c = NN_CTX(n, index_add_ctx);
     nn_tensor *idx = nn_saved(n, 0);
     if (!idx) return -1;
     if (nn_input_needs(n, 0)) gin[0] = nn_retain((nn_tensor *)g);
     if (nn_input_needs(n, 3)) {
-        nn_tensor *sel = index_select(g, n->iarg[0], idx, n->larg[0]);
-        nn_tensor *a = sel ? nn_scalar(NN_F32, n->farg[0]) : NULL;
+        nn_tensor *sel = index_select(g, c->dim, idx, c->base);
+        nn_tensor *a = sel ? nn_scalar(NN_F32, c->alpha) : NULL;
         gin[3] = a ? nn_mul(sel, a) : NULL;
         nn_release(sel);
         nn_release(a);
@@ -393,17 +402,29 @@ static int masked_fill_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin)
 }
 
 static int tril_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    gin[0] = tril(g, n->larg[0], n->iarg[0]);
+    const tril_ctx *c = NN_CTX(n, tril_ctx);
+    gin[0] = tril(g, c->k, c->upper);
     return gin[0] ? 0 : -1;
 }
+
+NN_OP(gather_op, "gather", gather_backward, index_ctx);
+NN_OP(scatter_op, "scatter", scatter_backward, scatter_ctx);
+NN_OP(scatter_add_op, "scatter_add", scatter_backward, scatter_ctx);
+NN_OP(index_select_op, "index_select", index_select_backward, index_ctx);
+NN_OP(index_add_op, "index_add", index_add_backward, index_add_ctx);
+NN_OP_NO_CTX(masked_fill_op, "masked_fill", masked_fill_backward);
+NN_OP(tril_op, "tril", tril_backward, tril_ctx);
+NN_OP(triu_op, "triu", tril_backward, tril_ctx);
 
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
                      int64_t base) {
     int prev = nn_grad_off();
     nn_tensor *y = gather(x, dim, index, base);
     nn_grad_restore(prev);
-    return nn_finish_keeping(y, "gather", gather_backward, 1, &x, index,
-                   nn_wrap_dim(dim, x->ndim, 2), base, 0, 0);
+    nn_node *node;
+    y = nn_finish_saving(y, &gather_op, 1, &x, index, &node);
+    if (node) *NN_CTX(node, index_ctx) = (index_ctx){nn_wrap_dim(dim, x->ndim, 2), base};
+    return y;
 }
 
 nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
@@ -412,9 +433,11 @@ nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
     nn_tensor *y = scatter(x, dim, index, src, accumulate, base);
     nn_grad_restore(prev);
     const nn_tensor *ins[4] = {x, NULL, NULL, src};
-    return nn_finish_keeping(y, accumulate ? "scatter_add" : "scatter", scatter_backward,
-                   4, ins, index, nn_wrap_dim(dim, x->ndim, 2), base,
-                   accumulate, 0);
+    nn_node *node;
+    y = nn_finish_saving(y, accumulate ? &scatter_add_op : &scatter_op, 4, ins, index, &node);
+    if (node)
+        *NN_CTX(node, scatter_ctx) = (scatter_ctx){nn_wrap_dim(dim, x->ndim, 2), accumulate, base};
+    return y;
 }
 
 nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
@@ -422,8 +445,10 @@ nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
     int prev = nn_grad_off();
     nn_tensor *y = index_select(x, dim, index, base);
     nn_grad_restore(prev);
-    return nn_finish_keeping(y, "index_select", index_select_backward, 1, &x, index,
-                   nn_wrap_dim(dim, x->ndim, 2), base, 0, 0);
+    nn_node *node;
+    y = nn_finish_saving(y, &index_select_op, 1, &x, index, &node);
+    if (node) *NN_CTX(node, index_ctx) = (index_ctx){nn_wrap_dim(dim, x->ndim, 2), base};
+    return y;
 }
 
 nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
@@ -432,8 +457,11 @@ nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
     nn_tensor *y = index_add(x, dim, index, src, alpha, base);
     nn_grad_restore(prev);
     const nn_tensor *ins[4] = {x, NULL, NULL, src};
-    return nn_finish_keeping(y, "index_add", index_add_backward, 4, ins, index,
-                   nn_wrap_dim(dim, x->ndim, 2), base, 0, alpha);
+    nn_node *node;
+    y = nn_finish_saving(y, &index_add_op, 4, ins, index, &node);
+    if (node)
+        *NN_CTX(node, index_add_ctx) = (index_add_ctx){nn_wrap_dim(dim, x->ndim, 2), base, alpha};
+    return y;
 }
 
 nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
@@ -441,14 +469,16 @@ nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
     int prev = nn_grad_off();
     nn_tensor *y = masked_fill(x, mask, value);
     nn_grad_restore(prev);
-    return nn_finish_keeping(y, "masked_fill", masked_fill_backward, 1, &x, mask,
-                   0, 0, 0, 0);
+    nn_node *node;
+    return nn_finish_saving(y, &masked_fill_op, 1, &x, mask, &node);
 }
 
 nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
     int prev = nn_grad_off();
     nn_tensor *y = tril(x, k, upper);
     nn_grad_restore(prev);
-    return nn_finish_keeping(y, upper ? "triu" : "tril", tril_backward, 1, &x, NULL,
-                   upper, k, 0, 0);
+    nn_node *node;
+    y = nn_finish_op(y, upper ? &triu_op : &tril_op, 1, &x, &node);
+    if (node) *NN_CTX(node, tril_ctx) = (tril_ctx){k, upper};
+    return y;
 }

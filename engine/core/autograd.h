@@ -1,10 +1,11 @@
 /* autograd.h -- the recorded graph, shared by the op files (not installed).
  *
- * A node is the op that made a tensor: its backward function, the inputs
- * it came from (another node, or a leaf to accumulate into), the tensors
- * it saved (detached aliases, so no tensor -> node -> tensor cycle) with
- * their versions, and small arguments. An op computes its result with grad
- * mode off, then records one node if any input requires grad. */
+ * A node is one application of an op (nn_op: name, backward, context
+ * size): the inputs it came from (another node, or a leaf to accumulate
+ * into), the tensors its derivative reads (nothing for add, the inputs for
+ * mul, the output for relu) and its typed context (dims, flags, scales).
+ * An op computes its result with grad mode off, then records one node if
+ * any input requires grad. */
 #ifndef NN_AUTOGRAD_H
 #define NN_AUTOGRAD_H
 
@@ -17,6 +18,18 @@ typedef struct nn_node nn_node;
 typedef int (*nn_backward_fn)(nn_node *n, const nn_tensor *gout,
                               nn_tensor **gin);
 
+/* An op, described once: its name (grad_fn, error messages), its backward
+ * and the size of the typed context each of its nodes carries. */
+typedef struct nn_op {
+    const char *name;
+    nn_backward_fn backward;
+    size_t ctx_size;
+} nn_op;
+
+#define NN_OP(var, name, backward, ctx_type) \
+    static const nn_op var = {name, backward, sizeof(ctx_type)}
+#define NN_OP_NO_CTX(var, name, backward) static const nn_op var = {name, backward, 0}
+
 #define NN_NODE_SAVED 6
 
 typedef struct nn_node_input {
@@ -28,16 +41,14 @@ typedef struct nn_node_input {
 } nn_node_input;
 
 struct nn_node {
-    const char *name;
-    nn_backward_fn backward;
+    const nn_op *op;
     int refcount;
     int freed;                     /* saved tensors released by backward */
-    int nsaved;
+    /* tensors the derivative reads, by slot (NULL: not saved), as detached
+     * aliases (no tensor -> node -> tensor cycle) with their versions */
     nn_tensor *saved[NN_NODE_SAVED];
     uint64_t saved_version[NN_NODE_SAVED];
-    int iarg[NN_MAX_DIMS + 4];
-    int64_t larg[NN_MAX_DIMS];
-    double farg[4];
+    void *ctx;                     /* op->ctx_size bytes, zeroed */
     /* during backward */
     nn_tensor *gacc;
     int pending;
@@ -45,15 +56,16 @@ struct nn_node {
     nn_node_input in[];
 };
 
+/* the typed context of a node */
+#define NN_CTX(n, type) ((type *)(n)->ctx)
+
 /* true when grad mode is on and one of the n inputs requires grad */
 bool nn_needs_grad(int n, const nn_tensor *const *ins);
-/* Makes out the result of a new node over ins; NULL on failure (out is
- * left untouched and the caller releases it). */
-nn_node *nn_record(nn_tensor *out, const char *name, nn_backward_fn fn,
-                   int n, const nn_tensor *const *ins);
-int nn_save(nn_node *n, const nn_tensor *t);
-/* a saved tensor, or NULL with an error if it was modified in place */
-nn_tensor *nn_saved(nn_node *n, int i);
+/* Saves t in slot i for the derivative (an in-place change of t before
+ * backward is then an error). Save only what the derivative reads. */
+int nn_save(nn_node *n, int slot, const nn_tensor *t);
+/* the tensor in slot i, or NULL with an error if it was modified in place */
+nn_tensor *nn_saved(nn_node *n, int slot);
 static inline bool nn_input_needs(const nn_node *n, int i) {
     return n->in[i].node || n->in[i].leaf;
 }
@@ -63,17 +75,15 @@ void nn_node_release(nn_node *n);
 static inline int nn_grad_off(void) { return nn_set_grad_enabled(0); }
 static inline void nn_grad_restore(int prev) { nn_set_grad_enabled(prev); }
 
-/* Records a node for out if needed; on failure releases out, returns NULL. */
-nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
-                        int n, const nn_tensor *const *ins, nn_node **node);
-/* nn_finish_op for an op whose backward needs one tensor it keeps (an index,
- * a mask; NULL for none) and sets iarg[0] = dim, larg[0] = base,
- * iarg[1] = flag, farg[0] = scale on its node. */
-nn_tensor *nn_finish_keeping(nn_tensor *out, const char *name,
-                             nn_backward_fn fn, int n,
-                             const nn_tensor *const *ins,
-                             const nn_tensor *keep, int dim, int64_t base,
-                             int flag, double scale);
+/* Records a node of op for out when an input requires grad (*node: it, or
+ * NULL); on failure releases out and returns NULL. */
+nn_tensor *nn_finish_op(nn_tensor *out, const nn_op *op, int n,
+                        const nn_tensor *const *ins, nn_node **node);
+/* nn_finish_op that also saves keep (an index, a mask; NULL for none) in
+ * slot 0; the caller fills the context through *node. */
+nn_tensor *nn_finish_saving(nn_tensor *out, const nn_op *op, int n,
+                            const nn_tensor *const *ins, const nn_tensor *keep,
+                            nn_node **node);
 
 /* Row-sparse gradient accumulation (rowgrad.c). */
 struct nn_rowgrad {

@@ -9,6 +9,7 @@
  * the summed weights of the kept targets (indices) or by N (probs), as
  * PyTorch does. Gradient: dz_j = g_row (p_j sum_c coef_c - coef_j). */
 #include "autograd.h"
+#include "nn_layers.h"
 #include "vecmath.h"
 
 #include <math.h>
@@ -70,14 +71,22 @@ static void row_grad(const ce_args *a, const float *q, int64_t t, const float *l
     for (int64_t j = 0; j < a->c; j++) out[j] -= gr * coef_at(a, q, t, j);
 }
 
+typedef struct {
+    ce_args a;        /* w: NULL here, the weights are saved */
+    int reduction;    /* 0 none, 1 mean, 2 sum */
+    double denom;
+} ce_ctx;
+enum { SAVED_LOGP, SAVED_TARGET, SAVED_WEIGHT }; /* slots */
+
 static int ce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    nn_tensor *logp = nn_saved(n, 0), *target = nn_saved(n, 1);
-    nn_tensor *w = n->nsaved > 2 ? nn_saved(n, 2) : NULL;
-    if (!logp || !target || (n->nsaved > 2 && !w)) return -1;
-    ce_args a = {n->larg[0], n->larg[1], n->larg[2], n->larg[3], (float)n->farg[0],
-                 n->iarg[0], w ? nn_f32(w) : NULL};
-    int reduction = n->iarg[1]; /* 0 none, 1 mean, 2 sum */
-    double denom = n->farg[1];
+    const ce_ctx *c = NN_CTX(n, ce_ctx);
+    nn_tensor *logp = nn_saved(n, SAVED_LOGP), *target = nn_saved(n, SAVED_TARGET);
+    nn_tensor *w = n->saved[SAVED_WEIGHT] ? nn_saved(n, SAVED_WEIGHT) : NULL;
+    if (!logp || !target || (n->saved[SAVED_WEIGHT] && !w)) return -1;
+    ce_args a = c->a;
+    a.w = w ? nn_f32(w) : NULL;
+    int reduction = c->reduction;
+    double denom = c->denom;
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
     nn_tensor *dz = gc ? nn_empty(NN_F32, 2, (int64_t[]){a.n, a.c}) : NULL;
     if (!dz) {
@@ -97,6 +106,8 @@ static int ce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     gin[0] = dz;
     return 0;
 }
+
+NN_OP(ce_op, "cross_entropy", ce_backward, ce_ctx);
 
 nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
                             const nn_tensor *weight, int64_t ignore_index,
@@ -160,18 +171,12 @@ nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
     nn_grad_restore(prev);
     const nn_tensor *ins[1] = {logits};
     nn_node *node;
-    y = nn_finish_op(y, "cross_entropy", ce_backward, 1, ins, &node);
+    y = nn_finish_op(y, &ce_op, 1, ins, &node);
     if (node) {
-        node->larg[0] = n;
-        node->larg[1] = c;
-        node->larg[2] = base;
-        node->larg[3] = ignore_index;
-        node->farg[0] = label_smoothing;
-        node->farg[1] = denom;
-        node->iarg[0] = probs;
-        node->iarg[1] = reduction;
-        if (nn_save(node, logp) < 0 || nn_save(node, tc) < 0 ||
-            (wc && nn_save(node, wc) < 0)) {
+        *NN_CTX(node, ce_ctx) = (ce_ctx){{n, c, base, ignore_index, (float)label_smoothing,
+                                          probs, NULL}, reduction, denom};
+        if (nn_save(node, SAVED_LOGP, logp) < 0 || nn_save(node, SAVED_TARGET, tc) < 0 ||
+            (wc && nn_save(node, SAVED_WEIGHT, wc) < 0)) {
             nn_release(y);
             y = NULL;
         }

@@ -6,23 +6,29 @@
  * transposed through the flag. Backward: dx = g W, dW = g^T x, db = the
  * column sums of g -- three BLAS-shaped steps, no transposed copies. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <string.h>
 
+enum { SAVED_X, SAVED_W }; /* x for dW, w for dx: each only when needed */
+
 static int linear_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    nn_tensor *x = nn_saved(n, 0), *w = nn_saved(n, 1);
-    if (!x || !w) return -1;
-    int64_t out = w->shape[0], in = w->shape[1], rows = nn_numel(x) / (in ? in : 1);
+    bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1);
+    nn_tensor *x = nw ? nn_saved(n, SAVED_X) : NULL, *w = nx ? nn_saved(n, SAVED_W) : NULL;
+    if ((nw && !x) || (nx && !w)) return -1;
+    const nn_node_input *xi = &n->in[0], *wi = &n->in[1];
+    int64_t out = wi->shape[0], in = wi->shape[1], rows = 1;
+    for (int d = 0; d < xi->ndim - 1; d++) rows *= xi->shape[d];
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
     if (!gc) return -1;
     int rc = 0;
     if (nn_input_needs(n, 0)) { /* (R, O) @ (O, I) */
-        gin[0] = nn_empty(NN_F32, x->ndim, x->shape);
+        gin[0] = nn_empty(NN_F32, xi->ndim, xi->shape);
         rc = gin[0] ? nn_sgemm(0, 0, rows, in, out, 1.0f, nn_f32(gc), out,
                                nn_f32(w), in, 0.0f, nn_f32(gin[0]), in) : -1;
     }
     if (rc == 0 && nn_input_needs(n, 1)) { /* (O, R) @ (R, I) */
-        gin[1] = nn_empty(NN_F32, 2, w->shape);
+        gin[1] = nn_empty(NN_F32, 2, wi->shape);
         rc = gin[1] ? nn_sgemm(1, 0, out, in, rows, 1.0f, nn_f32(gc), out,
                                nn_f32(x), in, 0.0f, nn_f32(gin[1]), in) : -1;
     }
@@ -39,6 +45,8 @@ static int linear_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_release(gc);
     return rc;
 }
+
+NN_OP_NO_CTX(linear_op, "linear", linear_backward);
 
 nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b) {
     char s1[96], s2[96];
@@ -79,8 +87,9 @@ nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b)
     nn_grad_restore(prev);
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
-    y = nn_finish_op(y, "linear", linear_backward, b ? 3 : 2, ins, &node);
-    if (node && (nn_save(node, xc) < 0 || nn_save(node, wc) < 0)) {
+    y = nn_finish_op(y, &linear_op, b ? 3 : 2, ins, &node);
+    if (node && ((nn_input_needs(node, 1) && nn_save(node, SAVED_X, xc) < 0) ||
+                 (nn_input_needs(node, 0) && nn_save(node, SAVED_W, wc) < 0))) {
         nn_release(y);
         y = NULL;
     }

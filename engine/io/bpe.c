@@ -9,6 +9,7 @@
  * Encoding applies merges by rank inside each chunk and caches chunks, so
  * repeated words cost one hash lookup. */
 #include "internal.h"
+#include "nn_io.h"
 
 #include <stdlib.h>
 #include <string.h>

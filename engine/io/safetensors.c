@@ -12,6 +12,7 @@
  * the same directory, are flushed and fsync'ed, then renamed over the old
  * file, so a crash mid-save leaves the previous checkpoint intact. */
 #include "internal.h"
+#include "nn_io.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,6 +5,7 @@
  * included in the divisor for average (PyTorch's defaults). Max saves the
  * winning position of each output so backward routes g there. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <math.h>
 #include <string.h>
@@ -51,15 +52,11 @@ static void pool_forward(const pool_geom *g, const float *x, float *y,
     }
 }
 
-static void geom_load(const nn_node *n, pool_geom *g) {
-    memcpy(g, n->larg, sizeof(int64_t) * 8);
-    g->sh = n->iarg[0]; g->sw = n->iarg[1]; g->ph = n->iarg[2]; g->pw = n->iarg[3];
-}
+typedef struct { pool_geom g; int is_max; } pool_ctx; /* max: slot 0 the winners */
 
 static int pool_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
-    pool_geom g;
-    geom_load(n, &g);
-    int is_max = n->iarg[4];
+    pool_geom g = NN_CTX(n, pool_ctx)->g;
+    int is_max = NN_CTX(n, pool_ctx)->is_max;
     nn_tensor *arg = is_max ? nn_saved(n, 0) : NULL;
     if (is_max && !arg) return -1;
     nn_tensor *gc = nn_contiguous((nn_tensor *)gout);
@@ -97,6 +94,9 @@ static int pool_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     return 0;
 }
 
+NN_OP(max_pool_op, "max_pool2d", pool_backward, pool_ctx);
+NN_OP(avg_pool_op, "avg_pool2d", pool_backward, pool_ctx);
+
 static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding, int is_max) {
     const char *name = is_max ? "max_pool2d" : "avg_pool2d";
@@ -128,13 +128,10 @@ static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *strid
     nn_release(xc);
     nn_grad_restore(prev);
     nn_node *node;
-    y = nn_finish_op(y, name, pool_backward, 1, &x, &node);
+    y = nn_finish_op(y, is_max ? &max_pool_op : &avg_pool_op, 1, &x, &node);
     if (node) {
-        memcpy(node->larg, &g, sizeof(int64_t) * 8);
-        node->iarg[0] = (int)g.sh; node->iarg[1] = (int)g.sw;
-        node->iarg[2] = (int)g.ph; node->iarg[3] = (int)g.pw;
-        node->iarg[4] = is_max;
-        if (is_max && nn_save(node, arg) < 0) {
+        *NN_CTX(node, pool_ctx) = (pool_ctx){g, is_max};
+        if (is_max && nn_save(node, 0, arg) < 0) {
             nn_release(y);
             y = NULL;
         }

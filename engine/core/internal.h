@@ -2,7 +2,7 @@
 #ifndef NN_INTERNAL_H
 #define NN_INTERNAL_H
 
-#include "nn.h"
+#include "nn_tensor.h"
 
 #include <stdbool.h>
 #include <stdio.h>

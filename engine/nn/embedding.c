@@ -6,16 +6,20 @@
  * dropout: y = x m, m = (u >= p) / (1 - p) with u uniform from the
  * generator; the mask is saved by the mul's node. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+typedef struct { int64_t base, padding_idx; } embedding_ctx; /* slot 0: the indices */
+
 static int embedding_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_tensor *idx = nn_saved(n, 0);
     if (!idx) return -1;
     int64_t v = n->in[1].shape[0], d = n->in[1].shape[1];
-    int64_t count = nn_numel(idx), base = n->larg[0], pad = n->larg[1];
+    const embedding_ctx *c = NN_CTX(n, embedding_ctx);
+    int64_t count = nn_numel(idx), base = c->base, pad = c->padding_idx;
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
     struct nn_rowgrad *rg = nn_input_rowgrad(n, 1);
     nn_tensor *dw = gc && !rg ? nn_zeros(NN_F32, 2, (int64_t[]){v, d}) : NULL;
@@ -47,6 +51,8 @@ static int embedding_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return dw ? 0 : -1;
 }
 
+NN_OP(embedding_op, "embedding", embedding_backward, embedding_ctx);
+
 nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
                         int64_t padding_idx, int64_t base) {
     char s1[96];
@@ -72,15 +78,8 @@ nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
     }
     const nn_tensor *ins[2] = {idx, w};
     nn_node *node;
-    y = nn_finish_op(y, "embedding", embedding_backward, 2, ins, &node);
-    if (node) {
-        node->larg[0] = base;
-        node->larg[1] = padding_idx;
-        if (nn_save(node, ic) < 0) {
-            nn_release(y);
-            y = NULL;
-        }
-    }
+    y = nn_finish_saving(y, &embedding_op, 2, ins, ic, &node);
+    if (node) *NN_CTX(node, embedding_ctx) = (embedding_ctx){base, padding_idx};
     nn_release(ic);
     return y;
 }

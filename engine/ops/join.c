@@ -1,5 +1,6 @@
 /* join.c -- cat, stack and split. */
 #include "autograd.h"
+#include "nn_ops.h"
 
 #include <string.h>
 
@@ -81,16 +82,18 @@ int nn_split(nn_tensor *t, int dim, const int64_t *sizes, int n,
     return 0;
 }
 
-/* ---- autograd: input i gets its own slice of g (iarg[0]: dim, iarg[1]:
- * stacked) ------------------------------------------------------------------ */
+/* ---- autograd: input i gets its own slice of g ------------------------------ */
+
+typedef struct { int dim, stacked; } join_ctx;
 
 static int join_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    int dim = n->iarg[0];
+    const join_ctx *c = NN_CTX(n, join_ctx);
+    int dim = c->dim;
     int64_t at = 0;
     for (int i = 0; i < n->nin; i++) {
-        int64_t size = n->iarg[1] ? 1 : n->in[i].shape[dim];
+        int64_t size = c->stacked ? 1 : n->in[i].shape[dim];
         if (nn_input_needs(n, i)) {
-            gin[i] = n->iarg[1] ? nn_select((nn_tensor *)g, dim, at)
+            gin[i] = c->stacked ? nn_select((nn_tensor *)g, dim, at)
                                 : nn_narrow((nn_tensor *)g, dim, at, size);
             if (!gin[i]) return -1;
         }
@@ -99,16 +102,17 @@ static int join_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return 0;
 }
 
+NN_OP(cat_op, "cat", join_backward, join_ctx);
+NN_OP(stack_op, "stack", join_backward, join_ctx);
+
 static nn_tensor *joined(nn_tensor *y, nn_tensor *const *ts, int n, int dim,
                          int stacked) {
     nn_node *node;
-    y = nn_finish_op(y, stacked ? "stack" : "cat", join_backward, n,
-                     (const nn_tensor *const *)ts, &node);
-    if (node) {
-        node->iarg[0] = stacked ? (dim < 0 ? dim + ts[0]->ndim + 1 : dim)
-                                : nn_wrap_dim(dim, ts[0]->ndim, 2);
-        node->iarg[1] = stacked;
-    }
+    y = nn_finish_op(y, stacked ? &stack_op : &cat_op, n, (const nn_tensor *const *)ts, &node);
+    if (node)
+        *NN_CTX(node, join_ctx) = (join_ctx){
+            stacked ? (dim < 0 ? dim + ts[0]->ndim + 1 : dim) : nn_wrap_dim(dim, ts[0]->ndim, 2),
+            stacked};
     return y;
 }
 

@@ -6,24 +6,17 @@
  * keep integers integral (add, sub, mul, remainder, min/max, pow, neg, abs,
  * sign, square); everything else computes in f32. */
 #include "autograd.h"
+#include "nn_ops.h"
 #include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
 
-const char *const nn_unary_names[NN_UNARY_COUNT] = {
-    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh",
-    "sigmoid", "relu", "gelu", "silu", "floor", "ceil", "round", "sign",
-    "reciprocal", "square", "log1p", "expm1", "gelu_tanh", "clamp",
-    "leaky_relu"};
-_Static_assert(sizeof nn_unary_names / sizeof *nn_unary_names == NN_UNARY_COUNT,
-               "unary name table out of step with nn_unary_op");
-
-const char *const nn_binary_names[NN_BINARY_COUNT] = {
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
-    "atan2", "floor_divide", "eq", "ne", "lt", "le", "gt", "ge"};
-_Static_assert(sizeof nn_binary_names / sizeof *nn_binary_names == NN_BINARY_COUNT,
-               "binary name table out of step with nn_binary_op");
+#define NAME_(id, name, ...) #name,
+const char *const nn_unary_names[NN_UNARY_COUNT] = {NN_UNARY_OPS(NAME_)};
+const char *const nn_binary_names[NN_BINARY_COUNT] = {NN_BINARY_OPS(NAME_)};
+#define SAVES_(id, name, f, d, saves) NN_SAVES_##saves,
+const nn_saves nn_unary_saves[NN_UNARY_COUNT] = {NN_UNARY_OPS(SAVES_)};
 
 /* ---- scalar definitions -------------------------------------------------- */
 
@@ -36,32 +29,28 @@ static inline float gelu(float x) {
     return 0.5f * x * (1.0f + nn_erff(x * 0.7071067811865476f));
 }
 
+static inline float gelu_deriv(float x) {
+    float cdf = 0.5f * (1.0f + nn_erff(x * 0.7071067811865476f));
+    return cdf + x * 0.3989422804014327f * nn_expf(-0.5f * x * x);
+}
+
+static inline float silu_deriv(float x) {
+    float s = nn_sigmoidf(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
+static inline float gelu_tanh_deriv(float x) {
+    const float k = 0.7978845608028654f, c = 0.044715f;
+    float inner = k * (x + c * x * x * x), t = nn_tanhf(inner);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
+}
+
+/* f(x) for one element, from the table */
 static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
+    (void)p0, (void)p1;
+#define FORWARD_(id, name, f, ...) case NN_##id: return (f);
     switch (op) {
-    case NN_NEG: return -x;
-    case NN_ABS: return fabsf(x);
-    case NN_EXP: return nn_expf(x);
-    case NN_LOG: return logf(x);
-    case NN_SQRT: return sqrtf(x);
-    case NN_RSQRT: return 1.0f / sqrtf(x);
-    case NN_SIN: return sinf(x);
-    case NN_COS: return cosf(x);
-    case NN_TANH: return tanhf(x);
-    case NN_SIGMOID: return nn_sigmoidf(x);
-    case NN_RELU: return x > 0.0f ? x : 0.0f;
-    case NN_GELU: return gelu(x);
-    case NN_SILU: return x * nn_sigmoidf(x);
-    case NN_FLOOR: return floorf(x);
-    case NN_CEIL: return ceilf(x);
-    case NN_ROUND: return nearbyintf(x); /* half to even, as PyTorch */
-    case NN_SIGN: return (float)((x > 0.0f) - (x < 0.0f));
-    case NN_RECIPROCAL: return 1.0f / x;
-    case NN_SQUARE: return x * x;
-    case NN_LOG1P: return log1pf(x);
-    case NN_EXPM1: return expm1f(x);
-    case NN_GELU_TANH: return gelu_tanh(x);
-    case NN_CLAMP: return x < p0 ? p0 : (x > p1 ? p1 : x);
-    case NN_LEAKY_RELU: return x > 0.0f ? x : x * p0;
+    NN_UNARY_OPS(FORWARD_)
     case NN_UNARY_COUNT: break;
     }
     return x;
@@ -259,26 +248,14 @@ static void binary_row_i64(void *vctx, int64_t n, const int64_t *off,
         }                                                                    \
     } while (0)
 
-/* contiguous f32 rows: one loop per op so each vectorises */
+/* contiguous f32 rows: one loop per op (from the table) so each vectorises */
 NN_DISPATCH
 static void unary_contiguous(nn_unary_op op, int64_t n, const float *a,
                              float *o, float p0, float p1) {
+#define CONTIGUOUS_(id, name, f, ...) case NN_##id: LOOP1(f); break;
     switch (op) {
-    case NN_NEG: LOOP1(-x); break;
-    case NN_ABS: LOOP1(fabsf(x)); break;
-    case NN_EXP: LOOP1(nn_expf(x)); break;
-    case NN_SIGMOID: LOOP1(nn_sigmoidf(x)); break;
-    case NN_RELU: LOOP1(x > 0.0f ? x : 0.0f); break;
-    case NN_SILU: LOOP1(x * nn_sigmoidf(x)); break;
-    case NN_GELU: LOOP1(gelu(x)); break;
-    case NN_GELU_TANH: LOOP1(gelu_tanh(x)); break;
-    case NN_SQUARE: LOOP1(x * x); break;
-    case NN_SQRT: LOOP1(sqrtf(x)); break;
-    case NN_RSQRT: LOOP1(1.0f / sqrtf(x)); break;
-    case NN_RECIPROCAL: LOOP1(1.0f / x); break;
-    case NN_CLAMP: LOOP1(x < p0 ? p0 : (x > p1 ? p1 : x)); break;
-    case NN_LEAKY_RELU: LOOP1(x > 0.0f ? x : x * p0); break;
-    default: LOOP1(unary_f32(op, x, p0, p1)); break;
+    NN_UNARY_OPS(CONTIGUOUS_)
+    case NN_UNARY_COUNT: break;
     }
 }
 
@@ -511,97 +488,59 @@ static nn_tensor *where(const nn_tensor *cond, const nn_tensor *a,
  * Shapes: x, y (the result) and g share one shape for unary ops; binary
  * gradients come out in the broadcast shape and the core sums them down. */
 
-/* dy/dx at x, given y = f(x) */
-static inline float unary_deriv(nn_unary_op op, float x, float y, float p0,
-                                float p1) {
+/* g f'(x) over contiguous rows, one loop per op from the table; x or y
+ * may point at the other when the op did not save it (its derivative
+ * does not read it) */
+NN_DISPATCH
+static void unary_grad_rows(nn_unary_op op, int64_t n, const float *xs, const float *ys,
+                            const float *g, float *o, float p0, float p1) {
+    (void)p0, (void)p1;
+#define GRAD_(id, name, f, d, ...)                                            \
+    case NN_##id:                                                             \
+        for (int64_t i = 0; i < n; i++) {                                     \
+            float x = xs[i], y = ys[i];                                       \
+            (void)x, (void)y;                                                 \
+            o[i] = g[i] * (d);                                                \
+        }                                                                     \
+        break;
     switch (op) {
-    case NN_NEG: return -1.0f;
-    case NN_ABS: return (float)((x > 0.0f) - (x < 0.0f));
-    case NN_EXP: return y;
-    case NN_LOG: return 1.0f / x;
-    case NN_SQRT: return 0.5f / y;
-    case NN_RSQRT: return -0.5f * y * y * y;
-    case NN_SIN: return cosf(x);
-    case NN_COS: return -sinf(x);
-    case NN_TANH: return 1.0f - y * y;
-    case NN_SIGMOID: return y * (1.0f - y);
-    case NN_RELU: return x > 0.0f ? 1.0f : 0.0f;
-    case NN_GELU: {
-        float cdf = 0.5f * (1.0f + nn_erff(x * 0.7071067811865476f));
-        return cdf + x * 0.3989422804014327f * nn_expf(-0.5f * x * x);
-    }
-    case NN_SILU: {
-        float s = nn_sigmoidf(x);
-        return s * (1.0f + x * (1.0f - s));
-    }
-    case NN_RECIPROCAL: return -y * y;
-    case NN_SQUARE: return 2.0f * x;
-    case NN_LOG1P: return 1.0f / (1.0f + x);
-    case NN_EXPM1: return y + 1.0f;
-    case NN_GELU_TANH: {
-        const float k = 0.7978845608028654f, c = 0.044715f;
-        float inner = k * (x + c * x * x * x), t = nn_tanhf(inner);
-        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
-    }
-    case NN_CLAMP: return (x >= p0 && x <= p1) ? 1.0f : 0.0f;
-    case NN_LEAKY_RELU: return x > 0.0f ? 1.0f : p0;
-    default: return 0.0f; /* floor, ceil, round, sign: flat almost everywhere */
+    NN_UNARY_OPS(GRAD_)
+    case NN_UNARY_COUNT: break;
     }
 }
 
-/* g * f'(x) over contiguous rows; the hot derivatives get their own loops */
-NN_DISPATCH
-static void unary_grad_rows(nn_unary_op op, int64_t n, const float *x, const float *y,
-                            const float *g, float *o, float p0, float p1) {
-    switch (op) {
-    case NN_RELU:
-        for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? g[i] : 0.0f;
-        break;
-    case NN_TANH:
-        for (int64_t i = 0; i < n; i++) o[i] = g[i] * (1.0f - y[i] * y[i]);
-        break;
-    case NN_SIGMOID:
-        for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i] * (1.0f - y[i]);
-        break;
-    case NN_EXP:
-        for (int64_t i = 0; i < n; i++) o[i] = g[i] * y[i];
-        break;
-    case NN_GELU:
-        for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(NN_GELU, x[i], y[i], p0, p1);
-        break;
-    case NN_GELU_TANH:
-        for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(NN_GELU_TANH, x[i], y[i], p0, p1);
-        break;
-    default:
-        for (int64_t i = 0; i < n; i++) o[i] = g[i] * unary_deriv(op, x[i], y[i], p0, p1);
-    }
-}
+typedef struct { nn_unary_op op; float p0, p1; } unary_ctx;
+enum { SAVED_X, SAVED_Y }; /* slots */
 
 static int unary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    nn_tensor *x = nn_saved(n, 0), *y = nn_saved(n, 1);
-    if (!x || !y) return -1;
-    nn_tensor *xc = nn_contiguous(x), *yc = nn_contiguous(y);
-    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
-    nn_tensor *gx = nn_empty(NN_F32, x->ndim, x->shape);
+    const unary_ctx *c = NN_CTX(n, unary_ctx);
+    nn_saves saves = nn_unary_saves[c->op];
+    nn_tensor *s = saves == NN_SAVES_NONE ? NULL
+                   : nn_saved(n, saves == NN_SAVES_IN ? SAVED_X : SAVED_Y);
+    if (saves != NN_SAVES_NONE && !s) return -1;
+    nn_tensor *sc = s ? nn_contiguous(s) : NULL, *gc = nn_contiguous((nn_tensor *)g);
+    nn_tensor *gx = nn_empty(NN_F32, n->in[0].ndim, n->in[0].shape);
     int rc = -1;
-    if (xc && yc && gc && gx) {
-        nn_unary_op op = (nn_unary_op)n->iarg[0];
-        float p0 = (float)n->farg[0], p1 = (float)n->farg[1];
-        const float *xv = nn_f32(xc), *yv = nn_f32(yc), *gv = nn_f32(gc);
+    if ((sc || !s) && gc && gx) {
+        const float *gv = nn_f32(gc), *sv = sc ? nn_f32(sc) : gv;
         float *o = nn_f32(gx);
         int64_t count = nn_numel(gx), chunk = 16384;
 #pragma omp parallel for if (count > NN_PAR_GRAIN)
         for (int64_t start = 0; start < count; start += chunk) {
             int64_t len = count - start < chunk ? count - start : chunk;
-            unary_grad_rows(op, len, xv + start, yv + start, gv + start, o + start, p0, p1);
+            unary_grad_rows(c->op, len, sv + start, sv + start, gv + start, o + start,
+                            c->p0, c->p1);
         }
         gin[0] = gx;
         gx = NULL;
         rc = 0;
     }
-    nn_release(xc); nn_release(yc); nn_release(gc); nn_release(gx);
+    nn_release(sc); nn_release(gc); nn_release(gx);
     return rc;
 }
+
+#define UNARY_OP_(id, name, ...) {#name, unary_backward, sizeof(unary_ctx)},
+static const nn_op unary_ops[NN_UNARY_COUNT] = {NN_UNARY_OPS(UNARY_OP_)};
 
 nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
     if ((unsigned)op >= NN_UNARY_COUNT) return nn_fail(0, "unknown unary op");
@@ -609,12 +548,12 @@ nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
     nn_tensor *y = unary(op, x, p0, p1);
     nn_grad_restore(prev);
     nn_node *node;
-    y = nn_finish_op(y, nn_unary_names[op], unary_backward, 1, &x, &node);
+    y = nn_finish_op(y, &unary_ops[op], 1, &x, &node);
     if (node) {
-        node->iarg[0] = op;
-        node->farg[0] = p0;
-        node->farg[1] = p1;
-        if (nn_save(node, x) < 0 || nn_save(node, y) < 0) {
+        *NN_CTX(node, unary_ctx) = (unary_ctx){op, (float)p0, (float)p1};
+        nn_saves saves = nn_unary_saves[op];
+        if ((saves == NN_SAVES_IN && nn_save(node, SAVED_X, x) < 0) ||
+            (saves == NN_SAVES_OUT && nn_save(node, SAVED_Y, y) < 0)) {
             nn_release(y);
             return NULL;
         }
@@ -623,11 +562,29 @@ nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
 }
 
 /* a op b's gradients in the broadcast shape, from engine ops */
+typedef struct { nn_binary_op op; } binary_ctx;
+enum { SAVED_A, SAVED_B, SAVED_OUT }; /* slots */
+
+/* which of a, b, y the derivatives read, given which inputs need them */
+static void binary_saves(nn_binary_op op, bool na, bool nb, bool *sa, bool *sb, bool *sy) {
+    *sa = *sb = *sy = false;
+    switch (op) {
+    case NN_MUL: *sa = nb; *sb = na; break;
+    case NN_DIV: *sa = nb; *sb = true; break;
+    case NN_POW: *sa = *sb = true; *sy = nb; break;
+    case NN_MAXIMUM: case NN_MINIMUM: case NN_ATAN2: *sa = *sb = true; break;
+    case NN_REMAINDER: *sa = *sb = nb; break;
+    default: break; /* add, sub, floor_divide: nothing */
+    }
+}
+
 static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    nn_binary_op op = (nn_binary_op)n->iarg[0];
-    nn_tensor *a = nn_saved(n, 0), *b = nn_saved(n, 1), *y = nn_saved(n, 2);
-    if (!a || !b || !y) return -1;
-    bool na = nn_input_needs(n, 0), nb = nn_input_needs(n, 1);
+    nn_binary_op op = NN_CTX(n, binary_ctx)->op;
+    bool na = nn_input_needs(n, 0), nb = nn_input_needs(n, 1), sa, sb, sy;
+    binary_saves(op, na, nb, &sa, &sb, &sy);
+    nn_tensor *a = sa ? nn_saved(n, SAVED_A) : NULL, *b = sb ? nn_saved(n, SAVED_B) : NULL;
+    nn_tensor *y = sy ? nn_saved(n, SAVED_OUT) : NULL;
+    if ((sa && !a) || (sb && !b) || (sy && !y)) return -1;
     nn_tensor *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
     nn_tensor *zero = nn_scalar(NN_F32, 0), *one = nn_scalar(NN_F32, 1);
     nn_tensor *half = nn_scalar(NN_F32, 0.5);
@@ -645,9 +602,10 @@ static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         if (na) gin[0] = nn_mul(g, b);
         if (nb) gin[1] = nn_mul(g, a);
         break;
-    case NN_DIV: /* g / b and -g y / b */
+    case NN_DIV: /* g / b and -g (a / b) / b */
         if (na) gin[0] = nn_binary(NN_DIV, g, b);
-        if (nb && (t1 = nn_binary(NN_DIV, y, b)) && (t2 = nn_mul(g, t1)))
+        if (nb && (t1 = nn_binary(NN_DIV, a, b)) && (t3 = nn_binary(NN_DIV, t1, b)) &&
+            (t2 = nn_mul(g, t3)))
             gin[1] = nn_unary(NN_NEG, t2, 0, 0);
         break;
     case NN_POW: /* g b a^(b-1), and g y log a taken as 0 where a == 0 */
@@ -698,6 +656,9 @@ done:
     return ((na && !gin[0]) || (nb && !gin[1])) ? -1 : 0;
 }
 
+#define BINARY_OP_(id, name) {#name, binary_backward, sizeof(binary_ctx)},
+static const nn_op binary_ops[NN_BINARY_COUNT] = {NN_BINARY_OPS(BINARY_OP_)};
+
 nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
     if ((unsigned)op >= NN_BINARY_COUNT) return nn_fail(0, "unknown binary op");
     int prev = nn_grad_off();
@@ -706,12 +667,16 @@ nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
     if (is_comparison(op) || !y || y->dtype != NN_F32) return y; /* flat */
     const nn_tensor *ins[2] = {a, b};
     nn_node *node;
-    y = nn_finish_op(y, nn_binary_names[op], binary_backward, 2, ins, &node);
-    if (node && (nn_save(node, a) < 0 || nn_save(node, b) < 0 || nn_save(node, y) < 0)) {
+    y = nn_finish_op(y, &binary_ops[op], 2, ins, &node);
+    if (!node) return y;
+    NN_CTX(node, binary_ctx)->op = op;
+    bool sa, sb, sy;
+    binary_saves(op, nn_input_needs(node, 0), nn_input_needs(node, 1), &sa, &sb, &sy);
+    if ((sa && nn_save(node, SAVED_A, a) < 0) || (sb && nn_save(node, SAVED_B, b) < 0) ||
+        (sy && nn_save(node, SAVED_OUT, y) < 0)) {
         nn_release(y);
         return NULL;
     }
-    if (node) node->iarg[0] = op;
     return y;
 }
 
@@ -729,11 +694,14 @@ static int where_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
+NN_OP_NO_CTX(where_op, "where", where_backward);
+
 nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
                     const nn_tensor *b) {
     int prev = nn_grad_off();
     nn_tensor *y = where(cond, a, b);
     nn_grad_restore(prev);
     const nn_tensor *ins[3] = {cond, a, b};
-    return nn_finish_keeping(y, "where", where_backward, 3, ins, cond, 0, 0, 0, 0);
+    nn_node *node;
+    return nn_finish_saving(y, &where_op, 3, ins, cond, &node);
 }

@@ -17,19 +17,22 @@ static int reshape_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return gin[0] ? 0 : -1;
 }
 
+typedef struct { int dims[NN_MAX_DIMS]; } permute_ctx;
+typedef struct { int dim, select; int64_t start, stop, step; } slice_ctx; /* select: start */
+
 static int permute_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     int inv[NN_MAX_DIMS];
-    for (int i = 0; i < n->in[0].ndim; i++) inv[n->iarg[i]] = i;
+    for (int i = 0; i < n->in[0].ndim; i++) inv[NN_CTX(n, permute_ctx)->dims[i]] = i;
     gin[0] = nn_permute((nn_tensor *)g, inv);
     return gin[0] ? 0 : -1;
 }
 
-/* iarg: dim, select?; larg: start, stop, step (select: index) */
 static int slice_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const slice_ctx *c = NN_CTX(n, slice_ctx);
     nn_tensor *z = nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape);
     nn_tensor *part = !z ? NULL
-                      : n->iarg[1] ? nn_select(z, n->iarg[0], n->larg[0])
-                                   : nn_slice(z, n->iarg[0], n->larg[0], n->larg[1], n->larg[2]);
+                      : c->select ? nn_select(z, c->dim, c->start)
+                                  : nn_slice(z, c->dim, c->start, c->stop, c->step);
     int rc = part ? nn_copy_(part, g) : -1;
     nn_release(part);
     if (rc < 0) {
@@ -46,10 +49,19 @@ static int identity_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return 0;
 }
 
-static nn_tensor *record_view(nn_tensor *out, const nn_tensor *in,
-                              const char *name, nn_backward_fn fn,
+NN_OP_NO_CTX(view_op, "view", reshape_backward);
+NN_OP_NO_CTX(reshape_op, "reshape", reshape_backward);
+NN_OP_NO_CTX(squeeze_op, "squeeze", reshape_backward);
+NN_OP_NO_CTX(unsqueeze_op, "unsqueeze", reshape_backward);
+NN_OP(permute_op, "permute", permute_backward, permute_ctx);
+NN_OP(slice_op, "slice", slice_backward, slice_ctx);
+NN_OP(select_op, "select", slice_backward, slice_ctx);
+NN_OP_NO_CTX(expand_op, "expand", identity_backward);
+NN_OP_NO_CTX(clone_op, "clone", identity_backward);
+
+static nn_tensor *record_view(nn_tensor *out, const nn_tensor *in, const nn_op *op,
                               nn_node **node) {
-    return nn_finish_op(out, name, fn, 1, &in, node);
+    return nn_finish_op(out, op, 1, &in, node);
 }
 
 /* Strides for viewing t as `shape` without a copy, or -1 when impossible:
@@ -122,16 +134,14 @@ nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *shape) {
     if (view_strides(t, ndim, s, st) < 0)
         return nn_fail(1, "view of a non-contiguous tensor: use reshape or "
                           "contiguous first");
-    return record_view(nn_make_view(t, ndim, s, st, t->offset), t, "view",
-                       reshape_backward, NULL);
+    return record_view(nn_make_view(t, ndim, s, st, t->offset), t, &view_op, NULL);
 }
 
 nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *shape) {
     int64_t s[NN_MAX_DIMS], st[NN_MAX_DIMS];
     if (resolve_shape(t, ndim, shape, s) < 0) return NULL;
     if (view_strides(t, ndim, s, st) == 0)
-        return record_view(nn_make_view(t, ndim, s, st, t->offset), t, "reshape",
-                           reshape_backward, NULL);
+        return record_view(nn_make_view(t, ndim, s, st, t->offset), t, &reshape_op, NULL);
     nn_tensor *c = nn_clone(t);
     if (!c) return NULL;
     nn_tensor *v = nn_view(c, ndim, s);
@@ -151,9 +161,10 @@ nn_tensor *nn_permute(nn_tensor *t, const int *dims) {
     }
     nn_node *node;
     nn_tensor *out = record_view(nn_make_view(t, t->ndim, shape, stride, t->offset),
-                                 t, "permute", permute_backward, &node);
+                                 t, &permute_op, &node);
     if (node)
-        for (int i = 0; i < t->ndim; i++) node->iarg[i] = nn_wrap_dim(dims[i], t->ndim, 2);
+        for (int i = 0; i < t->ndim; i++)
+            NN_CTX(node, permute_ctx)->dims[i] = nn_wrap_dim(dims[i], t->ndim, 2);
     return out;
 }
 
@@ -187,13 +198,8 @@ nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
     nn_node *node;
     nn_tensor *out = record_view(nn_make_view(t, t->ndim, shape, stride,
                                               t->offset + start * t->stride[dim]),
-                                 t, "slice", slice_backward, &node);
-    if (node) {
-        node->iarg[0] = dim;
-        node->larg[0] = start;
-        node->larg[1] = stop;
-        node->larg[2] = step;
-    }
+                                 t, &slice_op, &node);
+    if (node) *NN_CTX(node, slice_ctx) = (slice_ctx){dim, 0, start, stop, step};
     return out;
 }
 
@@ -221,12 +227,8 @@ nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index) {
     nn_node *node;
     nn_tensor *out = record_view(nn_make_view(t, k, shape, stride,
                                               t->offset + index * t->stride[dim]),
-                                 t, "select", slice_backward, &node);
-    if (node) {
-        node->iarg[0] = dim;
-        node->iarg[1] = 1;
-        node->larg[0] = index;
-    }
+                                 t, &select_op, &node);
+    if (node) *NN_CTX(node, slice_ctx) = (slice_ctx){dim, 1, index, 0, 0};
     return out;
 }
 
@@ -249,8 +251,7 @@ nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *shape) {
                            (long long)sh[i], i + 1, shp(t, a));
         }
     }
-    return record_view(nn_make_view(t, ndim, sh, st, t->offset), t, "expand",
-                       identity_backward, NULL);
+    return record_view(nn_make_view(t, ndim, sh, st, t->offset), t, &expand_op, NULL);
 }
 
 static nn_tensor *squeeze(nn_tensor *t, int dim, int all) {
@@ -261,8 +262,7 @@ static nn_tensor *squeeze(nn_tensor *t, int dim, int all) {
         sh[k] = t->shape[i];
         st[k++] = t->stride[i];
     }
-    return record_view(nn_make_view(t, k, sh, st, t->offset), t, "squeeze",
-                       reshape_backward, NULL);
+    return record_view(nn_make_view(t, k, sh, st, t->offset), t, &squeeze_op, NULL);
 }
 
 nn_tensor *nn_squeeze(nn_tensor *t, int dim) {
@@ -287,8 +287,7 @@ nn_tensor *nn_unsqueeze(nn_tensor *t, int dim) {
             st[i] = t->stride[k++];
         }
     }
-    return record_view(nn_make_view(t, t->ndim + 1, sh, st, t->offset), t,
-                       "unsqueeze", reshape_backward, NULL);
+    return record_view(nn_make_view(t, t->ndim + 1, sh, st, t->offset), t, &unsqueeze_op, NULL);
 }
 
 /* ---- copies ------------------------------------------------------------ */
@@ -379,5 +378,5 @@ nn_tensor *nn_to_dtype(const nn_tensor *t, nn_dtype dtype) {
         return NULL;
     }
     if (!c || dtype != NN_F32) return c;
-    return record_view(c, t, "clone", identity_backward, NULL);
+    return record_view(c, t, &clone_op, NULL);
 }

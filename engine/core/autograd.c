@@ -51,13 +51,13 @@ int nn_is_grad_enabled(void) { return !grad_disabled; }
 int nn_is_leaf(const nn_tensor *t) { return t->node == NULL; }
 
 const char *nn_grad_fn_name(const nn_tensor *t) {
-    return t->node ? t->node->name : NULL;
+    return t->node ? t->node->op->name : NULL;
 }
 
 int nn_set_requires_grad(nn_tensor *t, int on) {
     if (t->node)
         return nn_failed(1, "requires_grad can only be changed on leaf tensors "
-                            "(this one was made by %s): use detach()", t->node->name);
+                            "(this one was made by %s): use detach()", t->node->op->name);
     if (on && t->dtype != NN_F32)
         return nn_failed(1, "only f32 tensors can require gradients");
     t->requires_grad = on != 0;
@@ -71,12 +71,15 @@ bool nn_needs_grad(int n, const nn_tensor *const *ins) {
     return false;
 }
 
-nn_node *nn_record(nn_tensor *out, const char *name, nn_backward_fn fn,
-                   int n, const nn_tensor *const *ins) {
-    nn_node *node = calloc(1, sizeof *node + (size_t)n * sizeof(nn_node_input));
-    if (!node) return nn_fail(0, "out of memory recording %s", name);
-    node->name = name;
-    node->backward = fn;
+/* the node and its context in one allocation, the context aligned */
+static nn_node *record(nn_tensor *out, const nn_op *op, int n, const nn_tensor *const *ins) {
+    size_t head = sizeof(nn_node) + (size_t)n * sizeof(nn_node_input);
+    size_t align = _Alignof(max_align_t);
+    head = (head + align - 1) / align * align;
+    nn_node *node = calloc(1, head + op->ctx_size);
+    if (!node) return nn_fail(0, "out of memory recording %s", op->name);
+    node->op = op;
+    node->ctx = op->ctx_size ? (char *)node + head : NULL;
     node->refcount = 1;
     node->nin = n;
     for (int i = 0; i < n; i++) {
@@ -99,15 +102,15 @@ nn_node *nn_record(nn_tensor *out, const char *name, nn_backward_fn fn,
     return node;
 }
 
-nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
-                        int n, const nn_tensor *const *ins, nn_node **node) {
+nn_tensor *nn_finish_op(nn_tensor *out, const nn_op *op, int n,
+                        const nn_tensor *const *ins, nn_node **node) {
     if (node) *node = NULL;
-    if (finite_or_fail(out, name, "in its output") < 0) {
+    if (finite_or_fail(out, op->name, "in its output") < 0) {
         nn_release(out);
         return NULL;
     }
     if (!out || !nn_needs_grad(n, ins)) return out;
-    nn_node *nd = nn_record(out, name, fn, n, ins);
+    nn_node *nd = record(out, op, n, ins);
     if (!nd) {
         nn_release(out);
         return NULL;
@@ -116,52 +119,48 @@ nn_tensor *nn_finish_op(nn_tensor *out, const char *name, nn_backward_fn fn,
     return out;
 }
 
-nn_tensor *nn_finish_keeping(nn_tensor *out, const char *name,
-                             nn_backward_fn fn, int n,
-                             const nn_tensor *const *ins,
-                             const nn_tensor *keep, int dim, int64_t base,
-                             int flag, double scale) {
-    nn_node *node;
-    out = nn_finish_op(out, name, fn, n, ins, &node);
-    if (!node) return out;
-    node->iarg[0] = dim;
-    node->iarg[1] = flag;
-    node->larg[0] = base;
-    node->farg[0] = scale;
-    if (keep && nn_save(node, keep) < 0) {
+nn_tensor *nn_finish_saving(nn_tensor *out, const nn_op *op, int n,
+                            const nn_tensor *const *ins, const nn_tensor *keep,
+                            nn_node **node) {
+    out = nn_finish_op(out, op, n, ins, node);
+    if (*node && keep && nn_save(*node, 0, keep) < 0) {
         nn_release(out);
+        *node = NULL;
         return NULL;
     }
     return out;
 }
 
-int nn_save(nn_node *n, const nn_tensor *t) {
-    if (n->nsaved == NN_NODE_SAVED) return nn_failed(0, "too many saved tensors");
+int nn_save(nn_node *n, int slot, const nn_tensor *t) {
+    if (slot < 0 || slot >= NN_NODE_SAVED || n->saved[slot])
+        return nn_failed(0, "internal: %s saves slot %d twice", n->op->name, slot);
     nn_tensor *alias = nn_detach((nn_tensor *)t);
     if (!alias) return -1;
-    n->saved_version[n->nsaved] = t->storage->version;
-    n->saved[n->nsaved++] = alias;
+    n->saved_version[slot] = t->storage->version;
+    n->saved[slot] = alias;
     return 0;
 }
 
-nn_tensor *nn_saved(nn_node *n, int i) {
-    nn_tensor *t = n->saved[i];
-    if (t->storage->version != n->saved_version[i])
+nn_tensor *nn_saved(nn_node *n, int slot) {
+    nn_tensor *t = n->saved[slot];
+    if (!t) return nn_fail(0, "internal: %s reads slot %d, which it did not save",
+                           n->op->name, slot);
+    if (t->storage->version != n->saved_version[slot])
         return nn_fail(0, "a tensor saved by %s for the backward pass was "
                           "modified in place (version %llu, now %llu): use an "
-                          "out-of-place op, or clone() before modifying", n->name,
-                       (unsigned long long)n->saved_version[i],
+                          "out-of-place op, or clone() before modifying", n->op->name,
+                       (unsigned long long)n->saved_version[slot],
                        (unsigned long long)t->storage->version);
     return t;
 }
 
 static void free_saved(nn_node *n) {
-    for (int i = 0; i < n->nsaved; i++) {
+    for (int i = 0; i < NN_NODE_SAVED; i++) {
+        if (!n->saved[i]) continue;
         nn_release(n->saved[i]);
         n->saved[i] = NULL;
+        n->freed = 1;
     }
-    n->freed = n->nsaved > 0;
-    n->nsaved = 0;
 }
 
 /* Releases a node; its input nodes are released iteratively, not by
@@ -196,16 +195,53 @@ nn_tensor *nn_detach(nn_tensor *t) {
     return nn_make_view(t, t->ndim, t->shape, t->stride, t->offset);
 }
 
+/* g summed over the dims where shape is 1 (or absent), accumulating in
+ * double: the rows of contiguous g are added into their output row, or
+ * summed into their output element when the last dim is reduced */
 nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape) {
-    int dims[NN_MAX_DIMS], nd = 0, lead = g->ndim - ndim;
-    if (lead < 0) return nn_fail(0, "gradient has fewer dims than its input");
-    for (int d = 0; d < g->ndim; d++)
-        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) dims[nd++] = d;
-    nn_tensor *s = nd ? nn_sum(g, nd, dims, 1) : nn_retain((nn_tensor *)g);
-    if (!s || s->ndim == ndim) return s;
-    nn_tensor *v = nn_reshape(s, ndim, shape);
-    nn_release(s);
-    return v;
+    int lead = g->ndim - ndim;
+    if (lead < 0 || g->dtype != NN_F32) return nn_fail(0, "gradient has fewer dims than its input");
+    int64_t ostride[NN_MAX_DIMS], stride = 1;
+    for (int d = g->ndim - 1; d >= 0; d--) {
+        int64_t want = d < lead ? 1 : shape[d - lead];
+        if (want != g->shape[d] && want != 1)
+            return nn_fail(0, "internal: a gradient does not broadcast to its input");
+        ostride[d] = want == 1 ? 0 : stride;
+        stride *= want;
+    }
+    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
+    nn_tensor *out = gc ? nn_empty(NN_F32, ndim, shape) : NULL;
+    double *acc = out ? calloc((size_t)nn_numel(out) + 1, sizeof *acc) : NULL;
+    if (!acc) {
+        nn_release(gc);
+        nn_release(out);
+        return out ? nn_fail(0, "out of memory") : NULL;
+    }
+    int last = g->ndim - 1;
+    int64_t len = g->ndim ? g->shape[last] : 1, rows = len ? nn_numel(gc) / len : 0;
+    int64_t idx[NN_MAX_DIMS] = {0}, off = 0;
+    const float *src = nn_data(gc);
+    bool reduce_last = g->ndim == 0 || ostride[last] == 0;
+    for (int64_t r = 0; r < rows; r++, src += len) {
+        if (reduce_last) {
+            double s = 0;
+            for (int64_t j = 0; j < len; j++) s += src[j];
+            acc[off] += s;
+        } else {
+            for (int64_t j = 0; j < len; j++) acc[off + j] += src[j];
+        }
+        for (int d = last - 1; d >= 0; d--) { /* next row's output offset */
+            off += ostride[d];
+            if (++idx[d] < g->shape[d]) break;
+            off -= ostride[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+    float *o = nn_data(out);
+    for (int64_t i = 0; i < nn_numel(out); i++) o[i] = (float)acc[i];
+    free(acc);
+    nn_release(gc);
+    return out;
 }
 
 /* ---- the backward walk ---------------------------------------------------- */
@@ -250,16 +286,40 @@ static int collect(nn_node *root, node_list *all) {
     return rc;
 }
 
+/* a += g for same-shaped f32 tensors, a contiguous */
+static int add_into(nn_tensor *a, const nn_tensor *g) {
+    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
+    if (!gc) return -1;
+    float *o = nn_data(a);
+    const float *x = nn_data(gc);
+    int64_t n = nn_numel(a);
+#pragma omp parallel for simd if (n > NN_PAR_GRAIN)
+    for (int64_t i = 0; i < n; i++) o[i] += x[i];
+    nn_release(gc);
+    nn_bump_version(a);
+    return 0;
+}
+
+/* whether t's memory is t's alone (no other reference, no view) */
+static bool exclusive(const nn_tensor *t) {
+    return t->refcount == 1 && t->storage->refcount == 1 && t->storage->owns == 1 &&
+           t->dtype == NN_F32 && nn_is_contiguous(t);
+}
+
+/* Sums a node's incoming gradients in place: the first one is kept as
+ * given, and copied once only if it is shared when the second arrives. */
 static int accumulate(nn_tensor **acc, nn_tensor *g) {
     if (!*acc) {
         *acc = nn_retain(g);
         return 0;
     }
-    nn_tensor *sum = nn_add(*acc, g);
-    if (!sum) return -1;
-    nn_release(*acc);
-    *acc = sum;
-    return 0;
+    if (!exclusive(*acc)) {
+        nn_tensor *c = nn_clone(*acc);
+        if (!c) return -1;
+        nn_release(*acc);
+        *acc = c;
+    }
+    return add_into(*acc, g);
 }
 
 static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
@@ -267,7 +327,15 @@ static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
         leaf->grad = nn_clone(g); /* always a fresh, contiguous tensor */
         return leaf->grad ? 0 : -1;
     }
-    return nn_binary_(NN_ADD, leaf->grad, g);
+    if (!nn_same_shape(leaf->grad, g) || leaf->grad->dtype != NN_F32)
+        return nn_failed(0, "a leaf's .grad no longer has the leaf's shape");
+    if (!nn_is_contiguous(leaf->grad)) { /* a view assigned to .grad */
+        nn_tensor *c = nn_clone(leaf->grad);
+        if (!c) return -1;
+        nn_release(leaf->grad);
+        leaf->grad = c;
+    }
+    return add_into(leaf->grad, g);
 }
 
 /* gin[i] shaped like input i: sum broadcast dims away, check the rest */
@@ -279,7 +347,7 @@ static nn_tensor *fit_grad(nn_node *n, int i, nn_tensor *g) {
     if (s && (s->ndim != in->ndim ||
               memcmp(s->shape, in->shape, in->ndim * sizeof *in->shape))) {
         nn_release(s);
-        return nn_fail(0, "internal: %s produced a gradient of the wrong shape", n->name);
+        return nn_fail(0, "internal: %s produced a gradient of the wrong shape", n->op->name);
     }
     return s;
 }
@@ -288,16 +356,16 @@ static int run_node(nn_node *n, node_list *ready, int retain) {
     if (n->freed)
         return nn_failed(0, "backward through %s a second time: its saved "
                             "tensors were freed (pass retain_graph=true to the "
-                            "first backward)", n->name);
+                            "first backward)", n->op->name);
     nn_tensor *gin[n->nin];
     memset(gin, 0, sizeof gin);
     nn_tensor *gout = n->gacc;
     n->gacc = NULL;
-    int rc = n->backward(n, gout, gin);
+    int rc = n->op->backward(n, gout, gin);
     nn_release(gout);
     for (int i = 0; i < n->nin; i++) {
         nn_node_input *in = &n->in[i];
-        if (rc == 0 && finite_or_fail(gin[i], n->name, "in a gradient") < 0) rc = -1;
+        if (rc == 0 && finite_or_fail(gin[i], n->op->name, "in a gradient") < 0) rc = -1;
         nn_tensor *g = gin[i] && rc == 0 ? fit_grad(n, i, gin[i]) : NULL;
         if (gin[i] && rc == 0 && !g) rc = -1;
         if (g && in->node) rc = accumulate(&in->node->gacc, g);

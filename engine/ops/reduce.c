@@ -5,16 +5,14 @@
  * output element. Sums accumulate in double over 8 independent lanes: the
  * result does not depend on the thread count, and the loop vectorises. */
 #include "autograd.h"
+#include "nn_ops.h"
 #include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
 
-const char *const nn_reduce_names[NN_REDUCE_COUNT] = {
-    "sum", "mean", "prod", "max", "min", "argmax", "argmin", "var", "std",
-    "logsumexp", "norm"};
-_Static_assert(sizeof nn_reduce_names / sizeof *nn_reduce_names == NN_REDUCE_COUNT,
-               "reduce name table out of step with nn_reduce_op");
+#define NAME_(id, name) #name,
+const char *const nn_reduce_names[NN_REDUCE_COUNT] = {NN_REDUCE_OPS(NAME_)};
 
 NN_DISPATCH
 static double row_sum(const float *x, int64_t n) {
@@ -263,6 +261,11 @@ nn_tensor *nn_sum(const nn_tensor *x, int ndims, const int *dims,
 
 static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin);
 
+typedef struct { int dim, keepdim; int64_t base; } maxdim_ctx; /* slot 0: the indices */
+static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin);
+NN_OP(max_dim_op, "max", maxdim_backward, maxdim_ctx);
+NN_OP(min_dim_op, "min", maxdim_backward, maxdim_ctx);
+
 int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
                int64_t base, nn_tensor **values, nn_tensor **indices) {
     nn_reduce_args a = {.ndims = 1, .dims = {dim}, .keepdim = keepdim,
@@ -272,9 +275,11 @@ int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
     *indices = reduce(is_min ? NN_ARGMIN : NN_ARGMAX, x, &a);
     *values = *indices ? reduce(is_min ? NN_MIN : NN_MAX, x, &a) : NULL;
     nn_grad_restore(prev);
-    *values = nn_finish_keeping(*values, is_min ? "min" : "max", maxdim_backward,
-                                1, &x, *indices, nn_wrap_dim(dim, x->ndim, 2),
-                                base, keepdim, 0);
+    nn_node *node;
+    *values = nn_finish_saving(*values, is_min ? &min_dim_op : &max_dim_op, 1, &x, *indices,
+                               &node);
+    if (node)
+        *NN_CTX(node, maxdim_ctx) = (maxdim_ctx){nn_wrap_dim(dim, x->ndim, 2), keepdim, base};
     if (!*values) {
         nn_release(*indices);
         *indices = NULL;
@@ -363,12 +368,25 @@ static nn_tensor *along(along_op op, const nn_tensor *x, int dim) {
  * Gradients are built from engine ops in the input's shape: a reduced
  * gradient gets its reduced dims back (size 1) and broadcasts against x. */
 
+typedef struct {
+    nn_reduce_op op;
+    int nred, dims[NN_MAX_DIMS]; /* the reduced dims, ascending */
+    int keepdim, correction;
+    double p;
+} reduce_ctx;
+enum { SAVED_X, SAVED_Y }; /* slots */
+
+/* what each reduction's derivative reads */
+static bool reads_x(nn_reduce_op op) { return op != NN_SUM && op != NN_MEAN; }
+static bool reads_y(nn_reduce_op op) { return reads_x(op) && op != NN_VAR && op != NN_PROD; }
+
 /* g with the reduced dims of node n restored as size-1 dims */
 static nn_tensor *keep_dims(nn_node *n, const nn_tensor *g) {
-    if (n->iarg[2]) return nn_retain((nn_tensor *)g); /* keepdim already */
+    const reduce_ctx *c = NN_CTX(n, reduce_ctx);
+    if (c->keepdim) return nn_retain((nn_tensor *)g); /* keepdim already */
     nn_tensor *t = nn_retain((nn_tensor *)g);
-    for (int i = 0; i < n->iarg[1] && t; i++) { /* ascending dims */
-        nn_tensor *u = nn_unsqueeze(t, n->iarg[4 + i]);
+    for (int i = 0; i < c->nred && t; i++) { /* ascending dims */
+        nn_tensor *u = nn_unsqueeze(t, c->dims[i]);
         nn_release(t);
         t = u;
     }
@@ -380,7 +398,8 @@ static nn_tensor *keep_dims(nn_node *n, const nn_tensor *g) {
 static nn_tensor *prod_others(nn_node *n, const nn_tensor *x) {
     bool red[NN_MAX_DIMS] = {false};
     int perm[NN_MAX_DIMS], inv[NN_MAX_DIMS], k = 0;
-    for (int i = 0; i < n->iarg[1]; i++) red[n->iarg[4 + i]] = true;
+    const reduce_ctx *c = NN_CTX(n, reduce_ctx);
+    for (int i = 0; i < c->nred; i++) red[c->dims[i]] = true;
     for (int d = 0; d < x->ndim; d++) if (!red[d]) perm[k++] = d;
     for (int d = 0; d < x->ndim; d++) if (red[d]) perm[k++] = d;
     for (int i = 0; i < x->ndim; i++) inv[perm[i]] = i;
@@ -411,15 +430,22 @@ static nn_tensor *prod_others(nn_node *n, const nn_tensor *x) {
 }
 
 static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    nn_reduce_op op = (nn_reduce_op)n->iarg[0];
-    nn_tensor *x = nn_saved(n, 0), *y = nn_saved(n, 1);
-    if (!x || !y) return -1;
-    nn_tensor *gk = keep_dims(n, g), *yk = keep_dims(n, y);
+    const reduce_ctx *c = NN_CTX(n, reduce_ctx);
+    nn_reduce_op op = c->op;
+    const nn_node_input *in = &n->in[0];
+    nn_tensor *x = reads_x(op) ? nn_saved(n, SAVED_X) : NULL;
+    nn_tensor *y = reads_y(op) ? nn_saved(n, SAVED_Y) : NULL;
+    if ((reads_x(op) && !x) || (reads_y(op) && !y)) return -1;
+    nn_tensor *gk = keep_dims(n, g), *yk = y ? keep_dims(n, y) : NULL;
     nn_tensor *t[6] = {NULL};
     nn_tensor *r = NULL;
     double count = 1;
-    for (int i = 0; i < n->iarg[1]; i++) count *= (double)x->shape[n->iarg[4 + i]];
-    if (!gk || !yk) goto done;
+    nn_reduce_args m = {.ndims = c->nred, .keepdim = 1};
+    for (int i = 0; i < c->nred; i++) {
+        count *= (double)in->shape[c->dims[i]];
+        m.dims[i] = c->dims[i];
+    }
+    if (!gk || (y && !yk)) goto done;
     switch (op) {
     case NN_SUM:
     case NN_MEAN:
@@ -427,13 +453,11 @@ static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
             t[1] = nn_mul(gk, t[0]);
         else
             t[1] = nn_retain(gk);
-        if (t[1]) r = nn_expand(t[1], x->ndim, x->shape);
+        if (t[1]) r = nn_expand(t[1], in->ndim, in->shape);
         break;
     case NN_VAR:
     case NN_STD: { /* 2 (x - mean) / (N - c), and / (2 std) for std */
-        nn_reduce_args m = {.ndims = n->iarg[1], .keepdim = 1};
-        for (int i = 0; i < m.ndims; i++) m.dims[i] = n->iarg[4 + i];
-        double k = (op == NN_VAR ? 2.0 : 1.0) / (count - n->iarg[3]);
+        double k = (op == NN_VAR ? 2.0 : 1.0) / (count - c->correction);
         if ((t[0] = reduce(NN_MEAN, x, &m)) && (t[1] = nn_binary(NN_SUB, x, t[0])) &&
             (t[2] = nn_scalar(NN_F32, k)) && (t[3] = nn_mul(t[1], t[2])) &&
             (t[4] = op == NN_VAR ? nn_retain(gk) : nn_binary(NN_DIV, gk, yk)))
@@ -446,15 +470,13 @@ static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         break;
     case NN_MAX:
     case NN_MIN: { /* ties share the gradient evenly */
-        nn_reduce_args m = {.ndims = n->iarg[1], .keepdim = 1};
-        for (int i = 0; i < m.ndims; i++) m.dims[i] = n->iarg[4 + i];
         if ((t[0] = nn_binary(NN_EQ, x, yk)) && (t[1] = reduce(NN_SUM, t[0], &m)) &&
             (t[2] = nn_binary(NN_DIV, gk, t[1])))
             r = nn_mul(t[0], t[2]);
         break;
     }
     case NN_NORM: {
-        double p = n->farg[0];
+        double p = c->p;
         nn_tensor *zero = t[5] = nn_scalar(NN_F32, 0);
         if (!zero || !(t[0] = nn_unary(NN_SIGN, x, 0, 0))) break;
         if (p == 0) {
@@ -462,8 +484,6 @@ static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         } else if (p == 1) {
             r = nn_mul(gk, t[0]);
         } else if (isinf(p)) { /* the extreme |x| share it, with x's sign */
-            nn_reduce_args m = {.ndims = n->iarg[1], .keepdim = 1};
-            for (int i = 0; i < m.ndims; i++) m.dims[i] = n->iarg[4 + i];
             nn_tensor *ax = nn_unary(NN_ABS, x, 0, 0);
             if (ax && (t[1] = nn_binary(NN_EQ, ax, yk)) && (t[2] = reduce(NN_SUM, t[1], &m)) &&
                 (t[3] = nn_mul(t[1], t[0])) && (t[4] = nn_binary(NN_DIV, gk, t[2])))
@@ -496,6 +516,9 @@ done:
     return r ? 0 : -1;
 }
 
+#define REDUCE_OP_(id, name) {#name, reduce_backward, sizeof(reduce_ctx)},
+static const nn_op reduce_ops[NN_REDUCE_COUNT] = {NN_REDUCE_OPS(REDUCE_OP_)};
+
 nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
                      const nn_reduce_args *args) {
     int prev = nn_grad_off();
@@ -503,17 +526,17 @@ nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
     nn_grad_restore(prev);
     if (!y || y->dtype != NN_F32) return y; /* argmax, integers: flat */
     nn_node *node;
-    y = nn_finish_op(y, nn_reduce_names[op], reduce_backward, 1, &x, &node);
+    y = nn_finish_op(y, &reduce_ops[op], 1, &x, &node);
     if (!node) return y;
     bool red[NN_MAX_DIMS];
     parse_dims(x, args, red);
-    node->iarg[0] = op;
-    node->iarg[2] = args->keepdim;
-    node->iarg[3] = args->correction;
-    node->farg[0] = args->p;
+    reduce_ctx *c = NN_CTX(node, reduce_ctx);
+    *c = (reduce_ctx){.op = op, .keepdim = args->keepdim, .correction = args->correction,
+                      .p = args->p};
     for (int d = 0; d < x->ndim; d++)
-        if (red[d]) node->iarg[4 + node->iarg[1]++] = d;
-    if (nn_save(node, x) < 0 || nn_save(node, y) < 0) {
+        if (red[d]) c->dims[c->nred++] = d;
+    if ((reads_x(op) && nn_save(node, SAVED_X, x) < 0) ||
+        (reads_y(op) && nn_save(node, SAVED_Y, y) < 0)) {
         nn_release(y);
         return NULL;
     }
@@ -521,13 +544,14 @@ nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
 }
 
 static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const maxdim_ctx *c = NN_CTX(n, maxdim_ctx);
     nn_tensor *idx = nn_saved(n, 0);
     if (!idx) return -1;
-    int dim = n->iarg[0];
-    nn_tensor *gk = n->iarg[1] ? nn_retain((nn_tensor *)g) : nn_unsqueeze((nn_tensor *)g, dim);
-    nn_tensor *ik = n->iarg[1] ? nn_retain(idx) : nn_unsqueeze(idx, dim);
+    int dim = c->dim;
+    nn_tensor *gk = c->keepdim ? nn_retain((nn_tensor *)g) : nn_unsqueeze((nn_tensor *)g, dim);
+    nn_tensor *ik = c->keepdim ? nn_retain(idx) : nn_unsqueeze(idx, dim);
     nn_tensor *z = nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape);
-    if (gk && ik && z) gin[0] = nn_scatter(z, dim, ik, gk, 0, n->larg[0]);
+    if (gk && ik && z) gin[0] = nn_scatter(z, dim, ik, gk, 0, c->base);
     nn_release(gk);
     nn_release(ik);
     nn_release(z);
@@ -536,11 +560,13 @@ static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
 
 /* softmax: y (g - sum(g y)); log_softmax: g - e^y sum(g); cumsum: the
  * reversed cumulative sum, sum(g) - cumsum(g) + g */
+typedef struct { along_op op; int dim; } along_ctx; /* slot 0: y (softmaxes) */
+
 static int along_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    along_op op = (along_op)n->iarg[0];
-    int dim = n->iarg[1];
-    nn_tensor *y = n->nsaved ? nn_saved(n, 0) : NULL;
-    if (n->nsaved && !y) return -1;
+    along_op op = NN_CTX(n, along_ctx)->op;
+    int dim = NN_CTX(n, along_ctx)->dim;
+    nn_tensor *y = op != ALONG_CUMSUM ? nn_saved(n, 0) : NULL;
+    if (op != ALONG_CUMSUM && !y) return -1;
     nn_tensor *t[3] = {NULL}, *r = NULL;
     nn_tensor *gy = op == ALONG_SOFTMAX ? nn_mul(g, y) : nn_retain((nn_tensor *)g);
     nn_tensor *s = gy ? nn_sum(gy, 1, &dim, 1) : NULL;
@@ -561,17 +587,20 @@ static int along_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return r ? 0 : -1;
 }
 
+NN_OP(softmax_op, "softmax", along_backward, along_ctx);
+NN_OP(log_softmax_op, "log_softmax", along_backward, along_ctx);
+NN_OP(cumsum_op, "cumsum", along_backward, along_ctx);
+
 static nn_tensor *along_op_recorded(along_op op, const nn_tensor *x, int dim,
-                                    const char *name) {
+                                    const nn_op *def) {
     int prev = nn_grad_off();
     nn_tensor *y = along(op, x, dim);
     nn_grad_restore(prev);
     nn_node *node;
-    y = nn_finish_op(y, name, along_backward, 1, &x, &node);
+    y = nn_finish_op(y, def, 1, &x, &node);
     if (node) {
-        node->iarg[0] = op;
-        node->iarg[1] = nn_wrap_dim(dim, x->ndim, 2);
-        if (op != ALONG_CUMSUM && nn_save(node, y) < 0) {
+        *NN_CTX(node, along_ctx) = (along_ctx){op, nn_wrap_dim(dim, x->ndim, 2)};
+        if (op != ALONG_CUMSUM && nn_save(node, 0, y) < 0) {
             nn_release(y);
             return NULL;
         }
@@ -580,13 +609,13 @@ static nn_tensor *along_op_recorded(along_op op, const nn_tensor *x, int dim,
 }
 
 nn_tensor *nn_softmax(const nn_tensor *x, int dim) {
-    return along_op_recorded(ALONG_SOFTMAX, x, dim, "softmax");
+    return along_op_recorded(ALONG_SOFTMAX, x, dim, &softmax_op);
 }
 
 nn_tensor *nn_log_softmax(const nn_tensor *x, int dim) {
-    return along_op_recorded(ALONG_LOG_SOFTMAX, x, dim, "log_softmax");
+    return along_op_recorded(ALONG_LOG_SOFTMAX, x, dim, &log_softmax_op);
 }
 
 nn_tensor *nn_cumsum(const nn_tensor *x, int dim) {
-    return along_op_recorded(ALONG_CUMSUM, x, dim, "cumsum");
+    return along_op_recorded(ALONG_CUMSUM, x, dim, &cumsum_op);
 }

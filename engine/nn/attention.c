@@ -17,6 +17,7 @@
  * touched. Dropout on the weights is regenerated in backward from the
  * counter-based generator's (seed, offset). */
 #include "autograd.h"
+#include "nn_layers.h"
 #include "vecmath.h"
 
 #include <math.h>
@@ -419,18 +420,26 @@ static int geometry(attn_geom *g, const nn_tensor *q, const nn_tensor *k,
     return 0;
 }
 
+typedef struct {
+    int causal;
+    float scale, drop;
+    uint64_t seed, offset; /* of the dropout draws */
+} attention_ctx;
+enum { SAVED_Q, SAVED_K, SAVED_V, SAVED_LSE, SAVED_MASK }; /* slots */
+
 static int attention_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
-    nn_tensor *q = nn_saved(n, 0), *k = nn_saved(n, 1), *v = nn_saved(n, 2);
-    nn_tensor *lse = nn_saved(n, 3);
+    const attention_ctx *c = NN_CTX(n, attention_ctx);
+    nn_tensor *q = nn_saved(n, SAVED_Q), *k = nn_saved(n, SAVED_K), *v = nn_saved(n, SAVED_V);
+    nn_tensor *lse = nn_saved(n, SAVED_LSE);
     if (!q || !k || !v || !lse) return -1;
-    nn_tensor *mask = n->iarg[1] ? n->saved[4] : NULL; /* constant: not versioned */
+    nn_tensor *mask = n->saved[SAVED_MASK]; /* constant: not versioned */
     attn_geom g;
     geometry(&g, q, k, v, mask);
-    g.causal = n->iarg[0];
-    g.scale = (float)n->farg[0];
-    g.drop = (float)n->farg[1];
-    g.seed = (uint64_t)n->larg[0];
-    g.offset = (uint64_t)n->larg[1];
+    g.causal = c->causal;
+    g.scale = c->scale;
+    g.drop = c->drop;
+    g.seed = c->seed;
+    g.offset = c->offset;
     /* dout in the output's memory order (B, Tq, H, Dv) */
     nn_tensor *gperm = nn_transpose((nn_tensor *)gout, 1, 2);
     nn_tensor *gc = gperm ? nn_contiguous(gperm) : NULL;
@@ -451,6 +460,8 @@ static int attention_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin
     }
     return rc;
 }
+
+NN_OP(attention_op, "attention", attention_backward, attention_ctx);
 
 nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor *v,
                         const nn_attention_args *a, nn_tensor **weights) {
@@ -516,18 +527,15 @@ nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor 
     nn_node *node = NULL;
     if (rc == 0) {
         const nn_tensor *ins[3] = {q, k, v};
-        out = nn_finish_op(out, "attention", attention_backward, 3, ins, &node);
+        out = nn_finish_op(out, &attention_op, 3, ins, &node);
         if (!out) rc = -1;
     }
     if (node) {
-        node->iarg[0] = g.causal;
-        node->iarg[1] = mc != NULL;
-        node->farg[0] = g.scale;
-        node->farg[1] = g.drop;
-        node->larg[0] = (int64_t)g.seed;
-        node->larg[1] = (int64_t)g.offset;
-        if (nn_save(node, qc) < 0 || nn_save(node, kc) < 0 || nn_save(node, vc) < 0 ||
-            nn_save(node, lse) < 0 || (mc && nn_save(node, mc) < 0))
+        *NN_CTX(node, attention_ctx) = (attention_ctx){g.causal, g.scale, g.drop, g.seed,
+                                                       g.offset};
+        if (nn_save(node, SAVED_Q, qc) < 0 || nn_save(node, SAVED_K, kc) < 0 ||
+            nn_save(node, SAVED_V, vc) < 0 || nn_save(node, SAVED_LSE, lse) < 0 ||
+            (mc && nn_save(node, SAVED_MASK, mc) < 0))
             rc = -1;
     }
     if (rc < 0) {

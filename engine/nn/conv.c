@@ -11,6 +11,7 @@
  * measured here this beats one batch-wide product plus the two transposes
  * it needs. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <string.h>
 
@@ -65,27 +66,18 @@ static void col2im(const conv_geom *g, const float *patches, float *dx) {
     }
 }
 
-static void geom_save(nn_node *n, const conv_geom *g) {
-    memcpy(n->larg, g, sizeof(int64_t) * 8); /* n .. kw, oh */
-    int64_t rest[7] = {g->ow, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw};
-    for (int i = 0; i < 7; i++) n->iarg[i] = (int)rest[i];
-}
-
-static void geom_load(const nn_node *n, conv_geom *g) {
-    memcpy(g, n->larg, sizeof(int64_t) * 8);
-    g->ow = n->iarg[0]; g->sh = n->iarg[1]; g->sw = n->iarg[2];
-    g->ph = n->iarg[3]; g->pw = n->iarg[4]; g->dh = n->iarg[5]; g->dw = n->iarg[6];
-}
+enum { SAVED_W, SAVED_PATCHES }; /* slots; the context is the geometry */
 
 static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
-    conv_geom g;
-    geom_load(n, &g);
-    nn_tensor *w = nn_saved(n, 0), *patches = nn_saved(n, 1);
-    if (!w || !patches) return -1;
+    conv_geom g = *NN_CTX(n, conv_geom);
+    bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1);
+    nn_tensor *w = nx ? nn_saved(n, SAVED_W) : NULL;
+    nn_tensor *patches = nw ? nn_saved(n, SAVED_PATCHES) : NULL;
+    if ((nx && !w) || (nw && !patches)) return -1;
     int64_t l = g.oh * g.ow, k = g.ci * g.kh * g.kw;
     nn_tensor *gc = nn_contiguous((nn_tensor *)gout);
     int rc = gc ? 0 : -1;
-    const float *gv = gc ? nn_f32(gc) : NULL, *pv = nn_f32(patches);
+    const float *gv = gc ? nn_f32(gc) : NULL, *pv = patches ? nn_f32(patches) : NULL;
     if (rc == 0 && nn_input_needs(n, 1)) { /* dW (Co, K) = sum over b of G P */
         gin[1] = nn_zeros(NN_F32, 4, n->in[1].shape);
         if (!gin[1]) rc = -1;
@@ -110,6 +102,8 @@ static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     nn_release(gc);
     return rc;
 }
+
+NN_OP(conv_op, "conv2d", conv_backward, conv_geom);
 
 nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                      const int *stride, const int *padding, const int *dilation) {
@@ -160,10 +154,11 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
     nn_grad_restore(prev);
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
-    y = nn_finish_op(y, "conv2d", conv_backward, b ? 3 : 2, ins, &node);
+    y = nn_finish_op(y, &conv_op, b ? 3 : 2, ins, &node);
     if (node) { /* keeping the patches costs N L K floats and saves an im2col */
-        geom_save(node, &g);
-        if (nn_save(node, wc) < 0 || nn_save(node, patches) < 0) {
+        *NN_CTX(node, conv_geom) = g;
+        if ((nn_input_needs(node, 0) && nn_save(node, SAVED_W, wc) < 0) ||
+            (nn_input_needs(node, 1) && nn_save(node, SAVED_PATCHES, patches) < 0)) {
             nn_release(y);
             y = NULL;
         }

@@ -16,6 +16,7 @@
  * Gradients go to dense (V, D) tensors, or into the rows used when the
  * table keeps row-sparse gradients (rowgrad.c). */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <math.h>
 #include <omp.h>
@@ -307,13 +308,16 @@ static int backward_loops(const kge *k, const float *g, const float *qv, float *
     return 0;
 }
 
+typedef struct { nn_kge_args args; int64_t base; } kge_ctx;
+
 static int kge_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     nn_tensor *E = nn_saved(n, 0), *R = nn_saved(n, 1), *anchor = nn_saved(n, 2);
     nn_tensor *rel = nn_saved(n, 3), *cand = nn_saved(n, 4);
     if (!E || !R || !anchor || !rel || !cand) return -1;
-    kge k = {(nn_kge_model)n->iarg[0], n->iarg[1], n->iarg[2], (float)n->farg[0],
-             (float)n->farg[1], E->shape[1], R->shape[1]};
-    int64_t base = n->larg[0], bsz = anchor->shape[0], shared = cand->ndim == 1;
+    const kge_ctx *c = NN_CTX(n, kge_ctx);
+    kge k = {c->args.model, c->args.p, c->args.head, (float)c->args.gamma,
+             (float)c->args.phase, E->shape[1], R->shape[1]};
+    int64_t base = c->base, bsz = anchor->shape[0], shared = cand->ndim == 1;
     int64_t ncand = cand->shape[cand->ndim - 1];
     const int64_t *av = nn_i64(anchor), *rv = nn_i64(rel), *cv = nn_i64(cand);
     const float *ev = nn_f32(E), *rtab = nn_f32(R);
@@ -396,6 +400,8 @@ static const char *model_name(nn_kge_model m) {
     return (unsigned)m < 4 ? names[m] : "?";
 }
 
+NN_OP(kge_op, "kge_score", kge_backward, kge_ctx);
+
 nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor *anchor,
                         const nn_tensor *rel, const nn_tensor *cand,
                         const nn_kge_args *a, int64_t base) {
@@ -468,16 +474,11 @@ nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor 
     nn_grad_restore(prev);
     const nn_tensor *ins[2] = {E, R};
     nn_node *node;
-    y = nn_finish_op(y, "kge_score", kge_backward, 2, ins, &node);
+    y = nn_finish_op(y, &kge_op, 2, ins, &node);
     if (node) {
-        node->iarg[0] = a->model;
-        node->iarg[1] = a->p;
-        node->iarg[2] = a->head;
-        node->farg[0] = a->gamma;
-        node->farg[1] = a->phase;
-        node->larg[0] = base;
-        if (nn_save(node, ec) < 0 || nn_save(node, rc) < 0 || nn_save(node, ac) < 0 ||
-            nn_save(node, lc) < 0 || nn_save(node, cc) < 0) {
+        *NN_CTX(node, kge_ctx) = (kge_ctx){*a, base};
+        if (nn_save(node, 0, ec) < 0 || nn_save(node, 1, rc) < 0 || nn_save(node, 2, ac) < 0 ||
+            nn_save(node, 3, lc) < 0 || nn_save(node, 4, cc) < 0) {
             nn_release(y);
             y = NULL;
         }

@@ -14,6 +14,7 @@
  *   dp = dy / n' - p (p . dy) / (n'^2 |p|)  with n' = |p| + 1e-12,
  *   ds = dp / (2 sqrt(|s| + 1e-8)) (0 where s = 0), da = ds b, db = ds a. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,8 +40,8 @@ static bool gate_weights(const float *g, const float *mask, int64_t m,
 
 static int gated_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     nn_tensor *h = nn_saved(n, 0), *g = nn_saved(n, 1);
-    nn_tensor *mask = n->nsaved > 2 ? nn_saved(n, 2) : NULL;
-    if (!h || !g || (n->nsaved > 2 && !mask)) return -1;
+    nn_tensor *mask = n->saved[2] ? nn_saved(n, 2) : NULL;
+    if (!h || !g || (n->saved[2] && !mask)) return -1;
     nn_tensor *dy = nn_contiguous((nn_tensor *)gout);
     nn_tensor *dh = nn_empty(NN_F32, 3, h->shape), *dg = nn_empty(NN_F32, 3, h->shape);
     int rc = dy && dh && dg ? 0 : -1;
@@ -74,6 +75,8 @@ static int gated_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     if (rc == 0 && nn_input_needs(n, 1)) gin[1] = dg; else nn_release(dg);
     return rc;
 }
+
+NN_OP_NO_CTX(gated_op, "gated_fusion", gated_backward);
 
 nn_tensor *nn_gated_fusion(const nn_tensor *h, const nn_tensor *g,
                            const nn_tensor *mask) {
@@ -115,9 +118,9 @@ nn_tensor *nn_gated_fusion(const nn_tensor *h, const nn_tensor *g,
     nn_grad_restore(prev);
     const nn_tensor *ins[2] = {h, g};
     nn_node *node;
-    y = nn_finish_op(y, "gated_fusion", gated_backward, 2, ins, &node);
-    if (node && (nn_save(node, hc) < 0 || nn_save(node, gc) < 0 ||
-                 (mc && nn_save(node, mc) < 0))) {
+    y = nn_finish_op(y, &gated_op, 2, ins, &node);
+    if (node && (nn_save(node, 0, hc) < 0 || nn_save(node, 1, gc) < 0 ||
+                 (mc && nn_save(node, 2, mc) < 0))) {
         nn_release(y);
         y = NULL;
     }
@@ -143,10 +146,12 @@ static float signed_sqrt(float s) {
     return s > 0 ? r : s < 0 ? -r : 0.0f;
 }
 
+typedef struct { int64_t factor; } mfb_ctx;
+
 static int mfb_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     nn_tensor *a = nn_saved(n, 0), *b = nn_saved(n, 1);
     if (!a || !b) return -1;
-    int64_t rows = a->shape[0], k = n->larg[0], d = a->shape[1] / k;
+    int64_t rows = a->shape[0], k = NN_CTX(n, mfb_ctx)->factor, d = a->shape[1] / k;
     int64_t sshape[2] = {rows, d};
     nn_tensor *dy = nn_contiguous((nn_tensor *)gout), *s = nn_empty(NN_F32, 2, sshape);
     nn_tensor *da = nn_empty(NN_F32, 2, a->shape), *db = nn_empty(NN_F32, 2, a->shape);
@@ -188,6 +193,8 @@ static int mfb_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     return rc;
 }
 
+NN_OP(mfb_op, "mfb_pool", mfb_backward, mfb_ctx);
+
 nn_tensor *nn_mfb_pool(const nn_tensor *a, const nn_tensor *b, int64_t factor) {
     char s1[96], s2[96];
     if (a->dtype != NN_F32 || b->dtype != NN_F32)
@@ -220,10 +227,10 @@ nn_tensor *nn_mfb_pool(const nn_tensor *a, const nn_tensor *b, int64_t factor) {
     nn_grad_restore(prev);
     const nn_tensor *ins[2] = {a, b};
     nn_node *node;
-    y = nn_finish_op(y, "mfb_pool", mfb_backward, 2, ins, &node);
+    y = nn_finish_op(y, &mfb_op, 2, ins, &node);
     if (node) {
-        node->larg[0] = factor;
-        if (nn_save(node, ac) < 0 || nn_save(node, bc) < 0) {
+        NN_CTX(node, mfb_ctx)->factor = factor;
+        if (nn_save(node, 0, ac) < 0 || nn_save(node, 1, bc) < 0) {
             nn_release(y);
             y = NULL;
         }

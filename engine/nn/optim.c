@@ -3,6 +3,7 @@
  * can be compared step by step. The Lua side (lua/nnlua/optim.lua) keeps
  * the state tensors, hyperparameters and step counts. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <math.h>
 

@@ -10,6 +10,7 @@
  *   rms_norm:   dx = rstd (dxhat - xhat mean(dxhat xhat))
  *   dw = sum over rows of g xhat, db = sum over rows of g. */
 #include "autograd.h"
+#include "nn_layers.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,12 +39,14 @@ static void norm_forward_rows(const float *x, const float *w, const float *b,
     }
 }
 
+typedef struct { int rms; int64_t c; } norm_ctx; /* c: elements normalised together */
+
 static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_tensor *x = nn_saved(n, 0), *stats = nn_saved(n, 1);
-    nn_tensor *w = n->nsaved > 2 ? nn_saved(n, 2) : NULL;
-    if (!x || !stats || (n->nsaved > 2 && !w)) return -1;
-    int rms = n->iarg[0];
-    int64_t c = n->larg[0], rows = c ? nn_numel(x) / c : 0;
+    nn_tensor *w = n->saved[2] ? nn_saved(n, 2) : NULL;
+    if (!x || !stats || (n->saved[2] && !w)) return -1;
+    int rms = NN_CTX(n, norm_ctx)->rms;
+    int64_t c = NN_CTX(n, norm_ctx)->c, rows = c ? nn_numel(x) / c : 0;
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
     if (!gc) return -1;
     const float *xv = nn_f32(x), *gv = nn_f32(gc), *wv = w ? nn_f32(w) : NULL;
@@ -96,6 +99,9 @@ static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
+NN_OP(layer_norm_op, "layer_norm", norm_backward, norm_ctx);
+NN_OP(rms_norm_op, "rms_norm", norm_backward, norm_ctx);
+
 static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
                        const nn_tensor *b, double eps, int rms) {
     const char *name = rms ? "rms_norm" : "layer_norm";
@@ -132,12 +138,11 @@ static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
     nn_grad_restore(prev);
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
-    y = nn_finish_op(y, name, norm_backward, 3, ins, &node);
+    y = nn_finish_op(y, rms ? &rms_norm_op : &layer_norm_op, 3, ins, &node);
     if (node) {
-        node->iarg[0] = rms;
-        node->larg[0] = c;
-        if (nn_save(node, xc) < 0 || nn_save(node, stats) < 0 ||
-            (wc && nn_save(node, wc) < 0)) {
+        *NN_CTX(node, norm_ctx) = (norm_ctx){rms, c};
+        if (nn_save(node, 0, xc) < 0 || nn_save(node, 1, stats) < 0 ||
+            (wc && nn_save(node, 2, wc) < 0)) {
             nn_release(y);
             y = NULL;
         }

@@ -11,6 +11,7 @@
  * demand, with the same work and results (the baseline to compare with). The worker only reads the sources (the caller keeps
  * them alive and unchanged) and only creates tensors it hands over. */
 #include "internal.h"
+#include "nn_io.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -7,6 +7,7 @@
  * directory is fsynced so the rename itself survives a power cut. Temp files
  * of that pattern left by processes that died mid-save are removed. */
 #include "internal.h"
+#include "nn_io.h"
 
 #include <dirent.h>
 #include <errno.h>

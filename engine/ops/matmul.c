@@ -7,6 +7,7 @@
  * dims and a's batch dims are laid out as consecutive rows, the whole
  * product is one sgemm with N*batch rows (the Linear layer case). */
 #include "autograd.h"
+#include "nn_ops.h"
 
 #include <string.h>
 
@@ -152,16 +153,19 @@ static nn_tensor *matmul(const nn_tensor *a, const nn_tensor *b) {
 
 /* ga = g @ b^T and gb = a^T @ g, on matrices (1-D operands get their dim
  * back first, and lose it after); batch dims are summed by the core. */
+enum { SAVED_A, SAVED_B }; /* a for gb, b for ga: each only when needed */
+
 static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
-    nn_tensor *a = nn_saved(n, 0), *b = nn_saved(n, 1);
-    if (!a || !b) return -1;
-    int va = a->ndim == 1, vb = b->ndim == 1;
-    nn_tensor *a2 = va ? nn_unsqueeze(a, 0) : nn_retain(a);
-    nn_tensor *b2 = vb ? nn_unsqueeze(b, 1) : nn_retain(b);
+    bool na = nn_input_needs(n, 0), nb = nn_input_needs(n, 1);
+    nn_tensor *a = nb ? nn_saved(n, SAVED_A) : NULL, *b = na ? nn_saved(n, SAVED_B) : NULL;
+    if ((nb && !a) || (na && !b)) return -1;
+    int va = n->in[0].ndim == 1, vb = n->in[1].ndim == 1;
+    nn_tensor *a2 = !a ? NULL : va ? nn_unsqueeze(a, 0) : nn_retain(a);
+    nn_tensor *b2 = !b ? NULL : vb ? nn_unsqueeze(b, 1) : nn_retain(b);
     nn_tensor *g1 = va ? nn_unsqueeze((nn_tensor *)g, g->ndim - (vb ? 0 : 1))
                        : nn_retain((nn_tensor *)g);
     nn_tensor *g2 = g1 && vb ? nn_unsqueeze(g1, g1->ndim) : nn_retain(g1);
-    int rc = a2 && b2 && g2 ? 0 : -1;
+    int rc = (a2 || !a) && (b2 || !b) && g2 ? 0 : -1;
     if (rc == 0 && nn_input_needs(n, 0)) {
         nn_tensor *bt = nn_transpose(b2, -1, -2);
         nn_tensor *ga = bt ? matmul(g2, bt) : NULL;
@@ -182,14 +186,17 @@ static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
+NN_OP_NO_CTX(matmul_op, "matmul", matmul_backward);
+
 nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b) {
     int prev = nn_grad_off();
     nn_tensor *y = matmul(a, b);
     nn_grad_restore(prev);
     const nn_tensor *ins[2] = {a, b};
     nn_node *node;
-    y = nn_finish_op(y, "matmul", matmul_backward, 2, ins, &node);
-    if (node && (nn_save(node, a) < 0 || nn_save(node, b) < 0)) {
+    y = nn_finish_op(y, &matmul_op, 2, ins, &node);
+    if (node && ((nn_input_needs(node, 1) && nn_save(node, SAVED_A, a) < 0) ||
+                 (nn_input_needs(node, 0) && nn_save(node, SAVED_B, b) < 0))) {
         nn_release(y);
         return NULL;
     }

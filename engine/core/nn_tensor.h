@@ -1,0 +1,213 @@
+/*
+ * nn_tensor.h -- tensors, views, creation and the autograd tape: all a C
+ * host needs to hold tensors and differentiate (nn_ops.h has the maths).
+ *
+ * A first program (error checks elided; every call that can fail on user
+ * input returns NULL or -1 and leaves a message in nn_last_error()):
+ *
+ *     nn_rng rng;
+ *     nn_rng_seed(&rng, 42);
+ *     nn_tensor *x = nn_randn(&rng, 2, (int64_t[]){2, 3}); // (2, 3) normal
+ *     nn_set_requires_grad(x, 1);
+ *     nn_tensor *w = nn_full(1, (int64_t[]){3}, 0.5);      // (3,)
+ *     nn_tensor *y = nn_mul(x, w);                         // broadcast: (2, 3)
+ *     nn_tensor *s = nn_sum(y, 0, NULL, 0);                // all dims: ()
+ *     nn_backward(s, NULL, 0);                             // x->grad == 0.5
+ *     printf("%g %g\n", nn_item(s), nn_get(x->grad, (int64_t[]){0, 0}));
+ *     nn_release(x); nn_release(w); nn_release(y); nn_release(s);
+ *
+ * Conventions
+ *  - Tensors are refcounted. A function returning nn_tensor* gives the caller
+ *    one reference; drop it with nn_release(). Views share storage.
+ *  - Dimensions are 0-based here; negative dims count from the end.
+ *  - Index tensors (i64) are counted from `base`: the Lua bindings pass 1
+ *    (Lua counts from 1), C callers usually pass 0. Ops that return indices
+ *    (argmax, topk, sort) add `base` to what they return.
+ *  - BLAS is OpenBLAS loaded with dlopen after choosing its kernel set
+ *    (see nn_init); threads are set with nn_set_num_threads().
+ */
+#ifndef NN_TENSOR_H
+#define NN_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NN_MAX_DIMS 8
+
+typedef enum { NN_F32 = 0, NN_I64 = 1, NN_DTYPE_COUNT } nn_dtype;
+
+typedef struct nn_storage {
+    void *data;
+    size_t bytes;
+    int refcount;
+    int owns;          /* 0: a host's buffer, never freed by us; 1: ours;
+                          2: a file mapping (unmapped on release) */
+    void *map_base;    /* owns == 2: the mapping's start and length */
+    size_t map_len;
+    uint64_t version;  /* bumped by every in-place write */
+    int reported;      /* a binding has told its GC about these bytes */
+} nn_storage;
+
+struct nn_node;
+
+typedef struct nn_tensor {
+    nn_dtype dtype;
+    int ndim;
+    int64_t shape[NN_MAX_DIMS];
+    int64_t stride[NN_MAX_DIMS]; /* in elements */
+    int64_t offset;              /* in elements */
+    nn_storage *storage;
+    int refcount;
+    /* autograd */
+    int requires_grad;           /* a leaf the user marked, or made from one */
+    struct nn_node *node;        /* the op that made it; NULL for leaves */
+    struct nn_tensor *grad;      /* leaves: the accumulated gradient */
+    struct nn_rowgrad *rowgrad;  /* leaves with row-sparse gradients, or NULL */
+} nn_tensor;
+
+/* Counter-based generator (Philox4x32-10): element i of a draw depends only
+ * on (seed, offset + i), so results do not depend on the thread count. */
+typedef struct nn_rng {
+    uint64_t seed;
+    uint64_t offset;
+} nn_rng;
+
+/* ---- errors and set-up ------------------------------------------------ */
+const char *nn_last_error(void);
+int nn_last_error_arg(void); /* argument blamed (1-based), 0 if none */
+int nn_init(void);           /* loads BLAS; idempotent; -1 on failure */
+void nn_set_num_threads(int n);
+int nn_get_num_threads(void);
+/* Brings the calling thread's OpenMP team size in line with
+ * nn_set_num_threads (cheap; tensor creation calls it). */
+void nn_sync_threads(void);
+const char *nn_blas_core(void);     /* OpenBLAS kernel set in use */
+const char *nn_blas_choice(void);   /* how it was chosen */
+const char *nn_blas_library(void);  /* the library file loaded */
+const char *nn_build_flags(void);
+double nn_clock(void);              /* monotonic seconds */
+const char *nn_dtype_name(nn_dtype d);
+int64_t nn_live_bytes(void);        /* bytes of tensor storage we own */
+/* Caps live tensor storage for the whole process (0: no cap; a host
+ * embedding untrusted scripts sets one); returns the previous cap. A
+ * tensor that would pass it fails like an allocation that failed. */
+int64_t nn_set_memory_limit(int64_t bytes);
+size_t nn_cached_bytes(void);       /* freed large blocks kept for reuse */
+void nn_empty_cache(void);          /* give them back to the system */
+size_t nn_dtype_size(nn_dtype d);
+
+/* Raw sgemm on row-major buffers (C = alpha*op(A)op(B) + beta*C). */
+int nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+             float alpha, const float *a, int64_t lda, const float *b,
+             int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* ---- autograd ----------------------------------------------------------- */
+/* Ops record a node when grad mode is on and an input requires grad;
+ * nn_backward walks the recorded graph once in reverse topological order
+ * and accumulates into .grad of the leaves. */
+int nn_set_grad_enabled(int on);           /* returns the previous mode */
+int nn_is_grad_enabled(void);
+int nn_set_requires_grad(nn_tensor *t, int on); /* leaves only */
+/* grad: NULL means 1 for a one-element root */
+int nn_backward(nn_tensor *root, const nn_tensor *grad, int retain_graph);
+nn_tensor *nn_detach(nn_tensor *t);        /* shares storage, no history */
+const char *nn_grad_fn_name(const nn_tensor *t); /* NULL for leaves */
+int nn_is_leaf(const nn_tensor *t);
+/* anomaly mode: an op whose result or gradient holds NaN/Inf fails with
+ * its name (slow: every result is scanned). Returns the previous mode. */
+int nn_set_anomaly(int on);
+/* the sum of g over the dims where `shape` broadcast (g's shape) */
+nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape);
+
+/* ---- lifetime and inspection ------------------------------------------ */
+nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape);
+nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
+                          const int64_t *shape); /* borrowed, not copied */
+/* a tensor over bytes [offset, ...) of a file, mapped copy-on-write: pages
+ * are read when touched, so files larger than memory work; writes stay in
+ * memory and never reach the file */
+nn_tensor *nn_map_file(const char *path, uint64_t offset, nn_dtype dtype, int ndim,
+                       const int64_t *shape);
+nn_tensor *nn_retain(nn_tensor *t);
+void nn_release(nn_tensor *t);
+int64_t nn_numel(const nn_tensor *t);
+int nn_is_contiguous(const nn_tensor *t);
+void *nn_data(const nn_tensor *t); /* pointer to element 0 */
+double nn_get(const nn_tensor *t, const int64_t *index);
+int64_t nn_get_i64(const nn_tensor *t, const int64_t *index); /* exact for i64 */
+void nn_set(nn_tensor *t, const int64_t *index, double v);
+double nn_item(const nn_tensor *t);
+int nn_same_shape(const nn_tensor *a, const nn_tensor *b);
+/* writes "2x3" (or "scalar") into buf */
+const char *nn_shape_str(const nn_tensor *t, char *buf, size_t n);
+
+/* ---- creation ----------------------------------------------------------- */
+nn_tensor *nn_zeros(nn_dtype dtype, int ndim, const int64_t *shape);
+nn_tensor *nn_full(int ndim, const int64_t *shape, double value);
+nn_tensor *nn_full_dtype(nn_dtype dtype, int ndim, const int64_t *shape,
+                         double value);
+nn_tensor *nn_scalar(nn_dtype dtype, double value); /* 0-dim */
+nn_tensor *nn_arange(nn_dtype dtype, double start, double end, double step);
+nn_tensor *nn_linspace(double start, double end, int64_t steps);
+nn_tensor *nn_eye(int64_t n, int64_t m);
+/* unsigned bytes (images, labels) widened to f32 or i64 */
+nn_tensor *nn_from_u8(const uint8_t *data, nn_dtype dtype, int ndim,
+                      const int64_t *shape);
+/* (n) i64: lut[byte] for each byte (lut: a (256) i64 table) */
+nn_tensor *nn_map_bytes(const uint8_t *data, size_t n, const nn_tensor *lut);
+/* (256) i64: how often each byte value occurs */
+nn_tensor *nn_byte_counts(const uint8_t *data, size_t n);
+void nn_rng_seed(nn_rng *r, uint64_t seed);
+nn_tensor *nn_rand(nn_rng *r, int ndim, const int64_t *shape);
+nn_tensor *nn_randn(nn_rng *r, int ndim, const int64_t *shape);
+nn_tensor *nn_randint(nn_rng *r, int64_t low, int64_t high, int ndim,
+                      const int64_t *shape);
+nn_tensor *nn_bernoulli(nn_rng *r, const nn_tensor *p);
+/* uniform draws in [0,1) for n elements, consuming the same counters */
+void nn_rng_uniform(nn_rng *r, float *out, int64_t n);
+
+/* ---- views (share storage) --------------------------------------------- */
+nn_tensor *nn_view(nn_tensor *t, int ndim, const int64_t *shape);
+nn_tensor *nn_reshape(nn_tensor *t, int ndim, const int64_t *shape);
+nn_tensor *nn_transpose(nn_tensor *t, int d0, int d1);
+nn_tensor *nn_permute(nn_tensor *t, const int *dims);
+nn_tensor *nn_narrow(nn_tensor *t, int dim, int64_t start, int64_t len);
+nn_tensor *nn_slice(nn_tensor *t, int dim, int64_t start, int64_t stop,
+                    int64_t step); /* [start, stop) by step > 0 */
+nn_tensor *nn_select(nn_tensor *t, int dim, int64_t index);
+nn_tensor *nn_expand(nn_tensor *t, int ndim, const int64_t *shape);
+nn_tensor *nn_squeeze(nn_tensor *t, int dim);
+nn_tensor *nn_squeeze_all(nn_tensor *t);
+nn_tensor *nn_unsqueeze(nn_tensor *t, int dim);
+nn_tensor *nn_contiguous(nn_tensor *t); /* t itself (retained) if already */
+nn_tensor *nn_clone(const nn_tensor *t);
+nn_tensor *nn_to_dtype(const nn_tensor *t, nn_dtype dtype);
+int nn_copy_(nn_tensor *dst, const nn_tensor *src); /* src broadcasts */
+int nn_fill_(nn_tensor *t, double v);
+/* the broadcast shape of a and b into out (returns ndim, -1 on mismatch) */
+int nn_broadcast_shape(const nn_tensor *a, const nn_tensor *b, int64_t *out);
+
+/* ---- row-sparse gradients ------------------------------------------------
+ * A leaf (V, D) table (embeddings, knowledge-graph entities) can keep its
+ * gradient row-sparse: ops that read rows (embedding, kge_score) add into
+ * the rows they used, other rows are never touched, and the sparse
+ * optimizer steps update only those rows. The buffer is allocated once. */
+int nn_set_sparse_grad(nn_tensor *t, int on);
+int nn_has_sparse_grad(const nn_tensor *t);
+/* rows touched since the last clear (0-based, first-touch order) */
+int64_t nn_sparse_grad_rows(const nn_tensor *t, const int64_t **rows);
+/* (V, D) buffer; only the touched rows hold gradient */
+const float *nn_sparse_grad_data(const nn_tensor *t);
+void nn_sparse_grad_clear(nn_tensor *t);
+/* the gradient as a dense (V, D) tensor; NULL (no error) when no row is touched */
+nn_tensor *nn_sparse_grad_dense(const nn_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * nn_layers.h -- neural-network layers as fused kernels with hand-written
+ * backward (linear, conv, norms, embedding, losses, attention, fusion,
+ * knowledge-graph scores) and the optimizer steps.
+ *
+ * A first program (error checks elided; every call that can fail on user
+ * input returns NULL or -1 and leaves a message in nn_last_error()):
+ *
+ *     nn_rng rng;
+ *     nn_rng_seed(&rng, 42);
+ *     nn_tensor *x = nn_randn(&rng, 2, (int64_t[]){2, 3}); // (2, 3) normal
+ *     nn_set_requires_grad(x, 1);
+ *     nn_tensor *w = nn_full(1, (int64_t[]){3}, 0.5);      // (3,)
+ *     nn_tensor *y = nn_mul(x, w);                         // broadcast: (2, 3)
+ *     nn_tensor *s = nn_sum(y, 0, NULL, 0);                // all dims: ()
+ *     nn_backward(s, NULL, 0);                             // x->grad == 0.5
+ *     printf("%g %g\n", nn_item(s), nn_get(x->grad, (int64_t[]){0, 0}));
+ *     nn_release(x); nn_release(w); nn_release(y); nn_release(s);
+ *
+ * A layer call: y = nn_linear(x, w, b) with x (..., I), w (O, I), b (O).
+ */
+#ifndef NN_LAYERS_H
+#define NN_LAYERS_H
+
+#include "nn_ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- layers (fused ops with hand-written backward) ------------------------ */
+/* x (..., I) @ W (O, I)^T + b (O, or NULL) -> (..., O) */
+nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b);
+/* normalise the last nnorm dims; w, b (their product) or NULL */
+nn_tensor *nn_layer_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                         const nn_tensor *b, double eps);
+nn_tensor *nn_rms_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
+                       double eps);
+/* idx (...) counted from base, W (V, D) -> (..., D); rows equal to
+ * padding_idx get no gradient (pass a value outside the table for none) */
+nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
+                        int64_t padding_idx, int64_t base);
+/* rescale the rows idx uses to p-norm <= max_norm, in place */
+int nn_embedding_renorm_(nn_tensor *w, const nn_tensor *idx, double max_norm,
+                         double p, int64_t base);
+/* x with elements zeroed with probability p, the rest scaled by 1/(1-p) */
+nn_tensor *nn_dropout(nn_rng *r, const nn_tensor *x, double p, int training);
+/* logits (N, C); target (N) i64 indices or (N, C) f32 probabilities;
+ * weight (C) or NULL; reduction 0 none, 1 mean, 2 sum */
+nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
+                            const nn_tensor *weight, int64_t ignore_index,
+                            double label_smoothing, int reduction, int64_t base);
+
+/* x (N, C, H, W), w (O, C, KH, KW), b (O) or NULL; stride, padding and
+ * dilation are {h, w} pairs */
+nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
+                     const int *stride, const int *padding, const int *dilation);
+nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding);
+nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
+                         const int *padding);
+
+/* Cross-modal fusion (fusion.c). gated_fusion: h, g (B, M, D) per-modality
+ * pre-activations and gate logits, mask (B, M) f32 or NULL (0 = missing) ->
+ * sum_m softmax_m(g) tanh(h_m) (B, D). mfb_pool: a, b (B, D*factor) ->
+ * L2-normalised signed sqrt of the factor-group sums of a*b (B, D). */
+#define NN_FUSION_MAX_MODALITIES 16
+nn_tensor *nn_gated_fusion(const nn_tensor *h, const nn_tensor *g,
+                           const nn_tensor *mask);
+nn_tensor *nn_mfb_pool(const nn_tensor *a, const nn_tensor *b, int64_t factor);
+
+/* Knowledge-graph embedding scores (kge.c). E (V, de) entities, R (NR, dr)
+ * relations; anchor, rel (B) i64; cand (B, N) per query or (N) shared, i64;
+ * indices count from base. Scores (B, N) of (anchor, rel, cand) when head
+ * is 0, of (cand, rel, anchor) when head is 1. TransE and DistMult: de =
+ * dr; ComplEx: de = dr = 2k ([re | im]); RotatE: de = 2k, dr = k phases
+ * (radians = phase * value). Scores of true triples: cand = tails (B, 1). */
+typedef enum { NN_KGE_TRANSE, NN_KGE_DISTMULT, NN_KGE_COMPLEX, NN_KGE_ROTATE } nn_kge_model;
+typedef struct {
+    nn_kge_model model;
+    double gamma; /* TransE, RotatE: score = gamma - distance */
+    int p;        /* TransE's norm: 1 or 2 */
+    int head;     /* candidates replace the head */
+    double phase; /* RotatE */
+} nn_kge_args;
+nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor *anchor,
+                        const nn_tensor *rel, const nn_tensor *cand,
+                        const nn_kge_args *a, int64_t base);
+
+/* Scaled dot-product attention: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H,
+ * Tk, Dv) -> (B, H, Tq, Dv). k and v may broadcast over B and H (size 1).
+ * mask: additive f32 broadcastable to (B, H, Tq, Tk) (-inf blocks) or NULL;
+ * causal: query i sees keys j <= Tk - Tq + i; scale 0 means 1/sqrt(D);
+ * dropout on the weights when training. weights, when not NULL, receives
+ * the (B, H, Tq, Tk) weights (before dropout); otherwise memory stays
+ * linear in the sequence length. */
+typedef struct {
+    const nn_tensor *mask;
+    int causal;
+    double scale, dropout;
+    int training;
+    nn_rng *rng;
+} nn_attention_args;
+nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor *v,
+                        const nn_attention_args *a, nn_tensor **weights);
+
+/* ---- optimizer steps (in place; PyTorch 1.13's formulas) ------------------ */
+typedef struct {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov, maximize, first_step; /* first_step: buf = d */
+} nn_sgd_args;
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t step;     /* counts from 1 */
+    int decoupled;    /* AdamW's weight decay */
+    int maximize;
+} nn_adam_args;
+typedef struct {
+    double lr, alpha, eps, weight_decay, momentum;
+} nn_rmsprop_args;
+typedef struct {
+    double lr, lr_decay, weight_decay, eps;
+    int64_t step;
+} nn_adagrad_args;
+/* buf/vmax/avg may be NULL (no momentum / no amsgrad / not centered).
+ * Adam and Adagrad take g NULL for p's row-sparse gradient: only its
+ * touched rows (and their state) are updated. */
+int nn_sgd_step(nn_tensor *p, const nn_tensor *g, nn_tensor *buf,
+                const nn_sgd_args *a);
+int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,
+                 nn_tensor *vmax, const nn_adam_args *a);
+int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
+                    nn_tensor *buf, nn_tensor *avg, const nn_rmsprop_args *a);
+int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
+                    const nn_adagrad_args *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

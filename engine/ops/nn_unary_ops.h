@@ -1,0 +1,64 @@
+/*
+ * nn_unary_ops.h -- the unary ops, one line each (an X-macro table, as in
+ * Lua's lopnames.h): X(ID, name, forward, derivative, saves).
+ *
+ * forward is f(x) in f32 and derivative f'(x) written with x, y = f(x) and
+ * the op's parameters p0, p1 (clamp's bounds, leaky_relu's slope); saves
+ * is what the derivative reads and the tape keeps: IN (x), OUT (y) or
+ * NONE. The enum nn_unary_op, the names, the f32 kernels, the
+ * backward, the Lua methods (t:exp(), t:exp_()) and the gradient checks
+ * are all generated from this table: a new op is one line plus its value
+ * test. The expressions are only expanded inside engine/ops/elementwise.c.
+ */
+#ifndef NN_UNARY_OPS_H
+#define NN_UNARY_OPS_H
+
+#ifdef __cplusplus
+extern "C" { /* macros only: the guard keeps the rule of the headers */
+#endif
+
+#define NN_UNARY_OPS(X)                                                          \
+    X(NEG, neg, -x, -1.0f, NONE)                                                 \
+    X(ABS, abs, fabsf(x), (float)((x > 0.0f) - (x < 0.0f)), IN)                   \
+    X(EXP, exp, nn_expf(x), y, OUT)                                                \
+    X(LOG, log, logf(x), 1.0f / x, IN)                                            \
+    X(SQRT, sqrt, sqrtf(x), 0.5f / y, OUT)                                         \
+    X(RSQRT, rsqrt, 1.0f / sqrtf(x), -0.5f * y * y * y, OUT)                       \
+    X(SIN, sin, sinf(x), cosf(x), IN)                                             \
+    X(COS, cos, cosf(x), -sinf(x), IN)                                            \
+    X(TANH, tanh, tanhf(x), 1.0f - y * y, OUT)                                     \
+    X(SIGMOID, sigmoid, nn_sigmoidf(x), y * (1.0f - y), OUT)                       \
+    X(RELU, relu, x > 0.0f ? x : 0.0f, y > 0.0f ? 1.0f : 0.0f, OUT)                \
+    X(GELU, gelu, gelu(x), gelu_deriv(x), IN)                                     \
+    X(SILU, silu, x * nn_sigmoidf(x), silu_deriv(x), IN)                          \
+    X(FLOOR, floor, floorf(x), 0.0f, NONE)                                       \
+    X(CEIL, ceil, ceilf(x), 0.0f, NONE)                                          \
+    X(ROUND, round, nearbyintf(x), 0.0f, NONE) /* half to even, as PyTorch */    \
+    X(SIGN, sign, (float)((x > 0.0f) - (x < 0.0f)), 0.0f, NONE)                  \
+    X(RECIPROCAL, reciprocal, 1.0f / x, -y * y, OUT)                               \
+    X(SQUARE, square, x * x, 2.0f * x, IN)                                        \
+    X(LOG1P, log1p, log1pf(x), 1.0f / (1.0f + x), IN)                             \
+    X(EXPM1, expm1, expm1f(x), y + 1.0f, OUT)                                      \
+    X(GELU_TANH, gelu_tanh, gelu_tanh(x), gelu_tanh_deriv(x), IN)                 \
+    X(CLAMP, clamp, x < p0 ? p0 : (x > p1 ? p1 : x),                             \
+      (x >= p0 && x <= p1) ? 1.0f : 0.0f, IN)                                     \
+    X(LEAKY_RELU, leaky_relu, x > 0.0f ? x : x * p0, x > 0.0f ? 1.0f : p0, IN)
+
+/* the binary ops (their derivatives, written with engine ops, are in
+ * elementwise.c) and the reductions: X(ID, name) */
+#define NN_BINARY_OPS(X)                                                         \
+    X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div) X(POW, pow)                  \
+    X(MAXIMUM, maximum) X(MINIMUM, minimum) X(REMAINDER, remainder)              \
+    X(ATAN2, atan2) X(FLOOR_DIVIDE, floor_divide) X(EQ, eq) X(NE, ne) X(LT, lt)  \
+    X(LE, le) X(GT, gt) X(GE, ge)
+
+#define NN_REDUCE_OPS(X)                                                         \
+    X(SUM, sum) X(MEAN, mean) X(PROD, prod) X(MAX, max) X(MIN, min)              \
+    X(ARGMAX, argmax) X(ARGMIN, argmin) X(VAR, var) X(STD, std)                  \
+    X(LOGSUMEXP, logsumexp) X(NORM, norm)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

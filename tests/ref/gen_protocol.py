@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""Parameter names, shapes and counts of every built-in layer, from
+PyTorch 1.13, for the module-protocol spec (tests/protocol_spec.lua).
+
+Run by a developer (never by CI):  /usr/bin/python3 tests/ref/gen_protocol.py
+Writes tests/ref/protocol.json: per case the nnlua constructor call (layer,
+positional args, options), an input shape and dtype for one forward, and
+PyTorch's state dict (name -> shape) and parameter count. RMSNorm is not in
+PyTorch 1.13: its entry is written by hand below (one weight of the
+normalised shape, as torch.nn.RMSNorm in later releases).
+"""
+import json
+import os
+
+import torch.nn as tnn
+
+cases = []
+
+
+def case(layer, args, opts, module, input_shape, dtype='f32'):
+    if module is None:
+        state, count = opts.pop('_state'), opts.pop('_count')
+    else:
+        state = {k: list(v.shape) for k, v in module.state_dict().items()}
+        count = sum(p.numel() for p in module.parameters())
+    cases.append(dict(layer=layer, args=args, opts=opts, input=input_shape, dtype=dtype,
+                      state=state, num_parameters=count))
+
+
+case('Linear', [3, 4], {}, tnn.Linear(3, 4), [2, 3])
+case('Linear', [3, 4], {'bias': False}, tnn.Linear(3, 4, bias=False), [2, 3])
+case('Embedding', [10, 4], {'padding_idx': 1}, tnn.Embedding(10, 4, padding_idx=0), [2, 3], 'i64')
+case('LayerNorm', [4], {}, tnn.LayerNorm(4), [2, 4])
+case('LayerNorm', [[2, 4]], {'elementwise_affine': False},
+     tnn.LayerNorm([2, 4], elementwise_affine=False), [3, 2, 4])
+case('RMSNorm', [4], {'_state': {'weight': [4]}, '_count': 4}, None, [2, 4])
+case('Dropout', [0.1], {}, tnn.Dropout(0.1), [2, 4])
+for name in ['ReLU', 'GELU', 'SiLU', 'Tanh', 'Sigmoid']:
+    case(name, [], {}, getattr(tnn, name)(), [2, 4])
+case('GELU', [{'approximate': 'tanh'}], {}, tnn.GELU(approximate='tanh'), [2, 4])
+case('Softmax', [-1], {}, tnn.Softmax(-1), [2, 4])
+case('LeakyReLU', [0.2], {}, tnn.LeakyReLU(0.2), [2, 4])
+case('Flatten', [], {}, tnn.Flatten(), [2, 3, 4])
+case('Conv2d', [3, 8, 3], {'padding': 1}, tnn.Conv2d(3, 8, 3, padding=1), [2, 3, 6, 6])
+case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
+     tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
+case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
+case('AvgPool2d', [2], {'stride': 1}, tnn.AvgPool2d(2, stride=1), [2, 3, 6, 6])
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'protocol.json'), 'w') as f:
+    json.dump(cases, f, indent=1)
+print(len(cases), 'cases')
