@@ -170,6 +170,7 @@ bench: all
 	$(NNLUA) bench/matmul.lua
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
+	$(NNLUA) bench/gpt_memory.lua
 	$(NNLUA) bench/vit_step.lua
 	$(NNLUA) bench/kge_step.lua
 	$(NNLUA) bench/generate.lua

@@ -112,6 +112,7 @@ static int check_closure(lua_State *L) {
  * functions declare their keys with it */
 static int l_define_options(lua_State *L) {
     const char *fname = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
     int n = nnL_checklen(L, 2, 1000);
     lua_newtable(L); /* set */
     lua_createtable(L, n, 0); /* list, copied so later edits cannot change it */
