@@ -41,6 +41,13 @@ static int new_layer(lua_State *L) {
     return 1;
 }
 
+void nnL_construct(lua_State *L, const nnL_layer_class *cls, int nargs) {
+    lua_pushlightuserdata(L, (void *)cls);
+    nnL_pushcclosure(L, new_layer, 1);
+    lua_insert(L, -nargs - 1);
+    lua_call(L, nargs, 1);
+}
+
 static void store_slot(lua_State *L, int slot) { /* value on top, layer below */
     lua_getiuservalue(L, -2, 1);
     lua_insert(L, -2);

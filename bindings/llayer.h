@@ -89,5 +89,11 @@ void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes);
  * nn._set_forward_observer, into the table on top. */
 void nnL_open_layer_protocol(lua_State *L);
 void nnL_open_conv_layers(lua_State *L);
+void nnL_open_attention_layers(lua_State *L);
+
+/* Builds a layer of cls from the nargs arguments on top (replaced by it),
+ * as the Lua constructor would: options checked, layer left on top. */
+void nnL_construct(lua_State *L, const nnL_layer_class *cls, int nargs);
+extern const nnL_layer_class nnL_linear_class;
 
 #endif

@@ -39,7 +39,7 @@ static const nnL_field linear_fields[] = {
     FIELD(NNL_F_INT, linear_cfg, in_features), FIELD(NNL_F_INT, linear_cfg, out_features),
     FIELD(NNL_F_BOOL, linear_cfg, bias), END_FIELDS};
 static const char *const linear_opts[] = {"bias", NULL};
-static const nnL_layer_class linear_class = {
+const nnL_layer_class nnL_linear_class = {
     "Linear", sizeof(linear_cfg), weight_bias, linear_fields, linear_opts, 3,
     linear_build, linear_forward};
 
@@ -279,10 +279,11 @@ static const nnL_layer_class flatten_class = {
 
 void nnL_open_layers(lua_State *L) {
     static const nnL_layer_class *const classes[] = {
-        &linear_class, &embedding_class, &layernorm_class, &rmsnorm_class, &dropout_class,
+        &nnL_linear_class, &embedding_class, &layernorm_class, &rmsnorm_class, &dropout_class,
         &relu_class, &gelu_class, &silu_class, &tanh_class, &sigmoid_class, &softmax_class,
         &leaky_class, &flatten_class, NULL};
     nnL_open_layer_protocol(L);
     nnL_register_layers(L, classes);
     nnL_open_conv_layers(L);
+    nnL_open_attention_layers(L);
 }

@@ -16,7 +16,6 @@ local lazy = {
   init = { 'nnlua.initializers' },
   F = { 'nnlua.functional' },
   class = { 'nnlua.class' },
-  MultiheadAttention = { 'nnlua.transformer', 'MultiheadAttention' },
   TransformerEncoderLayer = { 'nnlua.transformer', 'TransformerEncoderLayer' },
   TransformerDecoderLayer = { 'nnlua.transformer', 'TransformerDecoderLayer' },
   TransformerEncoder = { 'nnlua.transformer', 'TransformerEncoder' },

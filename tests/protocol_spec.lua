@@ -14,9 +14,12 @@ local function build(c)
   return nn[c.layer](table.unpack(args))
 end
 
-local function input(c)
-  if c.dtype == 'i64' then return nn.randint(1, 10, c.input) end
-  return nn.randn(table.unpack(c.input))
+local function inputs(c)
+  local xs = {}
+  for i, shape in ipairs(c.inputs) do
+    xs[i] = c.dtype == 'i64' and nn.randint(1, 10, shape) or nn.randn(table.unpack(shape))
+  end
+  return table.unpack(xs)
 end
 
 local function shapes(sd)
@@ -49,8 +52,13 @@ describe('the module protocol on built-in layers', function()
         assert.is_true(p.requires_grad)
       end
       assert.equal(n, #m:parameters())
-      assert.same({}, m:children())
-      assert.equal(1, #m:modules())
+      local children = {}
+      for name, child in m:named_children() do
+        children[#children + 1] = name
+        assert.is_true(nn.is_module(child))
+      end
+      assert.same(c.children, children)
+      assert.equal(1 + #children, #m:modules())
       assert.same({}, m:buffers())
       -- train / eval reach the layer
       assert.is_true(m.training)
@@ -61,10 +69,13 @@ describe('the module protocol on built-in layers', function()
       local seen = 0
       m:apply(function(x) seen = seen + (x == m and 1 or 0) end)
       assert.equal(1, seen)
-      -- one forward and backward, then zero_grad
-      local x = input(c)
+      for _, child in ipairs(m:children()) do assert.is_true(child.training) end
       m:eval()
-      local y = m(x)
+      for _, child in ipairs(m:children()) do assert.is_false(child.training) end
+      m:train()
+      -- one forward and backward, then zero_grad
+      m:eval()
+      local y = m(inputs(c))
       assert.truthy(nn.is_tensor(y))
       if n > 0 then
         (y * y):sum():backward()

@@ -5,8 +5,8 @@
 --- engine/attention.c; these modules only wire them together.
 ---
 --- Parameter names follow PyTorch 1.13 so its state dicts load:
----   MultiheadAttention: in_proj_weight (3E, E), in_proj_bias (3E),
----     out_proj.weight, out_proj.bias; with kdim/vdim different from E:
+---   MultiheadAttention (built in, in C): in_proj_weight (3E, E), in_proj_bias
+---     (3E), out_proj.weight, out_proj.bias; with kdim/vdim different from E:
 ---     q_proj_weight, k_proj_weight, v_proj_weight instead of in_proj_weight.
 ---   TransformerEncoderLayer: self_attn.*, linear1, linear2, norm1, norm2.
 ---   TransformerDecoderLayer: self_attn.*, multihead_attn.*, linear1,
@@ -72,89 +72,12 @@ end
 
 -- ---- MultiheadAttention -----------------------------------------------------
 
-local MHA = Module:extend()
-MHA._name = 'MultiheadAttention'
-M.MultiheadAttention = MHA
-
-local OPTIONS_MULTIHEADATTENTION = nn.define_options('MultiheadAttention', { 'dropout', 'bias', 'batch_first', 'kdim', 'vdim' })
 --- MultiheadAttention(embed_dim, num_heads[, {bias = true, dropout = 0,
---- kdim = E, vdim = E, batch_first = true}])
-function MHA:_init(e, heads, o)
-  o = OPTIONS_MULTIHEADATTENTION(o)
-  assert(math.type(e) == 'integer' and math.type(heads) == 'integer' and e % heads == 0,
-    'MultiheadAttention: embed_dim must be an integer divisible by num_heads')
-  if o.batch_first == false then error('MultiheadAttention: only batch_first = true is supported', 2) end
-  self.embed_dim, self.num_heads, self.head_dim = e, heads, e // heads
-  self.kdim, self.vdim = o.kdim or e, o.vdim or e
-  self.dropout_p = o.dropout or 0
-  local bias = o.bias ~= false
-  -- PyTorch's init: xavier_uniform_ on the projections, zero biases
-  if self.kdim == e and self.vdim == e then
-    self.in_proj_weight = nn.init.xavier_uniform_(nn.empty(3 * e, e):requires_grad_())
-  else
-    self.q_proj_weight = nn.init.xavier_uniform_(nn.empty(e, e):requires_grad_())
-    self.k_proj_weight = nn.init.xavier_uniform_(nn.empty(e, self.kdim):requires_grad_())
-    self.v_proj_weight = nn.init.xavier_uniform_(nn.empty(e, self.vdim):requires_grad_())
-  end
-  if bias then self.in_proj_bias = nn.zeros(3 * e):requires_grad_() end
-  self.out_proj = nn.Linear(e, e, { bias = bias })
-  if bias then nn.init.zeros_(self.out_proj.bias) end
-end
-
--- (B, T, E) -> (B, H, T, D) as a view
-function MHA:heads(x)
-  local b, t = x:size(1), x:size(2)
-  return x:view(b, t, self.num_heads, -1):transpose(2, 3)
-end
-
-function MHA:project(x, i)
-  local e = self.embed_dim
-  local w = self.in_proj_weight and self.in_proj_weight:narrow(1, (i - 1) * e + 1, e)
-    or ({ self.q_proj_weight, self.k_proj_weight, self.v_proj_weight })[i]
-  local b = self.in_proj_bias and self.in_proj_bias:narrow(1, (i - 1) * e + 1, e)
-  return nn.linear(x, w, b)
-end
-
-local OPTIONS_MULTIHEADATTENTION_FORWARD = nn.define_options('MultiheadAttention:forward', { 'key_padding_mask', 'need_weights', 'attn_mask', 'is_causal', 'cache' })
---- forward(query, key, value[, {key_padding_mask =, attn_mask =,
---- is_causal =, need_weights = false, cache =}]) -> out (B, T, E)[, weights]
---- attn_mask is additive (T, S) or broadcastable to (B, H, T, S); weights
---- are averaged over heads (B, T, S), as PyTorch returns them. A cache
---- (KVCache) keeps keys and values across calls for incremental decoding.
-function MHA:forward(query, key, value, o)
-  key, value, o = key or query, value or key or query, OPTIONS_MULTIHEADATTENTION_FORWARD(o)
-  local q, k, v
-  if query == key and key == value and self.in_proj_weight then
-    local qkv = nn.linear(query, self.in_proj_weight, self.in_proj_bias) -- one GEMM
-    local b, t, e = query:size(1), query:size(2), self.embed_dim
-    qkv = qkv:view(b, t, 3, self.num_heads, self.head_dim)
-    q = qkv:select(3, 1):transpose(2, 3)
-    k = qkv:select(3, 2):transpose(2, 3)
-    v = qkv:select(3, 3):transpose(2, 3)
-    local _ = e
-  else
-    q = self:heads(self:project(query, 1))
-    k = self:heads(self:project(key, 2))
-    v = self:heads(self:project(value, 3))
-  end
-  if o.cache then k, v = o.cache:append(k, v) end
-  local mask = o.attn_mask
-  if mask and mask.dtype ~= 'f32' then error('attn_mask must be an additive f32 mask', 2) end
-  if o.key_padding_mask then
-    local pm = M.padding_mask(o.key_padding_mask)
-    mask = mask and mask + pm or pm
-  end
-  local out = nn.attention(q, k, v, { mask = mask, causal = o.is_causal,
-    dropout = self.dropout_p, training = self.training })
-  local b, t = query:size(1), query:size(2)
-  out = self.out_proj(out:transpose(2, 3):reshape(b, t, self.embed_dim))
-  if not o.need_weights then return out end
-  -- the weights, differentiable, from the unfused composition
-  local s = q:matmul(k:transpose(-1, -2)) * (1 / math.sqrt(self.head_dim))
-  if mask then s = s + mask end
-  if o.is_causal then s = s + M.causal_mask(q:size(3), k:size(3)) end
-  return out, s:softmax(-1):mean(2)
-end
+--- kdim = E, vdim = E, batch_first = true}]) is a built-in layer (C
+--- userdata, bindings/lattnlayers.c); its forward(query, key, value[,
+--- {key_padding_mask =, attn_mask =, is_causal =, need_weights =, cache =}]).
+local MHA = nn.MultiheadAttention
+M.MultiheadAttention = MHA
 
 -- ---- encoder and decoder layers -------------------------------------------------
 

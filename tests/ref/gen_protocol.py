@@ -4,8 +4,8 @@ PyTorch 1.13, for the module-protocol spec (tests/protocol_spec.lua).
 
 Run by a developer (never by CI):  /usr/bin/python3 tests/ref/gen_protocol.py
 Writes tests/ref/protocol.json: per case the nnlua constructor call (layer,
-positional args, options), an input shape and dtype for one forward, and
-PyTorch's state dict (name -> shape) and parameter count. RMSNorm is not in
+positional args, options), input shapes and a dtype for one forward, and
+PyTorch's state dict (name -> shape), parameter count and children. RMSNorm is not in
 PyTorch 1.13: its entry is written by hand below (one weight of the
 normalised shape, as torch.nn.RMSNorm in later releases).
 """
@@ -17,14 +17,15 @@ import torch.nn as tnn
 cases = []
 
 
-def case(layer, args, opts, module, input_shape, dtype='f32'):
+def case(layer, args, opts, module, input_shape, dtype='f32', more_inputs=()):
     if module is None:
-        state, count = opts.pop('_state'), opts.pop('_count')
+        state, count, children = opts.pop('_state'), opts.pop('_count'), []
     else:
         state = {k: list(v.shape) for k, v in module.state_dict().items()}
         count = sum(p.numel() for p in module.parameters())
-    cases.append(dict(layer=layer, args=args, opts=opts, input=input_shape, dtype=dtype,
-                      state=state, num_parameters=count))
+        children = [n for n, _ in module.named_children()]
+    cases.append(dict(layer=layer, args=args, opts=opts, inputs=[input_shape] + list(more_inputs),
+                      dtype=dtype, state=state, num_parameters=count, children=children))
 
 
 case('Linear', [3, 4], {}, tnn.Linear(3, 4), [2, 3])
@@ -45,6 +46,10 @@ case('Conv2d', [3, 8, 3], {'padding': 1}, tnn.Conv2d(3, 8, 3, padding=1), [2, 3,
 case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
      tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
 case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
+case('MultiheadAttention', [8, 2], {}, tnn.MultiheadAttention(8, 2, batch_first=True), [2, 5, 8])
+case('MultiheadAttention', [8, 2], {'bias': False, 'kdim': 6, 'vdim': 8},
+     tnn.MultiheadAttention(8, 2, bias=False, kdim=6, vdim=8, batch_first=True), [2, 5, 8],
+     more_inputs=[[2, 4, 6], [2, 4, 8]])
 case('AvgPool2d', [2], {'stride': 1}, tnn.AvgPool2d(2, stride=1), [2, 3, 6, 6])
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'protocol.json'), 'w') as f:
