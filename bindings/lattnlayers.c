@@ -208,7 +208,7 @@ static const nnL_field mha_fields[] = {
 static const char *const mha_opts[] = {"dropout", "bias", "batch_first", "kdim", "vdim", NULL};
 static const nnL_layer_class mha_class = {
     "MultiheadAttention", sizeof(mha_cfg), mha_slots, mha_fields, mha_opts, 3,
-    mha_build, mha_forward};
+    mha_build, mha_forward, NULL};
 
 void nnL_open_attention_layers(lua_State *L) {
     static const nnL_layer_class *const classes[] = {&mha_class, NULL};

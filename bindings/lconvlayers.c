@@ -55,7 +55,7 @@ static const nnL_field conv_fields[] = {
     {"bias", NNL_F_BOOL, offsetof(conv_cfg, bias), NULL}, {NULL, 0, 0, NULL}};
 static const char *const conv_opts[] = {"stride", "padding", "dilation", "groups", "bias", NULL};
 static const nnL_layer_class conv_class = {
-    "Conv2d", sizeof(conv_cfg), conv_slots, conv_fields, conv_opts, 4, conv_build, conv_forward};
+    "Conv2d", sizeof(conv_cfg), conv_slots, conv_fields, conv_opts, 4, conv_build, conv_forward, NULL};
 
 /* ---- MaxPool2d(kernel[, {stride = kernel, padding = 0}]) and AvgPool2d ------- */
 typedef struct { int kernel_size[2], stride[2], padding[2]; } pool_cfg;
@@ -91,10 +91,10 @@ static const nnL_field pool_fields[] = {
 static const char *const pool_opts[] = {"stride", "padding", NULL};
 static const nnL_layer_class maxpool_class = {
     "MaxPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
-    maxpool_forward};
+    maxpool_forward, NULL};
 static const nnL_layer_class avgpool_class = {
     "AvgPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
-    avgpool_forward};
+    avgpool_forward, NULL};
 
 void nnL_open_conv_layers(lua_State *L) {
     static const nnL_layer_class *const classes[] = {&conv_class, &maxpool_class,

@@ -221,6 +221,8 @@ static int l_index(lua_State *L) {
     const char *key = lua_tostring(L, 2);
     lua_pushvalue(L, 2);
     if (lua_gettable(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
+    for (const luaL_Reg *m = l->cls->methods; m && m->name; m++)
+        if (!strcmp(m->name, key)) return lua_pushcfunction(L, m->func), 1;
     int slot = find_slot(l->cls, key);
     if (slot >= 0) {
         lua_getiuservalue(L, 1, 1);
@@ -316,6 +318,10 @@ void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes) {
         lua_pushlightuserdata(L, (void *)c);
         nnL_pushcclosure(L, new_layer, 1);
         lua_setfield(L, -2, c->name);
+        for (const luaL_Reg *m = c->methods; m && m->name; m++) { /* recorded as nnlua calls */
+            nnL_pushcclosure(L, m->func, 0);
+            lua_pop(L, 1);
+        }
         if (c->options_arg) {
             nnL_options spec[2] = {{c->name, c->options}, {NULL, NULL}};
             nnL_define_options(L, spec);

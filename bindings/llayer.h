@@ -54,6 +54,7 @@ typedef struct {
     void (*build)(lua_State *L, nnL_layer *l);
     /* the layer at 1, inputs from 2; returns the number of results */
     int (*forward)(lua_State *L, nnL_layer *l);
+    const luaL_Reg *methods;   /* the kind's own methods, or NULL */
 } nnL_layer_class;
 
 struct nnL_layer {

@@ -41,7 +41,7 @@ static const nnL_field linear_fields[] = {
 static const char *const linear_opts[] = {"bias", NULL};
 const nnL_layer_class nnL_linear_class = {
     "Linear", sizeof(linear_cfg), weight_bias, linear_fields, linear_opts, 3,
-    linear_build, linear_forward};
+    linear_build, linear_forward, NULL};
 
 /* ---- Embedding(num, dim[, {padding_idx=, max_norm=, norm_type=2}]) ---------
  * weight ~ N(0, 1), the padding row zero */
@@ -91,7 +91,7 @@ static const nnL_field embedding_fields[] = {
 static const char *const embedding_opts[] = {"padding_idx", "max_norm", "norm_type", NULL};
 static const nnL_layer_class embedding_class = {
     "Embedding", sizeof(embedding_cfg), weight_only, embedding_fields, embedding_opts, 3,
-    embedding_build, embedding_forward};
+    embedding_build, embedding_forward, NULL};
 
 /* ---- LayerNorm(shape[, {eps = 1e-5, elementwise_affine = true, bias = true}])
  * and RMSNorm(shape[, {eps = 1e-6, elementwise_affine = true}]) ----------- */
@@ -148,10 +148,10 @@ static const char *const layernorm_opts[] = {"eps", "elementwise_affine", "bias"
 static const char *const rmsnorm_opts[] = {"eps", "elementwise_affine", NULL};
 static const nnL_layer_class layernorm_class = {
     "LayerNorm", sizeof(norm_cfg), weight_bias, norm_fields, layernorm_opts, 2,
-    layernorm_build, layernorm_forward};
+    layernorm_build, layernorm_forward, NULL};
 static const nnL_layer_class rmsnorm_class = {
     "RMSNorm", sizeof(norm_cfg), weight_only, norm_fields, rmsnorm_opts, 2,
-    rmsnorm_build, rmsnorm_forward};
+    rmsnorm_build, rmsnorm_forward, NULL};
 
 /* ---- Dropout([p = 0.5]) ------------------------------------------------------ */
 typedef struct { double p; } dropout_cfg;
@@ -170,7 +170,7 @@ static int dropout_forward(lua_State *L, nnL_layer *l) {
 static const nnL_field dropout_fields[] = {FIELD(NNL_F_NUM, dropout_cfg, p), END_FIELDS};
 static const nnL_layer_class dropout_class = {
     "Dropout", sizeof(dropout_cfg), no_slots, dropout_fields, NULL, 0,
-    dropout_build, dropout_forward};
+    dropout_build, dropout_forward, NULL};
 
 /* ---- activations: ReLU(), SiLU(), Tanh(), Sigmoid(), GELU([{approximate}]),
  * LeakyReLU([slope = 0.01]), Softmax([dim = -1]) ---------------------------- */
@@ -236,7 +236,7 @@ static const nnL_field leaky_fields[] = {FIELD(NNL_F_NUM, act_cfg, negative_slop
 static const nnL_field softmax_fields[] = {FIELD(NNL_F_INT, act_cfg, dim), END_FIELDS};
 static const char *const gelu_opts[] = {"approximate", NULL};
 #define ACTIVATION(cname, lname, fields, opts, arg, build, fwd) \
-    static const nnL_layer_class cname = {lname, sizeof(act_cfg), no_slots, fields, opts, arg, build, fwd}
+    static const nnL_layer_class cname = {lname, sizeof(act_cfg), no_slots, fields, opts, arg, build, fwd, NULL}
 ACTIVATION(relu_class, "ReLU", no_fields, NULL, 0, no_build, relu_forward);
 ACTIVATION(silu_class, "SiLU", no_fields, NULL, 0, no_build, silu_forward);
 ACTIVATION(tanh_class, "Tanh", no_fields, NULL, 0, no_build, tanh_forward);
@@ -275,7 +275,7 @@ static const nnL_field flatten_fields[] = {
     FIELD(NNL_F_INT, flatten_cfg, start_dim), FIELD(NNL_F_INT, flatten_cfg, end_dim), END_FIELDS};
 static const nnL_layer_class flatten_class = {
     "Flatten", sizeof(flatten_cfg), no_slots, flatten_fields, NULL, 0,
-    flatten_build, flatten_forward};
+    flatten_build, flatten_forward, NULL};
 
 void nnL_open_layers(lua_State *L) {
     static const nnL_layer_class *const classes[] = {

@@ -122,6 +122,10 @@ const float *nnlua_tensor_data(lua_State *L, int idx, int *ndim, int64_t *shape)
  * package root, adds those). */
 int luaopen_nnlua_core(lua_State *L) {
     if (nn_init() < 0) return luaL_error(L, "nnlua: %s", nn_last_error());
+    /* one core per lua_State: opened again (the package root drops the
+     * nnlua.core name so tracebacks say nnlua.f), it is the same table */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, NNL_CORE_KEY) == LUA_TTABLE) return 1;
+    lua_pop(L, 1);
     static const luaL_Reg fns[] = {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
@@ -150,6 +154,8 @@ int luaopen_nnlua_core(lua_State *L) {
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, NNL_CORE_KEY);
     return 1;
 }
 

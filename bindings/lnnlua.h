@@ -13,6 +13,7 @@
 
 #define NNL_TENSOR "nnlua.Tensor"
 #define NNL_STATE_KEY "nnlua.state"
+#define NNL_CORE_KEY "nnlua.core" /* registry: the core module table */
 #define NNL_BASE 1 /* index base of the Lua API */
 
 /* A rule for every binding: a tensor read out of a table (an argument's

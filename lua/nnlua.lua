@@ -2,6 +2,9 @@
 --- autograd, built-in layers) plus the names the Lua half provides, each
 --- loaded from lua/nnlua/*.lua on first use so `require "nnlua"` stays cheap.
 local nn = require 'nnlua.core'
+-- one name for the one table, so tracebacks say nnlua.f (requiring
+-- nnlua.core again gives the same table)
+package.loaded['nnlua.core'] = nil
 
 -- name -> { module[, field] }
 local lazy = {
@@ -44,7 +47,6 @@ local lazy = {
   ContrastiveLoss = { 'nnlua.multimodal', 'ContrastiveLoss' },
   MultiTask = { 'nnlua.multimodal', 'MultiTask' },
   kge = { 'nnlua.kge' },
-  KGEmbedding = { 'nnlua.kge', 'KGEmbedding' },
 }
 
 -- the lazy names, sorted (the docs and fuzz tests walk them)

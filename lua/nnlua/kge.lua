@@ -19,73 +19,12 @@ local models = { transe = true, distmult = true, complex = true, rotate = true }
 
 --- KGEmbedding{model = 'transe' | 'distmult' | 'complex' | 'rotate',
 --- num_entities, num_relations, dim, gamma = 12, p_norm = 1, epsilon = 2,
---- init, sparse = true}: entity (V, dim or 2 dim for the complex models)
---- and relation tables, initialised uniformly in +-(gamma + epsilon) / dim
---- as in the RotatE paper's code (or +-init when given; RotatE's phases
---- keep their range). sparse keeps their gradients row-sparse (Adam and
---- Adagrad then update only the rows a batch used); 1-vs-all training,
---- which touches every row, is faster with sparse = false.
-local KGEmbedding = Module:extend()
-KGEmbedding._name = 'KGEmbedding'
+--- init, sparse = true} is a built-in layer (C userdata, bindings/lkge.c):
+--- entity and relation tables scored by the fused kernel; forward(h, r, t)
+--- (also :score), :score_tails(h, r, cand), :score_heads(t, r, cand) and
+--- :normalize_entities_([idx[, max_norm]]).
+local KGEmbedding = nn.KGEmbedding
 M.KGEmbedding = KGEmbedding
-local OPTIONS_KGEMBEDDING = nn.define_options('KGEmbedding', { 'model', 'num_entities', 'num_relations', 'dim', 'gamma', 'epsilon', 'init', 'p_norm', 'sparse' })
-function KGEmbedding:_init(o)
-  o = OPTIONS_KGEMBEDDING(o)
-  if not models[o.model] then
-    error(("KGEmbedding: model must be 'transe', 'distmult', 'complex' or 'rotate', got %s")
-      :format(tostring(o.model)), 3)
-  end
-  for _, k in ipairs({ 'num_entities', 'num_relations', 'dim' }) do
-    if math.type(o[k]) ~= 'integer' or o[k] < 1 then
-      error(('KGEmbedding: %s must be a positive integer, got %s'):format(k, tostring(o[k])), 3)
-    end
-  end
-  self.model, self.dim = o.model, o.dim
-  self.gamma, self.p_norm = o.gamma or 12, o.p_norm or 1
-  local range = (self.gamma + (o.epsilon or 2)) / o.dim
-  self.phase = math.pi / range -- RotatE: relation values -> radians
-  local complex = o.model == 'complex' or o.model == 'rotate'
-  local de = complex and 2 * o.dim or o.dim
-  local dr = o.model == 'complex' and 2 * o.dim or o.dim
-  local init = o.init or range
-  self.entity = nn.rand(o.num_entities, de):mul_(2 * init):sub_(init):requires_grad_()
-  local rinit = o.model == 'rotate' and range or init
-  self.relation = nn.rand(o.num_relations, dr):mul_(2 * rinit):sub_(rinit):requires_grad_()
-  if o.sparse ~= false then
-    self.entity:sparse_grad_()
-    self.relation:sparse_grad_()
-  end
-end
-
-function KGEmbedding:_opts(head)
-  return { model = self.model, gamma = self.gamma, p = self.p_norm, head = head, phase = self.phase }
-end
-
---- scores of the triples (h, r, t), each (B) -> (B)
-function KGEmbedding:forward(h, r, t)
-  return nn.kge_score(self.entity, self.relation, h, r, t:view(-1, 1), self:_opts(false)):view(-1)
-end
-KGEmbedding.score = KGEmbedding.forward
-
---- scores of (h, r, c) for candidate tails c: (B, N) per query or (N)
---- shared -> (B, N)
-function KGEmbedding:score_tails(h, r, cand)
-  return nn.kge_score(self.entity, self.relation, h, r, cand, self:_opts(false))
-end
-
---- scores of (c, r, t) for candidate heads c -> (B, N)
-function KGEmbedding:score_heads(t, r, cand)
-  return nn.kge_score(self.entity, self.relation, t, r, cand, self:_opts(true))
-end
-
---- TransE's constraint: rescales entity rows (all, or those in idx) to
---- norm <= max_norm (default 1)
-function KGEmbedding:normalize_entities_(idx, max_norm)
-  nn.no_grad(function()
-    idx = idx or nn.arange(1, self.entity:size(1) + 1)
-    nn.embedding_renorm_(self.entity, idx, max_norm or 1, self.p_norm == 1 and 1 or 2)
-  end)
-end
 
 -- ---- losses and regularisers --------------------------------------------------
 

@@ -5,9 +5,11 @@ PyTorch 1.13, for the module-protocol spec (tests/protocol_spec.lua).
 Run by a developer (never by CI):  /usr/bin/python3 tests/ref/gen_protocol.py
 Writes tests/ref/protocol.json: per case the nnlua constructor call (layer,
 positional args, options), input shapes and a dtype for one forward, and
-PyTorch's state dict (name -> shape), parameter count and children. RMSNorm is not in
-PyTorch 1.13: its entry is written by hand below (one weight of the
-normalised shape, as torch.nn.RMSNorm in later releases).
+PyTorch's state dict (name -> shape), parameter count and children.
+RMSNorm and KGEmbedding are not in PyTorch 1.13: their entries are written
+by hand below (RMSNorm: one weight of the normalised shape, as
+torch.nn.RMSNorm in later releases; KGEmbedding: the entity and relation
+tables of the RotatE paper's code, 2 dim wide for the complex models).
 """
 import json
 import os
@@ -18,6 +20,7 @@ cases = []
 
 
 def case(layer, args, opts, module, input_shape, dtype='f32', more_inputs=()):
+    """module None: a layer PyTorch 1.13 lacks, its state written by hand"""
     if module is None:
         state, count, children = opts.pop('_state'), opts.pop('_count'), []
     else:
@@ -46,6 +49,11 @@ case('Conv2d', [3, 8, 3], {'padding': 1}, tnn.Conv2d(3, 8, 3, padding=1), [2, 3,
 case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
      tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
 case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
+for model, de, dr in [('transe', 4, 4), ('complex', 8, 8), ('rotate', 8, 4)]:
+    case('KGEmbedding', [], {'model': model, 'num_entities': 10, 'num_relations': 10, 'dim': 4,
+                             'sparse': False,
+                             '_state': {'entity': [10, de], 'relation': [10, dr]},
+                             '_count': 10 * de + 10 * dr}, None, [5], 'i64', [[5], [5]])
 case('MultiheadAttention', [8, 2], {}, tnn.MultiheadAttention(8, 2, batch_first=True), [2, 5, 8])
 case('MultiheadAttention', [8, 2], {'bias': False, 'kdim': 6, 'vdim': 8},
      tnn.MultiheadAttention(8, 2, bias=False, kdim=6, vdim=8, batch_first=True), [2, 5, 8],
