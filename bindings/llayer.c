@@ -214,9 +214,20 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
-/* layer.key: a method, a slot (nil when empty), a setting, training */
+/* layer.key: a method, a slot (nil when empty), a setting, training;
+ * layer[i]: its i-th child */
 static int l_index(lua_State *L) {
     nnL_layer *l = nnL_checklayer(L, 1);
+    if (lua_isinteger(L, 2)) {
+        lua_Integer i = lua_tointeger(L, 2), k = 0;
+        for (int s = 0; l->cls->slots[s].name; s++)
+            if (l->cls->slots[s].kind == NNL_CHILD && ++k == i) {
+                lua_getiuservalue(L, 1, 1);
+                lua_rawgeti(L, -1, s + 1);
+                return 1;
+            }
+        return 0;
+    }
     if (lua_type(L, 2) != LUA_TSTRING) return 0;
     const char *key = lua_tostring(L, 2);
     lua_pushvalue(L, 2);
@@ -291,6 +302,30 @@ static int l_call(lua_State *L) {
     (void)base;
     return n;
 }
+
+/* ---- the list of children -------------------------------------------------- */
+
+static void list_build(lua_State *L, nnL_layer *l) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 0 || n > NNL_LIST_MAX)
+        luaL_error(L, "ModuleList: at most %d built-in entries", NNL_LIST_MAX);
+    *NNL_CFG(l, int) = (int)n;
+}
+
+static int list_forward(lua_State *L, nnL_layer *l) {
+    (void)l;
+    return luaL_error(L, "ModuleList is not callable: call its entries");
+}
+
+static const nnL_slot list_slots[] = {
+    {"0", NNL_CHILD}, {"1", NNL_CHILD}, {"2", NNL_CHILD}, {"3", NNL_CHILD}, {"4", NNL_CHILD},
+    {"5", NNL_CHILD}, {"6", NNL_CHILD}, {"7", NNL_CHILD}, {"8", NNL_CHILD}, {"9", NNL_CHILD},
+    {"10", NNL_CHILD}, {"11", NNL_CHILD}, {"12", NNL_CHILD}, {"13", NNL_CHILD},
+    {"14", NNL_CHILD}, {"15", NNL_CHILD}, {NULL, 0}};
+_Static_assert(sizeof list_slots / sizeof *list_slots == NNL_LIST_MAX + 1, "list slots");
+static const nnL_field no_fields[] = {{NULL, 0, 0, NULL}};
+const nnL_layer_class nnL_list_class = {"ModuleList", sizeof(int), list_slots, no_fields, NULL, 0,
+                                        list_build, list_forward, NULL};
 
 /* _set_forward_observer(fn | nil): fn(module, output) after every built-in
  * layer's forward (module.lua calls it for Lua Modules) */

@@ -21,7 +21,8 @@ typedef enum {
     NNL_F_INT, NNL_F_NUM, NNL_F_BOOL, NNL_F_PAIR, NNL_F_CHOICE, NNL_F_SHAPE
 } nnL_field_type;
 
-typedef struct { int n; int64_t v[NN_MAX_DIMS]; } nnL_shape;
+#define NNL_LIST_MAX 16 /* longest list setting (modalities) and list of children */
+typedef struct { int n; int64_t v[NNL_LIST_MAX]; } nnL_shape;
 
 /* A readable setting: int64_t (INT), double (NUM), int (BOOL), int[2]
  * (PAIR, printed "(3, 3)"), int index into choices (CHOICE, a string),
@@ -91,10 +92,15 @@ void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes);
 void nnL_open_layer_protocol(lua_State *L);
 void nnL_open_conv_layers(lua_State *L);
 void nnL_open_attention_layers(lua_State *L);
+void nnL_open_fusion_layers(lua_State *L);
 
 /* Builds a layer of cls from the nargs arguments on top (replaced by it),
  * as the Lua constructor would: options checked, layer left on top. */
 void nnL_construct(lua_State *L, const nnL_layer_class *cls, int nargs);
 extern const nnL_layer_class nnL_linear_class;
+/* A list of up to NNL_LIST_MAX child layers named 0, 1, ... (printed and
+ * typed as PyTorch's ModuleList; list[i] counts from 1): n children are
+ * added with nnL_set_child(L, i) on the list nnL_construct made from n. */
+extern const nnL_layer_class nnL_list_class;
 
 #endif

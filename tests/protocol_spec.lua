@@ -19,6 +19,7 @@ local function inputs(c)
   for i, shape in ipairs(c.inputs) do
     xs[i] = c.dtype == 'i64' and nn.randint(1, 10, shape) or nn.randn(table.unpack(shape))
   end
+  if c.listed then return xs end
   return table.unpack(xs)
 end
 
@@ -58,7 +59,7 @@ describe('the module protocol on built-in layers', function()
         assert.is_true(nn.is_module(child))
       end
       assert.same(c.children, children)
-      assert.equal(1 + #children, #m:modules())
+      assert.equal(c.modules, #m:modules())
       assert.same({}, m:buffers())
       -- train / eval reach the layer
       assert.is_true(m.training)

@@ -16,19 +16,24 @@ import os
 
 import torch.nn as tnn
 
+import mmref
+
 cases = []
 
 
-def case(layer, args, opts, module, input_shape, dtype='f32', more_inputs=()):
-    """module None: a layer PyTorch 1.13 lacks, its state written by hand"""
+def case(layer, args, opts, module, input_shape, dtype='f32', more_inputs=(), listed=False):
+    """module None: a layer PyTorch 1.13 lacks, its state written by hand;
+    listed: the forward takes its inputs as one list (fusion layers)"""
     if module is None:
-        state, count, children = opts.pop('_state'), opts.pop('_count'), []
+        state, count, children, modules = opts.pop('_state'), opts.pop('_count'), [], 1
     else:
         state = {k: list(v.shape) for k, v in module.state_dict().items()}
         count = sum(p.numel() for p in module.parameters())
         children = [n for n, _ in module.named_children()]
+        modules = len(list(module.modules()))
     cases.append(dict(layer=layer, args=args, opts=opts, inputs=[input_shape] + list(more_inputs),
-                      dtype=dtype, state=state, num_parameters=count, children=children))
+                      dtype=dtype, state=state, num_parameters=count, children=children, modules=modules,
+                      listed=listed))
 
 
 case('Linear', [3, 4], {}, tnn.Linear(3, 4), [2, 3])
@@ -59,6 +64,21 @@ case('MultiheadAttention', [8, 2], {'bias': False, 'kdim': 6, 'vdim': 8},
      tnn.MultiheadAttention(8, 2, bias=False, kdim=6, vdim=8, batch_first=True), [2, 5, 8],
      more_inputs=[[2, 4, 6], [2, 4, 8]])
 case('AvgPool2d', [2], {'stride': 1}, tnn.AvgPool2d(2, stride=1), [2, 3, 6, 6])
+
+# the fusion layers: nnlua's and gen_multimodal.py's references share names
+case('ConcatFusion', [[3, 5], 4], {}, mmref.ConcatFusion([3, 5], 4), [2, 3], more_inputs=[[2, 5]],
+     listed=True)
+case('SumFusion', [[3, 5], 4], {}, mmref.SumFusion([3, 5], 4), [2, 3], more_inputs=[[2, 5]],
+     listed=True)
+case('SumFusion', [[3, 3], 4], {'shared': True}, mmref.SumFusion([3, 3], 4, shared=True), [2, 3],
+     more_inputs=[[2, 3]], listed=True)
+case('GatedFusion', [[3, 5, 2], 4], {}, mmref.GatedFusion([3, 5, 2], 4), [2, 3],
+     more_inputs=[[2, 5], [2, 2]], listed=True)
+case('BilinearFusion', [3, 5, 4], {'factor': 3}, mmref.BilinearFusion(3, 5, 4, 3), [2, 3],
+     more_inputs=[[2, 5]], listed=True)
+case('FiLM', [5, 3], {}, mmref.FiLM(5, 3, 1), [2, 3, 4, 4], more_inputs=[[2, 5]])
+case('CrossModalAttention', [8, 6, 2], {}, mmref.CrossModalAttention(8, 6, 2), [2, 5, 8],
+     more_inputs=[[2, 4, 6]])
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'protocol.json'), 'w') as f:
     json.dump(cases, f, indent=1)
