@@ -70,7 +70,8 @@ static int block_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
     return 0;
 }
 
-/* softmax of one row of n scores in place; returns its log-sum-exp */
+/* The one softmax row of every path: n scores in place, returning the
+ * row's log-sum-exp (INFINITY when nothing is visible: weights 0) */
 static inline float softmax_row(float *sr, int64_t n) {
     float m = -INFINITY;
     for (int64_t j = 0; j < n; j++) m = sr[j] > m ? sr[j] : m;
@@ -78,36 +79,25 @@ static inline float softmax_row(float *sr, int64_t n) {
         memset(sr, 0, n * sizeof *sr);
         return INFINITY;
     }
-    float sum = 0;
+    double sum = 0;
     for (int64_t j = 0; j < n; j++) {
         sr[j] = nn_expf(sr[j] - m);
         sum += sr[j];
     }
-    float inv = 1.0f / sum;
+    float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++) sr[j] *= inv;
-    return m + logf(sum);
+    return m + (float)log(sum);
+}
+
+/* the same row's weights again, from its saved log-sum-exp (backward) */
+static inline void probs_from_lse(float *sr, int64_t n, float lse) {
+    for (int64_t j = 0; j < n; j++) sr[j] = isinf(lse) ? 0.0f : nn_expf(sr[j] - lse);
 }
 
 /* softmax of each row in place; lse (rows) gets each row's log-sum-exp */
 static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse) {
 #pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
-    for (int64_t r = 0; r < rows; r++) {
-        float *sr = s + r * ke, m = -INFINITY;
-        for (int64_t j = 0; j < ke; j++) m = sr[j] > m ? sr[j] : m;
-        if (m == -INFINITY) { /* nothing visible: weights 0, output 0 */
-            memset(sr, 0, ke * sizeof *sr);
-            lse[r] = INFINITY;
-            continue;
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < ke; j++) {
-            sr[j] = nn_expf(sr[j] - m);
-            sum += sr[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < ke; j++) sr[j] *= inv;
-        lse[r] = m + (float)log(sum);
-    }
+    for (int64_t r = 0; r < rows; r++) lse[r] = softmax_row(s + r * ke, ke);
 }
 
 static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
@@ -181,7 +171,6 @@ static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t
     }
 }
 
-static void softmax_rows(float *s, int64_t rows, int64_t ke, float *lse);
 static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                           int64_t rows, int64_t ke, float *p);
 
@@ -233,8 +222,7 @@ static void head_backward(const attn_geom *g, int64_t head, const float *dout,
         head_scores(g, b, h, r0, rows, ke, kt, p);
         for (int64_t r = 0; r < rows; r++) {
             int64_t n = row_visible(g, r0 + r, ke);
-            for (int64_t j = 0; j < n; j++)
-                p[r * ke + j] = isinf(l[r]) ? 0.0f : nn_expf(p[r * ke + j] - l[r]);
+            probs_from_lse(p + r * ke, n, l[r]);
             memset(p + r * ke + n, 0, (ke - n) * sizeof *p);
         }
         memcpy(dp, p, (size_t)rows * ke * sizeof *dp);
@@ -360,8 +348,7 @@ static int attn_backward_heads(const attn_geom *g, const float *dout, const floa
                 if ((rc = block_scores(g, b, h, r0, rows, ke, p)) < 0) break;
 #pragma omp parallel for if (rows * ke > NN_PAR_GRAIN)
                 for (int64_t r = 0; r < rows; r++) /* probabilities from the saved lse */
-                    for (int64_t j = 0; j < ke; j++)
-                        p[r * ke + j] = isinf(l[r]) ? 0.0f : nn_expf(p[r * ke + j] - l[r]);
+                    probs_from_lse(p + r * ke, ke, l[r]);
                 /* dV += Pd^T dO, with Pd the dropped-out weights */
                 memcpy(dp, p, (size_t)rows * ke * sizeof *dp);
                 apply_dropout(g, b, h, r0, rows, ke, dp);
