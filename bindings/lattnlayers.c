@@ -17,13 +17,6 @@ typedef struct {
 
 enum { IN_PROJ_WEIGHT, Q_PROJ_WEIGHT, K_PROJ_WEIGHT, V_PROJ_WEIGHT, IN_PROJ_BIAS, OUT_PROJ };
 
-/* a result kept on the Lua stack (freed by the collector if a later step
- * raises); raises on NULL */
-static nn_tensor *keep(lua_State *L, nn_tensor *t) {
-    nnL_push(L, t);
-    return t;
-}
-
 static void mha_build(lua_State *L, nnL_layer *l) {
     mha_cfg *c = NNL_CFG(l, mha_cfg);
     int64_t e = nnL_checkpositive(L, 1, "embed_dim"), h = nnL_checkpositive(L, 2, "num_heads");
@@ -67,30 +60,30 @@ static nn_tensor *heads(lua_State *L, const mha_cfg *c, nn_tensor *x) {
         char s[96];
         luaL_error(L, "MultiheadAttention: a projection of shape %s", nn_shape_str(x, s, 96));
     }
-    nn_tensor *v = keep(L, nn_view(x, 4, (int64_t[]){x->shape[0], x->shape[1], c->num_heads,
+    nn_tensor *v = nnL_keep(L, nn_view(x, 4, (int64_t[]){x->shape[0], x->shape[1], c->num_heads,
                                                      c->head_dim}));
-    return keep(L, nn_transpose(v, 1, 2));
+    return nnL_keep(L, nn_transpose(v, 1, 2));
 }
 
 /* input i's projection: rows i of in_proj_weight / in_proj_bias, or its own weight */
 static nn_tensor *project(lua_State *L, const mha_cfg *c, nn_tensor *x, int i) {
     nn_tensor *w = nnL_slot_tensor(L, 1, IN_PROJ_WEIGHT);
-    if (w) w = keep(L, nn_narrow(w, 0, i * c->embed_dim, c->embed_dim));
+    if (w) w = nnL_keep(L, nn_narrow(w, 0, i * c->embed_dim, c->embed_dim));
     else w = nnL_slot_tensor(L, 1, Q_PROJ_WEIGHT + i);
     nn_tensor *b = nnL_slot_tensor(L, 1, IN_PROJ_BIAS);
-    if (b) b = keep(L, nn_narrow(b, 0, i * c->embed_dim, c->embed_dim));
-    return keep(L, nn_linear(x, w, b));
+    if (b) b = nnL_keep(L, nn_narrow(b, 0, i * c->embed_dim, c->embed_dim));
+    return nnL_keep(L, nn_linear(x, w, b));
 }
 
 /* an additive (B, 1, 1, S) mask, -inf where kpm (B, S) is nonzero */
 static nn_tensor *padding_mask(lua_State *L, nn_tensor *kpm) {
     if (kpm->ndim != 2) luaL_error(L, "MultiheadAttention: key_padding_mask must be (B, S)");
     int64_t shape[4] = {kpm->shape[0], 1, 1, kpm->shape[1]};
-    nn_tensor *v = keep(L, nn_view(kpm, 4, shape));
-    nn_tensor *zero = keep(L, nn_scalar(v->dtype, 0));
-    nn_tensor *pad = keep(L, nn_binary(NN_NE, v, zero));
-    nn_tensor *z = keep(L, nn_zeros(NN_F32, 4, shape));
-    return keep(L, nn_masked_fill(z, pad, -INFINITY));
+    nn_tensor *v = nnL_keep(L, nn_view(kpm, 4, shape));
+    nn_tensor *zero = nnL_keep(L, nn_scalar(v->dtype, 0));
+    nn_tensor *pad = nnL_keep(L, nn_binary(NN_NE, v, zero));
+    nn_tensor *z = nnL_keep(L, nn_zeros(NN_F32, 4, shape));
+    return nnL_keep(L, nn_masked_fill(z, pad, -INFINITY));
 }
 
 static nn_tensor *opt_tensor_field(lua_State *L, int t, const char *k) {
@@ -133,12 +126,12 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
     }
     nn_tensor *q, *k, *v, *w = nnL_slot_tensor(L, 1, IN_PROJ_WEIGHT);
     if (query == key && key == value && w) { /* self-attention: one GEMM */
-        nn_tensor *qkv = keep(L, nn_linear(query, w, nnL_slot_tensor(L, 1, IN_PROJ_BIAS)));
+        nn_tensor *qkv = nnL_keep(L, nn_linear(query, w, nnL_slot_tensor(L, 1, IN_PROJ_BIAS)));
         int64_t shape[5] = {query->shape[0], query->shape[1], 3, c->num_heads, c->head_dim};
-        qkv = keep(L, nn_view(qkv, 5, shape));
+        qkv = nnL_keep(L, nn_view(qkv, 5, shape));
         nn_tensor *part[3];
         for (int i = 0; i < 3; i++)
-            part[i] = keep(L, nn_transpose(keep(L, nn_select(qkv, 2, i)), 1, 2));
+            part[i] = nnL_keep(L, nn_transpose(nnL_keep(L, nn_select(qkv, 2, i)), 1, 2));
         q = part[0], k = part[1], v = part[2];
     } else {
         q = heads(L, c, project(L, c, query, 0));
@@ -161,32 +154,32 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
     nn_tensor *kpm = opt_tensor_field(L, 5, "key_padding_mask");
     if (kpm) {
         nn_tensor *pm = padding_mask(L, kpm);
-        mask = mask ? keep(L, nn_add(mask, pm)) : pm;
+        mask = mask ? nnL_keep(L, nn_add(mask, pm)) : pm;
     }
     int causal = nnL_optboolfield(L, 5, "is_causal", 0);
     nn_attention_args a = {mask, causal, 0, c->dropout, l->training, nnL_rng(L)};
-    nn_tensor *att = keep(L, nn_attention(q, k, v, &a, NULL));
+    nn_tensor *att = nnL_keep(L, nn_attention(q, k, v, &a, NULL));
     int64_t b = query->shape[0], t = query->shape[1];
-    nn_tensor *merged = keep(L, nn_reshape(keep(L, nn_transpose(att, 1, 2)), 3,
+    nn_tensor *merged = nnL_keep(L, nn_reshape(nnL_keep(L, nn_transpose(att, 1, 2)), 3,
                                            (int64_t[]){b, t, c->embed_dim}));
     nnL_slot_layer(L, 1, OUT_PROJ);
     int child = lua_gettop(L);
     nn_tensor *ow = nnL_slot_tensor(L, child, 0), *ob = nnL_slot_tensor(L, child, 1);
-    nn_tensor *out = keep(L, nn_linear(merged, ow, ob));
+    nn_tensor *out = nnL_keep(L, nn_linear(merged, ow, ob));
     if (!nnL_optboolfield(L, 5, "need_weights", 0)) return 1;
     int out_at = lua_gettop(L);
     /* the weights, differentiable, from the unfused composition */
-    nn_tensor *kt = keep(L, nn_transpose(k, -1, -2));
-    nn_tensor *sc = keep(L, nn_scalar(NN_F32, 1.0 / sqrt((double)c->head_dim)));
-    nn_tensor *s = keep(L, nn_mul(keep(L, nn_matmul(q, kt)), sc));
-    if (mask) s = keep(L, nn_add(s, mask));
+    nn_tensor *kt = nnL_keep(L, nn_transpose(k, -1, -2));
+    nn_tensor *sc = nnL_keep(L, nn_scalar(NN_F32, 1.0 / sqrt((double)c->head_dim)));
+    nn_tensor *s = nnL_keep(L, nn_mul(nnL_keep(L, nn_matmul(q, kt)), sc));
+    if (mask) s = nnL_keep(L, nn_add(s, mask));
     if (causal) {
         int64_t tq = q->shape[2], tk = k->shape[2];
-        nn_tensor *full = keep(L, nn_full(2, (int64_t[]){tq, tk}, -INFINITY));
-        s = keep(L, nn_add(s, keep(L, nn_tril(full, tk - tq + 1, 1))));
+        nn_tensor *full = nnL_keep(L, nn_full(2, (int64_t[]){tq, tk}, -INFINITY));
+        s = nnL_keep(L, nn_add(s, nnL_keep(L, nn_tril(full, tk - tq + 1, 1))));
     }
-    nn_tensor *p = keep(L, nn_softmax(s, -1));
-    keep(L, nn_reduce(NN_MEAN, p, &(nn_reduce_args){.ndims = 1, .dims = {1}}));
+    nn_tensor *p = nnL_keep(L, nn_softmax(s, -1));
+    nnL_keep(L, nn_reduce(NN_MEAN, p, &(nn_reduce_args){.ndims = 1, .dims = {1}}));
     lua_pushvalue(L, out_at);
     lua_insert(L, -2);
     (void)out;
@@ -198,13 +191,13 @@ static const nnL_slot mha_slots[] = {
     {"v_proj_weight", NNL_PARAM}, {"in_proj_bias", NNL_PARAM}, {"out_proj", NNL_CHILD},
     {NULL, 0}};
 static const nnL_field mha_fields[] = {
-    {"embed_dim", NNL_F_INT, offsetof(mha_cfg, embed_dim), NULL},
-    {"num_heads", NNL_F_INT, offsetof(mha_cfg, num_heads), NULL},
-    {"head_dim", NNL_F_INT, offsetof(mha_cfg, head_dim), NULL},
-    {"kdim", NNL_F_INT, offsetof(mha_cfg, kdim), NULL},
-    {"vdim", NNL_F_INT, offsetof(mha_cfg, vdim), NULL},
-    {"dropout", NNL_F_NUM, offsetof(mha_cfg, dropout), NULL},
-    {"bias", NNL_F_BOOL, offsetof(mha_cfg, bias), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_INT, mha_cfg, embed_dim),
+    NNL_FIELD(NNL_F_INT, mha_cfg, num_heads),
+    NNL_FIELD(NNL_F_INT, mha_cfg, head_dim),
+    NNL_FIELD(NNL_F_INT, mha_cfg, kdim),
+    NNL_FIELD(NNL_F_INT, mha_cfg, vdim),
+    NNL_FIELD(NNL_F_NUM, mha_cfg, dropout),
+    NNL_FIELD(NNL_F_BOOL, mha_cfg, bias), NNL_END_FIELDS};
 static const char *const mha_opts[] = {"dropout", "bias", "batch_first", "kdim", "vdim", NULL};
 static const nnL_layer_class mha_class = {
     "MultiheadAttention", sizeof(mha_cfg), mha_slots, mha_fields, mha_opts, 3,

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#define PAIR(s, f) {#f, NNL_F_PAIR, offsetof(s, f), NULL}
+#define PAIR(s, f) NNL_FIELD(NNL_F_PAIR, s, f)
 
 /* ---- Conv2d(in, out, kernel[, {stride=1, padding=0, dilation=1, groups=1,
  * bias=true}]): weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) ---------- */
@@ -48,11 +48,11 @@ static int conv_forward(lua_State *L, nnL_layer *l) {
 
 static const nnL_slot conv_slots[] = {{"weight", NNL_PARAM}, {"bias", NNL_PARAM}, {NULL, 0}};
 static const nnL_field conv_fields[] = {
-    {"in_channels", NNL_F_INT, offsetof(conv_cfg, in_channels), NULL},
-    {"out_channels", NNL_F_INT, offsetof(conv_cfg, out_channels), NULL},
+    NNL_FIELD(NNL_F_INT, conv_cfg, in_channels),
+    NNL_FIELD(NNL_F_INT, conv_cfg, out_channels),
     PAIR(conv_cfg, kernel_size), PAIR(conv_cfg, stride), PAIR(conv_cfg, padding),
-    PAIR(conv_cfg, dilation), {"groups", NNL_F_INT, offsetof(conv_cfg, groups), NULL},
-    {"bias", NNL_F_BOOL, offsetof(conv_cfg, bias), NULL}, {NULL, 0, 0, NULL}};
+    PAIR(conv_cfg, dilation), NNL_FIELD(NNL_F_INT, conv_cfg, groups),
+    NNL_FIELD(NNL_F_BOOL, conv_cfg, bias), NNL_END_FIELDS};
 static const char *const conv_opts[] = {"stride", "padding", "dilation", "groups", "bias", NULL};
 static const nnL_layer_class conv_class = {
     "Conv2d", sizeof(conv_cfg), conv_slots, conv_fields, conv_opts, 4, conv_build, conv_forward, NULL};
@@ -87,7 +87,7 @@ static int avgpool_forward(lua_State *L, nnL_layer *l) {
 static const nnL_slot no_slots[] = {{NULL, 0}};
 static const nnL_field pool_fields[] = {
     PAIR(pool_cfg, kernel_size), PAIR(pool_cfg, stride), PAIR(pool_cfg, padding),
-    {NULL, 0, 0, NULL}};
+    NNL_END_FIELDS};
 static const char *const pool_opts[] = {"stride", "padding", NULL};
 static const nnL_layer_class maxpool_class = {
     "MaxPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,

@@ -13,12 +13,6 @@
 
 #include <string.h>
 
-/* a result kept on the Lua stack (collected if a later step raises) */
-static nn_tensor *keep(lua_State *L, nn_tensor *t) {
-    nnL_push(L, t);
-    return t;
-}
-
 /* the widths setting: a list of 1..NNL_LIST_MAX positive integers */
 static void check_dims(lua_State *L, int arg, const char *name, nnL_shape *dims) {
     luaL_checktype(L, arg, LUA_TTABLE);
@@ -105,20 +99,20 @@ static int64_t check_inputs(lua_State *L, const char *name, int arg, const nnL_s
 
 /* column i of the mask as a (B, 1) f32 factor: 1 where present */
 static nn_tensor *present(lua_State *L, nn_tensor *mask, int i) {
-    nn_tensor *col = keep(L, nn_select(mask, 1, i));
-    nn_tensor *zero = keep(L, nn_scalar(col->dtype, 0));
-    nn_tensor *on = keep(L, nn_binary(NN_NE, col, zero));
-    return keep(L, nn_unsqueeze(on, 1));
+    nn_tensor *col = nnL_keep(L, nn_select(mask, 1, i));
+    nn_tensor *zero = nnL_keep(L, nn_scalar(col->dtype, 0));
+    nn_tensor *on = nnL_keep(L, nn_binary(NN_NE, col, zero));
+    return nnL_keep(L, nn_unsqueeze(on, 1));
 }
 
 /* the inputs with a missing modality's rows zeroed (xs updated in place) */
 static void zero_missing(lua_State *L, nn_tensor **xs, int n, nn_tensor *mask) {
-    for (int i = 0; mask && i < n; i++) xs[i] = keep(L, nn_mul(xs[i], present(L, mask, i)));
+    for (int i = 0; mask && i < n; i++) xs[i] = nnL_keep(L, nn_mul(xs[i], present(L, mask, i)));
 }
 
 /* the inputs side by side (B, sum d_i); each is already on the stack */
 static nn_tensor *cat_rows(lua_State *L, nn_tensor **xs, int n) {
-    return keep(L, nn_cat(xs, n, 1));
+    return nnL_keep(L, nn_cat(xs, n, 1));
 }
 
 typedef struct {
@@ -129,8 +123,8 @@ typedef struct {
 } fusion_cfg;
 
 static const nnL_field fusion_fields[] = {
-    {"dims", NNL_F_SHAPE, offsetof(fusion_cfg, dims), NULL},
-    {"out", NNL_F_INT, offsetof(fusion_cfg, out), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_SHAPE, fusion_cfg, dims),
+    NNL_FIELD(NNL_F_INT, fusion_cfg, out), NNL_END_FIELDS};
 
 /* ---- ConcatFusion({d_1, ..., d_M}, out): concatenation, then a projection ---- */
 
@@ -188,17 +182,17 @@ static int sum_forward(lua_State *L, nnL_layer *l) {
         } else {
             h = call_entry(L, 1, i, xs[i]);
         }
-        if (mask) h = keep(L, nn_mul(h, present(L, mask, i)));
-        total = total ? keep(L, nn_add(total, h)) : h;
+        if (mask) h = nnL_keep(L, nn_mul(h, present(L, mask, i)));
+        total = total ? nnL_keep(L, nn_add(total, h)) : h;
     }
     return 1; /* total, the last tensor kept */
 }
 
 static const nnL_slot sum_slots[] = {{"proj", NNL_CHILD}, {"projs", NNL_CHILD}, {NULL, 0}};
 static const nnL_field sum_fields[] = {
-    {"dims", NNL_F_SHAPE, offsetof(fusion_cfg, dims), NULL},
-    {"out", NNL_F_INT, offsetof(fusion_cfg, out), NULL},
-    {"shared", NNL_F_BOOL, offsetof(fusion_cfg, shared), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_SHAPE, fusion_cfg, dims),
+    NNL_FIELD(NNL_F_INT, fusion_cfg, out),
+    NNL_FIELD(NNL_F_BOOL, fusion_cfg, shared), NNL_END_FIELDS};
 static const char *const sum_opts[] = {"shared", NULL};
 static const nnL_layer_class sum_class = {
     "SumFusion", sizeof(fusion_cfg), sum_slots, sum_fields, sum_opts, 3, sum_build,
@@ -226,9 +220,9 @@ static int gated_forward(lua_State *L, nnL_layer *l) {
     for (int i = 0; i < m; i++) hs[i] = call_entry(L, 0, i, xs[i]);
     cat_rows(L, xs, m);
     nn_tensor *logits = call_child(L, 1, 1);
-    logits = keep(L, nn_view(logits, 3, (int64_t[]){b, m, c->out}));
-    nn_tensor *h = keep(L, nn_stack(hs, m, 1));
-    nn_tensor *mf = mask ? keep(L, nn_to_dtype(mask, NN_F32)) : NULL;
+    logits = nnL_keep(L, nn_view(logits, 3, (int64_t[]){b, m, c->out}));
+    nn_tensor *h = nnL_keep(L, nn_stack(hs, m, 1));
+    nn_tensor *mf = mask ? nnL_keep(L, nn_to_dtype(mask, NN_F32)) : NULL;
     NNL_RETURN(nn_gated_fusion(h, logits, mf));
 }
 
@@ -271,9 +265,9 @@ static int bilinear_forward(lua_State *L, nnL_layer *l) {
 
 static const nnL_slot bilinear_slots[] = {{"u", NNL_CHILD}, {"v", NNL_CHILD}, {NULL, 0}};
 static const nnL_field bilinear_fields[] = {
-    {"dims", NNL_F_SHAPE, offsetof(fusion_cfg, dims), NULL},
-    {"out", NNL_F_INT, offsetof(fusion_cfg, out), NULL},
-    {"factor", NNL_F_INT, offsetof(fusion_cfg, factor), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_SHAPE, fusion_cfg, dims),
+    NNL_FIELD(NNL_F_INT, fusion_cfg, out),
+    NNL_FIELD(NNL_F_INT, fusion_cfg, factor), NNL_END_FIELDS};
 static const char *const bilinear_opts[] = {"factor", NULL};
 static const nnL_layer_class bilinear_class = {
     "BilinearFusion", sizeof(fusion_cfg), bilinear_slots, bilinear_fields, bilinear_opts, 4,
@@ -313,19 +307,19 @@ static int film_forward(lua_State *L, nnL_layer *l) {
     nn_tensor *gb = call_child(L, 0, 1);
     int64_t shape[NN_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) shape[d] = d == 0 ? b : d == cd - 1 ? ch : 1;
-    nn_tensor *gamma = keep(L, nn_reshape(keep(L, nn_narrow(gb, 1, 0, ch)), x->ndim, shape));
-    nn_tensor *beta = keep(L, nn_reshape(keep(L, nn_narrow(gb, 1, ch, ch)), x->ndim, shape));
-    nn_tensor *one = keep(L, nn_scalar(NN_F32, 1));
-    nn_tensor *scale = keep(L, nn_add(gamma, one));
-    nn_tensor *scaled = keep(L, nn_mul(x, scale));
+    nn_tensor *gamma = nnL_keep(L, nn_reshape(nnL_keep(L, nn_narrow(gb, 1, 0, ch)), x->ndim, shape));
+    nn_tensor *beta = nnL_keep(L, nn_reshape(nnL_keep(L, nn_narrow(gb, 1, ch, ch)), x->ndim, shape));
+    nn_tensor *one = nnL_keep(L, nn_scalar(NN_F32, 1));
+    nn_tensor *scale = nnL_keep(L, nn_add(gamma, one));
+    nn_tensor *scaled = nnL_keep(L, nn_mul(x, scale));
     NNL_RETURN(nn_add(scaled, beta));
 }
 
 static const nnL_slot film_slots[] = {{"film", NNL_CHILD}, {NULL, 0}};
 static const nnL_field film_fields[] = {
-    {"cond_dim", NNL_F_INT, offsetof(film_cfg, cond_dim), NULL},
-    {"channels", NNL_F_INT, offsetof(film_cfg, channels), NULL},
-    {"channel_dim", NNL_F_INT, offsetof(film_cfg, channel_dim), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_INT, film_cfg, cond_dim),
+    NNL_FIELD(NNL_F_INT, film_cfg, channels),
+    NNL_FIELD(NNL_F_INT, film_cfg, channel_dim), NNL_END_FIELDS};
 static const char *const film_opts[] = {"channel_dim", NULL};
 static const nnL_layer_class film_class = {
     "FiLM", sizeof(film_cfg), film_slots, film_fields, film_opts, 3, film_build, film_forward,
@@ -391,10 +385,10 @@ static int cross_forward(lua_State *L, nnL_layer *l) {
 
 static const nnL_slot cross_slots[] = {{"attn", NNL_CHILD}, {"norm", NNL_CHILD}, {NULL, 0}};
 static const nnL_field cross_fields[] = {
-    {"d_query", NNL_F_INT, offsetof(cross_cfg, d_query), NULL},
-    {"d_context", NNL_F_INT, offsetof(cross_cfg, d_context), NULL},
-    {"heads", NNL_F_INT, offsetof(cross_cfg, heads), NULL},
-    {"dropout", NNL_F_NUM, offsetof(cross_cfg, dropout), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_INT, cross_cfg, d_query),
+    NNL_FIELD(NNL_F_INT, cross_cfg, d_context),
+    NNL_FIELD(NNL_F_INT, cross_cfg, heads),
+    NNL_FIELD(NNL_F_NUM, cross_cfg, dropout), NNL_END_FIELDS};
 static const char *const cross_opts[] = {"dropout", NULL};
 static const nnL_layer_class cross_class = {
     "CrossModalAttention", sizeof(cross_cfg), cross_slots, cross_fields, cross_opts, 4,

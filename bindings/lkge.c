@@ -182,13 +182,13 @@ static int l_normalize_entities_(lua_State *L) {
 static const nnL_slot kgemb_slots[] = {{"entity", NNL_PARAM}, {"relation", NNL_PARAM}, {NULL, 0}};
 static const nnL_field kgemb_fields[] = {
     {"model", NNL_F_CHOICE, offsetof(kgemb_cfg, model), model_names},
-    {"num_entities", NNL_F_INT, offsetof(kgemb_cfg, num_entities), NULL},
-    {"num_relations", NNL_F_INT, offsetof(kgemb_cfg, num_relations), NULL},
-    {"dim", NNL_F_INT, offsetof(kgemb_cfg, dim), NULL},
-    {"gamma", NNL_F_NUM, offsetof(kgemb_cfg, gamma), NULL},
-    {"p_norm", NNL_F_INT, offsetof(kgemb_cfg, p_norm), NULL},
-    {"phase", NNL_F_NUM, offsetof(kgemb_cfg, phase), NULL},
-    {"sparse", NNL_F_BOOL, offsetof(kgemb_cfg, sparse), NULL}, {NULL, 0, 0, NULL}};
+    NNL_FIELD(NNL_F_INT, kgemb_cfg, num_entities),
+    NNL_FIELD(NNL_F_INT, kgemb_cfg, num_relations),
+    NNL_FIELD(NNL_F_INT, kgemb_cfg, dim),
+    NNL_FIELD(NNL_F_NUM, kgemb_cfg, gamma),
+    NNL_FIELD(NNL_F_INT, kgemb_cfg, p_norm),
+    NNL_FIELD(NNL_F_NUM, kgemb_cfg, phase),
+    NNL_FIELD(NNL_F_BOOL, kgemb_cfg, sparse), NNL_END_FIELDS};
 static const char *const kgemb_opts[] = {"model", "num_entities", "num_relations", "dim", "gamma",
                                          "epsilon", "init", "p_norm", "sparse", NULL};
 static const luaL_Reg kgemb_methods[] = {

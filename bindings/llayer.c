@@ -18,6 +18,11 @@ int64_t nnL_checkpositive(lua_State *L, int arg, const char *what) {
     return v;
 }
 
+nn_tensor *nnL_keep(lua_State *L, nn_tensor *t) {
+    nnL_push(L, t);
+    return t;
+}
+
 nn_tensor *nnL_uniform(lua_State *L, int ndim, const int64_t *shape, double bound) {
     nn_tensor *u = nn_rand(nnL_rng(L), ndim, shape);
     if (!u) return NULL;

@@ -34,6 +34,10 @@ typedef struct {
     const char *const *choices;
 } nnL_field;
 
+/* a field descriptor for member m of settings struct s */
+#define NNL_FIELD(type, s, m) {#m, type, offsetof(s, m), NULL}
+#define NNL_END_FIELDS {NULL, 0, 0, NULL}
+
 typedef enum { NNL_PARAM, NNL_BUFFER, NNL_CHILD } nnL_slot_kind;
 
 typedef struct {
@@ -83,6 +87,9 @@ nnL_layer *nnL_slot_layer(lua_State *L, int idx, int slot);
 /* U(-bound, bound) of the given shape, from the state's generator */
 nn_tensor *nnL_uniform(lua_State *L, int ndim, const int64_t *shape, double bound);
 int64_t nnL_checkpositive(lua_State *L, int arg, const char *what);
+/* t kept on the Lua stack (collected if a later step of a forward raises);
+ * raises the engine's error when t is NULL */
+nn_tensor *nnL_keep(lua_State *L, nn_tensor *t);
 
 /* nn.<name>(...) for each class (NULL ends), into the table on top */
 void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes);

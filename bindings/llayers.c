@@ -7,10 +7,8 @@
 #include <math.h>
 #include <string.h>
 
-#define FIELD(type, s, f) {#f, type, offsetof(s, f), NULL}
-#define END_FIELDS {NULL, 0, 0, NULL}
 static const nnL_slot no_slots[] = {{NULL, 0}};
-static const nnL_field no_fields[] = {END_FIELDS};
+static const nnL_field no_fields[] = {NNL_END_FIELDS};
 static const nnL_slot weight_bias[] = {{"weight", NNL_PARAM}, {"bias", NNL_PARAM}, {NULL, 0}};
 enum { WEIGHT, BIAS };
 
@@ -36,8 +34,8 @@ static int linear_forward(lua_State *L, nnL_layer *l) {
 }
 
 static const nnL_field linear_fields[] = {
-    FIELD(NNL_F_INT, linear_cfg, in_features), FIELD(NNL_F_INT, linear_cfg, out_features),
-    FIELD(NNL_F_BOOL, linear_cfg, bias), END_FIELDS};
+    NNL_FIELD(NNL_F_INT, linear_cfg, in_features), NNL_FIELD(NNL_F_INT, linear_cfg, out_features),
+    NNL_FIELD(NNL_F_BOOL, linear_cfg, bias), NNL_END_FIELDS};
 static const char *const linear_opts[] = {"bias", NULL};
 const nnL_layer_class nnL_linear_class = {
     "Linear", sizeof(linear_cfg), weight_bias, linear_fields, linear_opts, 3,
@@ -85,9 +83,9 @@ static int embedding_forward(lua_State *L, nnL_layer *l) {
 
 static const nnL_slot weight_only[] = {{"weight", NNL_PARAM}, {NULL, 0}};
 static const nnL_field embedding_fields[] = {
-    FIELD(NNL_F_INT, embedding_cfg, num_embeddings), FIELD(NNL_F_INT, embedding_cfg, embedding_dim),
-    FIELD(NNL_F_INT, embedding_cfg, padding_idx), FIELD(NNL_F_NUM, embedding_cfg, max_norm),
-    FIELD(NNL_F_NUM, embedding_cfg, norm_type), END_FIELDS};
+    NNL_FIELD(NNL_F_INT, embedding_cfg, num_embeddings), NNL_FIELD(NNL_F_INT, embedding_cfg, embedding_dim),
+    NNL_FIELD(NNL_F_INT, embedding_cfg, padding_idx), NNL_FIELD(NNL_F_NUM, embedding_cfg, max_norm),
+    NNL_FIELD(NNL_F_NUM, embedding_cfg, norm_type), NNL_END_FIELDS};
 static const char *const embedding_opts[] = {"padding_idx", "max_norm", "norm_type", NULL};
 static const nnL_layer_class embedding_class = {
     "Embedding", sizeof(embedding_cfg), weight_only, embedding_fields, embedding_opts, 3,
@@ -142,8 +140,8 @@ static int rmsnorm_forward(lua_State *L, nnL_layer *l) {
 }
 
 static const nnL_field norm_fields[] = {
-    FIELD(NNL_F_SHAPE, norm_cfg, normalized_shape), FIELD(NNL_F_NUM, norm_cfg, eps),
-    FIELD(NNL_F_BOOL, norm_cfg, elementwise_affine), END_FIELDS};
+    NNL_FIELD(NNL_F_SHAPE, norm_cfg, normalized_shape), NNL_FIELD(NNL_F_NUM, norm_cfg, eps),
+    NNL_FIELD(NNL_F_BOOL, norm_cfg, elementwise_affine), NNL_END_FIELDS};
 static const char *const layernorm_opts[] = {"eps", "elementwise_affine", "bias", NULL};
 static const char *const rmsnorm_opts[] = {"eps", "elementwise_affine", NULL};
 static const nnL_layer_class layernorm_class = {
@@ -167,7 +165,7 @@ static int dropout_forward(lua_State *L, nnL_layer *l) {
     NNL_RETURN(nn_dropout(nnL_rng(L), x, NNL_CFG(l, dropout_cfg)->p, l->training));
 }
 
-static const nnL_field dropout_fields[] = {FIELD(NNL_F_NUM, dropout_cfg, p), END_FIELDS};
+static const nnL_field dropout_fields[] = {NNL_FIELD(NNL_F_NUM, dropout_cfg, p), NNL_END_FIELDS};
 static const nnL_layer_class dropout_class = {
     "Dropout", sizeof(dropout_cfg), no_slots, dropout_fields, NULL, 0,
     dropout_build, dropout_forward, NULL};
@@ -231,9 +229,9 @@ static int softmax_forward(lua_State *L, nnL_layer *l) {
 }
 
 static const nnL_field gelu_fields[] = {
-    {"approximate", NNL_F_CHOICE, offsetof(act_cfg, approximate), gelu_modes}, END_FIELDS};
-static const nnL_field leaky_fields[] = {FIELD(NNL_F_NUM, act_cfg, negative_slope), END_FIELDS};
-static const nnL_field softmax_fields[] = {FIELD(NNL_F_INT, act_cfg, dim), END_FIELDS};
+    {"approximate", NNL_F_CHOICE, offsetof(act_cfg, approximate), gelu_modes}, NNL_END_FIELDS};
+static const nnL_field leaky_fields[] = {NNL_FIELD(NNL_F_NUM, act_cfg, negative_slope), NNL_END_FIELDS};
+static const nnL_field softmax_fields[] = {NNL_FIELD(NNL_F_INT, act_cfg, dim), NNL_END_FIELDS};
 static const char *const gelu_opts[] = {"approximate", NULL};
 #define ACTIVATION(cname, lname, fields, opts, arg, build, fwd) \
     static const nnL_layer_class cname = {lname, sizeof(act_cfg), no_slots, fields, opts, arg, build, fwd, NULL}
@@ -272,7 +270,7 @@ static int flatten_forward(lua_State *L, nnL_layer *l) {
 }
 
 static const nnL_field flatten_fields[] = {
-    FIELD(NNL_F_INT, flatten_cfg, start_dim), FIELD(NNL_F_INT, flatten_cfg, end_dim), END_FIELDS};
+    NNL_FIELD(NNL_F_INT, flatten_cfg, start_dim), NNL_FIELD(NNL_F_INT, flatten_cfg, end_dim), NNL_END_FIELDS};
 static const nnL_layer_class flatten_class = {
     "Flatten", sizeof(flatten_cfg), no_slots, flatten_fields, NULL, 0,
     flatten_build, flatten_forward, NULL};
