@@ -79,19 +79,23 @@ static inline float softmax_row(float *sr, int64_t n) {
         memset(sr, 0, n * sizeof *sr);
         return INFINITY;
     }
-    double sum = 0;
+    float sum = 0; /* a float sum vectorises; rows are at most a block of keys long */
     for (int64_t j = 0; j < n; j++) {
         sr[j] = nn_expf(sr[j] - m);
         sum += sr[j];
     }
-    float inv = (float)(1.0 / sum);
+    float inv = 1.0f / sum;
     for (int64_t j = 0; j < n; j++) sr[j] *= inv;
-    return m + (float)log(sum);
+    return m + logf(sum);
 }
 
 /* the same row's weights again, from its saved log-sum-exp (backward) */
 static inline void probs_from_lse(float *sr, int64_t n, float lse) {
-    for (int64_t j = 0; j < n; j++) sr[j] = isinf(lse) ? 0.0f : nn_expf(sr[j] - lse);
+    if (isinf(lse)) {
+        memset(sr, 0, n * sizeof *sr);
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) sr[j] = nn_expf(sr[j] - lse);
 }
 
 /* softmax of each row in place; lse (rows) gets each row's log-sum-exp */
