@@ -120,11 +120,13 @@ describe('autograd', function()
       check(function(x) return x:clamp(0.5, 1.4) end, { x })
     end)
 
-    it('add, sub, mul, div, pow, maximum, minimum, remainder, atan2 with broadcasting', function()
-      for _, name in ipairs({ 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum',
-                              'remainder', 'atan2' }) do
+    it('every differentiable binary op of the table, with broadcasting', function()
+      local flat = { floor_divide = true, eq = true, ne = true, lt = true, le = true, gt = true, ge = true }
+      for _, name in ipairs(nn.op_table().binary) do
+        if flat[name] then goto continue end
         check(function(a, b) return a[name](a, b) end, { input(2, 3), input(3) })
         check(function(a, b) return a[name](a, b) end, { input(2, 1), input(1, 3) })
+        ::continue::
       end
     end)
 
@@ -241,6 +243,12 @@ describe('autograd', function()
       nn.no_grad(function() a:add_(1) end)
       c:backward()
       assert.tensor_near({ 1, 1, 1 }, h.grad)
+    end)
+
+    it('an i64 operand is read as f32 by the derivative', function()
+      local x = nn.ones(3):requires_grad_()
+      ;(x * nn.tensor({ 1, 2, 3 }, 'i64')):sum():backward()
+      assert.tensor_near({ 1, 2, 3 }, x.grad)
     end)
 
     it('mul still saves its inputs and notices the change', function()

@@ -55,9 +55,9 @@ static inline int64_t *nn_i64(const nn_tensor *t) {
 }
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 
-/* Strided iteration over up to four operands sharing one shape (broadcast
+/* Strided iteration over up to six operands sharing one shape (broadcast
  * operands carry stride 0). Dims are coalesced where memory allows. */
-#define NN_ITER_MAX 4
+#define NN_ITER_MAX 6
 typedef struct nn_iter {
     int ndim;
     int nops;

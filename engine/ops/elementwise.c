@@ -90,24 +90,11 @@ static inline float remainder_f32(float x, float y) {
     return (r != 0.0f && ((r < 0.0f) != (y < 0.0f))) ? r + y : r;
 }
 
+/* x op y for one f32 element, from the table */
 static inline float binary_f32(nn_binary_op op, float x, float y) {
+#define BFORWARD_(id, name, f, ...) case NN_##id: return (float)(f);
     switch (op) {
-    case NN_ADD: return x + y;
-    case NN_SUB: return x - y;
-    case NN_MUL: return x * y;
-    case NN_DIV: return x / y;
-    case NN_POW: return powf(x, y);
-    case NN_MAXIMUM: return (x != x || x > y) ? x : y; /* NaN propagates */
-    case NN_MINIMUM: return (x != x || x < y) ? x : y;
-    case NN_REMAINDER: return remainder_f32(x, y);
-    case NN_ATAN2: return atan2f(x, y);
-    case NN_FLOOR_DIVIDE: return floorf(x / y);
-    case NN_EQ: return x == y;
-    case NN_NE: return x != y;
-    case NN_LT: return x < y;
-    case NN_LE: return x <= y;
-    case NN_GT: return x > y;
-    case NN_GE: return x >= y;
+    NN_BINARY_OPS(BFORWARD_)
     case NN_BINARY_COUNT: break;
     }
     return 0.0f;
@@ -564,99 +551,111 @@ nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
 /* a op b's gradients in the broadcast shape, from engine ops */
 typedef struct { nn_binary_op op; } binary_ctx;
 enum { SAVED_A, SAVED_B, SAVED_OUT }; /* slots */
+enum { READS_NONE = 0, READS_A = 1, READS_B = 2, READS_AB = 3, READS_ABO = 7 };
+#define READS_(id, name, f, da, db, ra, rb) {READS_##ra, READS_##rb},
+static const unsigned char binary_reads[NN_BINARY_COUNT][2] = {NN_BINARY_OPS(READS_)};
 
-/* which of a, b, y the derivatives read, given which inputs need them */
-static void binary_saves(nn_binary_op op, bool na, bool nb, bool *sa, bool *sb, bool *sy) {
-    *sa = *sb = *sy = false;
-    switch (op) {
-    case NN_MUL: *sa = nb; *sb = na; break;
-    case NN_DIV: *sa = nb; *sb = true; break;
-    case NN_POW: *sa = *sb = true; *sy = nb; break;
-    case NN_MAXIMUM: case NN_MINIMUM: case NN_ATAN2: *sa = *sb = true; break;
-    case NN_REMAINDER: *sa = *sb = nb; break;
-    default: break; /* add, sub, floor_divide: nothing */
+/* what the tape keeps (READS_ bits) for the inputs that need gradients */
+static int binary_keeps(nn_binary_op op, bool na, bool nb) {
+    return (na ? binary_reads[op][0] : 0) | (nb ? binary_reads[op][1] : 0);
+}
+
+typedef struct {
+    nn_binary_op op;
+    int side;              /* 0: g d/da, 1: g d/db */
+    nn_tensor *out;        /* the gradient, in the broadcast shape */
+    const float *g, *a, *b, *o;
+} bgrad_ctx;
+
+/* one row of g times a derivative from the table; the operands an op does
+ * not read point at g (valid memory, never used) */
+NN_DISPATCH
+static void binary_grad_row(void *vctx, int64_t n, const int64_t *off, const int64_t *inner) {
+    bgrad_ctx *c = vctx;
+    float *d = nn_f32(c->out) + off[0];
+    const float *g = c->g + off[1], *a = c->a + off[2], *b = c->b + off[3], *oo = c->o + off[4];
+    int64_t sd = inner[0], sg = inner[1], sa = inner[2], sb = inner[3], so = inner[4];
+/* one loop per stride pattern (all unit; b or a a broadcast scalar; any),
+ * so the common cases vectorise */
+#define GLOOP(EXPR)                                                                        \
+    do {                                                                                   \
+        if (sd == 1 && sg == 1 && so <= 1 && sa == 1 && sb == 1)                           \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                float x = a[i], y = b[i], o = oo[i * so];                                  \
+                (void)x, (void)y, (void)o;                                                 \
+                d[i] = g[i] * (EXPR);                                                      \
+            }                                                                              \
+        else if (sd == 1 && sg == 1 && so <= 1 && sa == 1 && sb == 0) {                    \
+            const float y = b[0];                                                          \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                float x = a[i], o = oo[i * so];                                            \
+                (void)x, (void)y, (void)o;                                                 \
+                d[i] = g[i] * (EXPR);                                                      \
+            }                                                                              \
+        } else if (sd == 1 && sg == 1 && so <= 1 && sa == 0 && sb == 1) {                  \
+            const float x = a[0];                                                          \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                float y = b[i], o = oo[i * so];                                            \
+                (void)x, (void)y, (void)o;                                                 \
+                d[i] = g[i] * (EXPR);                                                      \
+            }                                                                              \
+        } else                                                                             \
+            for (int64_t i = 0; i < n; i++) {                                              \
+                float x = a[i * sa], y = b[i * sb], o = oo[i * so];                        \
+                (void)x, (void)y, (void)o;                                                 \
+                d[i * sd] = g[i * sg] * (EXPR);                                            \
+            }                                                                              \
+    } while (0)
+#define BGRAD_(id, name, f, da, db, ...)                                                   \
+    case NN_##id:                                                                          \
+        if (c->side) GLOOP(db);                                                            \
+        else GLOOP(da);                                                                    \
+        break;
+    switch (c->op) {
+    NN_BINARY_OPS(BGRAD_)
+    case NN_BINARY_COUNT: break;
     }
 }
 
+/* g d/da and g d/db in the broadcast shape (g's), from the saved tensors */
 static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_binary_op op = NN_CTX(n, binary_ctx)->op;
-    bool na = nn_input_needs(n, 0), nb = nn_input_needs(n, 1), sa, sb, sy;
-    binary_saves(op, na, nb, &sa, &sb, &sy);
-    nn_tensor *a = sa ? nn_saved(n, SAVED_A) : NULL, *b = sb ? nn_saved(n, SAVED_B) : NULL;
-    nn_tensor *y = sy ? nn_saved(n, SAVED_OUT) : NULL;
-    if ((sa && !a) || (sb && !b) || (sy && !y)) return -1;
-    nn_tensor *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
-    nn_tensor *zero = nn_scalar(NN_F32, 0), *one = nn_scalar(NN_F32, 1);
-    nn_tensor *half = nn_scalar(NN_F32, 0.5);
-    if (!zero || !one || !half) goto done;
-    switch (op) {
-    case NN_ADD:
-        if (na) gin[0] = nn_retain((nn_tensor *)g);
-        if (nb) gin[1] = nn_retain((nn_tensor *)g);
-        break;
-    case NN_SUB:
-        if (na) gin[0] = nn_retain((nn_tensor *)g);
-        if (nb) gin[1] = nn_unary(NN_NEG, g, 0, 0);
-        break;
-    case NN_MUL:
-        if (na) gin[0] = nn_mul(g, b);
-        if (nb) gin[1] = nn_mul(g, a);
-        break;
-    case NN_DIV: /* g / b and -g (a / b) / b */
-        if (na) gin[0] = nn_binary(NN_DIV, g, b);
-        if (nb && (t1 = nn_binary(NN_DIV, a, b)) && (t3 = nn_binary(NN_DIV, t1, b)) &&
-            (t2 = nn_mul(g, t3)))
-            gin[1] = nn_unary(NN_NEG, t2, 0, 0);
-        break;
-    case NN_POW: /* g b a^(b-1), and g y log a taken as 0 where a == 0 */
-        if (na && (t1 = nn_binary(NN_SUB, b, one)) && (t2 = nn_binary(NN_POW, a, t1)) &&
-            (t3 = nn_mul(b, t2)))
-            gin[0] = nn_mul(g, t3);
-        nn_release(t1); nn_release(t2); nn_release(t3);
-        t1 = t2 = t3 = NULL;
-        if (nb && (t1 = nn_unary(NN_LOG, a, 0, 0)) && (t2 = nn_mul(y, t1)) &&
-            (t3 = nn_binary(NN_EQ, a, zero)) && (t4 = nn_where(t3, zero, t2)))
-            gin[1] = nn_mul(g, t4);
-        break;
-    case NN_MAXIMUM:
-    case NN_MINIMUM: /* the winning side gets g; ties split it */
-        if ((t1 = nn_binary(NN_EQ, a, b)) && (t2 = nn_mul(t1, half))) {
-            nn_binary_op beats = op == NN_MAXIMUM ? NN_GT : NN_LT;
-            if (na && (t3 = nn_binary(beats, a, b)) && (t4 = nn_add(t3, t2)))
-                gin[0] = nn_mul(g, t4);
-            nn_release(t3); nn_release(t4);
-            t3 = t4 = NULL;
-            if (nb && (t3 = nn_binary(beats, b, a)) && (t4 = nn_add(t3, t2)))
-                gin[1] = nn_mul(g, t4);
-        }
-        break;
-    case NN_REMAINDER: /* a - floor(a/b) b */
-        if (na) gin[0] = nn_retain((nn_tensor *)g);
-        if (nb && (t1 = nn_binary(NN_DIV, a, b)) && (t2 = nn_unary(NN_FLOOR, t1, 0, 0)) &&
-            (t3 = nn_mul(g, t2)))
-            gin[1] = nn_unary(NN_NEG, t3, 0, 0);
-        break;
-    case NN_ATAN2: /* (g b, -g a) / (a^2 + b^2) */
-        if ((t1 = nn_mul(a, a)) && (t2 = nn_mul(b, b)) && (t3 = nn_add(t1, t2)) &&
-            (t4 = nn_binary(NN_DIV, g, t3))) {
-            if (na) gin[0] = nn_mul(t4, b);
-            nn_release(t1);
-            t1 = NULL;
-            if (nb && (t1 = nn_mul(t4, a))) gin[1] = nn_unary(NN_NEG, t1, 0, 0);
-        }
-        break;
-    default: /* floor_divide: flat almost everywhere */
-        if (na) gin[0] = nn_zeros(NN_F32, n->in[0].ndim, n->in[0].shape);
-        if (nb) gin[1] = nn_zeros(NN_F32, n->in[1].ndim, n->in[1].shape);
-        break;
+    bool need[2] = {nn_input_needs(n, 0), nn_input_needs(n, 1)};
+    int keeps = binary_keeps(op, need[0], need[1]);
+    nn_tensor *a = keeps & READS_A ? nn_saved(n, SAVED_A) : NULL;
+    nn_tensor *b = keeps & READS_B ? nn_saved(n, SAVED_B) : NULL;
+    nn_tensor *o = keeps & 4 ? nn_saved(n, SAVED_OUT) : NULL;
+    if ((keeps & READS_A && !a) || (keeps & READS_B && !b) || (keeps & 4 && !o)) return -1;
+    nn_tensor *conv[2] = {NULL, NULL}; /* an i64 operand (a mask, a count) read as f32 */
+    if (a && a->dtype != NN_F32 && !(a = conv[0] = nn_to_dtype(a, NN_F32))) return -1;
+    if (b && b->dtype != NN_F32 && !(b = conv[1] = nn_to_dtype(b, NN_F32))) {
+        nn_release(conv[0]);
+        return -1;
     }
-done:
-    nn_release(t1); nn_release(t2); nn_release(t3); nn_release(t4);
-    nn_release(zero); nn_release(one); nn_release(half);
-    return ((na && !gin[0]) || (nb && !gin[1])) ? -1 : 0;
+    int rc = 0, nd = g->ndim;
+    int64_t st[5][NN_MAX_DIMS];
+    const nn_tensor *src[4] = {g, a ? a : g, b ? b : g, o ? o : g};
+    for (int i = 0; i < 4; i++) nn_broadcast_strides(src[i], nd, g->shape, st[i + 1]);
+    for (int side = 0; side < 2 && rc == 0; side++) {
+        if (!need[side]) continue;
+        if (!(gin[side] = nn_empty(NN_F32, nd, g->shape))) {
+            rc = -1;
+            break;
+        }
+        memcpy(st[0], gin[side]->stride, sizeof st[0]);
+        const int64_t *strides[5] = {st[0], st[1], st[2], st[3], st[4]};
+        bgrad_ctx c = {op, side, gin[side], nn_f32(src[0]), nn_f32(src[1]), nn_f32(src[2]),
+                       nn_f32(src[3])};
+        nn_iter it;
+        nn_iter_init(&it, nd, g->shape, 5, strides);
+        nn_iter_run(&it, binary_grad_row, &c);
+    }
+    nn_release(conv[0]);
+    nn_release(conv[1]);
+    return rc;
 }
 
-#define BINARY_OP_(id, name) {#name, binary_backward, sizeof(binary_ctx)},
+#define BINARY_OP_(id, name, ...) {#name, binary_backward, sizeof(binary_ctx)},
 static const nn_op binary_ops[NN_BINARY_COUNT] = {NN_BINARY_OPS(BINARY_OP_)};
 
 nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
@@ -670,10 +669,10 @@ nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
     y = nn_finish_op(y, &binary_ops[op], 2, ins, &node);
     if (!node) return y;
     NN_CTX(node, binary_ctx)->op = op;
-    bool sa, sb, sy;
-    binary_saves(op, nn_input_needs(node, 0), nn_input_needs(node, 1), &sa, &sb, &sy);
-    if ((sa && nn_save(node, SAVED_A, a) < 0) || (sb && nn_save(node, SAVED_B, b) < 0) ||
-        (sy && nn_save(node, SAVED_OUT, y) < 0)) {
+    int keeps = binary_keeps(op, nn_input_needs(node, 0), nn_input_needs(node, 1));
+    if ((keeps & READS_A && nn_save(node, SAVED_A, a) < 0) ||
+        (keeps & READS_B && nn_save(node, SAVED_B, b) < 0) ||
+        (keeps & 4 && nn_save(node, SAVED_OUT, y) < 0)) {
         nn_release(y);
         return NULL;
     }

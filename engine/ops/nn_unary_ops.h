@@ -44,13 +44,37 @@ extern "C" { /* macros only: the guard keeps the rule of the headers */
       (x >= p0 && x <= p1) ? 1.0f : 0.0f, IN)                                     \
     X(LEAKY_RELU, leaky_relu, x > 0.0f ? x : x * p0, x > 0.0f ? 1.0f : p0, IN)
 
-/* the binary ops (their derivatives, written with engine ops, are in
- * elementwise.c) and the reductions: X(ID, name) */
-#define NN_BINARY_OPS(X)                                                         \
-    X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div) X(POW, pow)                  \
-    X(MAXIMUM, maximum) X(MINIMUM, minimum) X(REMAINDER, remainder)              \
-    X(ATAN2, atan2) X(FLOOR_DIVIDE, floor_divide) X(EQ, eq) X(NE, ne) X(LT, lt)  \
-    X(LE, le) X(GT, gt) X(GE, ge)
+/* The binary ops, broadcasting: X(ID, name, forward, d/da, d/db, da reads,
+ * db reads) with x = a, y = b, o = the output (f32); what each derivative
+ * reads (NONE, A, B, AB or ABO) is what the tape keeps for the inputs that
+ * need gradients. The backward kernel computes g d/da and g d/db in the
+ * broadcast shape and the core sums them down. Comparisons (eq .. ge) are
+ * flat and record nothing. */
+#define NN_BINARY_OPS(X)                                                                \
+    X(ADD, add, x + y, 1.0f, 1.0f, NONE, NONE)                                          \
+    X(SUB, sub, x - y, 1.0f, -1.0f, NONE, NONE)                                         \
+    X(MUL, mul, x * y, y, x, B, A)                                                      \
+    X(DIV, div, x / y, 1.0f / y, -x / (y * y), B, AB)                                   \
+    X(POW, pow, powf(x, y), y * powf(x, y - 1.0f), x == 0.0f ? 0.0f : o * logf(x), AB,  \
+      ABO)                                                                              \
+    X(MAXIMUM, maximum, (x != x || x > y) ? x : y, /* ties split the gradient */        \
+      x > y ? 1.0f : (x == y ? 0.5f : 0.0f), y > x ? 1.0f : (x == y ? 0.5f : 0.0f), AB, \
+      AB)                                                                               \
+    X(MINIMUM, minimum, (x != x || x < y) ? x : y,                                      \
+      x < y ? 1.0f : (x == y ? 0.5f : 0.0f), y < x ? 1.0f : (x == y ? 0.5f : 0.0f), AB, \
+      AB)                                                                               \
+    X(REMAINDER, remainder, remainder_f32(x, y), 1.0f, -floorf(x / y), NONE, AB)        \
+    X(ATAN2, atan2, atan2f(x, y), y / (x * x + y * y), -x / (x * x + y * y), AB, AB)    \
+    X(FLOOR_DIVIDE, floor_divide, floorf(x / y), 0.0f, 0.0f, NONE, NONE)                \
+    X(EQ, eq, x == y, 0.0f, 0.0f, NONE, NONE)                                           \
+    X(NE, ne, x != y, 0.0f, 0.0f, NONE, NONE)                                           \
+    X(LT, lt, x < y, 0.0f, 0.0f, NONE, NONE)                                            \
+    X(LE, le, x <= y, 0.0f, 0.0f, NONE, NONE)                                           \
+    X(GT, gt, x > y, 0.0f, 0.0f, NONE, NONE)                                            \
+    X(GE, ge, x >= y, 0.0f, 0.0f, NONE, NONE)
+
+/* the reductions: X(ID, name); their derivatives, which broadcast the
+ * gradient back over the reduced dims, are in reduce.c */
 
 #define NN_REDUCE_OPS(X)                                                         \
     X(SUM, sum) X(MEAN, mean) X(PROD, prod) X(MAX, max) X(MIN, min)              \
