@@ -6,7 +6,9 @@
 
 #include <string.h>
 
-static const char OBSERVER_KEY = 0; /* registry[&key]: fn(module, output) or nil */
+/* registry[&RUNNER_KEY]: the Lua half's hook runner, runner(module, args...);
+ * registry[&GLOBAL_KEY]: true while global module hooks exist */
+static const char RUNNER_KEY = 0, GLOBAL_KEY = 0;
 
 nnL_layer *nnL_checklayer(lua_State *L, int arg) {
     return luaL_checkudata(L, arg, NNL_LAYER);
@@ -292,20 +294,48 @@ static int l_newindex(lua_State *L) {
     return 0;
 }
 
-/* __call: the kind's forward, then the forward observer (nn.summary) */
+/* forward(...): the kind's forward alone, as PyTorch's forward (no hooks) */
+static int l_forward(lua_State *L) {
+    nnL_layer *l = nnL_checklayer(L, 1);
+    return l->cls->forward(L, l);
+}
+
+/* __call: the forward, through the hook runner when hooks are registered on
+ * this layer or on every module */
 static int l_call(lua_State *L) {
     nnL_layer *l = nnL_checklayer(L, 1);
-    int base = lua_gettop(L);
-    int n = l->cls->forward(L, l);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &OBSERVER_KEY) == LUA_TNIL) {
+    int hooked = l->hooked;
+    if (!hooked) {
+        hooked = lua_rawgetp(L, LUA_REGISTRYINDEX, &GLOBAL_KEY) != LUA_TNIL;
         lua_pop(L, 1);
-        return n;
     }
+    if (hooked) {
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &RUNNER_KEY) == LUA_TFUNCTION) {
+            lua_insert(L, 1);
+            lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+            return lua_gettop(L);
+        }
+        lua_pop(L, 1);
+    }
+    return l->cls->forward(L, l);
+}
+
+/* _set_hooked(flag): whether this layer has forward hooks */
+static int l_set_hooked(lua_State *L) {
+    nnL_checklayer(L, 1)->hooked = lua_toboolean(L, 2);
+    return 0;
+}
+
+/* _set_hook_runner(fn, global): the Lua half's runner of module hooks, and
+ * whether global hooks (nn.register_module_forward_hook) exist */
+static int l_set_hook_runner(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
     lua_pushvalue(L, 1);
-    lua_pushvalue(L, -2 - n);
-    lua_call(L, 2, 0);
-    (void)base;
-    return n;
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &RUNNER_KEY);
+    if (lua_toboolean(L, 2)) lua_pushboolean(L, 1);
+    else lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &GLOBAL_KEY);
+    return 0;
 }
 
 /* ---- the list of children -------------------------------------------------- */
@@ -331,15 +361,6 @@ _Static_assert(sizeof list_slots / sizeof *list_slots == NNL_LIST_MAX + 1, "list
 static const nnL_field no_fields[] = {{NULL, 0, 0, NULL}};
 const nnL_layer_class nnL_list_class = {"ModuleList", sizeof(int), list_slots, no_fields, NULL, 0,
                                         list_build, list_forward, NULL};
-
-/* _set_forward_observer(fn | nil): fn(module, output) after every built-in
- * layer's forward (module.lua calls it for Lua Modules) */
-static int l_set_observer(lua_State *L) {
-    if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-    lua_settop(L, 1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &OBSERVER_KEY);
-    return 0;
-}
 
 void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes) {
     if (lua_getfield(L, -1, "_layers") != LUA_TTABLE) { /* the kinds, for the tests */
@@ -374,9 +395,10 @@ void nnL_register_layers(lua_State *L, const nnL_layer_class *const *classes) {
 void nnL_open_layer_protocol(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"_entries", l_entries}, {"_set_training", l_set_training},
-        {"_typename", l_typename}, {"forward", l_call}, {NULL, NULL}};
-    lua_pushcfunction(L, l_set_observer);
-    lua_setfield(L, -2, "_set_forward_observer");
+        {"_typename", l_typename}, {"_set_hooked", l_set_hooked}, {"forward", l_forward},
+        {NULL, NULL}};
+    lua_pushcfunction(L, l_set_hook_runner);
+    lua_setfield(L, -2, "_set_hook_runner");
     luaL_newmetatable(L, NNL_LAYER);
     nnL_pushcclosure(L, l_call, 0);
     lua_setfield(L, -2, "__call");

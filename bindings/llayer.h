@@ -65,6 +65,7 @@ typedef struct {
 struct nnL_layer {
     const nnL_layer_class *cls;
     int training;
+    int hooked;  /* forward hooks registered (the Lua half runs them) */
     /* followed by the settings (cls->size bytes), aligned as Lua aligns
      * userdata (8 bytes: enough for the int64_t and double they hold) */
     _Alignas(8) unsigned char cfg[];

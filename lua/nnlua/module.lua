@@ -30,8 +30,92 @@ local function is_module(v) return field(v, '_is_module') == true end
 M.is_module = is_module
 local function is_param(v) return nn.is_tensor(v) and v.requires_grad and v:is_leaf() end
 
--- fn(module, output) after every module's forward, or nil (nn.summary)
-local observer
+-- ---- forward hooks ---------------------------------------------------------
+-- Per module (Lua Module or built-in layer) and global, in registration
+-- order: pre-hooks fn(module, args) may return new args (a list, or one
+-- value); hooks fn(module, args, output) may return a new output. Global
+-- hooks run before the module's own, as in PyTorch.
+-- One hook state per lua_State, kept in the core table: this file may be
+-- loaded more than once (busted's insulation unloads it) while built-in
+-- layers keep the methods of the first load.
+local state = rawget(nn, '_hook_state')
+if not state then
+  state = { hooks_of = setmetatable({}, { __mode = 'k' }), -- module -> {pre = {}, post = {}}
+            global = { pre = {}, post = {} } }
+  rawset(nn, '_hook_state', state)
+end
+local hooks_of, global = state.hooks_of, state.global
+
+local function run_hooks(m, ...)
+  local own = hooks_of[m]
+  local args = table.pack(...)
+  for _, lists in ipairs({ global, own }) do
+    for _, e in ipairs({ table.unpack(lists.pre) }) do -- a copy: a hook may remove itself
+      local r = e.fn(m, args)
+      if r ~= nil then
+        args = (type(r) == 'table' and not nn.is_tensor(r)) and r or { r }
+        args.n = args.n or #args
+      end
+    end
+  end
+  local outs = table.pack(m:forward(table.unpack(args, 1, args.n)))
+  for _, lists in ipairs({ global, own }) do
+    for _, e in ipairs({ table.unpack(lists.post) }) do
+      local r = e.fn(m, args, outs[1])
+      if r ~= nil then outs = { r, n = 1 } end
+    end
+  end
+  return table.unpack(outs, 1, outs.n)
+end
+
+local function global_active() return #global.pre + #global.post > 0 end
+nn._set_hook_runner(run_hooks, global_active())
+
+local Handle = {}
+Handle.__index = Handle
+Handle.__name = 'nnlua.HookHandle'
+
+--- handle:remove() unregisters the hook (again: nothing); a <close>
+--- handle removes it when its scope ends. Collecting a handle keeps it.
+function Handle:remove()
+  local list = self.list
+  for i, e in ipairs(list) do
+    if e == self.entry then
+      table.remove(list, i)
+      break
+    end
+  end
+  local m = self.owner[1]
+  if m then
+    local h = hooks_of[m]
+    if h and #h.pre + #h.post == 0 then
+      hooks_of[m] = nil
+      m:_set_hooked(false)
+    end
+  else
+    nn._set_hook_runner(run_hooks, global_active())
+  end
+end
+Handle.__close = Handle.remove
+
+local function add_hook(m, kind, fn)
+  if type(fn) ~= 'function' and not (getmetatable(fn) or {}).__call then
+    error(('register_forward_%shook: expected a function, got %s'):format(
+      kind == 'pre' and 'pre_' or '', type(fn)), 3)
+  end
+  local lists = global
+  if m then
+    lists = hooks_of[m] or { pre = {}, post = {} }
+    hooks_of[m] = lists
+    m:_set_hooked(true)
+  end
+  local entry = { fn = fn }
+  table.insert(lists[kind], entry)
+  if not m then nn._set_hook_runner(run_hooks, true) end
+  -- the handle does not keep its module alive
+  return setmetatable({ list = lists[kind], entry = entry,
+    owner = setmetatable({ m }, { __mode = 'v' }) }, Handle)
+end
 local Module = class()
 Module._is_module = true
 Module.training = true
@@ -66,11 +150,22 @@ function Module:__newindex(k, v)
 end
 
 function Module:__call(...)
-  if not observer then return self:forward(...) end
-  local out = self:forward(...)
-  observer(self, out)
-  return out
+  if hooks_of[self] or #global.pre + #global.post > 0 then return run_hooks(self, ...) end
+  return self:forward(...)
 end
+
+--- m:register_forward_pre_hook(fn): fn(m, args) before each call (args: a
+--- list with n); returning a list (or one value) replaces the arguments.
+--- Returns a handle with :remove().
+function Module:register_forward_pre_hook(fn) return add_hook(self, 'pre', fn) end
+
+--- m:register_forward_hook(fn): fn(m, args, output) after each call;
+--- returning a value replaces the output. Returns a handle with :remove().
+function Module:register_forward_hook(fn) return add_hook(self, 'post', fn) end
+
+--- Hooks on every module and built-in layer (run before their own).
+function M.register_module_forward_pre_hook(fn) return add_hook(nil, 'pre', fn) end
+function M.register_module_forward_hook(fn) return add_hook(nil, 'post', fn) end
 
 function Module:forward()
   error('forward is not defined for this module', 2)
@@ -98,6 +193,8 @@ end
 function Module:_set_training(mode) rawset(self, 'training', mode) end
 
 function Module:_typename() return rawget(getmetatable(self), '_name') or 'Module' end
+
+function Module:_set_hooked() end -- Lua Modules look their hooks up when called
 
 local function entries(m) return m:_entries() end
 
@@ -374,14 +471,7 @@ end
 
 -- ---- summary ----
 
---- fn(module, output) after the forward of every module and built-in
---- layer (nil: none); returns the previous one.
-function M.set_forward_observer(fn)
-  local prev = observer
-  observer = fn
-  nn._set_forward_observer(fn)
-  return prev
-end----------------------------------------------------------
+----------------------------------------------------------
 
 --- Prints one row per submodule: name, kind, output shape (when an input
 --- is given, by running the model once under no_grad) and parameters.
@@ -397,12 +487,11 @@ function M.summary(model, input, quiet)
   end
   visit(model, '', 0)
   if input then -- record each module's output shape during one call
-    local prev = observer
-    M.set_forward_observer(function(m, out)
+    local handle = M.register_module_forward_hook(function(m, _, out)
       if nn.is_tensor(out) then shapes[m] = table.concat(out:size(), 'x') end
     end)
     local ok, err = pcall(nn.no_grad, function() return model(input) end)
-    M.set_forward_observer(prev)
+    handle:remove()
     if not ok then error(err, 2) end
   end
   local out = { ('%-32s %-12s %-16s %12s'):format('layer', 'kind', 'output', 'parameters') }
@@ -422,7 +511,7 @@ M.protocol = {}
 for _, name in ipairs { 'named_parameters', 'parameters', 'named_buffers', 'buffers',
   'named_children', 'children', 'named_modules', 'modules', 'apply', 'train', 'eval',
   'zero_grad', 'num_parameters', 'state_dict', 'check_state_dict', 'load_state_dict',
-  'save', 'load' } do
+  'save', 'load', 'register_forward_pre_hook', 'register_forward_hook' } do
   M.protocol[name] = Module[name]
 end
 
