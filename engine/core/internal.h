@@ -55,6 +55,17 @@ static inline int64_t *nn_i64(const nn_tensor *t) {
 }
 static inline void nn_bump_version(nn_tensor *t) { t->storage->version++; }
 
+/* An in-place write into t must not reach one element through several
+ * indices (an expanded view: stride 0 on a dim longer than 1), as in
+ * PyTorch; -1 with the error on argument arg otherwise. */
+static inline int nn_check_writable(const nn_tensor *t, int arg) {
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] > 1 && t->stride[d] == 0)
+            return nn_failed(arg, "in-place write into a tensor whose elements share memory "
+                                  "(an expanded view): clone() it first");
+    return 0;
+}
+
 /* Strided iteration over up to six operands sharing one shape (broadcast
  * operands carry stride 0). Dims are coalesced where memory allows. */
 #define NN_ITER_MAX 6

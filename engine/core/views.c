@@ -335,6 +335,7 @@ static void copy_transposed(float *d, int64_t ds, const float *s, int64_t ss,
 }
 
 int nn_copy_(nn_tensor *dst, const nn_tensor *src) {
+    if (nn_check_writable(dst, 1) < 0) return -1;
     if (nn_is_grad_enabled() && dst->requires_grad)
         return nn_failed(1, "in-place copy into a tensor that requires grad "
                             "(use nn.no_grad to initialise parameters)");

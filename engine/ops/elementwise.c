@@ -318,6 +318,7 @@ static nn_tensor *unary(nn_unary_op op, const nn_tensor *x, double p0,
 }
 
 static int refuse_inplace(const nn_tensor *x, const char *what) {
+    if (nn_check_writable(x, 1) < 0) return -1;
     if (nn_is_grad_enabled() && x->requires_grad)
         return nn_failed(1, "in-place %s on a tensor that requires grad: use "
                             "the out-of-place form (or nn.no_grad)", what);

@@ -257,6 +257,7 @@ static void mf_row(void *vctx, int64_t n, const int64_t *off,
 
 int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value) {
     char s1[96], s2[96];
+    if (nn_check_writable(x, 1) < 0) return -1;
     if (nn_is_grad_enabled() && x->requires_grad)
         return nn_failed(1, "in-place masked_fill on a tensor that requires "
                             "grad: use masked_fill");
