@@ -24,18 +24,22 @@ static void conv_build(lua_State *L, nnL_layer *l) {
     nnL_pair_field(L, 4, "stride", c->stride, 1);
     nnL_pair_field(L, 4, "padding", c->padding, 0);
     nnL_pair_field(L, 4, "dilation", c->dilation, 1);
-    c->groups = (int64_t)nnL_optnumfield(L, 4, "groups", 1);
+    double groups = nnL_optnumfield(L, 4, "groups", 1);
+    if (groups != floor(groups) || groups < 1 || groups > 4096)
+        luaL_argerror(L, 4, "groups must be an integer in 1..4096");
+    c->groups = (int64_t)groups;
     c->bias = nnL_optboolfield(L, 4, "bias", 1);
     const int *k = c->kernel_size, *s = c->stride, *p = c->padding, *d = c->dilation;
     if (k[0] < 1 || k[1] < 1) luaL_argerror(L, 3, "kernel_size must be positive");
     if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || p[0] < 0 || p[1] < 0)
         luaL_argerror(L, 4, "stride and dilation must be >= 1, padding >= 0");
-    if (c->groups != 1)
-        luaL_error(L, "Conv2d: groups = %I is not implemented (only groups = 1)",
-                   (lua_Integer)c->groups);
     int64_t in = c->in_channels, out = c->out_channels;
-    double bound = 1.0 / sqrt((double)(in * k[0] * k[1]));
-    nnL_set_param(L, 0, nnL_uniform(L, 4, (int64_t[]){out, in, k[0], k[1]}, bound));
+    if (in % c->groups || out % c->groups)
+        luaL_error(L, "Conv2d: groups = %I must divide in_channels %I and out_channels %I",
+                   (lua_Integer)c->groups, (lua_Integer)in, (lua_Integer)out);
+    int64_t per = in / c->groups; /* input channels each filter sees */
+    double bound = 1.0 / sqrt((double)(per * k[0] * k[1]));
+    nnL_set_param(L, 0, nnL_uniform(L, 4, (int64_t[]){out, per, k[0], k[1]}, bound));
     if (c->bias) nnL_set_param(L, 1, nnL_uniform(L, 1, &out, bound));
 }
 
@@ -43,7 +47,7 @@ static int conv_forward(lua_State *L, nnL_layer *l) {
     const conv_cfg *c = NNL_CFG(l, conv_cfg);
     nn_tensor *x = nnL_checktensor(L, 2);
     nn_tensor *w = nnL_slot_tensor(L, 1, 0), *b = nnL_slot_tensor(L, 1, 1);
-    NNL_RETURN(nn_conv2d(x, w, b, c->stride, c->padding, c->dilation));
+    NNL_RETURN(nn_conv2d_groups(x, w, b, c->stride, c->padding, c->dilation, c->groups));
 }
 
 static const nnL_slot conv_slots[] = {{"weight", NNL_PARAM}, {"bias", NNL_PARAM}, {NULL, 0}};

@@ -68,7 +68,7 @@ static int l_dropout(lua_State *L) {
  * reduction='mean'|'sum'|'none'}]) */
 static const char *const ce_opts[] = {"weight", "ignore_index", "label_smoothing", "reduction",
                                       NULL};
-static const char *const conv_opts[] = {"stride", "padding", "dilation", NULL};
+static const char *const conv_opts[] = {"stride", "padding", "dilation", "groups", NULL};
 static const char *const pool_opts[] = {"stride", "padding", NULL};
 static const char *const attention_opts[] = {"mask", "causal", "scale", "dropout", "training",
                                              "need_weights", NULL};
@@ -143,7 +143,7 @@ void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def) {
     lua_pop(L, 1);
 }
 
-/* conv2d(x, weight[, bias[, {stride=, padding=, dilation=}]]) */
+/* conv2d(x, weight[, bias[, {stride=, padding=, dilation=, groups = 1}]]) */
 static int l_conv2d(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
     nn_tensor *b = opttensor(L, 3);
@@ -152,7 +152,10 @@ static int l_conv2d(lua_State *L) {
     nnL_pair_field(L, 4, "stride", stride, 1);
     nnL_pair_field(L, 4, "padding", padding, 0);
     nnL_pair_field(L, 4, "dilation", dilation, 1);
-    NNL_RETURN(nn_conv2d(x, w, b, stride, padding, dilation));
+    double groups = nnL_optnumfield(L, 4, "groups", 1);
+    if (groups != (double)(int64_t)groups || groups < 1 || groups > 4096)
+        return luaL_argerror(L, 4, "groups must be an integer in 1..4096");
+    NNL_RETURN(nn_conv2d_groups(x, w, b, stride, padding, dilation, (int64_t)groups));
 }
 
 /* max_pool2d(x, kernel[, {stride=, padding=}]) and avg_pool2d */

@@ -42,6 +42,26 @@ describe('built-in layers', function()
         { leaf(2, 2, 4, 4), leaf(3, 2, 3, 3), leaf(3) })
       check(function(x, w) return nn.conv2d(x, w, nil, { stride = { 2, 1 }, dilation = 2, padding = { 1, 2 } }) end,
         { leaf(1, 2, 6, 5), leaf(2, 2, 2, 3) })
+      check(function(x, w, b) return nn.conv2d(x, w, b, { padding = 1, groups = 2 }) end,
+        { leaf(1, 4, 4, 4), leaf(6, 2, 3, 3), leaf(6) })
+    end)
+
+    it('grouped conv2d: the Conv2d layer and its errors', function()
+      local c = nn.Conv2d(4, 6, 3, { groups = 2, padding = 1 })
+      assert.same({ 6, 2, 3, 3 }, c.weight.shape)
+      assert.equal(2, c.groups)
+      local x = nn.randn(2, 4, 5, 5)
+      local y = c(x)
+      -- each half of the output sees its half of the input only
+      local half = nn.conv2d(x:narrow(2, 3, 2), c.weight:narrow(1, 4, 3), c.bias:narrow(1, 4, 3), { padding = 1 })
+      assert.tensor_near(half, y:narrow(2, 4, 3), 1e-5, 1e-5)
+      assert.error_contains(function() nn.Conv2d(4, 6, 3, { groups = 4 }) end,
+        'groups = 4 must divide in_channels 4 and out_channels 6')
+      assert.error_contains(function() nn.Conv2d(4, 6, 3, { groups = 1.5 }) end, 'groups must be an integer')
+      assert.error_contains(function() nn.conv2d(x, nn.ones(6, 4, 3, 3), nil, { groups = 2 }) end,
+        'weight 6x4x3x3 does not fit input 2x4x5x5')
+      assert.error_contains(function() nn.conv2d(x, nn.ones(6, 2, 3, 3), nil, { groups = 0 }) end,
+        'groups must be an integer in 1..4096')
     end)
 
     it('pooling', function()

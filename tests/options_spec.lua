@@ -48,13 +48,15 @@ local calls = {
   LayerNorm = function(x) return nn.LayerNorm(3, with({ eps = 1e-6 }, x)) end,
   RMSNorm = function(x) return nn.RMSNorm(3, with({ eps = 1e-6 }, x)) end,
   GELU = function(x) return nn.GELU(with({ approximate = 'tanh' }, x)) end,
-  Conv2d = function(x) return nn.Conv2d(2, 2, 3, with({ padding = 1, groups = 1 }, x)) end,
+  Conv2d = function(x) return nn.Conv2d(2, 2, 3, with({ padding = 1, groups = 2 }, x)) end,
   MaxPool2d = function(x) return nn.MaxPool2d(2, with({ stride = 1 }, x)) end,
   AvgPool2d = function(x) return nn.AvgPool2d(2, with({ stride = 1 }, x)) end,
   cross_entropy = function(x)
     return nn.cross_entropy(nn.randn(3, 4), L({ 1, 2, 3 }), with({ label_smoothing = 0.1 }, x))
   end,
-  conv2d = function(x) return nn.conv2d(nn.randn(1, 1, 4, 4), nn.randn(1, 1, 3, 3), nil, with({ padding = 1 }, x)) end,
+  conv2d = function(x)
+    return nn.conv2d(nn.randn(1, 2, 4, 4), nn.randn(2, 1, 3, 3), nil, with({ padding = 1, groups = 2 }, x))
+  end,
   max_pool2d = function(x) return nn.max_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2 }, x)) end,
   avg_pool2d = function(x) return nn.avg_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2 }, x)) end,
   attention = function(x)
@@ -232,7 +234,8 @@ describe('options tables', function()
   end
 
   it('rejects a known option the function does not implement', function()
-    assert.error_contains(function() nn.Conv2d(4, 4, 3, { groups = 2 }) end, 'groups = 2 is not implemented')
+    assert.error_contains(function() nn.MultiheadAttention(4, 2, { batch_first = false }) end,
+      'only batch_first = true is implemented')
   end)
 
   it('rejects keys that are not strings and options that are not tables', function()

@@ -64,6 +64,9 @@ describe('against PyTorch ' .. ref.torch, function()
         return nn.conv2d(l.x, l.w, nil, { stride = c.stride, padding = c.padding,
                                            dilation = c.dilation })
       end)
+      check('conv2d_groups', function(l, c)
+        return nn.conv2d(l.x, l.w, l.b, { padding = c.padding, groups = c.groups })
+      end)
     end)
 
     it('MaxPool2d and AvgPool2d', function()

@@ -13,6 +13,7 @@
 #include "autograd.h"
 #include "nn_layers.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -166,5 +167,43 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
     nn_release(patches);
     nn_release(xc);
     nn_release(wc);
+    return y;
+}
+
+/* groups > 1: input channels and filters in `groups` equal parts, part i of
+ * the output from part i of the input alone (PyTorch's groups); the parts
+ * are views, so autograd runs through narrow, conv2d and cat */
+nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
+                            const int *stride, const int *padding, const int *dilation,
+                            int64_t groups) {
+    if (groups == 1) return nn_conv2d(x, w, b, stride, padding, dilation);
+    char s1[96], s2[96];
+    if (groups < 1 || groups > 4096) return nn_fail(0, "conv2d: groups must be in 1..4096");
+    if (x->ndim != 4 || w->ndim != 4 || x->shape[1] != w->shape[1] * groups ||
+        w->shape[0] % groups)
+        return nn_fail(2, "conv2d with %lld groups: weight %s does not fit input %s "
+                          "(expected (out, C / groups, kh, kw), out divisible by groups)",
+                       (long long)groups, nn_shape_str(w, s1, 96), nn_shape_str(x, s2, 96));
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return nn_fail(3, "conv2d bias %s does not match %lld output channels",
+                       nn_shape_str(b, s1, 96), (long long)w->shape[0]);
+    int64_t cin = w->shape[1], cout = w->shape[0] / groups;
+    nn_tensor **parts = calloc((size_t)groups, sizeof *parts);
+    if (!parts) return nn_fail(0, "out of memory");
+    nn_tensor *y = NULL;
+    int64_t i = 0;
+    for (; i < groups; i++) {
+        nn_tensor *xg = nn_narrow((nn_tensor *)x, 1, i * cin, cin);
+        nn_tensor *wg = xg ? nn_narrow((nn_tensor *)w, 0, i * cout, cout) : NULL;
+        nn_tensor *bg = wg && b ? nn_narrow((nn_tensor *)b, 0, i * cout, cout) : NULL;
+        if (wg && (bg || !b)) parts[i] = nn_conv2d(xg, wg, bg, stride, padding, dilation);
+        nn_release(xg);
+        nn_release(wg);
+        nn_release(bg);
+        if (!parts[i]) break;
+    }
+    if (i == groups) y = nn_cat(parts, (int)groups, 1);
+    for (int64_t k = 0; k < groups; k++) nn_release(parts[k]);
+    free(parts);
     return y;
 }

@@ -55,6 +55,11 @@ nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
  * dilation are {h, w} pairs */
 nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                      const int *stride, const int *padding, const int *dilation);
+/* the same with input and output channels in `groups` independent parts:
+ * w (O, C / groups, KH, KW), O divisible by groups (1: nn_conv2d) */
+nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
+                            const int *stride, const int *padding, const int *dilation,
+                            int64_t groups);
 nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,

@@ -121,6 +121,10 @@ for name, (cls, kw) in optims.items():
         k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()},
         "param": t(p0), "grads": [t(g) for g in grads], "after": after})
 
+# grouped convolution (appended last so the earlier cases keep their draws)
+case("conv2d_groups", lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1, groups=3),
+     {"x": rnd(2, 6, 5, 5), "w": rnd(9, 2, 3, 3), "b": rnd(9)}, stride=1, padding=1, groups=3)
+
 out = {"format": "nnlua-ref", "version": 1, "torch": torch.__version__, "cases": cases}
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "layers.json")
 with open(path, "w") as f:

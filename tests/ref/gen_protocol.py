@@ -53,6 +53,7 @@ case('Flatten', [], {}, tnn.Flatten(), [2, 3, 4])
 case('Conv2d', [3, 8, 3], {'padding': 1}, tnn.Conv2d(3, 8, 3, padding=1), [2, 3, 6, 6])
 case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
      tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
+case('Conv2d', [4, 6, 3], {'groups': 2}, tnn.Conv2d(4, 6, 3, groups=2), [2, 4, 6, 6])
 case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
 for model, de, dr in [('transe', 4, 4), ('complex', 8, 8), ('rotate', 8, 4)]:
     case('KGEmbedding', [], {'model': model, 'num_entities': 10, 'num_relations': 10, 'dim': 4,
