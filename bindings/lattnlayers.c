@@ -165,7 +165,7 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
     nnL_slot_layer(L, 1, OUT_PROJ);
     int child = lua_gettop(L);
     nn_tensor *ow = nnL_slot_tensor(L, child, 0), *ob = nnL_slot_tensor(L, child, 1);
-    nn_tensor *out = nnL_keep(L, nn_linear(merged, ow, ob));
+    nnL_keep(L, nn_linear(merged, ow, ob)); /* the output, on top */
     if (!nnL_optboolfield(L, 5, "need_weights", 0)) return 1;
     int out_at = lua_gettop(L);
     /* the weights, differentiable, from the unfused composition */
@@ -182,7 +182,6 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
     nnL_keep(L, nn_reduce(NN_MEAN, p, &(nn_reduce_args){.ndims = 1, .dims = {1}}));
     lua_pushvalue(L, out_at);
     lua_insert(L, -2);
-    (void)out;
     return 2;
 }
 
