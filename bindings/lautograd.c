@@ -1,4 +1,4 @@
-/* lautograd.c -- autograd from Lua: requires_grad, .grad, backward, detach,
+/* lautograd.c -- autograd from Lua: requires_grad, .grad, detach,
  * and grad-mode scopes (nn.no_grad(fn) or `local g <close> = nn.no_grad()`). */
 #include "lnnlua.h"
 
@@ -10,28 +10,6 @@ static int l_requires_grad_(lua_State *L) {
     if (nn_set_requires_grad(t, on) < 0) return nnL_engine_error(L);
     lua_settop(L, 1);
     return 1;
-}
-
-/* backward([grad][, retain_graph]) or backward{grad = g, retain_graph = b} */
-static const char *const backward_opts[] = {"grad", "retain_graph", NULL};
-
-static int l_backward(lua_State *L) {
-    nn_tensor *t = nnL_checktensor(L, 1);
-    nn_tensor *g = NULL;
-    int retain = 0;
-    if (lua_istable(L, 2)) {
-        nnL_checkoptions(L, 2, "backward", backward_opts);
-        lua_getfield(L, 2, "grad");
-        lua_getfield(L, 2, "retain_graph");
-        retain = lua_toboolean(L, -1);
-        if (!lua_isnil(L, -2) && !(g = nnL_testtensor(L, -2)))
-            return luaL_argerror(L, 2, "grad must be a tensor");
-    } else {
-        if (!lua_isnoneornil(L, 2)) g = nnL_checktensor(L, 2);
-        retain = lua_toboolean(L, 3);
-    }
-    if (nn_backward(t, g, retain) < 0) return nnL_engine_error(L);
-    return 0;
 }
 
 static int l_detach(lua_State *L) {
@@ -191,7 +169,7 @@ static int l_enable_grad(lua_State *L) { return with_mode(L, 1); }
 
 void nnL_open_autograd(lua_State *L) {
     static const luaL_Reg fns[] = {
-        {"requires_grad_", l_requires_grad_}, {"backward", l_backward},
+        {"requires_grad_", l_requires_grad_},
         {"detach", l_detach}, {"is_leaf", l_is_leaf},
         {"set_grad_enabled", l_set_grad_enabled},
         {"is_grad_enabled", l_is_grad_enabled},
@@ -200,10 +178,8 @@ void nnL_open_autograd(lua_State *L) {
      * released at once */
     static const luaL_Reg scopes[] = {
         {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {NULL, NULL}};
-    static const nnL_options options[] = {{"backward", backward_opts}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
     luaL_setfuncs(L, scopes, 0);
-    nnL_define_options(L, options);
     luaL_newmetatable(L, NNL_GRADMODE);
     lua_pushcfunction(L, restore_mode);
     lua_setfield(L, -2, "__close");

@@ -143,6 +143,7 @@ int luaopen_nnlua_core(lua_State *L) {
     nnL_open_create(L);
     nnL_open_ops(L);
     nnL_open_autograd(L);
+    nnL_open_graph(L);
     nnL_open_functional(L);
     nnL_open_fusion(L);
     nnL_open_kge(L);

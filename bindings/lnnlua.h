@@ -107,6 +107,7 @@ void nnL_open_tensor(lua_State *L);   /* metatable; leaves nothing */
 void nnL_open_ops(lua_State *L);      /* fills the table on top */
 void nnL_open_create(lua_State *L);   /* fills the table on top */
 void nnL_open_autograd(lua_State *L); /* fills the table on top */
+void nnL_open_graph(lua_State *L);    /* fills the table on top */
 void nnL_open_functional(lua_State *L); /* fills the table on top */
 void nnL_open_fusion(lua_State *L);   /* fills the table on top */
 void nnL_open_kge(lua_State *L);      /* fills the table on top */

@@ -9,6 +9,9 @@ package.loaded['nnlua.core'] = nil
 -- name -> { module[, field] }
 local lazy = {
   gradcheck = { 'nnlua.gradcheck' },
+  gradgradcheck = { 'nnlua.gradgradcheck' },
+  autograd = { 'nnlua.autograd' },
+  utils = { 'nnlua.utils' },
   Module = { 'nnlua.module', 'Module' },
   Sequential = { 'nnlua.module', 'Sequential' },
   ModuleList = { 'nnlua.module', 'ModuleList' },
@@ -17,6 +20,9 @@ local lazy = {
   is_module = { 'nnlua.module', 'is_module' },
   register_module_forward_hook = { 'nnlua.module', 'register_module_forward_hook' },
   register_module_forward_pre_hook = { 'nnlua.module', 'register_module_forward_pre_hook' },
+  register_module_full_backward_hook = { 'nnlua.module', 'register_module_full_backward_hook' },
+  register_module_full_backward_pre_hook = { 'nnlua.module',
+    'register_module_full_backward_pre_hook' },
   optim = { 'nnlua.optim' },
   init = { 'nnlua.initializers' },
   F = { 'nnlua.functional' },

@@ -33,9 +33,12 @@ describe('docs/c-api.md', function()
   for code in doc:gmatch('```c\n(.-)```') do
     n = n + 1
     local k = n
+    -- lines above a "/* ---- main */" line are at file scope (callbacks)
+    local top, body = code:match('^(.-)/%* %-%-%-%- main %*/\n(.*)$')
+    if top then code = body else top = '' end
     it('example ' .. k .. ' compiles and runs', function()
       local src = support.tempfile('#include "nn.h"\n#include <assert.h>\n#include <stdio.h>\n'
-        .. '#include <stdlib.h>\n#include <string.h>\nint main(void) {\n' .. code
+        .. '#include <stdlib.h>\n#include <string.h>\n' .. top .. 'int main(void) {\n' .. code
         .. '\nreturn 0;\n}\n', '.c')
       local bin = os.tmpname()
       local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE -w -Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io %s -o %s %s/libnnengine.a '

@@ -80,6 +80,10 @@ local calls = {
   end,
   backward = function(x) return param(2):sum():backward(with({ retain_graph = false }, x)) end,
   gradcheck = function(x) return nn.gradcheck(function(a) return a:tanh() end, { param(3) }, with({ eps = 1e-3 }, x)) end,
+  ['autograd.grad'] = function(x)
+    local p = param(2)
+    return nn.autograd.grad((p * p):sum(), p, with({ create_graph = true }, x))
+  end,
   ['F.scaled_dot_product_attention'] = function(x)
     local q = nn.randn(1, 1, 3, 2)
     return nn.F.scaled_dot_product_attention(q, q, q, with({ causal = true }, x))

@@ -23,7 +23,7 @@ int nn_set_anomaly(int on) {
 
 /* In anomaly mode every op's result (and every gradient) is checked; the
  * first non-finite value names the op that made it. */
-static int finite_or_fail(const nn_tensor *t, const char *name, const char *what) {
+int nn_check_finite(const nn_tensor *t, const char *name, const char *what) {
     if (!anomaly || !t || t->dtype != NN_F32) return 0;
     anomaly = 0; /* the copy below is an op too: do not check it */
     nn_tensor *c = nn_contiguous((nn_tensor *)t);
@@ -51,7 +51,7 @@ int nn_is_grad_enabled(void) { return !grad_disabled; }
 int nn_is_leaf(const nn_tensor *t) { return t->node == NULL; }
 
 const char *nn_grad_fn_name(const nn_tensor *t) {
-    return t->node ? t->node->op->name : NULL;
+    return t->node ? (t->node->name ? t->node->name : t->node->op->name) : NULL;
 }
 
 int nn_set_requires_grad(nn_tensor *t, int on) {
@@ -71,16 +71,20 @@ bool nn_needs_grad(int n, const nn_tensor *const *ins) {
     return false;
 }
 
-/* the node and its context in one allocation, the context aligned */
-static nn_node *record(nn_tensor *out, const nn_op *op, int n, const nn_tensor *const *ins) {
-    size_t head = sizeof(nn_node) + (size_t)n * sizeof(nn_node_input);
+/* the node, its context and its gradient slots in one allocation, the
+ * context aligned */
+nn_node *nn_record(const nn_op *op, int n, const nn_tensor *const *ins, int nout,
+                   nn_tensor *const *outs) {
     size_t align = _Alignof(max_align_t);
+    size_t head = sizeof(nn_node) + (size_t)n * sizeof(nn_node_input);
     head = (head + align - 1) / align * align;
-    nn_node *node = calloc(1, head + op->ctx_size);
+    size_t ctx = (op->ctx_size + align - 1) / align * align;
+    nn_node *node = calloc(1, head + ctx + (size_t)nout * sizeof(nn_tensor *));
     if (!node) return nn_fail(0, "out of memory recording %s", op->name);
     node->op = op;
     node->ctx = op->ctx_size ? (char *)node + head : NULL;
-    node->refcount = 1;
+    node->gacc = (nn_tensor **)((char *)node + head + ctx);
+    node->nout = nout;
     node->nin = n;
     for (int i = 0; i < n; i++) {
         const nn_tensor *t = ins[i];
@@ -92,25 +96,30 @@ static nn_node *record(nn_tensor *out, const nn_op *op, int n, const nn_tensor *
         if (!t->requires_grad) continue;
         if (t->node) {
             in->node = t->node;
+            in->out = t->out_index;
             t->node->refcount++;
         } else {
             in->leaf = nn_retain((nn_tensor *)t);
         }
     }
-    out->node = node;
-    out->requires_grad = 1;
+    for (int k = 0; k < nout; k++) {
+        outs[k]->node = node;
+        outs[k]->out_index = k;
+        outs[k]->requires_grad = 1;
+    }
+    node->refcount = nout;
     return node;
 }
 
 nn_tensor *nn_finish_op(nn_tensor *out, const nn_op *op, int n,
                         const nn_tensor *const *ins, nn_node **node) {
     if (node) *node = NULL;
-    if (finite_or_fail(out, op->name, "in its output") < 0) {
+    if (nn_check_finite(out, op->name, "in its output") < 0) {
         nn_release(out);
         return NULL;
     }
     if (!out || !nn_needs_grad(n, ins)) return out;
-    nn_node *nd = record(out, op, n, ins);
+    nn_node *nd = nn_record(op, n, ins, 1, &out);
     if (!nd) {
         nn_release(out);
         return NULL;
@@ -134,33 +143,88 @@ nn_tensor *nn_finish_saving(nn_tensor *out, const nn_op *op, int n,
 int nn_save(nn_node *n, int slot, const nn_tensor *t) {
     if (slot < 0 || slot >= NN_NODE_SAVED || n->saved[slot])
         return nn_failed(0, "internal: %s saves slot %d twice", n->op->name, slot);
-    nn_tensor *alias = nn_detach((nn_tensor *)t);
-    if (!alias) return -1;
+    bool own = t->node == n; /* the node's output: an alias breaks the cycle */
+    nn_tensor *kept = own ? nn_detach((nn_tensor *)t) : nn_retain((nn_tensor *)t);
+    if (!kept) return -1;
+    if (own) {
+        n->saved_out |= 1u << slot;
+        kept->out_index = t->out_index;
+    }
     n->saved_version[slot] = t->storage->version;
-    n->saved[slot] = alias;
+    n->saved[slot] = kept;
     return 0;
 }
 
+static _Thread_local int creating_graph;
+
+bool nn_creating_graph(void) { return creating_graph > 0; }
+
+void nn_set_creating_graph(int delta) { creating_graph += delta; }
+
 nn_tensor *nn_saved(nn_node *n, int slot) {
     nn_tensor *t = n->saved[slot];
-    if (!t) return nn_fail(0, "internal: %s reads slot %d, which it did not save",
-                           n->op->name, slot);
+    if (!t) {
+        if (n->freed)
+            return nn_fail(0, "backward through %s a second time: its saved tensors "
+                              "were freed (pass retain_graph=true to the first backward)",
+                           n->op->name);
+        return nn_fail(0, "internal: %s reads slot %d, which it did not save",
+                       n->op->name, slot);
+    }
     if (t->storage->version != n->saved_version[slot])
         return nn_fail(0, "a tensor saved by %s for the backward pass was "
                           "modified in place (version %llu, now %llu): use an "
                           "out-of-place op, or clone() before modifying", n->op->name,
                        (unsigned long long)n->saved_version[slot],
                        (unsigned long long)t->storage->version);
+    if (creating_graph && (n->saved_out >> slot & 1)) {
+        /* the output, differentiable again: a fresh alias whose history is
+         * this node, held until the backward fn returns (not by the node:
+         * no cycle) */
+        if (!n->reattached[slot]) {
+            nn_tensor *a = nn_detach(t);
+            if (!a) return NULL;
+            a->node = n;
+            a->out_index = t->out_index;
+            a->requires_grad = 1;
+            n->refcount++;
+            n->reattached[slot] = a;
+        }
+        return n->reattached[slot];
+    }
     return t;
 }
 
-static void free_saved(nn_node *n) {
+static void free_hooks(nn_hook **list) {
+    while (*list) {
+        nn_hook *h = *list;
+        *list = h->next;
+        if (h->release) h->release(h->ud);
+        free(h);
+    }
+}
+
+void nn_free_tensor_hooks(nn_tensor *t) { free_hooks(&t->hooks); }
+
+void nn_drop_reattached(nn_node *n) {
+    for (int i = 0; i < NN_NODE_SAVED; i++) {
+        nn_tensor *a = n->reattached[i];
+        n->reattached[i] = NULL;
+        nn_release(a); /* may release n itself only if nothing else holds it */
+    }
+}
+
+void nn_node_spend(nn_node *n) {
+    bool held = n->hooks || n->op->release;
     for (int i = 0; i < NN_NODE_SAVED; i++) {
         if (!n->saved[i]) continue;
         nn_release(n->saved[i]);
         n->saved[i] = NULL;
-        n->freed = 1;
+        held = true;
     }
+    free_hooks(&n->hooks);
+    if (n->op->release && !n->freed) n->op->release(n);
+    if (held) n->freed = 1;
 }
 
 /* Releases a node; its input nodes are released iteratively, not by
@@ -170,8 +234,8 @@ void nn_node_release(nn_node *n) {
     size_t len = 0, cap = 0;
     while (n) {
         if (--n->refcount == 0) {
-            free_saved(n);
-            nn_release(n->gacc);
+            nn_node_spend(n);
+            for (int k = 0; k < n->nout; k++) nn_release(n->gacc[k]);
             for (int i = 0; i < n->nin; i++) {
                 nn_release(n->in[i].leaf);
                 nn_node *child = n->in[i].node;
@@ -191,236 +255,78 @@ void nn_node_release(nn_node *n) {
     free(stack);
 }
 
+int nn_register_hook(nn_tensor *t, nn_grad_hook_fn fn, void *ud, void (*release)(void *)) {
+    int rc = 0;
+    if (!t->requires_grad)
+        rc = nn_failed(1, "register_hook on a tensor that does not require grad");
+    else if (t->node && t->node->freed)
+        rc = nn_failed(1, "register_hook on a tensor whose graph a backward has "
+                          "freed (pass retain_graph=true to keep it)");
+    nn_hook *h = rc == 0 ? calloc(1, sizeof *h) : NULL;
+    if (rc == 0 && !h) rc = nn_failed(0, "out of memory");
+    if (rc < 0) {
+        if (release) release(ud);
+        return -1;
+    }
+    *h = (nn_hook){fn, ud, release, t->out_index, NULL};
+    nn_hook **tail = t->node ? &t->node->hooks : &t->hooks;
+    while (*tail) tail = &(*tail)->next;
+    *tail = h;
+    return 0;
+}
+
+/* ---- functions whose backward a host writes --------------------------------- */
+
+typedef struct {
+    nn_function_backward backward;
+    void *ud;
+    void (*release)(void *ud);
+    char name[48];
+} function_ctx;
+
+static int function_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    (void)g;
+    function_ctx *c = NN_CTX(n, function_ctx);
+    if (!c->backward)
+        return nn_failed(0, "backward through %s a second time (pass "
+                            "retain_graph=true to the first backward)", c->name);
+    return c->backward(c->ud, n->nout, n->gouts, n->nin, gin);
+}
+
+static void function_release(nn_node *n) {
+    function_ctx *c = NN_CTX(n, function_ctx);
+    if (c->release) c->release(c->ud);
+    c->backward = NULL;
+    c->release = NULL;
+}
+
+/* the host's backward records itself when it is built of engine ops */
+static const nn_op function_op = {"function", function_backward, sizeof(function_ctx),
+                                  function_release, function_backward};
+
+int nn_record_function(const char *name, nn_function_backward backward, void *ud,
+                       void (*release)(void *), int nin, const nn_tensor *const *ins,
+                       int nout, nn_tensor *const *outs) {
+    int rc = 0;
+    for (int k = 0; k < nout && rc == 0; k++)
+        if (outs[k]->node || outs[k]->requires_grad)
+            rc = nn_failed(0, "%s: output %d already has a history", name, k + 1);
+    nn_node *n = rc == 0 && nout > 0 && nn_needs_grad(nin, ins)
+                     ? nn_record(&function_op, nin, ins, nout, outs) : NULL;
+    if (!n) {
+        if (release) release(ud);
+        return rc;
+    }
+    function_ctx *c = NN_CTX(n, function_ctx);
+    c->backward = backward;
+    c->ud = ud;
+    c->release = release;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    n->name = c->name;
+    return 0;
+}
+
 nn_tensor *nn_detach(nn_tensor *t) {
     return nn_make_view(t, t->ndim, t->shape, t->stride, t->offset);
 }
 
-/* g summed over the dims where shape is 1 (or absent), accumulating in
- * double: the rows of contiguous g are added into their output row, or
- * summed into their output element when the last dim is reduced */
-nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape) {
-    int lead = g->ndim - ndim;
-    if (lead < 0 || g->dtype != NN_F32) return nn_fail(0, "gradient has fewer dims than its input");
-    int64_t ostride[NN_MAX_DIMS], stride = 1;
-    for (int d = g->ndim - 1; d >= 0; d--) {
-        int64_t want = d < lead ? 1 : shape[d - lead];
-        if (want != g->shape[d] && want != 1)
-            return nn_fail(0, "internal: a gradient does not broadcast to its input");
-        ostride[d] = want == 1 ? 0 : stride;
-        stride *= want;
-    }
-    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
-    nn_tensor *out = gc ? nn_empty(NN_F32, ndim, shape) : NULL;
-    double *acc = out ? calloc((size_t)nn_numel(out) + 1, sizeof *acc) : NULL;
-    if (!acc) {
-        nn_release(gc);
-        nn_release(out);
-        return out ? nn_fail(0, "out of memory") : NULL;
-    }
-    int last = g->ndim - 1;
-    int64_t len = g->ndim ? g->shape[last] : 1, rows = len ? nn_numel(gc) / len : 0;
-    int64_t idx[NN_MAX_DIMS] = {0}, off = 0;
-    const float *src = nn_data(gc);
-    bool reduce_last = g->ndim == 0 || ostride[last] == 0;
-    for (int64_t r = 0; r < rows; r++, src += len) {
-        if (reduce_last) {
-            double s = 0;
-            for (int64_t j = 0; j < len; j++) s += src[j];
-            acc[off] += s;
-        } else {
-            for (int64_t j = 0; j < len; j++) acc[off + j] += src[j];
-        }
-        for (int d = last - 1; d >= 0; d--) { /* next row's output offset */
-            off += ostride[d];
-            if (++idx[d] < g->shape[d]) break;
-            off -= ostride[d] * idx[d];
-            idx[d] = 0;
-        }
-    }
-    float *o = nn_data(out);
-    for (int64_t i = 0; i < nn_numel(out); i++) o[i] = (float)acc[i];
-    free(acc);
-    nn_release(gc);
-    return out;
-}
-
-/* ---- the backward walk ---------------------------------------------------- */
-
-typedef struct { nn_node **v; size_t n, cap; } node_list;
-
-static int push(node_list *l, nn_node *x) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        nn_node **v = realloc(l->v, cap * sizeof *v);
-        if (!v) return nn_failed(0, "out of memory in backward");
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = x;
-    return 0;
-}
-
-/* every node reachable from root, with pending = number of edges into it */
-static int collect(nn_node *root, node_list *all) {
-    node_list stack = {0};
-    int rc = push(&stack, root);
-    root->pending = -1; /* visited marker while collecting */
-    if (rc == 0) rc = push(all, root);
-    while (rc == 0 && stack.n) {
-        nn_node *n = stack.v[--stack.n];
-        for (int i = 0; i < n->nin && rc == 0; i++) {
-            nn_node *c = n->in[i].node;
-            if (!c) continue;
-            if (c->pending == 0) { /* first visit */
-                c->pending = -1;
-                rc = push(&stack, c);
-                if (rc == 0) rc = push(all, c);
-            }
-        }
-    }
-    free(stack.v);
-    for (size_t i = 0; i < all->n; i++) all->v[i]->pending = 0;
-    for (size_t i = 0; i < all->n; i++)
-        for (int k = 0; k < all->v[i]->nin; k++)
-            if (all->v[i]->in[k].node) all->v[i]->in[k].node->pending++;
-    return rc;
-}
-
-/* a += g for same-shaped f32 tensors, a contiguous */
-static int add_into(nn_tensor *a, const nn_tensor *g) {
-    nn_tensor *gc = nn_contiguous((nn_tensor *)g);
-    if (!gc) return -1;
-    float *o = nn_data(a);
-    const float *x = nn_data(gc);
-    int64_t n = nn_numel(a);
-#pragma omp parallel for simd if (n > NN_PAR_GRAIN)
-    for (int64_t i = 0; i < n; i++) o[i] += x[i];
-    nn_release(gc);
-    nn_bump_version(a);
-    return 0;
-}
-
-/* whether t's memory is t's alone (no other reference, no view) */
-static bool exclusive(const nn_tensor *t) {
-    return t->refcount == 1 && t->storage->refcount == 1 && t->storage->owns == 1 &&
-           t->dtype == NN_F32 && nn_is_contiguous(t);
-}
-
-/* Sums a node's incoming gradients in place: the first one is kept as
- * given, and copied once only if it is shared when the second arrives. */
-static int accumulate(nn_tensor **acc, nn_tensor *g) {
-    if (!*acc) {
-        *acc = nn_retain(g);
-        return 0;
-    }
-    if (!exclusive(*acc)) {
-        nn_tensor *c = nn_clone(*acc);
-        if (!c) return -1;
-        nn_release(*acc);
-        *acc = c;
-    }
-    return add_into(*acc, g);
-}
-
-static int accumulate_leaf(nn_tensor *leaf, nn_tensor *g) {
-    if (!leaf->grad) {
-        leaf->grad = nn_clone(g); /* always a fresh, contiguous tensor */
-        return leaf->grad ? 0 : -1;
-    }
-    if (!nn_same_shape(leaf->grad, g) || leaf->grad->dtype != NN_F32)
-        return nn_failed(0, "a leaf's .grad no longer has the leaf's shape");
-    if (!nn_is_contiguous(leaf->grad)) { /* a view assigned to .grad */
-        nn_tensor *c = nn_clone(leaf->grad);
-        if (!c) return -1;
-        nn_release(leaf->grad);
-        leaf->grad = c;
-    }
-    return add_into(leaf->grad, g);
-}
-
-/* gin[i] shaped like input i: sum broadcast dims away, check the rest */
-static nn_tensor *fit_grad(nn_node *n, int i, nn_tensor *g) {
-    nn_node_input *in = &n->in[i];
-    if (g->ndim == in->ndim && !memcmp(g->shape, in->shape, in->ndim * sizeof *in->shape))
-        return nn_retain(g);
-    nn_tensor *s = nn_sum_to(g, in->ndim, in->shape);
-    if (s && (s->ndim != in->ndim ||
-              memcmp(s->shape, in->shape, in->ndim * sizeof *in->shape))) {
-        nn_release(s);
-        return nn_fail(0, "internal: %s produced a gradient of the wrong shape", n->op->name);
-    }
-    return s;
-}
-
-static int run_node(nn_node *n, node_list *ready, int retain) {
-    if (n->freed)
-        return nn_failed(0, "backward through %s a second time: its saved "
-                            "tensors were freed (pass retain_graph=true to the "
-                            "first backward)", n->op->name);
-    nn_tensor *gin[n->nin];
-    memset(gin, 0, sizeof gin);
-    nn_tensor *gout = n->gacc;
-    n->gacc = NULL;
-    int rc = n->op->backward(n, gout, gin);
-    nn_release(gout);
-    for (int i = 0; i < n->nin; i++) {
-        nn_node_input *in = &n->in[i];
-        if (rc == 0 && finite_or_fail(gin[i], n->op->name, "in a gradient") < 0) rc = -1;
-        nn_tensor *g = gin[i] && rc == 0 ? fit_grad(n, i, gin[i]) : NULL;
-        if (gin[i] && rc == 0 && !g) rc = -1;
-        if (g && in->node) rc = accumulate(&in->node->gacc, g);
-        else if (g && in->leaf) rc = accumulate_leaf(in->leaf, g);
-        nn_release(g);
-        nn_release(gin[i]);
-        if (in->node && --in->node->pending == 0 && rc == 0)
-            rc = push(ready, in->node);
-    }
-    if (!retain) free_saved(n);
-    return rc;
-}
-
-int nn_backward(nn_tensor *root, const nn_tensor *grad, int retain_graph) {
-    if (!root->requires_grad)
-        return nn_failed(1, "backward of a tensor that does not require grad "
-                            "(no input of its ops requires grad)");
-    nn_tensor *g;
-    if (grad) {
-        if (!nn_same_shape(grad, root)) {
-            char a[96], b[96];
-            return nn_failed(2, "gradient of shape %s for a %s tensor",
-                             nn_shape_str(grad, a, 96), nn_shape_str(root, b, 96));
-        }
-        g = nn_to_dtype(grad, NN_F32);
-    } else {
-        if (nn_numel(root) != 1) {
-            char a[96];
-            return nn_failed(1, "backward without a gradient needs a one-element "
-                                "tensor, not %s: pass the gradient",
-                             nn_shape_str(root, a, 96));
-        }
-        g = nn_full(root->ndim, root->shape, 1.0);
-    }
-    if (!g) return -1;
-    int prev = nn_grad_off();
-    int rc;
-    if (!root->node) { /* a leaf: its gradient is g */
-        rc = accumulate_leaf(root, g);
-        nn_release(g);
-        nn_grad_restore(prev);
-        return rc;
-    }
-    node_list all = {0}, ready = {0};
-    rc = collect(root->node, &all);
-    root->node->gacc = g;
-    if (rc == 0) rc = push(&ready, root->node);
-    while (rc == 0 && ready.n) rc = run_node(ready.v[--ready.n], &ready, retain_graph);
-    for (size_t i = 0; i < all.n; i++) { /* clean up after an error */
-        nn_release(all.v[i]->gacc);
-        all.v[i]->gacc = NULL;
-        all.v[i]->pending = 0;
-    }
-    free(all.v);
-    free(ready.v);
-    nn_grad_restore(prev);
-    return rc;
-}

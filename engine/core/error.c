@@ -38,3 +38,5 @@ int nn_wrap_dim(int dim, int ndim, int arg) {
                          -n, n - 1, dim);
     return dim < 0 ? dim + n : dim;
 }
+
+int nn_set_error(const char *msg) { return nn_failed(0, "%s", msg); }

@@ -43,6 +43,9 @@ void nn_atomic_abort(nn_atomic_file *a);
 void *nn_alloc(size_t bytes);
 void nn_free(void *p);
 
+/* frees a leaf's gradient hooks (autograd.c) */
+void nn_free_tensor_hooks(nn_tensor *t);
+
 /* A new tensor sharing t's storage with the given geometry. */
 nn_tensor *nn_make_view(nn_tensor *t, int ndim, const int64_t *shape,
                         const int64_t *stride, int64_t offset);

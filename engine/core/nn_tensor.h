@@ -53,6 +53,7 @@ typedef struct nn_storage {
 } nn_storage;
 
 struct nn_node;
+struct nn_hook;
 
 typedef struct nn_tensor {
     nn_dtype dtype;
@@ -65,6 +66,8 @@ typedef struct nn_tensor {
     /* autograd */
     int requires_grad;           /* a leaf the user marked, or made from one */
     struct nn_node *node;        /* the op that made it; NULL for leaves */
+    int out_index;               /* which of node's outputs this is */
+    struct nn_hook *hooks;       /* leaves: gradient hooks */
     struct nn_tensor *grad;      /* leaves: the accumulated gradient */
     struct nn_rowgrad *rowgrad;  /* leaves with row-sparse gradients, or NULL */
 } nn_tensor;
@@ -79,6 +82,8 @@ typedef struct nn_rng {
 /* ---- errors and set-up ------------------------------------------------ */
 const char *nn_last_error(void);
 int nn_last_error_arg(void); /* argument blamed (1-based), 0 if none */
+/* sets the message (a host callback failing); returns -1 */
+int nn_set_error(const char *msg);
 int nn_init(void);           /* loads BLAS; idempotent; -1 on failure */
 void nn_set_num_threads(int n);
 int nn_get_num_threads(void);
@@ -120,6 +125,39 @@ int nn_is_leaf(const nn_tensor *t);
 /* anomaly mode: an op whose result or gradient holds NaN/Inf fails with
  * its name (slow: every result is scanned). Returns the previous mode. */
 int nn_set_anomaly(int on);
+/* Flags of nn_backward_ex and nn_grad. RETAIN_GRAPH keeps what the nodes
+ * saved, for another backward; CREATE_GRAPH records the backward itself
+ * (implies RETAIN_GRAPH), so gradients can be differentiated again. */
+enum { NN_RETAIN_GRAPH = 1, NN_CREATE_GRAPH = 2 };
+int nn_backward_ex(nn_tensor *root, const nn_tensor *grad, int flags);
+/* The gradients of the n roots (weighted by grads[i]; NULL: 1 for a
+ * one-element root) with respect to the m inputs, into gins[j] (NULL when
+ * input j is not reached). No leaf's .grad is touched; only nodes on a
+ * path to an input run. */
+int nn_grad(int n, nn_tensor *const *roots, const nn_tensor *const *grads, int m,
+            nn_tensor *const *inputs, nn_tensor **gins, int flags);
+
+/* ---- callbacks from a host language --------------------------------------
+ * The tape calls host code through these; ud is the host's and release(ud)
+ * runs once when the engine drops it (the tensor or node is freed, the hook
+ * removed, or a backward without retain_graph spent the node).
+ *
+ * A gradient hook sees the gradient of t (for a leaf, the sum of all that
+ * reach it in one backward) and returns the gradient to use: g retained
+ * to keep it, another tensor of g's shape to replace it, or NULL with an
+ * error (nn_failed) to stop the backward. Hooks run in the order added. */
+typedef nn_tensor *(*nn_grad_hook_fn)(void *ud, nn_tensor *g);
+int nn_register_hook(nn_tensor *t, nn_grad_hook_fn fn, void *ud,
+                     void (*release)(void *ud));
+/* A function whose backward the host writes: outs (nout fresh tensors the
+ * host computed from ins, with no history) become its outputs. backward
+ * gets one gradient per output (NULL: none reached it) and fills gins[i]
+ * (a new reference, or NULL for zero) for the inputs that require grad. */
+typedef int (*nn_function_backward)(void *ud, int nout, nn_tensor *const *gouts, int nin,
+                                    nn_tensor **gins);
+int nn_record_function(const char *name, nn_function_backward backward, void *ud,
+                       void (*release)(void *ud), int nin, const nn_tensor *const *ins,
+                       int nout, nn_tensor *const *outs);
 /* the sum of g over the dims where `shape` broadcast (g's shape) */
 nn_tensor *nn_sum_to(const nn_tensor *g, int ndim, const int64_t *shape);
 

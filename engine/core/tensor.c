@@ -151,6 +151,7 @@ void nn_release(nn_tensor *t) {
 #endif
     if (--t->refcount > 0) return;
     if (t->node) nn_node_release(t->node);
+    nn_free_tensor_hooks(t);
     nn_release(t->grad);
     nn_rowgrad_free(t->rowgrad);
     nn_storage *s = t->storage;

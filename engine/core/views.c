@@ -49,15 +49,36 @@ static int identity_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return 0;
 }
 
-NN_OP_NO_CTX(view_op, "view", reshape_backward);
-NN_OP_NO_CTX(reshape_op, "reshape", reshape_backward);
-NN_OP_NO_CTX(squeeze_op, "squeeze", reshape_backward);
-NN_OP_NO_CTX(unsqueeze_op, "unsqueeze", reshape_backward);
-NN_OP(permute_op, "permute", permute_backward, permute_ctx);
-NN_OP(slice_op, "slice", slice_backward, slice_ctx);
-NN_OP(select_op, "select", slice_backward, slice_ctx);
-NN_OP_NO_CTX(expand_op, "expand", identity_backward);
-NN_OP_NO_CTX(clone_op, "clone", identity_backward);
+NN_OP_TWICE_NO_CTX(view_op, "view", reshape_backward);
+NN_OP_TWICE_NO_CTX(reshape_op, "reshape", reshape_backward);
+NN_OP_TWICE_NO_CTX(squeeze_op, "squeeze", reshape_backward);
+NN_OP_TWICE_NO_CTX(unsqueeze_op, "unsqueeze", reshape_backward);
+NN_OP_TWICE(permute_op, "permute", permute_backward, permute_ctx);
+/* slice's backward as a recorded op, for create_graph: g placed into
+ * zeros, whose own backward slices the gradient again */
+static int unslice_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const slice_ctx *c = NN_CTX(n, slice_ctx);
+    gin[0] = c->select ? nn_select((nn_tensor *)g, c->dim, c->start)
+                       : nn_slice((nn_tensor *)g, c->dim, c->start, c->stop, c->step);
+    return gin[0] ? 0 : -1;
+}
+NN_OP_TWICE(unslice_op, "slice_backward", unslice_backward, slice_ctx);
+
+static int slice_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    int prev = nn_grad_off();
+    int rc = slice_backward(n, g, gin);
+    nn_grad_restore(prev);
+    if (rc < 0) return rc;
+    nn_node *node;
+    gin[0] = nn_finish_op(gin[0], &unslice_op, 1, &g, &node);
+    if (node) *NN_CTX(node, slice_ctx) = *NN_CTX(n, slice_ctx);
+    return gin[0] ? 0 : -1;
+}
+
+NN_OP_GRAPH(slice_op, "slice", slice_backward, slice_backward_graph, slice_ctx);
+NN_OP_GRAPH(select_op, "select", slice_backward, slice_backward_graph, slice_ctx);
+NN_OP_TWICE_NO_CTX(expand_op, "expand", identity_backward);
+NN_OP_TWICE_NO_CTX(clone_op, "clone", identity_backward);
 
 static nn_tensor *record_view(nn_tensor *out, const nn_tensor *in, const nn_op *op,
                               nn_node **node) {

@@ -17,6 +17,7 @@
  * touched. Dropout on the weights is regenerated in backward from the
  * counter-based generator's (seed, offset). */
 #include "autograd.h"
+#include "graph.h"
 #include "nn_layers.h"
 #include "vecmath.h"
 
@@ -452,7 +453,39 @@ static int attention_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin
     return rc;
 }
 
-NN_OP(attention_op, "attention", attention_backward, attention_ctx);
+/* softmax(q kT scale + mask) v differentiated with engine ops (the
+ * probabilities recomputed from q and k, so they carry their history),
+ * for a create_graph backward */
+static int attention_backward_graph(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
+    const attention_ctx *c = NN_CTX(n, attention_ctx);
+    if (c->drop > 0)
+        return nn_failed(0, "attention with dropout has no double backward (use dropout 0 "
+                            "or eval mode)");
+    nn_tensor *q = nn_saved(n, SAVED_Q), *k = nn_saved(n, SAVED_K), *v = nn_saved(n, SAVED_V);
+    if (!q || !k || !v) return -1;
+    nn_tensor *mask = n->saved[SAVED_MASK];
+    int64_t tq = q->shape[2], tk = k->shape[2];
+    nn_scope s = {0};
+    nn_tensor *sc = g_mulk(&s, g_matmul(&s, q, g_t(&s, k)), c->scale);
+    if (mask) sc = g_add(&s, sc, mask);
+    if (c->causal) { /* row i sees keys j <= i + tk - tq */
+        nn_tensor *hide = g_keep(&s, nn_zeros(NN_F32, 2, (int64_t[]){tq, tk}));
+        for (int64_t i = 0; hide && i < tq; i++)
+            for (int64_t j = 0; j < tk; j++) nn_f32(hide)[i * tk + j] = j > i + tk - tq;
+        sc = sc && hide ? g_keep(&s, nn_masked_fill(sc, hide, -INFINITY)) : g_keep(&s, NULL);
+    }
+    nn_tensor *p = sc ? g_keep(&s, nn_softmax(sc, -1)) : g_keep(&s, NULL);
+    nn_tensor *gp = g_matmul(&s, gout, g_t(&s, v));
+    nn_tensor *gps = g_sum(&s, g_mul(&s, gp, p), 1, (int[]){-1}, 1);
+    nn_tensor *gs = g_mulk(&s, g_mul(&s, p, g_sub(&s, gp, gps)), c->scale);
+    if (nn_input_needs(n, 0)) gin[0] = nn_scope_result(&s, g_matmul(&s, gs, k));
+    if (nn_input_needs(n, 1)) gin[1] = nn_scope_result(&s, g_matmul(&s, g_t(&s, gs), q));
+    if (nn_input_needs(n, 2)) gin[2] = nn_scope_result(&s, g_matmul(&s, g_t(&s, p), gout));
+    return nn_scope_end(&s);
+}
+
+NN_OP_GRAPH(attention_op, "attention", attention_backward, attention_backward_graph,
+            attention_ctx);
 
 nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor *v,
                         const nn_attention_args *a, nn_tensor **weights) {
@@ -486,11 +519,12 @@ nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor 
     }
     if (!(a->dropout >= 0 && a->dropout < 1))
         return nn_fail(4, "attention dropout must be in [0, 1)");
-    int prev = nn_grad_off();
-    /* unit stride in the last dim is all the kernels need */
+    /* unit stride in the last dim is all the kernels need; copies made
+     * with grad mode on keep the history a create_graph backward reads */
     nn_tensor *qc = q->stride[3] == 1 ? nn_retain((nn_tensor *)q) : nn_clone(q);
     nn_tensor *kc = k->stride[3] == 1 ? nn_retain((nn_tensor *)k) : nn_clone(k);
     nn_tensor *vc = v->stride[3] == 1 ? nn_retain((nn_tensor *)v) : nn_clone(v);
+    int prev = nn_grad_off();
     nn_tensor *mc = a->mask ? nn_contiguous((nn_tensor *)a->mask) : NULL;
     attn_geom g;
     int rc = qc && kc && vc && (!a->mask || mc) ? 0 : -1;

@@ -6,6 +6,7 @@
  * transposed through the flag. Backward: dx = g W, dW = g^T x, db = the
  * column sums of g -- three BLAS-shaped steps, no transposed copies. */
 #include "autograd.h"
+#include "graph.h"
 #include "nn_layers.h"
 
 #include <string.h>
@@ -46,7 +47,26 @@ static int linear_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-NN_OP_NO_CTX(linear_op, "linear", linear_backward);
+/* the same three products from engine ops, for a create_graph backward */
+static int linear_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1);
+    bool nb = n->nin > 2 && nn_input_needs(n, 2);
+    nn_tensor *x = nw ? nn_saved(n, SAVED_X) : NULL, *w = nx ? nn_saved(n, SAVED_W) : NULL;
+    if ((nw && !x) || (nx && !w)) return -1;
+    const nn_node_input *xi = &n->in[0], *wi = &n->in[1];
+    int64_t rows = 1;
+    for (int d = 0; d < xi->ndim - 1; d++) rows *= xi->shape[d];
+    nn_scope s = {0};
+    nn_tensor *g2 = g_reshape(&s, g, 2, (int64_t[]){rows, wi->shape[0]});
+    if (nx) gin[0] = nn_scope_result(&s, g_reshape(&s, g_matmul(&s, g2, w), xi->ndim, xi->shape));
+    if (nw)
+        gin[1] = nn_scope_result(&s, g_matmul(&s, g_t(&s, g2),
+                                              g_reshape(&s, x, 2, (int64_t[]){rows, wi->shape[1]})));
+    if (nb) gin[2] = nn_scope_result(&s, g_sum(&s, g2, 1, (int[]){0}, 0));
+    return nn_scope_end(&s);
+}
+
+NN_OP_GRAPH_NO_CTX(linear_op, "linear", linear_backward, linear_backward_graph);
 
 nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b) {
     char s1[96], s2[96];

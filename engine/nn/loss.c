@@ -9,6 +9,7 @@
  * the summed weights of the kept targets (indices) or by N (probs), as
  * PyTorch does. Gradient: dz_j = g_row (p_j sum_c coef_c - coef_j). */
 #include "autograd.h"
+#include "graph.h"
 #include "nn_layers.h"
 #include "vecmath.h"
 
@@ -76,7 +77,8 @@ typedef struct {
     int reduction;    /* 0 none, 1 mean, 2 sum */
     double denom;
 } ce_ctx;
-enum { SAVED_LOGP, SAVED_TARGET, SAVED_WEIGHT }; /* slots */
+/* slots; the logits themselves (no copy) only for a create_graph backward */
+enum { SAVED_LOGP, SAVED_TARGET, SAVED_WEIGHT, SAVED_LOGITS };
 
 static int ce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     const ce_ctx *c = NN_CTX(n, ce_ctx);
@@ -107,7 +109,37 @@ static int ce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return 0;
 }
 
-NN_OP(ce_op, "cross_entropy", ce_backward, ce_ctx);
+/* g_row (softmax(z) sum_c coef_c - coef) from engine ops on the logits z,
+ * the coefficients (targets, weights, smoothing) being constants */
+static int ce_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const ce_ctx *c = NN_CTX(n, ce_ctx);
+    nn_tensor *z = nn_saved(n, SAVED_LOGITS), *target = nn_saved(n, SAVED_TARGET);
+    nn_tensor *w = n->saved[SAVED_WEIGHT] ? nn_saved(n, SAVED_WEIGHT) : NULL;
+    if (!z || !target || (n->saved[SAVED_WEIGHT] && !w)) return -1;
+    ce_args a = c->a;
+    a.w = w ? nn_f32(w) : NULL;
+    nn_scope s = {0};
+    nn_tensor *coef = g_keep(&s, nn_empty(NN_F32, 2, (int64_t[]){a.n, a.c}));
+    nn_tensor *total = g_keep(&s, nn_empty(NN_F32, 2, (int64_t[]){a.n, 1}));
+    if (coef && total) {
+        const void *tv = a.probs ? (const void *)nn_f32(target) : (const void *)nn_i64(target);
+        for (int64_t r = 0; r < a.n; r++) {
+            const float *q = a.probs ? (const float *)tv + r * a.c : NULL;
+            int64_t t = row_target(&a, tv, r);
+            double sum = 0;
+            for (int64_t j = 0; j < a.c; j++) sum += nn_f32(coef)[r * a.c + j] = coef_at(&a, q, t, j);
+            nn_f32(total)[r] = (float)sum;
+        }
+    }
+    nn_tensor *p = z ? g_keep(&s, nn_softmax(z, 1)) : NULL;
+    nn_tensor *d = g_sub(&s, g_mul(&s, p, total), coef);
+    nn_tensor *gr = c->reduction == 0 ? g_keep(&s, nn_unsqueeze((nn_tensor *)g, 1))
+                    : c->reduction == 1 ? g_mulk(&s, g, 1.0 / c->denom) : (nn_tensor *)g;
+    gin[0] = nn_scope_result(&s, g_mul(&s, d, gr));
+    return nn_scope_end(&s);
+}
+
+NN_OP_GRAPH(ce_op, "cross_entropy", ce_backward, ce_backward_graph, ce_ctx);
 
 nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
                             const nn_tensor *weight, int64_t ignore_index,
@@ -176,7 +208,8 @@ nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
         *NN_CTX(node, ce_ctx) = (ce_ctx){{n, c, base, ignore_index, (float)label_smoothing,
                                           probs, NULL}, reduction, denom};
         if (nn_save(node, SAVED_LOGP, logp) < 0 || nn_save(node, SAVED_TARGET, tc) < 0 ||
-            (wc && nn_save(node, SAVED_WEIGHT, wc) < 0)) {
+            (wc && nn_save(node, SAVED_WEIGHT, wc) < 0) ||
+            nn_save(node, SAVED_LOGITS, logits) < 0) {
             nn_release(y);
             y = NULL;
         }

@@ -10,6 +10,7 @@
  *   rms_norm:   dx = rstd (dxhat - xhat mean(dxhat xhat))
  *   dw = sum over rows of g xhat, db = sum over rows of g. */
 #include "autograd.h"
+#include "graph.h"
 #include "nn_layers.h"
 
 #include <math.h>
@@ -39,7 +40,7 @@ static void norm_forward_rows(const float *x, const float *w, const float *b,
     }
 }
 
-typedef struct { int rms; int64_t c; } norm_ctx; /* c: elements normalised together */
+typedef struct { int rms; int64_t c; double eps; } norm_ctx; /* c: elements normalised together */
 
 static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_tensor *x = nn_saved(n, 0), *stats = nn_saved(n, 1);
@@ -99,8 +100,36 @@ static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-NN_OP(layer_norm_op, "layer_norm", norm_backward, norm_ctx);
-NN_OP(rms_norm_op, "rms_norm", norm_backward, norm_ctx);
+/* the same formulas from engine ops on x (mean and rstd recomputed, so
+ * they carry x's history), for a create_graph backward */
+static int norm_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_tensor *x = nn_saved(n, 0), *w = n->saved[2] ? nn_saved(n, 2) : NULL;
+    if (!x || (n->saved[2] && !w)) return -1;
+    const norm_ctx *c = NN_CTX(n, norm_ctx);
+    int64_t rows = c->c ? nn_numel(x) / c->c : 0, rc2[2] = {rows, c->c};
+    nn_scope s = {0};
+    nn_tensor *x2 = g_reshape(&s, x, 2, rc2), *g2 = g_reshape(&s, g, 2, rc2);
+    nn_tensor *xc = c->rms ? x2 : g_sub(&s, x2, g_mean(&s, x2, 1));
+    nn_tensor *var = g_mean(&s, g_mul(&s, xc, xc), 1);
+    nn_tensor *rstd = g_un(&s, NN_RSQRT, g_add(&s, var, g_k(&s, c->eps)));
+    nn_tensor *xhat = g_mul(&s, xc, rstd);
+    nn_tensor *w1 = w ? g_reshape(&s, w, 1, &c->c) : NULL;
+    nn_tensor *dh = w ? g_mul(&s, g2, w1) : g2;
+    if (nn_input_needs(n, 0)) {
+        nn_tensor *t = g_sub(&s, dh, g_mul(&s, xhat, g_mean(&s, g_mul(&s, dh, xhat), 1)));
+        if (!c->rms) t = g_sub(&s, t, g_mean(&s, dh, 1));
+        gin[0] = nn_scope_result(&s, g_reshape(&s, g_mul(&s, rstd, t), x->ndim, x->shape));
+    }
+    for (int k = 0; k < 2 && k + 1 < n->nin; k++) {
+        if (!nn_input_needs(n, 1 + k)) continue;
+        nn_tensor *col = g_sum(&s, k ? g2 : g_mul(&s, g2, xhat), 1, (int[]){0}, 0);
+        gin[1 + k] = nn_scope_result(&s, g_reshape(&s, col, n->in[1 + k].ndim, n->in[1 + k].shape));
+    }
+    return nn_scope_end(&s);
+}
+
+NN_OP_GRAPH(layer_norm_op, "layer_norm", norm_backward, norm_backward_graph, norm_ctx);
+NN_OP_GRAPH(rms_norm_op, "rms_norm", norm_backward, norm_backward_graph, norm_ctx);
 
 static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
                        const nn_tensor *b, double eps, int rms) {
@@ -119,10 +148,11 @@ static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
                            nn_shape_str(params[i], s1, 96), (long long)c,
                            nn_shape_str(x, s2, 96));
     if (!(eps > 0)) return nn_fail(5, "%s: eps must be positive", name);
-    int prev = nn_grad_off();
-    int64_t rows = c ? nn_numel(x) / c : 0;
+    /* copies made with grad mode on keep x's history for create_graph */
     nn_tensor *xc = nn_contiguous((nn_tensor *)x);
     nn_tensor *wc = w ? nn_contiguous((nn_tensor *)w) : NULL;
+    int prev = nn_grad_off();
+    int64_t rows = c ? nn_numel(x) / c : 0;
     nn_tensor *bc = b ? nn_contiguous((nn_tensor *)b) : NULL;
     int64_t two_rows = 2 * rows;
     nn_tensor *stats = nn_empty(NN_F32, 1, &two_rows); /* mean then rstd */
@@ -140,7 +170,7 @@ static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
     nn_node *node;
     y = nn_finish_op(y, rms ? &rms_norm_op : &layer_norm_op, 3, ins, &node);
     if (node) {
-        *NN_CTX(node, norm_ctx) = (norm_ctx){rms, c};
+        *NN_CTX(node, norm_ctx) = (norm_ctx){rms, c, eps};
         if (nn_save(node, 0, xc) < 0 || nn_save(node, 1, stats) < 0 ||
             (wc && nn_save(node, 2, wc) < 0)) {
             nn_release(y);

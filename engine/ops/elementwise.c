@@ -6,6 +6,7 @@
  * keep integers integral (add, sub, mul, remainder, min/max, pow, neg, abs,
  * sign, square); everything else computes in f32. */
 #include "autograd.h"
+#include "graph.h"
 #include "nn_ops.h"
 #include "vecmath.h"
 
@@ -43,6 +44,23 @@ static inline float gelu_tanh_deriv(float x) {
     const float k = 0.7978845608028654f, c = 0.044715f;
     float inner = k * (x + c * x * x * x), t = nn_tanhf(inner);
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * c * x * x);
+}
+
+/* the second derivatives, for the *_deriv ops' own derivative */
+static inline float gelu_deriv2(float x) { /* phi(x) (2 - x^2) */
+    return 0.3989422804014327f * nn_expf(-0.5f * x * x) * (2.0f - x * x);
+}
+
+static inline float silu_deriv2(float x) {
+    float s = nn_sigmoidf(x), ds = s * (1.0f - s);
+    return ds * (2.0f + x * (1.0f - 2.0f * s));
+}
+
+static inline float gelu_tanh_deriv2(float x) {
+    const float k = 0.7978845608028654f, c = 0.044715f;
+    float t = nn_tanhf(k * (x + c * x * x * x));
+    float du = k * (1.0f + 3.0f * c * x * x), d2u = 6.0f * k * c * x;
+    return (1.0f - t * t) * (du - x * t * du * du + 0.5f * x * d2u);
 }
 
 /* f(x) for one element, from the table */
@@ -527,7 +545,59 @@ static int unary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-#define UNARY_OP_(id, name, ...) {#name, unary_backward, sizeof(unary_ctx)},
+/* g f'(x) from engine ops, for a create_graph backward */
+static int unary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    const unary_ctx *c = NN_CTX(n, unary_ctx);
+    nn_saves saves = nn_unary_saves[c->op];
+    nn_tensor *x = saves == NN_SAVES_IN ? nn_saved(n, SAVED_X) : NULL;
+    nn_tensor *y = saves == NN_SAVES_OUT ? nn_saved(n, SAVED_Y) : NULL;
+    if (saves != NN_SAVES_NONE && !x && !y) return -1;
+    nn_scope s = {0};
+    nn_tensor *d = NULL; /* f'(x) */
+    int prev;
+    switch (c->op) {
+    case NN_NEG: d = g_k(&s, -1); break;
+    case NN_EXP: d = y; break;
+    case NN_LOG: d = g_un(&s, NN_RECIPROCAL, x); break;
+    case NN_SQRT: d = g_div(&s, g_k(&s, 0.5), y); break;
+    case NN_RSQRT: d = g_mulk(&s, g_mul(&s, y, g_mul(&s, y, y)), -0.5); break;
+    case NN_SIN: d = g_un(&s, NN_COS, x); break;
+    case NN_COS: d = g_mulk(&s, g_un(&s, NN_SIN, x), -1); break;
+    case NN_TANH: d = g_sub(&s, g_k(&s, 1), g_mul(&s, y, y)); break;
+    case NN_SIGMOID: d = g_mul(&s, y, g_sub(&s, g_k(&s, 1), y)); break;
+    case NN_GELU: d = g_un(&s, NN_GELU_DERIV, x); break;
+    case NN_SILU: d = g_un(&s, NN_SILU_DERIV, x); break;
+    case NN_GELU_TANH: d = g_un(&s, NN_GELU_TANH_DERIV, x); break;
+    case NN_RECIPROCAL: d = g_mulk(&s, g_mul(&s, y, y), -1); break;
+    case NN_SQUARE: d = g_mulk(&s, x, 2); break;
+    case NN_LOG1P: d = g_un(&s, NN_RECIPROCAL, g_add(&s, x, g_k(&s, 1))); break;
+    case NN_EXPM1: d = g_add(&s, y, g_k(&s, 1)); break;
+    case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_SIGN: /* zero */
+        return 0;
+    case NN_ABS: case NN_RELU: case NN_CLAMP: case NN_LEAKY_RELU: d = NULL; break;
+    default:
+        return nn_failed(0, "%s has no double backward", n->op->name);
+    }
+    if (!d) { /* piecewise: f'(x) is a constant mask, computed without history */
+        prev = nn_grad_off();
+        nn_tensor *src = x ? x : y, *m = nn_empty(NN_F32, src->ndim, src->shape);
+        nn_tensor *gs = m ? nn_contiguous(src) : NULL;
+        nn_tensor *ones = gs ? nn_full(src->ndim, src->shape, 1.0) : NULL;
+        if (ones) {
+            const float *sv = nn_f32(gs);
+            unary_grad_rows(c->op, nn_numel(m), sv, sv, nn_f32(ones), nn_f32(m), c->p0, c->p1);
+        }
+        nn_grad_restore(prev);
+        nn_release(gs);
+        d = g_keep(&s, ones ? m : (nn_release(m), NULL));
+        nn_release(ones);
+    }
+    gin[0] = nn_scope_result(&s, g_mul(&s, g, d));
+    return nn_scope_end(&s);
+}
+
+#define UNARY_OP_(id, name, ...) {#name, unary_backward, sizeof(unary_ctx), NULL, \
+                                  unary_backward_graph},
 static const nn_op unary_ops[NN_UNARY_COUNT] = {NN_UNARY_OPS(UNARY_OP_)};
 
 nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
@@ -656,7 +726,76 @@ static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-#define BINARY_OP_(id, name, ...) {#name, binary_backward, sizeof(binary_ctx)},
+/* g da and g db from engine ops, for a create_graph backward; the
+ * piecewise ops' derivatives are constant masks */
+static int binary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_binary_op op = NN_CTX(n, binary_ctx)->op;
+    bool need[2] = {nn_input_needs(n, 0), nn_input_needs(n, 1)};
+    int keeps = binary_keeps(op, need[0], need[1]);
+    nn_tensor *a = keeps & READS_A ? nn_saved(n, SAVED_A) : NULL;
+    nn_tensor *b = keeps & READS_B ? nn_saved(n, SAVED_B) : NULL;
+    nn_tensor *o = keeps & 4 ? nn_saved(n, SAVED_OUT) : NULL;
+    if ((keeps & READS_A && !a) || (keeps & READS_B && !b) || (keeps & 4 && !o)) return -1;
+    nn_scope s = {0};
+    nn_tensor *d[2] = {NULL, NULL};
+    switch (op) {
+    case NN_ADD: d[0] = g_k(&s, 1); d[1] = g_k(&s, 1); break;
+    case NN_SUB: d[0] = g_k(&s, 1); d[1] = g_k(&s, -1); break;
+    case NN_MUL: d[0] = b; d[1] = a; break;
+    case NN_DIV:
+        d[0] = need[0] ? g_un(&s, NN_RECIPROCAL, b) : NULL;
+        d[1] = need[1] ? g_mulk(&s, g_div(&s, g_div(&s, a, b), b), -1) : NULL;
+        break;
+    case NN_POW:
+        d[0] = need[0] ? g_mul(&s, b, g_bin(&s, NN_POW, a, g_sub(&s, b, g_k(&s, 1)))) : NULL;
+        if (need[1]) { /* o log(a), 0 where a == 0 */
+            nn_tensor *z = g_k(&s, 0), *az = g_bin(&s, NN_EQ, a, z);
+            nn_tensor *one = g_k(&s, 1), *safe = az ? g_keep(&s, nn_where(az, one, a)) : NULL;
+            nn_tensor *l = g_un(&s, NN_LOG, safe);
+            d[1] = az && l ? g_keep(&s, nn_where(az, z, g_mul(&s, o, l))) : g_keep(&s, NULL);
+        }
+        break;
+    case NN_ATAN2: {
+        nn_tensor *r = g_add(&s, g_mul(&s, a, a), g_mul(&s, b, b));
+        d[0] = g_div(&s, b, r);
+        d[1] = g_mulk(&s, g_div(&s, a, r), -1);
+        break;
+    }
+    case NN_REMAINDER:
+        d[0] = g_k(&s, 1);
+        if (need[1]) {
+            int prev = nn_grad_off();
+            nn_tensor *q = nn_binary(NN_DIV, a, b), *f = q ? nn_unary(NN_FLOOR, q, 0, 0) : NULL;
+            nn_release(q);
+            nn_grad_restore(prev);
+            d[1] = g_mulk(&s, g_const(&s, f), -1);
+        }
+        break;
+    case NN_MAXIMUM: case NN_MINIMUM: { /* 1 where the side wins, 1/2 on ties */
+        int prev = nn_grad_off(); /* masks without history */
+        for (int side = 0; side < 2; side++) {
+            if (!need[side]) continue;
+            const nn_tensor *x = side ? b : a, *y = side ? a : b;
+            nn_tensor *win = nn_binary(op == NN_MAXIMUM ? NN_GT : NN_LT, x, y);
+            nn_tensor *tie = nn_binary(NN_EQ, x, y), *half = nn_scalar(NN_F32, 0.5);
+            nn_tensor *ht = tie && half ? nn_mul(tie, half) : NULL;
+            d[side] = g_const(&s, win && ht ? nn_add(win, ht) : NULL);
+            nn_release(win); nn_release(tie); nn_release(half); nn_release(ht);
+        }
+        nn_grad_restore(prev);
+        break;
+    }
+    case NN_FLOOR_DIVIDE: return 0;
+    default:
+        return nn_failed(0, "%s has no double backward", n->op->name);
+    }
+    for (int side = 0; side < 2; side++)
+        if (need[side]) gin[side] = nn_scope_result(&s, g_mul(&s, g, d[side]));
+    return nn_scope_end(&s);
+}
+
+#define BINARY_OP_(id, name, ...) {#name, binary_backward, sizeof(binary_ctx), NULL, \
+                                   binary_backward_graph},
 static const nn_op binary_ops[NN_BINARY_COUNT] = {NN_BINARY_OPS(BINARY_OP_)};
 
 nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
@@ -694,7 +833,7 @@ static int where_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-NN_OP_NO_CTX(where_op, "where", where_backward);
+NN_OP_TWICE_NO_CTX(where_op, "where", where_backward);
 
 nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
                     const nn_tensor *b) {

@@ -338,7 +338,7 @@ static nn_tensor *zeros_of(const nn_node *n, int i) {
 static int gather_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     const index_ctx *c = NN_CTX(n, index_ctx);
     nn_tensor *idx = nn_saved(n, 0), *z = idx ? zeros_of(n, 0) : NULL;
-    if (z) gin[0] = scatter(z, c->dim, idx, g, 1, c->base);
+    if (z) gin[0] = nn_scatter(z, c->dim, idx, g, 1, c->base); /* records: twice */
     nn_release(z);
     return gin[0] ? 0 : -1;
 }
@@ -375,7 +375,7 @@ static int scatter_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
 static int index_select_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     const index_ctx *c = NN_CTX(n, index_ctx);
     nn_tensor *idx = nn_saved(n, 0), *z = idx ? zeros_of(n, 0) : NULL;
-    if (z) gin[0] = index_add(z, c->dim, idx, g, 1, c->base);
+    if (z) gin[0] = nn_index_add(z, c->dim, idx, g, 1, c->base);
     nn_release(z);
     return gin[0] ? 0 : -1;
 }
@@ -386,7 +386,7 @@ static int index_add_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     if (!idx) return -1;
     if (nn_input_needs(n, 0)) gin[0] = nn_retain((nn_tensor *)g);
     if (nn_input_needs(n, 3)) {
-        nn_tensor *sel = index_select(g, c->dim, idx, c->base);
+        nn_tensor *sel = nn_index_select(g, c->dim, idx, c->base);
         nn_tensor *a = sel ? nn_scalar(NN_F32, c->alpha) : NULL;
         gin[3] = a ? nn_mul(sel, a) : NULL;
         nn_release(sel);
@@ -398,24 +398,24 @@ static int index_add_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
 
 static int masked_fill_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_tensor *mask = nn_saved(n, 0);
-    gin[0] = mask ? masked_fill(g, mask, 0) : NULL;
+    gin[0] = mask ? nn_masked_fill(g, mask, 0) : NULL;
     return gin[0] ? 0 : -1;
 }
 
 static int tril_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     const tril_ctx *c = NN_CTX(n, tril_ctx);
-    gin[0] = tril(g, c->k, c->upper);
+    gin[0] = nn_tril(g, c->k, c->upper);
     return gin[0] ? 0 : -1;
 }
 
-NN_OP(gather_op, "gather", gather_backward, index_ctx);
+NN_OP_TWICE(gather_op, "gather", gather_backward, index_ctx);
 NN_OP(scatter_op, "scatter", scatter_backward, scatter_ctx);
 NN_OP(scatter_add_op, "scatter_add", scatter_backward, scatter_ctx);
-NN_OP(index_select_op, "index_select", index_select_backward, index_ctx);
-NN_OP(index_add_op, "index_add", index_add_backward, index_add_ctx);
-NN_OP_NO_CTX(masked_fill_op, "masked_fill", masked_fill_backward);
-NN_OP(tril_op, "tril", tril_backward, tril_ctx);
-NN_OP(triu_op, "triu", tril_backward, tril_ctx);
+NN_OP_TWICE(index_select_op, "index_select", index_select_backward, index_ctx);
+NN_OP_TWICE(index_add_op, "index_add", index_add_backward, index_add_ctx);
+NN_OP_TWICE_NO_CTX(masked_fill_op, "masked_fill", masked_fill_backward);
+NN_OP_TWICE(tril_op, "tril", tril_backward, tril_ctx);
+NN_OP_TWICE(triu_op, "triu", tril_backward, tril_ctx);
 
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
                      int64_t base) {

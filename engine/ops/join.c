@@ -102,8 +102,8 @@ static int join_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return 0;
 }
 
-NN_OP(cat_op, "cat", join_backward, join_ctx);
-NN_OP(stack_op, "stack", join_backward, join_ctx);
+NN_OP_TWICE(cat_op, "cat", join_backward, join_ctx);
+NN_OP_TWICE(stack_op, "stack", join_backward, join_ctx);
 
 static nn_tensor *joined(nn_tensor *y, nn_tensor *const *ts, int n, int dim,
                          int stacked) {

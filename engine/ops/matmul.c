@@ -168,7 +168,7 @@ static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     int rc = (a2 || !a) && (b2 || !b) && g2 ? 0 : -1;
     if (rc == 0 && nn_input_needs(n, 0)) {
         nn_tensor *bt = nn_transpose(b2, -1, -2);
-        nn_tensor *ga = bt ? matmul(g2, bt) : NULL;
+        nn_tensor *ga = bt ? nn_matmul(g2, bt) : NULL; /* records: twice */
         gin[0] = ga && va ? nn_squeeze(ga, -2) : nn_retain(ga);
         nn_release(bt);
         nn_release(ga);
@@ -176,7 +176,7 @@ static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     }
     if (rc == 0 && nn_input_needs(n, 1)) {
         nn_tensor *at = nn_transpose(a2, -1, -2);
-        nn_tensor *gb = at ? matmul(at, g2) : NULL;
+        nn_tensor *gb = at ? nn_matmul(at, g2) : NULL;
         gin[1] = gb && vb ? nn_squeeze(gb, -1) : nn_retain(gb);
         nn_release(at);
         nn_release(gb);
@@ -186,7 +186,7 @@ static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-NN_OP_NO_CTX(matmul_op, "matmul", matmul_backward);
+NN_OP_TWICE_NO_CTX(matmul_op, "matmul", matmul_backward);
 
 nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b) {
     int prev = nn_grad_off();

@@ -42,7 +42,12 @@ extern "C" { /* macros only: the guard keeps the rule of the headers */
     X(GELU_TANH, gelu_tanh, gelu_tanh(x), gelu_tanh_deriv(x), IN)                 \
     X(CLAMP, clamp, x < p0 ? p0 : (x > p1 ? p1 : x),                             \
       (x >= p0 && x <= p1) ? 1.0f : 0.0f, IN)                                     \
-    X(LEAKY_RELU, leaky_relu, x > 0.0f ? x : x * p0, x > 0.0f ? 1.0f : p0, IN)
+    X(LEAKY_RELU, leaky_relu, x > 0.0f ? x : x * p0, x > 0.0f ? 1.0f : p0, IN)      \
+    /* the derivatives of gelu, silu and gelu_tanh, as ops: their double  \
+     * backward multiplies by these */                                     \
+    X(GELU_DERIV, gelu_deriv, gelu_deriv(x), gelu_deriv2(x), IN)                \
+    X(SILU_DERIV, silu_deriv, silu_deriv(x), silu_deriv2(x), IN)                \
+    X(GELU_TANH_DERIV, gelu_tanh_deriv, gelu_tanh_deriv(x), gelu_tanh_deriv2(x), IN)
 
 /* The binary ops, broadcasting: X(ID, name, forward, d/da, d/db, da reads,
  * db reads) with x = a, y = b, o = the output (f32); what each derivative

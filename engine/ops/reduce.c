@@ -263,8 +263,8 @@ static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin);
 
 typedef struct { int dim, keepdim; int64_t base; } maxdim_ctx; /* slot 0: the indices */
 static int maxdim_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin);
-NN_OP(max_dim_op, "max", maxdim_backward, maxdim_ctx);
-NN_OP(min_dim_op, "min", maxdim_backward, maxdim_ctx);
+NN_OP_TWICE(max_dim_op, "max", maxdim_backward, maxdim_ctx);
+NN_OP_TWICE(min_dim_op, "min", maxdim_backward, maxdim_ctx);
 
 int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
                int64_t base, nn_tensor **values, nn_tensor **indices) {
@@ -458,7 +458,7 @@ static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     case NN_VAR:
     case NN_STD: { /* 2 (x - mean) / (N - c), and / (2 std) for std */
         double k = (op == NN_VAR ? 2.0 : 1.0) / (count - c->correction);
-        if ((t[0] = reduce(NN_MEAN, x, &m)) && (t[1] = nn_binary(NN_SUB, x, t[0])) &&
+        if ((t[0] = nn_reduce(NN_MEAN, x, &m)) && (t[1] = nn_binary(NN_SUB, x, t[0])) &&
             (t[2] = nn_scalar(NN_F32, k)) && (t[3] = nn_mul(t[1], t[2])) &&
             (t[4] = op == NN_VAR ? nn_retain(gk) : nn_binary(NN_DIV, gk, yk)))
             r = nn_mul(t[3], t[4]);
@@ -470,7 +470,7 @@ static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         break;
     case NN_MAX:
     case NN_MIN: { /* ties share the gradient evenly */
-        if ((t[0] = nn_binary(NN_EQ, x, yk)) && (t[1] = reduce(NN_SUM, t[0], &m)) &&
+        if ((t[0] = nn_binary(NN_EQ, x, yk)) && (t[1] = nn_reduce(NN_SUM, t[0], &m)) &&
             (t[2] = nn_binary(NN_DIV, gk, t[1])))
             r = nn_mul(t[0], t[2]);
         break;
@@ -485,7 +485,7 @@ static int reduce_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
             r = nn_mul(gk, t[0]);
         } else if (isinf(p)) { /* the extreme |x| share it, with x's sign */
             nn_tensor *ax = nn_unary(NN_ABS, x, 0, 0);
-            if (ax && (t[1] = nn_binary(NN_EQ, ax, yk)) && (t[2] = reduce(NN_SUM, t[1], &m)) &&
+            if (ax && (t[1] = nn_binary(NN_EQ, ax, yk)) && (t[2] = nn_reduce(NN_SUM, t[1], &m)) &&
                 (t[3] = nn_mul(t[1], t[0])) && (t[4] = nn_binary(NN_DIV, gk, t[2])))
                 r = nn_mul(t[3], t[4]);
             nn_release(ax);
@@ -516,7 +516,9 @@ done:
     return r ? 0 : -1;
 }
 
-#define REDUCE_OP_(id, name) {#name, reduce_backward, sizeof(reduce_ctx)},
+/* the backward is built of engine ops (prod's products aside) */
+#define REDUCE_OP_(id, name) {#name, reduce_backward, sizeof(reduce_ctx), NULL, \
+                              NN_##id == NN_PROD ? NULL : reduce_backward},
 static const nn_op reduce_ops[NN_REDUCE_COUNT] = {NN_REDUCE_OPS(REDUCE_OP_)};
 
 nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
@@ -576,7 +578,7 @@ static int along_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         } else if (op == ALONG_LOG_SOFTMAX) {
             if ((t[0] = nn_unary(NN_EXP, y, 0, 0)) && (t[1] = nn_mul(t[0], s)))
                 r = nn_binary(NN_SUB, g, t[1]);
-        } else if ((t[0] = along(ALONG_CUMSUM, g, dim)) && (t[1] = nn_binary(NN_SUB, s, t[0]))) {
+        } else if ((t[0] = nn_cumsum(g, dim)) && (t[1] = nn_binary(NN_SUB, s, t[0]))) {
             r = nn_add(t[1], g);
         }
     }
@@ -587,9 +589,9 @@ static int along_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return r ? 0 : -1;
 }
 
-NN_OP(softmax_op, "softmax", along_backward, along_ctx);
-NN_OP(log_softmax_op, "log_softmax", along_backward, along_ctx);
-NN_OP(cumsum_op, "cumsum", along_backward, along_ctx);
+NN_OP_TWICE(softmax_op, "softmax", along_backward, along_ctx);
+NN_OP_TWICE(log_softmax_op, "log_softmax", along_backward, along_ctx);
+NN_OP_TWICE(cumsum_op, "cumsum", along_backward, along_ctx);
 
 static nn_tensor *along_op_recorded(along_op op, const nn_tensor *x, int dim,
                                     const nn_op *def) {

@@ -92,8 +92,8 @@ static int sort_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return gin[0] ? 0 : -1;
 }
 
-NN_OP(sort_op, "sort", sort_backward, sort_ctx);
-NN_OP(topk_op, "topk", sort_backward, sort_ctx);
+NN_OP_TWICE(sort_op, "sort", sort_backward, sort_ctx);
+NN_OP_TWICE(topk_op, "topk", sort_backward, sort_ctx);
 
 static int sort_recorded(const nn_tensor *x, int dim, int64_t k, int desc,
                          int64_t base, nn_tensor **values, nn_tensor **indices,

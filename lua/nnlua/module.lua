@@ -40,14 +40,28 @@ local function is_param(v) return nn.is_tensor(v) and v.requires_grad and v:is_l
 -- layers keep the methods of the first load.
 local state = rawget(nn, '_hook_state')
 if not state then
-  state = { hooks_of = setmetatable({}, { __mode = 'k' }), -- module -> {pre = {}, post = {}}
-            global = { pre = {}, post = {} } }
+  state = { hooks_of = setmetatable({}, { __mode = 'k' }), -- module -> hook lists
+            global = { pre = {}, post = {}, bwd_pre = {}, bwd = {} } }
   rawset(nn, '_hook_state', state)
 end
 local hooks_of, global = state.hooks_of, state.global
+local function new_lists() return { pre = {}, post = {}, bwd_pre = {}, bwd = {} } end
+local function count(l) return #l.pre + #l.post + #l.bwd_pre + #l.bwd end
+
+-- the module's call, through its backward hooks when it has any
+local function call_forward(m, own, args)
+  local bwd_pre, bwd = {}, {}
+  for _, lists in ipairs({ global, own }) do
+    if #lists.bwd_pre > 0 then bwd_pre[#bwd_pre + 1] = lists.bwd_pre end
+    if #lists.bwd > 0 then bwd[#bwd + 1] = lists.bwd end
+  end
+  local function call(...) return m:forward(...) end
+  if #bwd_pre + #bwd == 0 then return table.pack(call(table.unpack(args, 1, args.n))) end
+  return require('nnlua.autograd').call_with_backward_hooks(m, bwd_pre, bwd, args, call)
+end
 
 local function run_hooks(m, ...)
-  local own = hooks_of[m]
+  local own = hooks_of[m] or new_lists()
   local args = table.pack(...)
   for _, lists in ipairs({ global, own }) do
     for _, e in ipairs({ table.unpack(lists.pre) }) do -- a copy: a hook may remove itself
@@ -58,7 +72,7 @@ local function run_hooks(m, ...)
       end
     end
   end
-  local outs = table.pack(m:forward(table.unpack(args, 1, args.n)))
+  local outs = call_forward(m, own, args)
   for _, lists in ipairs({ global, own }) do
     for _, e in ipairs({ table.unpack(lists.post) }) do
       local r = e.fn(m, args, outs[1])
@@ -68,7 +82,7 @@ local function run_hooks(m, ...)
   return table.unpack(outs, 1, outs.n)
 end
 
-local function global_active() return #global.pre + #global.post > 0 end
+local function global_active() return count(global) > 0 end
 nn._set_hook_runner(run_hooks, global_active())
 
 local Handle = {}
@@ -88,7 +102,7 @@ function Handle:remove()
   local m = self.owner[1]
   if m then
     local h = hooks_of[m]
-    if h and #h.pre + #h.post == 0 then
+    if h and count(h) == 0 then
       hooks_of[m] = nil
       m:_set_hooked(false)
     end
@@ -98,14 +112,16 @@ function Handle:remove()
 end
 Handle.__close = Handle.remove
 
+local hook_names = { pre = 'register_forward_pre_hook', post = 'register_forward_hook',
+  bwd_pre = 'register_full_backward_pre_hook', bwd = 'register_full_backward_hook' }
+
 local function add_hook(m, kind, fn)
   if type(fn) ~= 'function' and not (getmetatable(fn) or {}).__call then
-    error(('register_forward_%shook: expected a function, got %s'):format(
-      kind == 'pre' and 'pre_' or '', type(fn)), 3)
+    error(('%s: expected a function, got %s'):format(hook_names[kind], type(fn)), 3)
   end
   local lists = global
   if m then
-    lists = hooks_of[m] or { pre = {}, post = {} }
+    lists = hooks_of[m] or new_lists()
     hooks_of[m] = lists
     m:_set_hooked(true)
   end
@@ -150,7 +166,7 @@ function Module:__newindex(k, v)
 end
 
 function Module:__call(...)
-  if hooks_of[self] or #global.pre + #global.post > 0 then return run_hooks(self, ...) end
+  if hooks_of[self] or count(global) > 0 then return run_hooks(self, ...) end
   return self:forward(...)
 end
 
@@ -163,9 +179,22 @@ function Module:register_forward_pre_hook(fn) return add_hook(self, 'pre', fn) e
 --- returning a value replaces the output. Returns a handle with :remove().
 function Module:register_forward_hook(fn) return add_hook(self, 'post', fn) end
 
+--- m:register_full_backward_hook(fn): fn(m, grad_input, grad_output) once
+--- the gradients of the call's tensor arguments are known (both lists with
+--- n, one entry per tensor that requires grad); returning a list (or one
+--- tensor) replaces grad_input. Returns a handle with :remove().
+function Module:register_full_backward_hook(fn) return add_hook(self, 'bwd', fn) end
+
+--- m:register_full_backward_pre_hook(fn): fn(m, grad_output) when the
+--- gradients of the call's results are known; returning a list (or one
+--- tensor) replaces them. Returns a handle with :remove().
+function Module:register_full_backward_pre_hook(fn) return add_hook(self, 'bwd_pre', fn) end
+
 --- Hooks on every module and built-in layer (run before their own).
 function M.register_module_forward_pre_hook(fn) return add_hook(nil, 'pre', fn) end
 function M.register_module_forward_hook(fn) return add_hook(nil, 'post', fn) end
+function M.register_module_full_backward_hook(fn) return add_hook(nil, 'bwd', fn) end
+function M.register_module_full_backward_pre_hook(fn) return add_hook(nil, 'bwd_pre', fn) end
 
 function Module:forward()
   error('forward is not defined for this module', 2)
@@ -511,7 +540,8 @@ M.protocol = {}
 for _, name in ipairs { 'named_parameters', 'parameters', 'named_buffers', 'buffers',
   'named_children', 'children', 'named_modules', 'modules', 'apply', 'train', 'eval',
   'zero_grad', 'num_parameters', 'state_dict', 'check_state_dict', 'load_state_dict',
-  'save', 'load', 'register_forward_pre_hook', 'register_forward_hook' } do
+  'save', 'load', 'register_forward_pre_hook', 'register_forward_hook',
+  'register_full_backward_hook', 'register_full_backward_pre_hook' } do
   M.protocol[name] = Module[name]
 end
 
