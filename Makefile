@@ -171,6 +171,7 @@ bench: all
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
 	$(NNLUA) bench/gpt_memory.lua
+	$(NNLUA) bench/gpt_memory.lua --checkpoint
 	$(NNLUA) bench/vit_step.lua
 	$(NNLUA) bench/kge_step.lua
 	$(NNLUA) bench/generate.lua

@@ -167,19 +167,78 @@ static int l_detect_anomaly(lua_State *L) {
 }
 static int l_enable_grad(lua_State *L) { return with_mode(L, 1); }
 
+/* ---- autocast -----------------------------------------------------------------
+ * nn.autocast('bf16', fn, ...) runs fn with linear, matmul and conv2d in
+ * bf16; nn.autocast('bf16') returns a guard that restores the previous
+ * setting when closed; nn.autocast(false) (or 'f32') turns it off. The
+ * setting is the engine's, per OS thread (not per coroutine). */
+#define NNL_AUTOCAST "nnlua.Autocast"
+
+typedef struct { nn_dtype prev; int open; } autocast_guard;
+
+static int autocast_close(lua_State *L) {
+    autocast_guard *g = luaL_checkudata(L, 1, NNL_AUTOCAST);
+    if (g->open) nn_set_autocast(g->prev);
+    g->open = 0;
+    return 0;
+}
+
+static int l_autocast(lua_State *L) {
+    nn_dtype d = NN_F32;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        d = nnL_checkdtype(L, 1);
+        if (d != NN_BF16 && d != NN_F32)
+            return nnL_error(L, "autocast computes in bf16 (or f32: off), not %s",
+                             nn_dtype_name(d));
+    } else if (lua_toboolean(L, 1) || lua_isnone(L, 1)) {
+        return luaL_typeerror(L, 1, "'bf16', 'f32' or false");
+    }
+    int guard_only = lua_isnoneornil(L, 2);
+    if (!guard_only) luaL_checktype(L, 2, LUA_TFUNCTION);
+    autocast_guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+    g->open = 0;
+    luaL_setmetatable(L, NNL_AUTOCAST);
+    if (guard_only) {
+        g->prev = nn_set_autocast(d);
+        g->open = 1;
+        return 1;
+    }
+    lua_insert(L, 2); /* the guard below fn and its arguments */
+    g->prev = nn_set_autocast(d);
+    g->open = 1;
+    int status = lua_pcall(L, lua_gettop(L) - 3, LUA_MULTRET, 0);
+    nn_set_autocast(g->prev);
+    g->open = 0;
+    if (status != LUA_OK) return lua_error(L);
+    return lua_gettop(L) - 2;
+}
+
+/* nn.bf16_native(): whether bf16 products run on the CPU's avx512_bf16 */
+static int l_bf16_native(lua_State *L) {
+    lua_pushboolean(L, nn_bf16_native());
+    return 1;
+}
+
 void nnL_open_autograd(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"requires_grad_", l_requires_grad_},
         {"detach", l_detach}, {"is_leaf", l_is_leaf},
         {"set_grad_enabled", l_set_grad_enabled},
         {"is_grad_enabled", l_is_grad_enabled},
-        {"detect_anomaly", l_detect_anomaly}, {NULL, NULL}};
+        {"detect_anomaly", l_detect_anomaly}, {"bf16_native", l_bf16_native}, {NULL, NULL}};
     /* these run user code and hold no tensor: a <close> inside them is
      * released at once */
     static const luaL_Reg scopes[] = {
-        {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {NULL, NULL}};
+        {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"autocast", l_autocast},
+        {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
     luaL_setfuncs(L, scopes, 0);
+    luaL_newmetatable(L, NNL_AUTOCAST);
+    lua_pushcfunction(L, autocast_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, autocast_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     luaL_newmetatable(L, NNL_GRADMODE);
     lua_pushcfunction(L, restore_mode);
     lua_setfield(L, -2, "__close");

@@ -280,7 +280,8 @@ static int l_newindex(lua_State *L) {
         nn_tensor *old = nnL_testtensor(L, -1), *t = nnL_checktensor(L, 3);
         if (!old) return luaL_error(L, "%s.%s is not set (the layer was built without it)",
                                     name, key);
-        if (!nn_same_shape(t, old) || t->dtype != old->dtype) {
+        int floats = t->dtype != NN_I64 && old->dtype != NN_I64; /* m:to(dtype) */
+        if (!nn_same_shape(t, old) || (t->dtype != old->dtype && !floats)) {
             char a[96], b[96];
             return luaL_error(L, "%s.%s must be an %s tensor of shape %s (got %s %s)", name,
                               key, nn_dtype_name(old->dtype), nn_shape_str(old, a, 96),

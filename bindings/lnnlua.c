@@ -74,14 +74,16 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* sgemm_time(m, n, k, reps[, trans_b[, inner]]): median over reps of the
- * seconds per call of `inner` back-to-back raw sgemm calls on buffers
- * allocated once -- the baseline bench/matmul.lua compares with */
+/* sgemm_time(m, n, k, reps[, trans_b[, inner[, bf16]]]): median over reps
+ * of the seconds per call of `inner` back-to-back raw sgemm calls (or
+ * nn_bf16_gemm calls) on buffers allocated once -- the baselines
+ * bench/matmul.lua compares with */
 static int l_sgemm_time(lua_State *L) {
     lua_Integer m = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
     lua_Integer k = luaL_checkinteger(L, 3), reps = luaL_optinteger(L, 4, 10);
     int tb = lua_toboolean(L, 5);
     lua_Integer inner = luaL_optinteger(L, 6, 1);
+    int bf16 = lua_toboolean(L, 7);
     if (m < 1 || n < 1 || k < 1 || reps < 1 || reps > 10000 || inner < 1)
         return nnL_error(L, "sizes and reps must be positive");
     int64_t sa[2] = {m, k}, sb[2] = {tb ? n : k, tb ? k : n}, sc[2] = {m, n};
@@ -94,8 +96,9 @@ static int l_sgemm_time(lua_State *L) {
     for (lua_Integer r = -1; r < reps; r++) { /* one warm-up call */
         double t0 = nn_clock();
         for (lua_Integer i = 0; i < inner; i++)
-            if (nn_sgemm(0, tb, m, n, k, 1.0f, nn_data(*a), k, nn_data(*b),
-                         tb ? k : n, 0.0f, nn_data(*c), n) < 0)
+            if ((bf16 ? nn_bf16_gemm : nn_sgemm)(0, tb, m, n, k, 1.0f, nn_data(*a), k,
+                                                 nn_data(*b), tb ? k : n, 0.0f, nn_data(*c),
+                                                 n) < 0)
                 return nnL_engine_error(L);
         if (r >= 0) t[r] = (nn_clock() - t0) / (double)inner;
     }

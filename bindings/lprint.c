@@ -122,7 +122,7 @@ int nnL_tostring(lua_State *L) {
     luaL_buffinit(L, &b);
     printer p = {&b, t, nn_numel(t) > 1000, 3, 1};
     int64_t idx[NN_MAX_DIMS] = {0};
-    if (t->dtype == NN_F32 && nn_numel(t) > 0) { /* an empty one has no dims to walk */
+    if (t->dtype != NN_I64 && nn_numel(t) > 0) { /* an empty one has no dims to walk */
         double stats[3] = {1, 0, 0};
         scan(&p, 0, idx, stats);
         int integral = stats[0] != 0 && stats[1] < 1e8;

@@ -165,10 +165,11 @@ int nnL_checkshape_signed(lua_State *L, int arg, int64_t *shape) {
 }
 
 nn_dtype nnL_checkdtype(lua_State *L, int arg) {
-    static const char *const names[] = {"f32", "float32", "float", "i64",
-                                        "int64", "long", NULL};
-    int i = luaL_checkoption(L, arg, NULL, names);
-    return i < 3 ? NN_F32 : NN_I64;
+    static const char *const names[] = {"f32", "float32", "float", "i64", "int64", "long",
+                                        "bf16", "bfloat16", "f16", "float16", "half", NULL};
+    static const nn_dtype dtypes[] = {NN_F32, NN_F32, NN_F32, NN_I64, NN_I64, NN_I64,
+                                      NN_BF16, NN_BF16, NN_F16, NN_F16, NN_F16};
+    return dtypes[luaL_checkoption(L, arg, NULL, names)];
 }
 
 nn_dtype nnL_optdtype(lua_State *L, int arg, nn_dtype def) {
@@ -252,6 +253,11 @@ static void fill_from_table(lua_State *L, nn_tensor *t, int dim, int64_t *pos,
 }
 
 int nnL_from_table(lua_State *L, int arg, nn_dtype dtype) {
+    if (dtype == NN_BF16 || dtype == NN_F16) { /* built in f32, rounded once */
+        nnL_from_table(L, arg, NN_F32);
+        nn_tensor *f = nnL_checktensor(L, -1);
+        NNL_RETURN(nn_to_dtype(f, dtype));
+    }
     int64_t shape[NN_MAX_DIMS], pos = 0, idx[NN_MAX_DIMS];
     if (lua_isnumber(L, arg)) return nnL_push(L, nn_scalar(dtype, lua_tonumber(L, arg)));
     luaL_checktype(L, arg, LUA_TTABLE);

@@ -138,5 +138,6 @@ describe('second derivatives against PyTorch 1.13', function()
     assert.truthy(x.grad.requires_grad)
     local gg = nn.autograd.grad(x.grad:sum(), x)
     assert.tensor_near({ 6, 12, 18 }, gg) -- d/dx sum(3x^2)
+    x.grad = nil -- the gradient's history holds x: a cycle until it is cleared, as in PyTorch
   end)
 end)

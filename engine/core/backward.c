@@ -475,7 +475,8 @@ static int run_walk(walk *w, int n, nn_tensor *const *roots, const nn_tensor *co
         g0[r] = rc == 0 ? root_grad(roots[r], grads ? grads[r] : NULL, 2) : NULL;
         if (!g0[r]) rc = -1;
     }
-    for (int r = 0; r < n && rc == 0; r++) /* held for the walk, whatever hooks free */
+    bool held = rc == 0;
+    for (int r = 0; r < n && held; r++) /* held for the walk, whatever hooks free */
         if (roots[r]->node) roots[r]->node->refcount++;
     int prev = nn_is_grad_enabled();
     if (rc == 0) rc = collect(w, n, roots);
@@ -495,7 +496,7 @@ static int run_walk(walk *w, int n, nn_tensor *const *roots, const nn_tensor *co
     nn_set_grad_enabled(prev);
     walk_free(w);
     for (int r = 0; r < n; r++) nn_release(g0[r]);
-    for (int r = 0; r < n; r++)
+    for (int r = 0; r < n && held; r++)
         if (roots[r]->node) nn_node_release(roots[r]->node);
     return rc;
 }

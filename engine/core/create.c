@@ -1,5 +1,6 @@
 /* create.c -- tensors made from nothing: constants, ranges, identity. */
 #include "internal.h"
+#include "half.h"
 
 #include <math.h>
 
@@ -16,9 +17,14 @@ static void fill_contiguous(nn_tensor *t, double v) {
     if (t->dtype == NN_F32) {
         float *d = nn_f32(t), f = (float)v;
         for (int64_t i = 0; i < n; i++) d[i] = f;
-    } else {
+    } else if (t->dtype == NN_I64) {
         int64_t *d = nn_i64(t), x = nn_double_to_i64(v);
         for (int64_t i = 0; i < n; i++) d[i] = x;
+    } else { /* a 16-bit format: one pattern, repeated */
+        uint16_t bits = 0;
+        nn_store(t->dtype, &bits, 0, (float)v);
+        uint16_t *d = nn_data(t);
+        for (int64_t i = 0; i < n; i++) d[i] = bits;
     }
 }
 

@@ -43,6 +43,25 @@ void nn_atomic_abort(nn_atomic_file *a);
 void *nn_alloc(size_t bytes);
 void nn_free(void *p);
 
+/* Ops on bf16/f16 compute in f32 (views.c): nn_widen gives t as f32 (t
+ * itself, retained, when it is not a 16-bit float); nn_narrow_to rounds an
+ * f32 result y to dtype d (y unchanged unless d is a 16-bit float),
+ * releasing y. The result dtype of a binary op: 16-bit when every operand
+ * is that format or a 0-dim tensor (a number), as in PyTorch. */
+nn_tensor *nn_widen(const nn_tensor *t);
+nn_tensor *nn_narrow_to(nn_tensor *y, nn_dtype d);
+static inline bool nn_is_half(nn_dtype d) { return d == NN_BF16 || d == NN_F16; }
+nn_dtype nn_half_result(int n, const nn_tensor *const *ts);
+bool nn_any_half(int n, const nn_tensor *const *ts);
+/* out[i] = nn_widen(in[i]) (NULL stays NULL); -1 with all released on failure */
+int nn_widen_all(int n, const nn_tensor *const *in, nn_tensor **out);
+void nn_release_all(int n, nn_tensor **ts);
+
+/* sgemm, or nn_bf16_gemm when bf16 (an op's autocast setting) */
+int nn_gemm(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+            const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+            int64_t ldc);
+
 /* frees a leaf's gradient hooks (autograd.c) */
 void nn_free_tensor_hooks(nn_tensor *t);
 

@@ -38,7 +38,9 @@ extern "C" {
 
 #define NN_MAX_DIMS 8
 
-typedef enum { NN_F32 = 0, NN_I64 = 1, NN_DTYPE_COUNT } nn_dtype;
+/* bf16 and f16 are storage formats: ops on them compute in f32 and round
+ * the result back; only f32 tensors require gradients */
+typedef enum { NN_F32 = 0, NN_I64 = 1, NN_BF16 = 2, NN_F16 = 3, NN_DTYPE_COUNT } nn_dtype;
 
 typedef struct nn_storage {
     void *data;
@@ -109,6 +111,19 @@ size_t nn_dtype_size(nn_dtype d);
 int nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
              float alpha, const float *a, int64_t lda, const float *b,
              int64_t ldb, float beta, float *c, int64_t ldc);
+/* The same with A and B rounded to bf16 and products summed in f32: on
+ * CPUs with avx512_bf16 (nn_bf16_native) a kernel of vdpbf16ps, elsewhere
+ * sgemm on the rounded values. */
+int nn_bf16_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float *a, int64_t lda, const float *b,
+                 int64_t ldb, float beta, float *c, int64_t ldc);
+int nn_bf16_native(void);
+/* Autocast, per thread: with NN_BF16 set, linear, matmul and conv2d (and
+ * their backward) multiply in bf16 with f32 sums; their inputs, results,
+ * parameters and gradients stay f32. NN_F32 turns it off. Returns the
+ * previous setting. */
+nn_dtype nn_set_autocast(nn_dtype d);
+nn_dtype nn_autocast(void);
 
 /* ---- autograd ----------------------------------------------------------- */
 /* Ops record a node when grad mode is on and an input requires grad;

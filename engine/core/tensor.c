@@ -1,5 +1,6 @@
 /* tensor.c -- storage, tensor lifetime, element access and shape strings. */
 #include "autograd.h"
+#include "half.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -11,8 +12,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static const char *const dtype_names[NN_DTYPE_COUNT] = {"f32", "i64"};
-static const size_t dtype_sizes[NN_DTYPE_COUNT] = {4, 8};
+static const char *const dtype_names[NN_DTYPE_COUNT] = {"f32", "i64", "bf16", "f16"};
+static const size_t dtype_sizes[NN_DTYPE_COUNT] = {4, 8, 2, 2};
 
 const char *nn_dtype_name(nn_dtype d) { return dtype_names[d]; }
 size_t nn_dtype_size(nn_dtype d) { return dtype_sizes[d]; }
@@ -191,23 +192,18 @@ static int64_t elem_offset(const nn_tensor *t, const int64_t *index) {
 }
 
 double nn_get(const nn_tensor *t, const int64_t *index) {
-    int64_t off = elem_offset(t, index);
-    if (t->dtype == NN_F32) return ((float *)t->storage->data)[off];
-    return (double)((int64_t *)t->storage->data)[off];
+    return nn_load(t->dtype, t->storage->data, elem_offset(t, index));
 }
 
 int64_t nn_get_i64(const nn_tensor *t, const int64_t *index) {
     int64_t off = elem_offset(t, index);
-    if (t->dtype == NN_F32) return nn_double_to_i64(((float *)t->storage->data)[off]);
-    return ((int64_t *)t->storage->data)[off];
+    if (t->dtype == NN_I64) return ((int64_t *)t->storage->data)[off];
+    return nn_double_to_i64(nn_load(t->dtype, t->storage->data, off));
 }
 
 void nn_set(nn_tensor *t, const int64_t *index, double v) {
     int64_t off = elem_offset(t, index);
-    if (t->dtype == NN_F32)
-        ((float *)t->storage->data)[off] = (float)v;
-    else
-        ((int64_t *)t->storage->data)[off] = nn_double_to_i64(v);
+    nn_store(t->dtype, t->storage->data, off, v);
     nn_bump_version(t);
 }
 

@@ -1,5 +1,6 @@
 /* views.c -- tensors that share storage, and copies between layouts. */
 #include "autograd.h"
+#include "half.h"
 
 #include <string.h>
 
@@ -329,14 +330,34 @@ static void copy_row(void *vctx, int64_t n, const int64_t *off,
         int64_t *d = (int64_t *)dbase + off[0];
         const int64_t *s = (const int64_t *)sbase + off[1];
         for (int64_t i = 0; i < n; i++) d[i * sd] = s[i * ss];
-    } else if (c->dst->dtype == NN_F32) {
+    } else if (c->dst->dtype == c->src->dtype) { /* 16-bit: the bits */
+        uint16_t *d = (uint16_t *)dbase + off[0];
+        const uint16_t *s = (const uint16_t *)sbase + off[1];
+        for (int64_t i = 0; i < n; i++) d[i * sd] = s[i * ss];
+    } else if (c->dst->dtype == NN_F32 && nn_is_half(c->src->dtype)) {
         float *d = (float *)dbase + off[0];
-        const int64_t *s = (const int64_t *)sbase + off[1];
-        for (int64_t i = 0; i < n; i++) d[i * sd] = (float)s[i * ss];
-    } else {
-        int64_t *d = (int64_t *)dbase + off[0];
+        const uint16_t *s = (const uint16_t *)sbase + off[1];
+        if (c->src->dtype == NN_BF16)
+            for (int64_t i = 0; i < n; i++) d[i * sd] = nn_bf16_to_f32(s[i * ss]);
+        else
+            for (int64_t i = 0; i < n; i++) d[i * sd] = nn_f16_to_f32(s[i * ss]);
+    } else if (nn_is_half(c->dst->dtype) && c->src->dtype == NN_F32) {
+        uint16_t *d = (uint16_t *)dbase + off[0];
         const float *s = (const float *)sbase + off[1];
-        for (int64_t i = 0; i < n; i++) d[i * sd] = nn_double_to_i64(s[i * ss]);
+        if (c->dst->dtype == NN_BF16)
+            for (int64_t i = 0; i < n; i++) d[i * sd] = nn_f32_to_bf16(s[i * ss]);
+        else
+            for (int64_t i = 0; i < n; i++) d[i * sd] = nn_f32_to_f16(s[i * ss]);
+    } else if (c->dst->dtype == NN_I64) { /* through double: exact for f32 and 16-bit */
+        int64_t *d = (int64_t *)dbase + off[0];
+        for (int64_t i = 0; i < n; i++)
+            d[i * sd] = nn_double_to_i64(nn_load(c->src->dtype, sbase, off[1] + i * ss));
+    } else { /* from i64 or another 16-bit format: rounded once, via f32 for halves */
+        for (int64_t i = 0; i < n; i++) {
+            double v = nn_load(c->src->dtype, sbase, off[1] + i * ss);
+            if (nn_is_half(c->dst->dtype) && c->src->dtype == NN_I64) v = (float)v;
+            nn_store(c->dst->dtype, dbase, off[0] + i * sd, v);
+        }
     }
 }
 
@@ -391,6 +412,52 @@ nn_tensor *nn_clone(const nn_tensor *t) {
 nn_tensor *nn_contiguous(nn_tensor *t) {
     if (nn_is_contiguous(t)) return nn_retain(t);
     return nn_clone(t);
+}
+
+nn_tensor *nn_widen(const nn_tensor *t) {
+    return nn_is_half(t->dtype) ? nn_to_dtype(t, NN_F32) : nn_retain((nn_tensor *)t);
+}
+
+nn_tensor *nn_narrow_to(nn_tensor *y, nn_dtype d) {
+    if (!y || !nn_is_half(d) || y->dtype != NN_F32) return y;
+    nn_tensor *r = nn_to_dtype(y, d);
+    nn_release(y);
+    return r;
+}
+
+bool nn_any_half(int n, const nn_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (ts[i] && nn_is_half(ts[i]->dtype)) return true;
+    return false;
+}
+
+int nn_widen_all(int n, const nn_tensor *const *in, nn_tensor **out) {
+    for (int i = 0; i < n; i++) {
+        out[i] = in[i] ? nn_widen(in[i]) : NULL;
+        if (in[i] && !out[i]) {
+            nn_release_all(i, out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void nn_release_all(int n, nn_tensor **ts) {
+    for (int i = 0; i < n; i++) nn_release(ts[i]);
+}
+
+nn_dtype nn_half_result(int n, const nn_tensor *const *ts) {
+    nn_dtype d = NN_F32;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i]) continue;
+        if (nn_is_half(ts[i]->dtype)) {
+            if (d != NN_F32 && d != ts[i]->dtype) return NN_F32; /* bf16 with f16 */
+            d = ts[i]->dtype;
+        } else if (ts[i]->ndim > 0) {
+            return NN_F32;
+        }
+    }
+    return d;
 }
 
 nn_tensor *nn_to_dtype(const nn_tensor *t, nn_dtype dtype) {

@@ -22,6 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* the file's names of nnlua's dtypes, by nn_dtype */
+static const char *const st_dtypes[NN_DTYPE_COUNT] = {"F32", "I64", "BF16", "F16"};
+
 #define MAX_HEADER ((uint64_t)100 << 20)
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -67,7 +70,9 @@ int nn_safetensors_save(const char *path, int n, const char *const *names,
         if (i) puts_(&h, ",");
         put_json_string(&h, names[i]);
         puts_(&h, ":{\"dtype\":");
-        puts_(&h, ts[i]->dtype == NN_F32 ? "\"F32\"" : "\"I64\"");
+        puts_(&h, "\"");
+        puts_(&h, st_dtypes[ts[i]->dtype]);
+        puts_(&h, "\"");
         puts_(&h, ",\"shape\":[");
         for (int d = 0; d < ts[i]->ndim; d++) {
             snprintf(num, sizeof num, d ? ",%lld" : "%lld", (long long)ts[i]->shape[d]);
@@ -231,6 +236,7 @@ static int parse_uint_list(lexer *x, uint64_t *vals, int max, int *n) {
 typedef struct {
     char *name;
     nn_dtype dtype;
+    int f64;       /* stored as F64: read as f32 */
     int ndim;
     int64_t shape[NN_MAX_DIMS];
     uint64_t begin, end;
@@ -246,9 +252,13 @@ static int parse_entry(lexer *x, entry *e) {
         if (!strcmp(key, "dtype") && !have_dtype) {
             char *dt = parse_string(x);
             if (!dt) rc = -1;
-            else if (!strcmp(dt, "F32")) e->dtype = NN_F32;
-            else if (!strcmp(dt, "I64")) e->dtype = NN_I64;
-            else { x->err = "unsupported dtype (nnlua reads F32 and I64)"; rc = -1; }
+            else if (!strcmp(dt, "F64")) e->dtype = NN_F32, e->f64 = 1;
+            else {
+                int k = 0;
+                while (k < NN_DTYPE_COUNT && strcmp(dt, st_dtypes[k])) k++;
+                if (k < NN_DTYPE_COUNT) e->dtype = (nn_dtype)k;
+                else { x->err = "unsupported dtype (nnlua reads F32, F64, I64, BF16 and F16)"; rc = -1; }
+            }
             free(dt);
             have_dtype = 1;
         } else if (!strcmp(key, "shape") && !have_shape) {
@@ -404,7 +414,8 @@ nn_safetensors *nn_safetensors_load(const char *path) {
                 numel *= (uint64_t)es[i].shape[d];
             }
             if (err) break;
-            if (es[i].end < es[i].begin || es[i].end - es[i].begin != numel * nn_dtype_size(es[i].dtype))
+            uint64_t esize = es[i].f64 ? 8 : nn_dtype_size(es[i].dtype);
+            if (es[i].end < es[i].begin || es[i].end - es[i].begin != numel * esize)
                 err = "a tensor's data_offsets do not match its shape and dtype";
             else if (es[i].begin != at)
                 err = "tensors overlap or leave gaps in the data";
@@ -423,11 +434,20 @@ nn_safetensors *nn_safetensors_load(const char *path) {
         nn_tensor *t = nn_empty(es[i].dtype, es[i].ndim, es[i].shape);
         size_t bytes = (size_t)(es[i].end - es[i].begin);
         if (!t) { err = nn_last_error(); break; }
-        if (bytes && fread(nn_data(t), 1, bytes, f) != bytes) {
+        double *wide = es[i].f64 && bytes ? malloc(bytes) : NULL;
+        if (es[i].f64 && bytes && !wide) {
+            nn_release(t);
+            err = "out of memory";
+            break;
+        }
+        if (bytes && fread(wide ? (void *)wide : nn_data(t), 1, bytes, f) != bytes) {
+            free(wide);
             nn_release(t);
             err = "truncated data";
             break;
         }
+        for (size_t k = 0; wide && k < bytes / 8; k++) nn_f32(t)[k] = (float)wide[k];
+        free(wide);
         st->names[st->n] = es[i].name;
         st->tensors[st->n++] = t;
         es[i].name = NULL;

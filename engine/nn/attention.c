@@ -490,6 +490,14 @@ NN_OP_GRAPH(attention_op, "attention", attention_backward, attention_backward_gr
 nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor *v,
                         const nn_attention_args *a, nn_tensor **weights) {
     char s1[96], s2[96], s3[96];
+    const nn_tensor *half_in[3] = {q, k, v};
+    if (nn_any_half(3, half_in)) { /* in f32, rounded back */
+        nn_tensor *f[3];
+        if (nn_widen_all(3, half_in, f) < 0) return NULL;
+        nn_tensor *y = nn_attention(f[0], f[1], f[2], a, weights);
+        nn_release_all(3, f);
+        return nn_narrow_to(y, nn_half_result(3, half_in));
+    }
     if (weights) *weights = NULL;
     const nn_tensor *ts[3] = {q, k, v};
     for (int i = 0; i < 3; i++)

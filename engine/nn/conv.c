@@ -19,6 +19,7 @@
 typedef struct {
     int64_t n, ci, h, w, co, kh, kw, oh, ow;
     int64_t sh, sw, ph, pw, dh, dw;
+    int bf16; /* made under autocast: the products are in bf16 both ways */
 } conv_geom;
 
 /* (y, x) of patch element (c, i, j) for output (oy, ox), or -1 if padding */
@@ -83,7 +84,7 @@ static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
         gin[1] = nn_zeros(NN_F32, 4, n->in[1].shape);
         if (!gin[1]) rc = -1;
         for (int64_t b = 0; rc == 0 && b < g.n && l; b++)
-            rc = nn_sgemm(0, 0, g.co, k, l, 1.0f, gv + b * g.co * l, l, pv + b * l * k, k,
+            rc = nn_gemm(g.bf16, 0, 0, g.co, k, l, 1.0f, gv + b * g.co * l, l, pv + b * l * k, k,
                           1.0f, nn_f32(gin[1]), k);
     }
     if (rc == 0 && nn_input_needs(n, 0)) { /* dP (L, K) = G^T w, per image */
@@ -91,7 +92,7 @@ static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
         gin[0] = dp ? nn_empty(NN_F32, 4, n->in[0].shape) : NULL;
         if (!gin[0]) rc = -1;
         for (int64_t b = 0; rc == 0 && b < g.n && l; b++)
-            rc = nn_sgemm(1, 0, l, k, g.co, 1.0f, gv + b * g.co * l, l, nn_f32(w), k, 0.0f,
+            rc = nn_gemm(g.bf16, 1, 0, l, k, g.co, 1.0f, gv + b * g.co * l, l, nn_f32(w), k, 0.0f,
                           nn_f32(dp) + b * l * k, k);
         if (rc == 0) col2im(&g, nn_f32(dp), nn_f32(gin[0]));
         nn_release(dp);
@@ -109,6 +110,14 @@ NN_OP(conv_op, "conv2d", conv_backward, conv_geom);
 nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                      const int *stride, const int *padding, const int *dilation) {
     char s1[96], s2[96];
+    const nn_tensor *half_in[3] = {x, w, b};
+    if (nn_any_half(3, half_in)) { /* in f32, rounded back */
+        nn_tensor *f[3];
+        if (nn_widen_all(3, half_in, f) < 0) return NULL;
+        nn_tensor *y = nn_conv2d(f[0], f[1], f[2], stride, padding, dilation);
+        nn_release_all(3, f);
+        return nn_narrow_to(y, nn_half_result(3, half_in));
+    }
     if (x->dtype != NN_F32 || x->ndim != 4)
         return nn_fail(1, "conv2d expects an f32 (N, C, H, W) input, got %s",
                        nn_shape_str(x, s1, 96));
@@ -121,7 +130,7 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                        nn_shape_str(b, s1, 96), (long long)w->shape[0]);
     conv_geom g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0],
                    w->shape[2], w->shape[3], 0, 0, stride[0], stride[1], padding[0],
-                   padding[1], dilation[0], dilation[1]};
+                   padding[1], dilation[0], dilation[1], 0};
     if (g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.ph < 0 || g.pw < 0)
         return nn_fail(4, "conv2d: stride and dilation must be >= 1, padding >= 0");
     int64_t span_h = g.dh * (g.kh - 1) + 1, span_w = g.dw * (g.kw - 1) + 1;
@@ -131,6 +140,7 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
     g.oh = (g.h + 2 * g.ph - span_h) / g.sh + 1;
     g.ow = (g.w + 2 * g.pw - span_w) / g.sw + 1;
     int64_t nl = g.n * g.oh * g.ow, k = g.ci * g.kh * g.kw;
+    g.bf16 = nn_autocast() == NN_BF16;
     int prev = nn_grad_off();
     nn_tensor *xc = nn_contiguous((nn_tensor *)x), *wc = nn_contiguous((nn_tensor *)w);
     int64_t l = g.oh * g.ow;
@@ -146,7 +156,7 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
     }
     if (rc == 0 && nl) im2col(&g, nn_f32(xc), nn_f32(patches));
     for (int64_t bi = 0; rc == 0 && bi < g.n && l; bi++)
-        rc = nn_sgemm(0, 1, g.co, l, k, 1.0f, nn_f32(wc), k, nn_f32(patches) + bi * l * k,
+        rc = nn_gemm(g.bf16, 0, 1, g.co, l, k, 1.0f, nn_f32(wc), k, nn_f32(patches) + bi * l * k,
                       k, 1.0f, nn_f32(y) + bi * g.co * l, l);
     if (rc < 0) {
         nn_release(y);

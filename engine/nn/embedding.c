@@ -56,6 +56,14 @@ NN_OP(embedding_op, "embedding", embedding_backward, embedding_ctx);
 nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
                         int64_t padding_idx, int64_t base) {
     char s1[96];
+    const nn_tensor *half_in[1] = {w};
+    if (nn_any_half(1, half_in)) { /* in f32, rounded back */
+        nn_tensor *f[1];
+        if (nn_widen_all(1, half_in, f) < 0) return NULL;
+        nn_tensor *y = nn_embedding(idx, f[0], padding_idx, base);
+        nn_release_all(1, f);
+        return nn_narrow_to(y, nn_half_result(1, half_in));
+    }
     if (w->dtype != NN_F32 || w->ndim != 2)
         return nn_fail(2, "embedding weight must be an f32 (V, D) tensor, got %s %s",
                        nn_dtype_name(w->dtype), nn_shape_str(w, s1, 96));
@@ -115,7 +123,13 @@ int nn_embedding_renorm_(nn_tensor *w, const nn_tensor *idx, double max_norm,
 
 nn_tensor *nn_dropout(nn_rng *r, const nn_tensor *x, double p, int training) {
     if (!(p >= 0 && p <= 1)) return nn_fail(2, "dropout probability must be in [0, 1]");
-    if (x->dtype != NN_F32) return nn_fail(1, "dropout expects an f32 input");
+    if (nn_is_half(x->dtype) && training && p > 0) { /* in f32, rounded back */
+        nn_tensor *xf = nn_widen(x), *y = xf ? nn_dropout(r, xf, p, training) : NULL;
+        nn_release(xf);
+        return nn_narrow_to(y, x->dtype);
+    }
+    if (x->dtype != NN_F32 && !nn_is_half(x->dtype))
+        return nn_fail(1, "dropout expects a floating input");
     if (!training || p == 0) return nn_retain((nn_tensor *)x);
     int prev = nn_grad_off();
     nn_tensor *mask = nn_empty(NN_F32, x->ndim, x->shape);

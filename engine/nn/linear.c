@@ -12,12 +12,14 @@
 #include <string.h>
 
 enum { SAVED_X, SAVED_W }; /* x for dW, w for dx: each only when needed */
+typedef struct { int bf16; } linear_ctx; /* made under autocast: backward in bf16 too */
 
 static int linear_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1);
     nn_tensor *x = nw ? nn_saved(n, SAVED_X) : NULL, *w = nx ? nn_saved(n, SAVED_W) : NULL;
     if ((nw && !x) || (nx && !w)) return -1;
     const nn_node_input *xi = &n->in[0], *wi = &n->in[1];
+    int bf16 = NN_CTX(n, linear_ctx)->bf16;
     int64_t out = wi->shape[0], in = wi->shape[1], rows = 1;
     for (int d = 0; d < xi->ndim - 1; d++) rows *= xi->shape[d];
     nn_tensor *gc = nn_contiguous((nn_tensor *)g);
@@ -25,12 +27,12 @@ static int linear_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     int rc = 0;
     if (nn_input_needs(n, 0)) { /* (R, O) @ (O, I) */
         gin[0] = nn_empty(NN_F32, xi->ndim, xi->shape);
-        rc = gin[0] ? nn_sgemm(0, 0, rows, in, out, 1.0f, nn_f32(gc), out,
+        rc = gin[0] ? nn_gemm(bf16, 0, 0, rows, in, out, 1.0f, nn_f32(gc), out,
                                nn_f32(w), in, 0.0f, nn_f32(gin[0]), in) : -1;
     }
     if (rc == 0 && nn_input_needs(n, 1)) { /* (O, R) @ (R, I) */
         gin[1] = nn_empty(NN_F32, 2, wi->shape);
-        rc = gin[1] ? nn_sgemm(1, 0, out, in, rows, 1.0f, nn_f32(gc), out,
+        rc = gin[1] ? nn_gemm(bf16, 1, 0, out, in, rows, 1.0f, nn_f32(gc), out,
                                nn_f32(x), in, 0.0f, nn_f32(gin[1]), in) : -1;
     }
     if (rc == 0 && n->nin > 2 && nn_input_needs(n, 2)) {
@@ -66,10 +68,18 @@ static int linear_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin
     return nn_scope_end(&s);
 }
 
-NN_OP_GRAPH_NO_CTX(linear_op, "linear", linear_backward, linear_backward_graph);
+NN_OP_GRAPH(linear_op, "linear", linear_backward, linear_backward_graph, linear_ctx);
 
 nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b) {
     char s1[96], s2[96];
+    const nn_tensor *half_in[3] = {x, w, b};
+    if (nn_any_half(3, half_in)) { /* in f32, rounded back */
+        nn_tensor *f[3];
+        if (nn_widen_all(3, half_in, f) < 0) return NULL;
+        nn_tensor *y = nn_linear(f[0], f[1], f[2]);
+        nn_release_all(3, f);
+        return nn_narrow_to(y, nn_half_result(3, half_in));
+    }
     if (x->dtype != NN_F32 || w->dtype != NN_F32 || (b && b->dtype != NN_F32))
         return nn_fail(1, "linear expects f32 tensors");
     if (w->ndim != 2) return nn_fail(2, "weight must be 2-D (out, in), got %s",
@@ -81,8 +91,9 @@ nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b)
     if (b && (b->ndim != 1 || b->shape[0] != out))
         return nn_fail(3, "bias %s does not match %lld outputs",
                        nn_shape_str(b, s1, 96), (long long)out);
-    int prev = nn_grad_off();
+    /* copies made with grad mode on keep the history create_graph reads */
     nn_tensor *xc = nn_contiguous((nn_tensor *)x), *wc = nn_contiguous((nn_tensor *)w);
+    int prev = nn_grad_off(), bf16 = nn_autocast() == NN_BF16;
     int64_t shape[NN_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out;
@@ -98,7 +109,7 @@ nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b)
         nn_release(rows_view);
     }
     if (rc == 0 && rows && out && in)
-        rc = nn_sgemm(0, 1, rows, out, in, 1.0f, nn_f32(xc), in, nn_f32(wc), in,
+        rc = nn_gemm(bf16, 0, 1, rows, out, in, 1.0f, nn_f32(xc), in, nn_f32(wc), in,
                       b ? 1.0f : 0.0f, nn_f32(y), out);
     if (rc < 0) {
         nn_release(y);
@@ -108,6 +119,7 @@ nn_tensor *nn_linear(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b)
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
     y = nn_finish_op(y, &linear_op, b ? 3 : 2, ins, &node);
+    if (node) NN_CTX(node, linear_ctx)->bf16 = bf16;
     if (node && ((nn_input_needs(node, 1) && nn_save(node, SAVED_X, xc) < 0) ||
                  (nn_input_needs(node, 0) && nn_save(node, SAVED_W, wc) < 0))) {
         nn_release(y);

@@ -144,6 +144,13 @@ NN_OP_GRAPH(ce_op, "cross_entropy", ce_backward, ce_backward_graph, ce_ctx);
 nn_tensor *nn_cross_entropy(const nn_tensor *logits, const nn_tensor *target,
                             const nn_tensor *weight, int64_t ignore_index,
                             double label_smoothing, int reduction, int64_t base) {
+    if (nn_is_half(logits->dtype)) { /* in f32 (the loss stays f32) */
+        nn_tensor *lf = nn_widen(logits);
+        nn_tensor *y = lf ? nn_cross_entropy(lf, target, weight, ignore_index,
+                                             label_smoothing, reduction, base) : NULL;
+        nn_release(lf);
+        return y;
+    }
     char s1[96], s2[96];
     if (logits->dtype != NN_F32 || logits->ndim != 2)
         return nn_fail(1, "cross_entropy expects f32 logits of shape (N, C), got %s %s",

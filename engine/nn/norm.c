@@ -134,6 +134,14 @@ NN_OP_GRAPH(rms_norm_op, "rms_norm", norm_backward, norm_backward_graph, norm_ct
 static nn_tensor *norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
                        const nn_tensor *b, double eps, int rms) {
     const char *name = rms ? "rms_norm" : "layer_norm";
+    const nn_tensor *half_in[3] = {x, w, b};
+    if (nn_any_half(3, half_in)) { /* in f32, rounded back */
+        nn_tensor *f[3];
+        if (nn_widen_all(3, half_in, f) < 0) return NULL;
+        nn_tensor *y = norm(f[0], nnorm, f[1], f[2], eps, rms);
+        nn_release_all(3, f);
+        return nn_narrow_to(y, nn_half_result(3, half_in));
+    }
     char s1[96], s2[96];
     if (x->dtype != NN_F32) return nn_fail(1, "%s expects an f32 input", name);
     if (nnorm < 1 || nnorm > x->ndim)

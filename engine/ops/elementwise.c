@@ -601,6 +601,11 @@ static int unary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin)
 static const nn_op unary_ops[NN_UNARY_COUNT] = {NN_UNARY_OPS(UNARY_OP_)};
 
 nn_tensor *nn_unary(nn_unary_op op, const nn_tensor *x, double p0, double p1) {
+    if (nn_is_half(x->dtype)) { /* in f32, rounded back */
+        nn_tensor *xf = nn_widen(x), *y = xf ? nn_unary(op, xf, p0, p1) : NULL;
+        nn_release(xf);
+        return nn_narrow_to(y, x->dtype);
+    }
     if ((unsigned)op >= NN_UNARY_COUNT) return nn_fail(0, "unknown unary op");
     int prev = nn_grad_off();
     nn_tensor *y = unary(op, x, p0, p1);
@@ -799,6 +804,14 @@ static int binary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin
 static const nn_op binary_ops[NN_BINARY_COUNT] = {NN_BINARY_OPS(BINARY_OP_)};
 
 nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b) {
+    if (nn_is_half(a->dtype) || nn_is_half(b->dtype)) { /* in f32, rounded back */
+        const nn_tensor *ab[2] = {a, b};
+        nn_tensor *af = nn_widen(a), *bf = af ? nn_widen(b) : NULL;
+        nn_tensor *y = bf ? nn_binary(op, af, bf) : NULL;
+        nn_release(af);
+        nn_release(bf);
+        return is_comparison(op) ? y : nn_narrow_to(y, nn_half_result(2, ab));
+    }
     if ((unsigned)op >= NN_BINARY_COUNT) return nn_fail(0, "unknown binary op");
     int prev = nn_grad_off();
     nn_tensor *y = binary(op, a, b);
@@ -837,6 +850,14 @@ NN_OP_TWICE_NO_CTX(where_op, "where", where_backward);
 
 nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
                     const nn_tensor *b) {
+    if (nn_is_half(a->dtype) || nn_is_half(b->dtype)) { /* in f32, rounded back */
+        const nn_tensor *ab[2] = {a, b};
+        nn_tensor *af = nn_widen(a), *bf = af ? nn_widen(b) : NULL;
+        nn_tensor *y = bf ? nn_where(cond, af, bf) : NULL;
+        nn_release(af);
+        nn_release(bf);
+        return nn_narrow_to(y, nn_half_result(2, ab));
+    }
     int prev = nn_grad_off();
     nn_tensor *y = where(cond, a, b);
     nn_grad_restore(prev);

@@ -84,13 +84,14 @@ static nn_tensor *matmul2(const nn_tensor *a, const nn_tensor *b,
                        : nn_zeros(NN_F32, nb + 2, shape);
     if (!out) return NULL;
     int64_t batch = nn_shape_numel(nb, shape);
+    int bf16 = nn_autocast() == NN_BF16;
     operand oa = {a, NULL, 0, 0}, ob = {b, NULL, 0, 0};
     int rc = 0;
     if (n && m && k && batch) {
         if (gemm_layout(&oa, n, k) < 0 || gemm_layout(&ob, k, m) < 0) {
             rc = -1;
         } else if (nbb == 0 && !oa.trans && batch_is_rows(oa.t, n, oa.ld)) {
-            rc = nn_sgemm(0, ob.trans, batch * n, m, k, 1.0f, nn_f32(oa.t),
+            rc = nn_gemm(bf16, 0, ob.trans, batch * n, m, k, 1.0f, nn_f32(oa.t),
                           oa.ld, nn_f32(ob.t), ob.ld, 0.0f, nn_f32(out), m);
         } else {
             /* one sgemm per batch element; offsets from broadcast strides */
@@ -108,7 +109,7 @@ static nn_tensor *matmul2(const nn_tensor *a, const nn_tensor *b,
                     offa += idx * sa[d];
                     offb += idx * sb[d];
                 }
-                rc = nn_sgemm(oa.trans, ob.trans, n, m, k, 1.0f,
+                rc = nn_gemm(bf16, oa.trans, ob.trans, n, m, k, 1.0f,
                               nn_f32(oa.t) + offa, oa.ld, nn_f32(ob.t) + offb,
                               ob.ld, 0.0f, nn_f32(out) + bi * n * m, m);
             }
@@ -155,7 +156,17 @@ static nn_tensor *matmul(const nn_tensor *a, const nn_tensor *b) {
  * back first, and lose it after); batch dims are summed by the core. */
 enum { SAVED_A, SAVED_B }; /* a for gb, b for ga: each only when needed */
 
+static int matmul_grads(nn_node *n, const nn_tensor *g, nn_tensor **gin);
+typedef struct { nn_dtype autocast; } matmul_ctx; /* the forward's: backward uses it too */
+
 static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    nn_dtype prev = nn_set_autocast(NN_CTX(n, matmul_ctx)->autocast);
+    int rc = matmul_grads(n, g, gin);
+    nn_set_autocast(prev);
+    return rc;
+}
+
+static int matmul_grads(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     bool na = nn_input_needs(n, 0), nb = nn_input_needs(n, 1);
     nn_tensor *a = nb ? nn_saved(n, SAVED_A) : NULL, *b = na ? nn_saved(n, SAVED_B) : NULL;
     if ((nb && !a) || (na && !b)) return -1;
@@ -186,15 +197,24 @@ static int matmul_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     return rc;
 }
 
-NN_OP_TWICE_NO_CTX(matmul_op, "matmul", matmul_backward);
+NN_OP_TWICE(matmul_op, "matmul", matmul_backward, matmul_ctx);
 
 nn_tensor *nn_matmul(const nn_tensor *a, const nn_tensor *b) {
+    if (nn_is_half(a->dtype) || nn_is_half(b->dtype)) { /* in f32, rounded back */
+        const nn_tensor *ab[2] = {a, b};
+        nn_tensor *af = nn_widen(a), *bf = af ? nn_widen(b) : NULL;
+        nn_tensor *y = bf ? nn_matmul(af, bf) : NULL;
+        nn_release(af);
+        nn_release(bf);
+        return nn_narrow_to(y, nn_half_result(2, ab));
+    }
     int prev = nn_grad_off();
     nn_tensor *y = matmul(a, b);
     nn_grad_restore(prev);
     const nn_tensor *ins[2] = {a, b};
     nn_node *node;
     y = nn_finish_op(y, &matmul_op, 2, ins, &node);
+    if (node) NN_CTX(node, matmul_ctx)->autocast = nn_autocast();
     if (node && ((nn_input_needs(node, 1) && nn_save(node, SAVED_A, a) < 0) ||
                  (nn_input_needs(node, 0) && nn_save(node, SAVED_B, b) < 0))) {
         nn_release(y);

@@ -523,6 +523,11 @@ static const nn_op reduce_ops[NN_REDUCE_COUNT] = {NN_REDUCE_OPS(REDUCE_OP_)};
 
 nn_tensor *nn_reduce(nn_reduce_op op, const nn_tensor *x,
                      const nn_reduce_args *args) {
+    if (nn_is_half(x->dtype)) { /* in f32, rounded back */
+        nn_tensor *xf = nn_widen(x), *y = xf ? nn_reduce(op, xf, args) : NULL;
+        nn_release(xf);
+        return nn_narrow_to(y, x->dtype);
+    }
     int prev = nn_grad_off();
     nn_tensor *y = reduce(op, x, args);
     nn_grad_restore(prev);
@@ -595,6 +600,11 @@ NN_OP_TWICE(cumsum_op, "cumsum", along_backward, along_ctx);
 
 static nn_tensor *along_op_recorded(along_op op, const nn_tensor *x, int dim,
                                     const nn_op *def) {
+    if (nn_is_half(x->dtype)) { /* in f32, rounded back */
+        nn_tensor *xf = nn_widen(x), *y = xf ? along_op_recorded(op, xf, dim, def) : NULL;
+        nn_release(xf);
+        return nn_narrow_to(y, x->dtype);
+    }
     int prev = nn_grad_off();
     nn_tensor *y = along(op, x, dim);
     nn_grad_restore(prev);

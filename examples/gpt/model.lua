@@ -50,7 +50,9 @@ end
 local GPT = nn.Module:extend()
 GPT._name = 'GPT'
 
---- GPT{vocab_size, block_size, n_layer, n_head, n_embd, dropout = 0, bias = true}
+--- GPT{vocab_size, block_size, n_layer, n_head, n_embd, dropout = 0, bias = true,
+--- checkpoint = false}: with checkpoint, training recomputes each block in
+--- backward (nn.utils.checkpoint) instead of keeping its activations
 function GPT:_init(c)
   self.config = c
   self.wte = nn.Embedding(c.vocab_size, c.n_embd)
@@ -84,7 +86,11 @@ function GPT:step(idx, state)
   end
   local pos = nn.arange(offset + 1, offset + t + 1)
   local x = self.drop(self.wte(idx) + self.wpe(pos))
-  for i, block in self.h:ipairs() do x = block(x, state and state.caches[i]) end
+  local ckpt = self.config.checkpoint and not state and nn.is_grad_enabled()
+  for i, block in self.h:ipairs() do
+    if ckpt then x = nn.utils.checkpoint(block, x)
+    else x = block(x, state and state.caches[i]) end
+  end
   return self.lm_head(self.ln_f(x))
 end
 

@@ -373,7 +373,7 @@ function Module:check_state_dict(sd, strict)
       if strict then problems[#problems + 1] = 'missing key ' .. name end
     elseif not nn.is_tensor(src) then
       problems[#problems + 1] = ('%s is a %s, not a tensor'):format(name, type(src))
-    elseif src.dtype ~= t.dtype then
+    elseif src.dtype ~= t.dtype and (src.dtype == 'i64' or t.dtype == 'i64') then
       problems[#problems + 1] = ('dtype mismatch for %s: the checkpoint has %s, the model %s')
         :format(name, src.dtype, t.dtype)
     elseif shape_str(src) ~= shape_str(t) then
@@ -391,8 +391,9 @@ function Module:check_state_dict(sd, strict)
 end
 
 --- Copies a state dict into the module. strict (default true): every name
---- must be present on both sides. Dtypes and shapes must always agree; on
---- any problem nothing is copied.
+--- must be present on both sides. Floating dtypes convert (a bf16 file
+--- loads into an f32 model); shapes, and integer against floating, must
+--- agree. On any problem nothing is copied.
 function Module:load_state_dict(sd, strict)
   local problems = self:check_state_dict(sd, strict)
   if #problems > 0 then error('load_state_dict: ' .. table.concat(problems, '; '), 2) end
@@ -402,6 +403,30 @@ function Module:load_state_dict(sd, strict)
       if sd[name] ~= nil then t:copy_(sd[name]) end
     end
   end)
+  return self
+end
+
+--- m:to(dtype): every floating parameter and buffer converted to dtype
+--- ('f32', 'bf16' or 'f16'), tied tensors staying tied; returns m. 16-bit
+--- parameters do not require grad: train in f32 (nn.autocast computes in
+--- bf16), and convert to store or serve the model.
+function Module:to(dtype)
+  local probe = nn.zeros(1):to(dtype).dtype -- checks the name, gives the canonical one
+  local done = {}
+  for _, mod in ipairs(self:modules()) do
+    for _, e in ipairs(mod:_entries()) do
+      local name, v, kind = e[1], e[2], e[3]
+      if kind ~= 'module' and v.dtype ~= 'i64' and v.dtype ~= probe then
+        local t = done[v]
+        if not t then
+          t = nn.no_grad(function() return v:detach():to(probe) end)
+          if kind == 'param' and probe == 'f32' then t:requires_grad_() end
+          done[v] = t
+        end
+        mod[name] = t
+      end
+    end
+  end
   return self
 end
 
@@ -541,7 +566,7 @@ for _, name in ipairs { 'named_parameters', 'parameters', 'named_buffers', 'buff
   'named_children', 'children', 'named_modules', 'modules', 'apply', 'train', 'eval',
   'zero_grad', 'num_parameters', 'state_dict', 'check_state_dict', 'load_state_dict',
   'save', 'load', 'register_forward_pre_hook', 'register_forward_hook',
-  'register_full_backward_hook', 'register_full_backward_pre_hook' } do
+  'register_full_backward_hook', 'register_full_backward_pre_hook', 'to' } do
   M.protocol[name] = Module[name]
 end
 

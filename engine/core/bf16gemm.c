@@ -1,0 +1,214 @@
+/* bf16gemm.c -- C = alpha op(A) op(B) + beta C with A and B rounded to bf16
+ * and products summed in f32: the matrix products of nn.autocast('bf16').
+ *
+ * Debian's OpenBLAS 0.3.21 has no sbgemm, and oneDNN 2.6's C API offers
+ * bf16 products only through primitives built per shape; this kernel is
+ * small enough to own. On a CPU with avx512_bf16 (found at run time) a
+ * 12x32 register tile of f32 sums is fed by vdpbf16ps, which multiplies
+ * pairs of bf16 along k: B is packed as (k, k+1) pairs per column, A as
+ * the same pairs per row, broadcast. Elsewhere A and B are rounded to bf16
+ * the same way and multiplied by sgemm, so results agree to f32 summation
+ * order. Packing reads any strides, so transposed operands cost nothing
+ * extra. */
+#include "half.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { MR = 12, NR = 32, KC = 384 };
+
+/* element (i, j) of op(X) for a row-major X with leading dimension ld */
+static inline float at(const float *x, int64_t ld, int trans, int64_t i, int64_t j) {
+    return trans ? x[j * ld + i] : x[i * ld + j];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && __GNUC__ >= 10
+#include <immintrin.h>
+#define HAVE_DPBF16 1
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* 16 (k, k+1) pairs from rows r0 (k) and r1 (k+1, or NULL: zeros), over
+ * the lanes of mask m: lane c = (bf16 r0[c], bf16 r1[c]) */
+BF16_TARGET static inline __m512i pairs_across(const float *r0, const float *r1, __mmask16 m) {
+    __m512 lo = _mm512_maskz_loadu_ps(m, r0);
+    __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* lo in 0..15, hi in 16..31 */
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    return _mm512_permutexvar_epi16(idx, both);
+}
+
+/* up to 16 pairs from a run of kc consecutive floats (pairs already adjacent) */
+BF16_TARGET static inline __m512i pairs_along(const float *r, int64_t count) {
+    __mmask16 m0 = count >= 16 ? 0xffff : (__mmask16)((1u << count) - 1);
+    int64_t rest = count - 16;
+    __mmask16 m1 = rest >= 16 ? 0xffff : rest <= 0 ? 0 : (__mmask16)((1u << rest) - 1);
+    __m512 a = _mm512_maskz_loadu_ps(m0, r), b = _mm512_maskz_loadu_ps(m1, r + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+
+/* a panel of w lanes (rows of op(A), or columns of op(B)) for k in [k0,
+ * k0+kc): dst[p * w + lane]. x is op(X) row-major with leading dim ld;
+ * lanes_along_k: consecutive k of one lane are adjacent in memory */
+BF16_TARGET static void pack_panel(uint32_t *dst, int w, const float *x, int64_t ld,
+                                   int lanes_along_k, int64_t lanes, int64_t l0, int64_t k0,
+                                   int64_t kc) {
+    int64_t kp = (kc + 1) / 2, valid = lanes - l0 < w ? lanes - l0 : w;
+    if (lanes_along_k) { /* lane l's k run is contiguous: convert it, spread it */
+        uint32_t tmp[16];
+        for (int c = 0; c < w; c++) {
+            const float *row = c < valid ? x + (l0 + c) * ld + k0 : NULL;
+            for (int64_t p = 0; p < kp; p += 16) {
+                int64_t n = 2 * (kp - p) < 32 ? kc - 2 * p : 32;
+                __m512i v = row ? pairs_along(row + 2 * p, n) : _mm512_setzero_si512();
+                _mm512_storeu_si512(tmp, v);
+                int64_t q = kp - p < 16 ? kp - p : 16;
+                for (int64_t i = 0; i < q; i++) dst[(p + i) * w + c] = tmp[i];
+            }
+        }
+        return;
+    }
+    /* lanes contiguous: rows k and k+1 interleave into w lanes at once */
+    for (int64_t p = 0; p < kp; p++) {
+        const float *r0 = x + (k0 + 2 * p) * ld + l0;
+        const float *r1 = 2 * p + 1 < kc ? r0 + ld : NULL;
+        for (int c = 0; c < w; c += 16) {
+            int64_t left = valid - c;
+            __mmask16 m = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            int lanes_here = w - c < 16 ? w - c : 16;
+            __m512i v = pairs_across(r0 + c, r1 ? r1 + c : NULL, m);
+            _mm512_mask_storeu_epi32(dst + p * w + c, (__mmask16)((1u << lanes_here) - 1), v);
+        }
+    }
+}
+
+/* one MR x NR tile: C[:mr, :nr] = alpha sum + (first ? beta C : C) */
+BF16_TARGET
+static void tile(const uint32_t *pa, const uint32_t *pb, int64_t kp, float *c, int64_t ldc,
+                 int mr, int nr, float alpha, float beta, int first) {
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kp; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(pb + p * NR);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(pb + p * NR + 16);
+        const uint32_t *ap = pa + p * MR;
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(first ? beta : 1.0f);
+    for (int r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 s0 = _mm512_mul_ps(acc[r][0], va), s1 = _mm512_mul_ps(acc[r][1], va);
+        if (!first || beta != 0) {
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, cr), vb, s0);
+            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, cr + 16), vb, s1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, s0);
+        _mm512_mask_storeu_ps(cr + 16, m1, s1);
+    }
+}
+
+static int has_dpbf16(void) {
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+    }
+    return known;
+}
+#else
+static int has_dpbf16(void) { return 0; }
+#endif
+
+int nn_bf16_native(void) { return has_dpbf16(); }
+
+/* the rounding of the fallback: op(X) as bf16 values in an f32 buffer */
+static float *rounded(const float *x, int64_t ld, int trans, int64_t rows, int64_t cols) {
+    size_t count = (size_t)(rows * cols) + 1;
+    float *o = malloc(count * sizeof *o);
+    if (!o) return NULL;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            o[i * cols + j] = nn_bf16_to_f32(nn_f32_to_bf16(at(x, ld, trans, i, j)));
+    return o;
+}
+
+static int fallback(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc) {
+    float *ar = rounded(a, lda, ta, m, k), *br = rounded(b, ldb, tb, k, n);
+    int rc = ar && br ? nn_sgemm(0, 0, m, n, k, alpha, ar, k, br, n, beta, c, ldc)
+                      : nn_failed(0, "out of memory");
+    free(ar);
+    free(br);
+    return rc;
+}
+
+int nn_bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                 float *c, int64_t ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) return nn_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#ifdef HAVE_DPBF16
+    if (!has_dpbf16()) return fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    int64_t mt = (m + MR - 1) / MR, nt = (n + NR - 1) / NR, kpmax = (KC + 1) / 2;
+    uint32_t *pa = nn_alloc((size_t)(mt * MR * kpmax) * sizeof *pa);
+    uint32_t *pb = nn_alloc((size_t)(nt * NR * kpmax) * sizeof *pb);
+    if (!pa || !pb) {
+        nn_free(pa);
+        nn_free(pb);
+        return nn_failed(0, "out of memory");
+    }
+    for (int64_t k0 = 0; k0 < k; k0 += KC) {
+        int64_t kc = k - k0 < KC ? k - k0 : KC, kp = (kc + 1) / 2;
+        int first = k0 == 0;
+#pragma omp parallel
+        {
+#pragma omp for schedule(static) nowait
+            for (int64_t t = 0; t < mt; t++) /* op(A)[i][k]: k adjacent unless ta */
+                pack_panel(pa + t * MR * kp, MR, a, lda, !ta, m, t * MR, k0, kc);
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < nt; t++) /* op(B)[k][j]: j adjacent unless tb */
+                pack_panel(pb + t * NR * kp, NR, b, ldb, tb, n, t * NR, k0, kc);
+            /* tiles in column-panel order: a thread's B panel stays in cache */
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < mt * nt; t++) {
+                int64_t jt = t / mt, it = t % mt;
+                int64_t i0 = it * MR, j0 = jt * NR;
+                int mr = m - i0 < MR ? (int)(m - i0) : MR, nr = n - j0 < NR ? (int)(n - j0) : NR;
+                tile(pa + it * MR * kp, pb + jt * NR * kp, kp, c + i0 * ldc + j0, ldc, mr, nr,
+                     alpha, beta, first);
+            }
+        }
+    }
+    nn_free(pa);
+    nn_free(pb);
+    return 0;
+#else
+    return fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+static _Thread_local nn_dtype autocast = NN_F32;
+
+nn_dtype nn_set_autocast(nn_dtype d) {
+    nn_dtype prev = autocast;
+    autocast = d == NN_BF16 ? NN_BF16 : NN_F32;
+    return prev;
+}
+
+nn_dtype nn_autocast(void) { return autocast; }
+
+int nn_gemm(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+            const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+            int64_t ldc) {
+    return (bf16 ? nn_bf16_gemm : nn_sgemm)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                             ldc);
+}

@@ -1,0 +1,67 @@
+-- nn.autocast('bf16'): products in bf16 with f32 sums, checked against the
+-- same products of bf16-rounded operands in f32; gradients reach the f32
+-- master weights.
+local nn = require 'nnlua'
+
+local function round(t) return t:to('bf16'):to('f32') end
+
+describe('bf16 products', function()
+  it('match f32 products of the rounded operands, every transpose and ragged size', function()
+    nn.manual_seed(1)
+    for _, s in ipairs({ { 1, 1, 1 }, { 13, 37, 5 }, { 12, 32, 384 }, { 25, 70, 771 }, { 64, 33, 2 } }) do
+      local m, k, n = s[1], s[2], s[3]
+      local a, b = nn.randn(m, k), nn.randn(k, n)
+      local at, bt = nn.randn(k, m):t(), nn.randn(n, k):t()
+      for _, pair in ipairs({ { a, b }, { at, b }, { a, bt }, { at, bt } }) do
+        local x, y = pair[1], pair[2]
+        local want = round(x):matmul(round(y))
+        local got = nn.autocast('bf16', function() return x:matmul(y) end)
+        assert.equal('f32', got.dtype)
+        local tol = 1e-5 * math.sqrt(k) * (want:abs():max():item() + 1)
+        assert.truthy((got - want):abs():max():item() <= tol, ('%dx%dx%d'):format(m, k, n))
+      end
+    end
+  end)
+
+  it('batched matmul, linear and conv2d run in bf16 inside the scope only', function()
+    local a, b = nn.randn(3, 5, 7), nn.randn(7, 4)
+    local plain = a:matmul(b)
+    local want = round(a):matmul(round(b))
+    do
+      local g <close> = nn.autocast('bf16')
+      assert.truthy((a:matmul(b) - want):abs():max():item() < 1e-4)
+      local lin = nn.Linear(7, 4)
+      local y = lin(a)
+      local ref = nn.autocast(false, function() return nn.linear(round(a), round(lin.weight), lin.bias) end)
+      assert.truthy((y - ref):abs():max():item() < 1e-4)
+      local conv = nn.Conv2d(2, 3, 3)
+      local x = nn.randn(1, 2, 6, 6)
+      local yc = conv(x)
+      local rc = nn.autocast(false, function() return nn.conv2d(round(x), round(conv.weight), conv.bias) end)
+      assert.truthy((yc - rc):abs():max():item() < 1e-4)
+    end
+    assert.tensor_near(plain, a:matmul(b), 0)
+  end)
+
+  it('trains: gradients reach the f32 weights, close to the f32 ones', function()
+    nn.manual_seed(2)
+    local lin = nn.Linear(16, 8)
+    local x = nn.randn(32, 16)
+    lin(x):pow(2):mean():backward()
+    local g32 = lin.weight.grad:clone()
+    lin:zero_grad()
+    nn.autocast('bf16', function() lin(x):pow(2):mean():backward() end)
+    assert.equal('f32', lin.weight.grad.dtype)
+    local rel = (lin.weight.grad - g32):abs():max():item() / g32:abs():max():item()
+    assert.truthy(rel < 0.02, rel)
+  end)
+
+  it('restores the setting after an error and refuses other dtypes', function()
+    assert.has_error(function() nn.autocast('bf16', function() error('boom') end) end)
+    local a = nn.randn(4, 4)
+    assert.tensor_near(a:matmul(a), a:matmul(a), 0)
+    assert.error_matches(function() nn.autocast('f16') end, 'bf16')
+    assert.error_matches(function() nn.autocast(42) end, "'bf16'")
+    assert.is_boolean(nn.bf16_native())
+  end)
+end)
