@@ -213,9 +213,17 @@ static int l_autocast(lua_State *L) {
     return lua_gettop(L) - 2;
 }
 
-/* nn.bf16_native(): whether bf16 products run on the CPU's avx512_bf16 */
+/* nn.bf16_native([on]): whether bf16 products run on nnlua's vdpbf16ps
+ * kernel (chosen when the CPU has avx512_bf16 and it is faster than sgemm
+ * on rounded operands); on sets the choice and the previous is returned */
 static int l_bf16_native(lua_State *L) {
-    lua_pushboolean(L, nn_bf16_native());
+    if (lua_isnoneornil(L, 1)) {
+        lua_pushboolean(L, nn_bf16_native());
+        return 1;
+    }
+    int prev = nn_set_bf16_native(lua_toboolean(L, 1));
+    if (prev < 0) return nnL_engine_error(L);
+    lua_pushboolean(L, prev);
     return 1;
 }
 

@@ -6,7 +6,15 @@ local nn = require 'nnlua'
 local function round(t) return t:to('bf16'):to('f32') end
 
 describe('bf16 products', function()
-  it('match f32 products of the rounded operands, every transpose and ragged size', function()
+  -- both kernels when the CPU has the native one
+  local chosen, kernels = nn.bf16_native(), { false }
+  if pcall(nn.bf16_native, true) then kernels = { false, true } end
+  nn.bf16_native(chosen)
+  teardown(function() nn.bf16_native(chosen) end)
+
+  for _, native in ipairs(kernels) do
+  it('match f32 products of the rounded operands, every transpose and ragged size (native ' .. tostring(native) .. ')', function()
+    nn.bf16_native(native)
     nn.manual_seed(1)
     for _, s in ipairs({ { 1, 1, 1 }, { 13, 37, 5 }, { 12, 32, 384 }, { 25, 70, 771 }, { 64, 33, 2 } }) do
       local m, k, n = s[1], s[2], s[3]
@@ -22,6 +30,7 @@ describe('bf16 products', function()
       end
     end
   end)
+  end
 
   it('batched matmul, linear and conv2d run in bf16 inside the scope only', function()
     local a, b = nn.randn(3, 5, 7), nn.randn(7, 4)

@@ -9,7 +9,13 @@
  * the same pairs per row, broadcast. Elsewhere A and B are rounded to bf16
  * the same way and multiplied by sgemm, so results agree to f32 summation
  * order. Packing reads any strides, so transposed operands cost nothing
- * extra. */
+ * extra.
+ *
+ * Having the instruction does not make it fast: on the Zen 5 this was
+ * written on, vdpbf16ps retires one per two cycles against two f32 FMAs
+ * per cycle, so bf16 products run at half sgemm's FLOP rate. The first
+ * product times both paths once on a small problem and keeps the faster
+ * (NNLUA_BF16_KERNEL=native or =sgemm decides instead). */
 #include "half.h"
 
 #include <stdlib.h>
@@ -127,7 +133,57 @@ static int has_dpbf16(void) {
 static int has_dpbf16(void) { return 0; }
 #endif
 
-int nn_bf16_native(void) { return has_dpbf16(); }
+static int fallback(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc);
+static int native(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                  float *c, int64_t ldc);
+
+/* 1: the vdpbf16ps kernel, 0: sgemm on rounded operands; decided once */
+static int use_native = -1;
+
+static void choose_kernel(void) {
+    const char *force = getenv("NNLUA_BF16_KERNEL");
+    if (!has_dpbf16() || (force && !strcmp(force, "sgemm"))) {
+        __atomic_store_n(&use_native, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    if (force && !strcmp(force, "native")) {
+        __atomic_store_n(&use_native, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    enum { S = 256 };
+    float *x = nn_alloc(3 * S * S * sizeof *x);
+    if (!x) {
+        __atomic_store_n(&use_native, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    for (int i = 0; i < 2 * S * S; i++) x[i] = (float)(i % 7) * 0.25f;
+    double best[2] = {1e9, 1e9};
+    for (int rep = 0; rep < 3; rep++)
+        for (int way = 0; way < 2; way++) {
+            double t0 = nn_clock();
+            (way ? native : fallback)(0, 0, S, S, S, 1.0f, x, S, x + S * S, S, 0.0f,
+                                      x + 2 * S * S, S);
+            double t = nn_clock() - t0;
+            if (t < best[way]) best[way] = t;
+        }
+    nn_free(x);
+    __atomic_store_n(&use_native, best[1] < best[0], __ATOMIC_RELEASE);
+}
+
+int nn_bf16_native(void) {
+    if (__atomic_load_n(&use_native, __ATOMIC_ACQUIRE) < 0) choose_kernel();
+    return __atomic_load_n(&use_native, __ATOMIC_ACQUIRE);
+}
+
+int nn_set_bf16_native(int on) {
+    int prev = nn_bf16_native();
+    if (on && !has_dpbf16()) return nn_failed(1, "this CPU has no avx512_bf16");
+    __atomic_store_n(&use_native, on != 0, __ATOMIC_RELEASE);
+    return prev;
+}
 
 /* the rounding of the fallback: op(X) as bf16 values in an f32 buffer */
 static float *rounded(const float *x, int64_t ld, int trans, int64_t rows, int64_t cols) {
@@ -156,8 +212,14 @@ int nn_bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                  float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) return nn_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return (nn_bf16_native() ? native : fallback)(ta, tb, m, n, k, alpha, a, lda, b, ldb,
+                                                  beta, c, ldc);
+}
+
+static int native(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                  float *c, int64_t ldc) {
 #ifdef HAVE_DPBF16
-    if (!has_dpbf16()) return fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     int64_t mt = (m + MR - 1) / MR, nt = (n + NR - 1) / NR, kpmax = (KC + 1) / 2;
     uint32_t *pa = nn_alloc((size_t)(mt * MR * kpmax) * sizeof *pa);
     uint32_t *pb = nn_alloc((size_t)(nt * NR * kpmax) * sizeof *pb);

@@ -111,13 +111,16 @@ size_t nn_dtype_size(nn_dtype d);
 int nn_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
              float alpha, const float *a, int64_t lda, const float *b,
              int64_t ldb, float beta, float *c, int64_t ldc);
-/* The same with A and B rounded to bf16 and products summed in f32: on
- * CPUs with avx512_bf16 (nn_bf16_native) a kernel of vdpbf16ps, elsewhere
- * sgemm on the rounded values. */
+/* The same with A and B rounded to bf16 and products summed in f32: a
+ * kernel of vdpbf16ps on CPUs with avx512_bf16 where it is faster than
+ * sgemm on the rounded values (timed once; nn_bf16_native says which),
+ * that sgemm elsewhere. nn_set_bf16_native(on) chooses (-1 if the CPU has
+ * no avx512_bf16) and returns the previous choice. */
 int nn_bf16_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                  float alpha, const float *a, int64_t lda, const float *b,
                  int64_t ldb, float beta, float *c, int64_t ldc);
 int nn_bf16_native(void);
+int nn_set_bf16_native(int on);
 /* Autocast, per thread: with NN_BF16 set, linear, matmul and conv2d (and
  * their backward) multiply in bf16 with f32 sums; their inputs, results,
  * parameters and gradients stay f32. NN_F32 turns it off. Returns the
