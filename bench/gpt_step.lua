@@ -14,16 +14,20 @@ for i = 1, #arg do if arg[i] == '--steps' then steps = tonumber(arg[i + 1]) end 
 
 local time_steps = bench.time_steps
 
-local function gpt(layers, heads, e, t, b, n)
+local function gpt(layers, heads, e, t, b, n, autocast)
   nn.manual_seed(0)
   local m = GPT({ vocab_size = 65, block_size = t, n_layer = layers, n_head = heads, n_embd = e,
                   dropout = 0, bias = true })
   local opt = nn.optim.AdamW(m:parameters(), { lr = 1e-3 })
   local x, y = nn.randint(1, 66, b, t), nn.randint(1, 66, b, t)
   return time_steps(function()
-    local _, loss = m(x, y)
+    local _, loss
+    do
+      local ac <close> = nn.autocast(autocast and 'bf16' or false)
+      _, loss = m(x, y)
+    end
     opt:zero_grad()
-    loss:backward()
+    loss:backward() -- products in the dtype their forward used
     nn.optim.clip_grad_norm_(m:parameters(), 1.0)
     opt:step()
   end, n)
@@ -42,6 +46,9 @@ print(('%-40s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
 local rows = {
   { 'baby', 'GPT 4x128, T 64, B 12 (step)', function() return gpt(4, 4, 128, 64, 12, steps) end },
   { '6x384', 'GPT 6x384, T 256, B 8 (step)', function() return gpt(6, 6, 384, 256, 8, math.max(3, steps // 3)) end },
+  { '6x384_autocast', 'the same under bf16 autocast', function()
+      return gpt(6, 6, 384, 256, 8, math.max(3, steps // 3), true)
+    end },
   { 'attention', 'attention fwd+bwd B16 T128 d256 h8', function() return attention(steps, 0) end },
   { 'attention_dropout', 'the same, dropout 0.1', function() return attention(steps, 0.1) end },
 }

@@ -55,14 +55,15 @@ class GPT(tnn.Module):
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
 
 
-def gpt(name, layers, h, e, t, b, steps):
+def gpt(name, layers, h, e, t, b, steps, autocast=False):
     torch.manual_seed(0)
     m = GPT(65, t, layers, h, e)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
     x, y = torch.randint(0, 65, (b, t)), torch.randint(0, 65, (b, t))
 
     def step():
-        loss = m(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = m(x, y)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
@@ -93,6 +94,7 @@ if __name__ == "__main__":
         gpt("baby", 4, 4, 128, 64, 12, a.steps)
     if "6x384" in only:
         gpt("6x384", 6, 6, 384, 256, 8, max(3, a.steps // 3))
+        gpt("6x384_autocast", 6, 6, 384, 256, 8, max(3, a.steps // 3), autocast=True)
     if "attention" in only:
         attention(a.steps)
         attention(a.steps, 0.1)

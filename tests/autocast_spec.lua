@@ -32,6 +32,25 @@ describe('bf16 products', function()
   end)
   end
 
+  it('the vdpbf16ps kernel agrees too where AMX would be used instead', function()
+    local support = require 'support'
+    local script = support.tempfile([[
+      local nn = require 'nnlua'
+      nn.manual_seed(3)
+      for _, s in ipairs({ { 13, 37, 5 }, { 25, 70, 771 }, { 40, 300, 33 } }) do
+        local a, b = nn.randn(s[1], s[2]), nn.randn(s[3], s[2]):t()
+        local want = a:to('bf16'):to('f32'):matmul(b:to('bf16'):to('f32'))
+        local got = nn.autocast('bf16', function() return a:matmul(b) end)
+        local tol = 1e-5 * math.sqrt(s[2]) * (want:abs():max():item() + 1)
+        assert((got - want):abs():max():item() <= tol)
+      end
+      print('agreed')
+    ]], '.lua')
+    local out = support.run('NNLUA_BF16_KERNEL=avx512 ' .. support.exe .. ' ' .. script)
+    os.remove(script)
+    assert.truthy(out:find('agreed'), out)
+  end)
+
   it('batched matmul, linear and conv2d run in bf16 inside the scope only', function()
     local a, b = nn.randn(3, 5, 7), nn.randn(7, 4)
     local plain = a:matmul(b)
