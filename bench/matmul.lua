@@ -51,3 +51,19 @@ for _, case in ipairs(cases) do
     flop / t_raw / 1e9, ratio))
 end
 print(('median ratio nnlua/sgemm: %.2f'):format(median(ratios)))
+
+-- bf16 products (nn.autocast): nnlua's kernel (AMX tiles or vdpbf16ps,
+-- whichever this CPU has and is faster; see nn.bf16_native) beside raw f32
+-- sgemm, both in GFLOP/s of the same product
+print(('\nbf16 products (%s kernel)'):format(nn.bf16_native() and 'nnlua' or 'sgemm on rounded operands'))
+print(('%-28s %10s %10s %7s'):format('shape (m x k @ k x n)', 'bf16', 'sgemm', 'ratio'))
+for _, case in ipairs({ {1024, 1024, 1024}, {2048, 384, 1536, 'MLP up B*T=2048, 384->1536'},
+    {2048, 1536, 384, 'MLP down B*T=2048, 1536->384'} }) do
+  local m, k, n, label = case[1], case[2], case[3], case[4]
+  label = label or ('%d x %d @ %d x %d'):format(m, k, k, n)
+  local flop = 2.0 * m * n * k
+  local inner = math.max(1, math.floor(2e8 / flop))
+  local t16 = nn.sgemm_time(m, n, k, reps, false, inner, true)
+  local t32 = nn.sgemm_time(m, n, k, reps, false, inner)
+  print(('%-28s %7.1f GF %7.1f GF %7.2f'):format(label, flop / t16 / 1e9, flop / t32 / 1e9, t32 / t16))
+end

@@ -49,6 +49,33 @@ describe('examples', function()
     os.remove(svg)
   end)
 
+  it('vit explain: saliency and rollout of a trained ViT, from hooks, in one picture', function()
+    local svg, ckpt = os.tmpname() .. '.svg', os.tmpname() .. '.ckpt'
+    local sizes = '--dim 16 --depth 2 --heads 2 --mlp 32'
+    local out, code = run(('%s examples/vit/train.lua --limit 256 --epochs 1 --batch 64 %s '
+      .. '--attention %s --out %s'):format(exe, sizes, svg, ckpt))
+    assert.equal(0, code, out)
+    out, code = run(('%s examples/vit/explain.lua --model %s %s --show 2 --out %s'):format(exe, ckpt,
+      sizes, svg))
+    assert.equal(0, code, out)
+    assert.truthy(out:find('image 2: .* of saliency, .* of rollout'), out)
+    local pic = support.read(svg)
+    assert.truthy(pic:find('attention rollout', 1, true) and pic:find('predicted: ', 1, true))
+    out, code = run(exe .. ' examples/vit/explain.lua')
+    assert.truthy(code ~= 0 and out:find('--model FILE is required', 1, true), out)
+    os.remove(svg)
+    os.remove(ckpt)
+  end)
+
+  it('fashion_mnist --model binary: binary weights trained through a Lua straight-through estimator', function()
+    local out, code = run(exe .. ' examples/fashion_mnist/train.lua --model binary --epochs 1 --limit 2000')
+    assert.equal(0, code, out)
+    local acc = tonumber(out:match('binary: test accuracy ([%d.]+)'))
+    assert.truthy(acc and acc > 0.3, out) -- chance is 0.1; 16 steps reach ~0.5
+    out, code = run(exe .. ' examples/fashion_mnist/train.lua --model transformer')
+    assert.truthy(code ~= 0 and out:find('expected mlp, cnn or binary', 1, true), out)
+  end)
+
   it('clip: trains contrastively and reports retrieval and zero-shot accuracy', function()
     local out, code = run(exe .. ' examples/clip/train.lua --limit 512 --epochs 1 --batch 32')
     assert.equal(0, code, out)

@@ -693,15 +693,22 @@ static void binary_grad_row(void *vctx, int64_t n, const int64_t *off, const int
     }
 }
 
+/* the operands the derivatives of the inputs that need them read */
+static int binary_saved(nn_node *n, nn_binary_op op, const bool *need, nn_tensor **a,
+                        nn_tensor **b, nn_tensor **o) {
+    int keeps = binary_keeps(op, need[0], need[1]);
+    *a = keeps & READS_A ? nn_saved(n, SAVED_A) : NULL;
+    *b = keeps & READS_B ? nn_saved(n, SAVED_B) : NULL;
+    *o = keeps & 4 ? nn_saved(n, SAVED_OUT) : NULL;
+    return (keeps & READS_A && !*a) || (keeps & READS_B && !*b) || (keeps & 4 && !*o) ? -1 : 0;
+}
+
 /* g d/da and g d/db in the broadcast shape (g's), from the saved tensors */
 static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_binary_op op = NN_CTX(n, binary_ctx)->op;
     bool need[2] = {nn_input_needs(n, 0), nn_input_needs(n, 1)};
-    int keeps = binary_keeps(op, need[0], need[1]);
-    nn_tensor *a = keeps & READS_A ? nn_saved(n, SAVED_A) : NULL;
-    nn_tensor *b = keeps & READS_B ? nn_saved(n, SAVED_B) : NULL;
-    nn_tensor *o = keeps & 4 ? nn_saved(n, SAVED_OUT) : NULL;
-    if ((keeps & READS_A && !a) || (keeps & READS_B && !b) || (keeps & 4 && !o)) return -1;
+    nn_tensor *a, *b, *o;
+    if (binary_saved(n, op, need, &a, &b, &o) < 0) return -1;
     nn_tensor *conv[2] = {NULL, NULL}; /* an i64 operand (a mask, a count) read as f32 */
     if (a && a->dtype != NN_F32 && !(a = conv[0] = nn_to_dtype(a, NN_F32))) return -1;
     if (b && b->dtype != NN_F32 && !(b = conv[1] = nn_to_dtype(b, NN_F32))) {
@@ -736,11 +743,8 @@ static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
 static int binary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_binary_op op = NN_CTX(n, binary_ctx)->op;
     bool need[2] = {nn_input_needs(n, 0), nn_input_needs(n, 1)};
-    int keeps = binary_keeps(op, need[0], need[1]);
-    nn_tensor *a = keeps & READS_A ? nn_saved(n, SAVED_A) : NULL;
-    nn_tensor *b = keeps & READS_B ? nn_saved(n, SAVED_B) : NULL;
-    nn_tensor *o = keeps & 4 ? nn_saved(n, SAVED_OUT) : NULL;
-    if ((keeps & READS_A && !a) || (keeps & READS_B && !b) || (keeps & 4 && !o)) return -1;
+    nn_tensor *a, *b, *o;
+    if (binary_saved(n, op, need, &a, &b, &o) < 0) return -1;
     nn_scope s = {0};
     nn_tensor *d[2] = {NULL, NULL};
     switch (op) {

@@ -1,9 +1,12 @@
 --- Fashion-MNIST classifiers trained with autograd and Adam: an MLP
---- (784-256-256-10) or a small CNN (two conv-relu-pool blocks and two
---- linear layers).
+--- (784-256-256-10), a small CNN (two conv-relu-pool blocks and two linear
+--- layers), or the MLP with binary hidden weights (--model binary:
+--- BinaryConnect, each weight used as its sign times the row's mean |w|,
+--- trained through a straight-through estimator written as an
+--- nn.autograd.Function).
 ---
---- Usage: nnlua examples/fashion_mnist/train.lua [--model mlp|cnn]
----        [--epochs N] [--batch N] [--lr X] [--data DIR] [--seed N] [--threads N]
+--- Usage: nnlua examples/fashion_mnist/train.lua [--model mlp|cnn|binary]
+---        [--epochs N] [--batch N] [--lr X] [--data DIR] [--limit N] [--seed N] [--threads N]
 ---        [--ckpt FILE] [--resume FILE] [--log FILE] [--plot FILE]
 --- --ckpt saves the training state after every epoch, --resume continues
 --- from one; --log writes per-epoch metrics (JSON lines), --plot an SVG.
@@ -12,13 +15,39 @@ local nn = require 'nnlua'
 local data = require 'data'
 
 local opt = nn.cli.parse(arg, { model = 'mlp', epochs = 0, batch = 128, lr = 1e-3, data = data.default_dir,
-              seed = 1, threads = 0, ckpt = '', resume = '', log = '', plot = '' })
+              seed = 1, threads = 0, ckpt = '', resume = '', log = '', plot = '', limit = 0 })
 if opt.epochs == 0 then opt.epochs = opt.model == 'cnn' and 8 or 12 end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 
 local function mlp()
   return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                       nn.Linear(256, 10))
+end
+
+-- sign(w) forward; backward the straight-through estimator: the gradient
+-- passes where |w| <= 1 (the derivative of hardtanh), so the real-valued
+-- weights keep learning under their signs
+local SignSTE = nn.autograd.Function('SignSTE')
+function SignSTE.forward(ctx, w)
+  ctx:save_for_backward(w)
+  return w:sign()
+end
+function SignSTE.backward(ctx, g) return g * ctx.saved_tensors[1]:abs():le(1) end
+
+local BinaryLinear = nn.Module:extend()
+BinaryLinear._name = 'BinaryLinear'
+function BinaryLinear:_init(i, o)
+  local lin = nn.Linear(i, o)
+  self.weight, self.bias = lin.weight, lin.bias
+end
+function BinaryLinear:forward(x)
+  local scale = self.weight:detach():abs():mean(2, true) -- per output row, as XNOR-Net
+  return nn.linear(x, SignSTE(self.weight) * scale, self.bias)
+end
+
+local function binary()
+  return nn.Sequential(BinaryLinear(784, 256), nn.ReLU(), BinaryLinear(256, 256), nn.ReLU(),
                        nn.Linear(256, 10))
 end
 
@@ -40,9 +69,11 @@ function CNN:forward(x)
   return self.fc2(x)
 end
 
-local model = opt.model == 'cnn' and CNN() or mlp()
-local xtrain, ytrain = data.load(opt.data, 'train')
-local xtest, ytest = data.load(opt.data, 't10k')
+local models = { mlp = mlp, cnn = CNN, binary = binary }
+if not models[opt.model] then error(('--model: expected mlp, cnn or binary, got %q'):format(opt.model), 0) end
+local model = models[opt.model]()
+local xtrain, ytrain = data.load(opt.data, 'train', opt.limit)
+local xtest, ytest = data.load(opt.data, 't10k', opt.limit)
 local n = xtrain:size(1)
 print(('%s: %d parameters; %d training, %d test images; %d threads')
   :format(opt.model, model:num_parameters(), n, xtest:size(1), nn.get_num_threads()))

@@ -8,6 +8,8 @@
 --- --resume FILE continues from one (bit for bit the run that saved it, on
 --- the same thread count). --log FILE writes metrics as JSON lines (or CSV
 --- for a .csv name); --plot FILE draws the loss curves as SVG at the end.
+--- --autocast bf16 runs the matrix products in bf16 (nn.autocast), the
+--- weights, optimizer and losses staying f32.
 ---
 --- The defaults are a quick run (a few minutes on 2 cores). nanoGPT's
 --- "baby" Shakespeare config is:
@@ -23,8 +25,12 @@ local opt = nn.cli.parse(arg, {
   n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
   weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
   log_interval = 50, seed = 1337, threads = 0, sample_len = 300, out = 'gpt.safetensors',
-  resume = '', ckpt = '', log = '', plot = '', on_nan = 'stop',
+  resume = '', ckpt = '', log = '', plot = '', on_nan = 'stop', autocast = '',
 })
+if opt.autocast ~= '' and opt.autocast ~= 'bf16' then
+  error(('--autocast: expected bf16, got %q'):format(opt.autocast), 0)
+end
+local precision = opt.autocast == 'bf16' and 'bf16' or false
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 
@@ -107,7 +113,11 @@ if start == 0 then evaluate(0) end
 for i, _, bar in nn.progress(opt.iters - start, { desc = 'train', every = opt.log_interval }) do
   local iter = start + i -- the step being taken, 1-based
   local x, y = batch('train')
-  local _, loss = model(x, y)
+  local loss
+  do
+    local ac <close> = nn.autocast(precision)
+    _, loss = model(x, y)
+  end
   optimizer:zero_grad()
   loss:backward()
   if nn.optim.finite(loss, model:parameters(), { action = opt.on_nan, step = iter }) then
