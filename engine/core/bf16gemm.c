@@ -16,7 +16,7 @@
  * per cycle, so bf16 products run at half sgemm's FLOP rate; Xeons with
  * AMX (below) run them at ~3x. The first product times nnlua's kernel
  * (AMX where present) against sgemm on rounded operands once on a small
- * problem and keeps the faster (NNLUA_BF16_KERNEL=native, =avx512 (the
+ * problem and keeps the faster (NNLUA_BF16_KERNEL=native or =amx, =avx512 (the
  * vdpbf16ps kernel even where AMX is) or =sgemm decides instead). */
 #include "half.h"
 
@@ -315,7 +315,7 @@ static void choose_kernel(void) {
         __atomic_store_n(&use_native, 0, __ATOMIC_RELEASE);
         return;
     }
-    if (force && (!strcmp(force, "native") || no_amx)) {
+    if (force && (!strcmp(force, "native") || !strcmp(force, "amx") || no_amx)) {
         __atomic_store_n(&use_native, 1, __ATOMIC_RELEASE);
         return;
     }
