@@ -86,6 +86,8 @@ describe('gradgradcheck', function()
     function Cube.forward(ctx, x) ctx:save_for_backward(x); return x * x * x end
     function Cube.backward(ctx, g) local x = ctx.saved_tensors[1]; return g * 3 * x * x end
     check(function(a) return Cube(a) end, { r(4) })
+    -- its output feeding a nonlinearity: the second pass runs its Lua backward again
+    check(function(a) return Cube(a):tanh() end, { (nn.rand(4) * 0.8):requires_grad_() })
   end)
 
   it('an op without a double backward says so', function()

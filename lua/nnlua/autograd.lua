@@ -54,10 +54,6 @@ function ctx_methods:set_materialize_grads(on) rawset(self, 'materialize_grads',
 local function saved_tensors(ctx)
   local saved, out = rawget(ctx, '_saved'), {}
   if not saved then return out end
-  if saved.freed then
-    error(('%s: backward a second time, or after its graph was freed: pass '
-      .. 'retain_graph = true to the first backward'):format(rawget(ctx, '_name')), 3)
-  end
   for i = 1, saved.n do
     local s = saved[i]
     if s then
@@ -113,10 +109,8 @@ local function backward_closure(cls, ctx, args, tensor_pos, result_pos, shapes)
     if back.n > args.n then
       error(('%s.backward returned %d values for %d arguments'):format(cls.name, back.n, args.n), 0)
     end
-    if not rawget(ctx, '_retain') then
-      local saved = rawget(ctx, '_saved')
-      if saved then rawset(ctx, '_saved', { n = 0, freed = true }) end
-    end
+    -- (the engine drops this closure, and ctx with it, when a backward
+    -- without retain_graph has run it; another backward then refuses)
     local out = {}
     for j, p in ipairs(tensor_pos) do
       local g, x = back[p], args[p]
