@@ -219,37 +219,46 @@ static int function_backward(void *ud, int nout, nn_tensor *const *gouts, int ni
     return L ? protected_call(L, function_body, 5, args) : -1;
 }
 
-/* the tensors of the list at arg (at most max), checked; the list stays on
- * the stack and holds them */
-static int check_list(lua_State *L, int arg, nn_tensor **out, int max, const char *what) {
+/* an array of n pointers that lives on the stack (pushed: a userdata) */
+static void *stack_array(lua_State *L, size_t n) {
+    void **v = lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);
+    memset(v, 0, (n ? n : 1) * sizeof *v);
+    return v;
+}
+
+/* the tensors of the list at arg, checked, in a pushed stack array; the
+ * list stays on the stack and holds them */
+static nn_tensor **check_list(lua_State *L, int arg, int *n, const char *what) {
     luaL_checktype(L, arg, LUA_TTABLE);
-    lua_Unsigned n = lua_rawlen(L, arg);
-    if (n > (lua_Unsigned)max) return nnL_error(L, "%s: more than %d tensors", what, max);
-    for (int i = 0; i < (int)n; i++) {
+    lua_Unsigned len = lua_rawlen(L, arg);
+    if (len > (1u << 20)) return nnL_error(L, "%s: more than 2^20 tensors", what), NULL;
+    nn_tensor **out = stack_array(L, len);
+    for (int i = 0; i < (int)len; i++) {
         lua_rawgeti(L, arg, i + 1);
         out[i] = nnL_testtensor(L, -1);
         if (!out[i])
             return nnL_error(L, "%s: entry %d is a %s (a tensor expected)", what, i + 1,
-                             luaL_typename(L, -1));
+                             luaL_typename(L, -1)), NULL;
         lua_pop(L, 1);
     }
-    return (int)n;
+    *n = (int)len;
+    return out;
 }
-
-#define NNL_MAX_ARGS 64
 
 /* nn._record_function(name, backward, inputs, outputs) -> {outputs with
  * history}: the outputs (computed without history) become the outputs of
  * one node whose backward calls backward(grad_out...) -> grad_in... */
 static int l_record_function(lua_State *L) {
-    const char *name = luaL_checkstring(L, 1);
+    luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    nn_tensor *ins[NNL_MAX_ARGS], *outs[NNL_MAX_ARGS], *aliases[NNL_MAX_ARGS];
-    int nin = check_list(L, 3, ins, NNL_MAX_ARGS, "inputs");
-    int nout = check_list(L, 4, outs, NNL_MAX_ARGS, "outputs");
-    sweep(L);
     lua_settop(L, 4);
-    lua_createtable(L, nout, 0);
+    int nin, nout;
+    nn_tensor **ins = check_list(L, 3, &nin, "inputs");   /* 5 */
+    nn_tensor **outs = check_list(L, 4, &nout, "outputs"); /* 6 */
+    nn_tensor **aliases = stack_array(L, (size_t)nout);    /* 7 */
+    sweep(L);
+    lua_createtable(L, nout, 0); /* 8: the result */
+    luaL_checkstack(L, 4, "record_function");
     for (int k = 0; k < nout; k++) {
         if (outs[k]->dtype != NN_F32)
             return nnL_error(L, "output %d is an i64 tensor: only f32 outputs are differentiable",
@@ -258,13 +267,14 @@ static int l_record_function(lua_State *L) {
         *slot = nn_detach(outs[k]);
         nnL_finish(L, slot);
         aliases[k] = *slot;
-        lua_rawseti(L, 5, k + 1);
+        lua_rawseti(L, 8, k + 1);
     }
     lua_pushvalue(L, 2);
     callback *c = new_callback(L);
-    if (nn_record_function(name, function_backward, c, callback_release, nin,
+    if (nn_record_function(lua_tostring(L, 1), function_backward, c, callback_release, nin,
                            (const nn_tensor *const *)ins, nout, aliases) < 0)
         return nnL_engine_error(L);
+    lua_settop(L, 8);
     return 1;
 }
 
@@ -327,13 +337,14 @@ static int do_grad(void *p) {
 /* nn._grad(outputs, inputs, grad_outputs or nil, retain, create) -> {grads}
  * (nil where an input is not reached); nn.autograd.grad wraps it */
 static int l_grad(lua_State *L) {
-    nn_tensor *roots[NNL_MAX_ARGS], *inputs[NNL_MAX_ARGS], *gins[NNL_MAX_ARGS];
-    const nn_tensor *grads[NNL_MAX_ARGS];
-    int n = check_list(L, 1, roots, NNL_MAX_ARGS, "outputs");
-    int m = check_list(L, 2, inputs, NNL_MAX_ARGS, "inputs");
+    lua_settop(L, 5);
+    int n, m;
+    nn_tensor **roots = check_list(L, 1, &n, "outputs");   /* 6 */
+    nn_tensor **inputs = check_list(L, 2, &m, "inputs");   /* 7 */
     if (n == 0 || m == 0) return nnL_error(L, "outputs and inputs must not be empty");
-    for (int i = 0; i < n; i++) grads[i] = NULL;
-    if (!lua_isnoneornil(L, 3)) {
+    const nn_tensor **grads = stack_array(L, (size_t)n);   /* 8 */
+    nn_tensor **gins = stack_array(L, (size_t)m);          /* 9 */
+    if (!lua_isnil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         for (int i = 0; i < n; i++) {
             lua_rawgeti(L, 3, i + 1);
@@ -345,21 +356,20 @@ static int l_grad(lua_State *L) {
     }
     int flags = (lua_toboolean(L, 4) ? NN_RETAIN_GRAPH : 0) |
                 (lua_toboolean(L, 5) ? NN_CREATE_GRAPH : 0);
-    lua_settop(L, 5);
     luaL_checkstack(L, m + 4, "grad");
-    lua_createtable(L, m, 0); /* 6: the results */
-    nn_tensor **slots[NNL_MAX_ARGS];
-    for (int j = 0; j < m; j++) slots[j] = nnL_newslot(L); /* 7 + j, before the engine runs */
+    lua_createtable(L, m, 0); /* 10: the results */
+    for (int j = 0; j < m; j++) nnL_newslot(L); /* 11 + j, before the engine allocates */
     grad_args a = {n, m, flags, roots, inputs, gins, grads};
     if (run_backward(L, do_grad, &a) < 0) return nnL_engine_error(L);
     for (int j = 0; j < m; j++) {
-        *slots[j] = gins[j];
+        nn_tensor **slot = lua_touserdata(L, 11 + j);
+        *slot = gins[j];
         if (!gins[j]) continue;
-        nnL_finish(L, slots[j]);
-        lua_pushvalue(L, 7 + j);
-        lua_rawseti(L, 6, j + 1);
+        nnL_finish(L, slot);
+        lua_pushvalue(L, 11 + j);
+        lua_rawseti(L, 10, j + 1);
     }
-    lua_settop(L, 6);
+    lua_settop(L, 10);
     return 1;
 }
 

@@ -96,6 +96,18 @@ describe('nn.autograd.grad', function()
     assert.tensor_near({ 3, 3, 3 }, gmid)
   end)
 
+  it('takes as many inputs as a model has parameters', function()
+    local xs, sum = {}, nil
+    for i = 1, 300 do
+      xs[i] = nn.tensor({ i }):requires_grad_()
+      local term = xs[i] * xs[i]
+      sum = sum and sum + term or term
+    end
+    local gs = table.pack(nn.autograd.grad(sum:sum(), xs))
+    assert.equal(300, gs.n)
+    assert.tensor_near({ 600 }, gs[300])
+  end)
+
   it('takes grad_outputs and several outputs, and names unused inputs', function()
     local x = nn.tensor({ 1, 2 }):requires_grad_()
     local u = nn.tensor({ 5 }):requires_grad_()
