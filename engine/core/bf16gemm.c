@@ -11,10 +11,11 @@
  * order. Packing reads any strides, so transposed operands cost nothing
  * extra.
  *
- * Having the instruction does not make it fast: on the Zen 5 this was
- * written on, vdpbf16ps retires one per two cycles against two f32 FMAs
- * per cycle, so bf16 products run at half sgemm's FLOP rate; Xeons with
- * AMX (below) run them at ~3x. The first product times nnlua's kernel
+ * Having the instruction does not make it fast: on the AMX Xeon this was
+ * measured on, vdpbf16ps retires one per two cycles against two f32 FMAs
+ * per cycle (a loop of independent ones: 1.0 against 4.3 per ns on one
+ * core), so that kernel runs at half sgemm's FLOP rate, while the AMX
+ * tiles (below) run at ~2.5x it. The first product times nnlua's kernel
  * (AMX where present) against sgemm on rounded operands once on a small
  * problem and keeps the faster (NNLUA_BF16_KERNEL=native or =amx, =avx512 (the
  * vdpbf16ps kernel even where AMX is) or =sgemm decides instead). */

@@ -52,6 +52,12 @@ nn_tensor *nn_widen(const nn_tensor *t);
 nn_tensor *nn_narrow_to(nn_tensor *y, nn_dtype d);
 static inline bool nn_is_half(nn_dtype d) { return d == NN_BF16 || d == NN_F16; }
 nn_dtype nn_half_result(int n, const nn_tensor *const *ts);
+/* ops that have no 16-bit path refuse those tensors by name (returns -1) */
+int nn_half_refused(int arg, const char *op);
+#define NN_NO_HALF(t, arg, op) \
+    do { if ((t) && nn_is_half((t)->dtype)) return nn_half_refused(arg, op); } while (0)
+#define NN_NO_HALF_PTR(t, arg, op) \
+    do { if ((t) && nn_is_half((t)->dtype)) return nn_half_refused(arg, op), (void *)0; } while (0)
 bool nn_any_half(int n, const nn_tensor *const *ts);
 /* out[i] = nn_widen(in[i]) (NULL stays NULL); -1 with all released on failure */
 int nn_widen_all(int n, const nn_tensor *const *in, nn_tensor **out);

@@ -134,6 +134,7 @@ nn_tensor *nn_randint(nn_rng *r, int64_t low, int64_t high, int ndim,
 }
 
 nn_tensor *nn_bernoulli(nn_rng *r, const nn_tensor *p) {
+    NN_NO_HALF_PTR(p, 2, "bernoulli");
     if (p->dtype != NN_F32)
         return nn_fail(1, "bernoulli expects f32 probabilities, got %s",
                        nn_dtype_name(p->dtype));

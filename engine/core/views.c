@@ -425,6 +425,10 @@ nn_tensor *nn_narrow_to(nn_tensor *y, nn_dtype d) {
     return r;
 }
 
+int nn_half_refused(int arg, const char *op) {
+    return nn_failed(arg, "%s has no bf16/f16 form: convert with :to('f32') first", op);
+}
+
 bool nn_any_half(int n, const nn_tensor *const *ts) {
     for (int i = 0; i < n; i++)
         if (ts[i] && nn_is_half(ts[i]->dtype)) return true;

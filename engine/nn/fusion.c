@@ -80,6 +80,8 @@ NN_OP_NO_CTX(gated_op, "gated_fusion", gated_backward);
 
 nn_tensor *nn_gated_fusion(const nn_tensor *h, const nn_tensor *g,
                            const nn_tensor *mask) {
+    NN_NO_HALF_PTR(h, 1, "gated_fusion");
+    NN_NO_HALF_PTR(g, 2, "gated_fusion");
     char s1[96], s2[96];
     if (h->dtype != NN_F32 || g->dtype != NN_F32 || (mask && mask->dtype != NN_F32))
         return nn_fail(1, "gated_fusion expects f32 tensors");
@@ -196,6 +198,8 @@ static int mfb_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
 NN_OP(mfb_op, "mfb_pool", mfb_backward, mfb_ctx);
 
 nn_tensor *nn_mfb_pool(const nn_tensor *a, const nn_tensor *b, int64_t factor) {
+    NN_NO_HALF_PTR(a, 1, "mfb_pool");
+    NN_NO_HALF_PTR(b, 2, "mfb_pool");
     char s1[96], s2[96];
     if (a->dtype != NN_F32 || b->dtype != NN_F32)
         return nn_fail(1, "mfb_pool expects f32 tensors");

@@ -405,6 +405,9 @@ NN_OP(kge_op, "kge_score", kge_backward, kge_ctx);
 nn_tensor *nn_kge_score(const nn_tensor *E, const nn_tensor *R, const nn_tensor *anchor,
                         const nn_tensor *rel, const nn_tensor *cand,
                         const nn_kge_args *a, int64_t base) {
+    NN_NO_HALF_PTR(E, 1, "kge_score");
+    NN_NO_HALF_PTR(R, 2, "kge_score");
+    NN_NO_HALF_PTR(anchor, 3, "kge_score");
     char s1[96], s2[96];
     if ((unsigned)a->model > NN_KGE_ROTATE) return nn_fail(7, "kge_score: unknown model");
     const char *name = model_name(a->model);

@@ -142,10 +142,12 @@ static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *strid
 
 nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding) {
+    NN_NO_HALF_PTR(x, 1, "max_pool2d");
     return pool2d(x, kernel, stride, padding, 1);
 }
 
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding) {
+    NN_NO_HALF_PTR(x, 1, "avg_pool2d");
     return pool2d(x, kernel, stride, padding, 0);
 }

@@ -345,6 +345,12 @@ static int refuse_inplace(const nn_tensor *x, const char *what) {
 
 int nn_unary_(nn_unary_op op, nn_tensor *x, double p0, double p1) {
     if (refuse_inplace(x, nn_unary_names[op]) < 0) return -1;
+    if (nn_is_half(x->dtype)) { /* in f32, rounded back into x */
+        nn_tensor *y = nn_unary(op, x, p0, p1);
+        int rc = y ? nn_copy_(x, y) : -1;
+        nn_release(y);
+        return rc;
+    }
     if (x->dtype == NN_I64 && !unary_keeps_i64(op))
         return nn_failed(1, "%s_ of an i64 tensor would not stay i64",
                          nn_unary_names[op]);
@@ -411,6 +417,19 @@ static nn_tensor *binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b
 
 int nn_binary_(nn_binary_op op, nn_tensor *a, const nn_tensor *b) {
     if (refuse_inplace(a, nn_binary_names[op]) < 0) return -1;
+    if (nn_is_half(a->dtype) || nn_is_half(b->dtype)) { /* in f32, rounded into a */
+        int64_t shape[NN_MAX_DIMS];
+        int nd = broadcast_or_fail(a, b, shape, nn_binary_names[op]);
+        if (nd < 0) return -1;
+        if (nd != a->ndim || memcmp(shape, a->shape, nd * sizeof *shape))
+            return nn_failed(2, "in-place %s: result shape would differ", nn_binary_names[op]);
+        if (a->dtype == NN_I64) return nn_failed(1, "in-place %s of an i64 tensor with a "
+                                                    "16-bit float", nn_binary_names[op]);
+        nn_tensor *y = nn_binary(op, a, b);
+        int rc = y ? nn_copy_(a, y) : -1;
+        nn_release(y);
+        return rc;
+    }
     int64_t shape[NN_MAX_DIMS];
     int nd = broadcast_or_fail(a, b, shape, nn_binary_names[op]);
     if (nd < 0) return -1;

@@ -256,6 +256,8 @@ static void mf_row(void *vctx, int64_t n, const int64_t *off,
 }
 
 int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value) {
+    NN_NO_HALF(x, 1, "masked_fill_");
+    NN_NO_HALF(mask, 2, "masked_fill_");
     char s1[96], s2[96];
     if (nn_check_writable(x, 1) < 0) return -1;
     if (nn_is_grad_enabled() && x->requires_grad)
@@ -285,6 +287,7 @@ static nn_tensor *masked_fill(const nn_tensor *x, const nn_tensor *mask,
 }
 
 nn_tensor *nn_one_hot(const nn_tensor *index, int64_t classes, int64_t base) {
+    NN_NO_HALF_PTR(index, 1, "one_hot");
     if (classes <= 0) return nn_fail(2, "one_hot needs classes > 0");
     if (index->ndim >= NN_MAX_DIMS) return nn_fail(1, "too many dims");
     if (check_index(index, classes, base, 1) < 0) return NULL;
@@ -419,6 +422,8 @@ NN_OP_TWICE(triu_op, "triu", tril_backward, tril_ctx);
 
 nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
                      int64_t base) {
+    NN_NO_HALF_PTR(x, 1, "gather");
+    NN_NO_HALF_PTR(index, 3, "gather");
     int prev = nn_grad_off();
     nn_tensor *y = gather(x, dim, index, base);
     nn_grad_restore(prev);
@@ -430,6 +435,9 @@ nn_tensor *nn_gather(const nn_tensor *x, int dim, const nn_tensor *index,
 
 nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
                       const nn_tensor *src, int accumulate, int64_t base) {
+    NN_NO_HALF_PTR(x, 1, "scatter");
+    NN_NO_HALF_PTR(index, 3, "scatter");
+    NN_NO_HALF_PTR(src, 4, "scatter");
     int prev = nn_grad_off();
     nn_tensor *y = scatter(x, dim, index, src, accumulate, base);
     nn_grad_restore(prev);
@@ -443,6 +451,8 @@ nn_tensor *nn_scatter(const nn_tensor *x, int dim, const nn_tensor *index,
 
 nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
                            int64_t base) {
+    NN_NO_HALF_PTR(x, 1, "index_select");
+    NN_NO_HALF_PTR(index, 3, "index_select");
     int prev = nn_grad_off();
     nn_tensor *y = index_select(x, dim, index, base);
     nn_grad_restore(prev);
@@ -454,6 +464,9 @@ nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
 
 nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
                         const nn_tensor *src, double alpha, int64_t base) {
+    NN_NO_HALF_PTR(x, 1, "index_add");
+    NN_NO_HALF_PTR(index, 3, "index_add");
+    NN_NO_HALF_PTR(src, 4, "index_add");
     int prev = nn_grad_off();
     nn_tensor *y = index_add(x, dim, index, src, alpha, base);
     nn_grad_restore(prev);
@@ -467,6 +480,8 @@ nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
 
 nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
                           double value) {
+    NN_NO_HALF_PTR(x, 1, "masked_fill");
+    NN_NO_HALF_PTR(mask, 2, "masked_fill");
     int prev = nn_grad_off();
     nn_tensor *y = masked_fill(x, mask, value);
     nn_grad_restore(prev);
@@ -475,6 +490,7 @@ nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
 }
 
 nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper) {
+    NN_NO_HALF_PTR(x, 1, upper ? "triu" : "tril");
     int prev = nn_grad_off();
     nn_tensor *y = tril(x, k, upper);
     nn_grad_restore(prev);

@@ -268,6 +268,7 @@ NN_OP_TWICE(min_dim_op, "min", maxdim_backward, maxdim_ctx);
 
 int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
                int64_t base, nn_tensor **values, nn_tensor **indices) {
+    NN_NO_HALF(x, 1, is_min ? "min" : "max");
     nn_reduce_args a = {.ndims = 1, .dims = {dim}, .keepdim = keepdim,
                         .base = base};
     *values = *indices = NULL;

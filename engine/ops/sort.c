@@ -115,6 +115,7 @@ static int sort_recorded(const nn_tensor *x, int dim, int64_t k, int desc,
 
 int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
             nn_tensor **values, nn_tensor **indices) {
+    NN_NO_HALF(x, 1, "sort");
     int d = nn_wrap_dim(dim, x->ndim, 2);
     if (d < 0) return -1;
     return sort_recorded(x, dim, x->ndim ? x->shape[d] : 1, descending, base,
@@ -123,6 +124,7 @@ int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
 
 int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
             int64_t base, nn_tensor **values, nn_tensor **indices) {
+    NN_NO_HALF(x, 1, "topk");
     return sort_recorded(x, dim, k, largest, base, values, indices, &topk_op);
 }
 
@@ -157,6 +159,8 @@ static bool found_f32(const float *keys, int64_t n, float v) {
 /* i64 against i64 compares exactly (keys beyond 2^53 stay distinct);
  * anything else compares as f32. NaN is never in the set. */
 nn_tensor *nn_isin(const nn_tensor *x, const nn_tensor *test) {
+    NN_NO_HALF_PTR(x, 1, "isin");
+    NN_NO_HALF_PTR(test, 2, "isin");
     bool ints = x->dtype == NN_I64 && test->dtype == NN_I64;
     nn_dtype dt = ints ? NN_I64 : NN_F32;
     int prev = nn_grad_off();

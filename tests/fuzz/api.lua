@@ -107,7 +107,7 @@ end
 
 local SPECIAL = { 0, 1, 2, 3, -1, -2, 2 ^ 31, -2 ^ 31, 2 ^ 53, math.maxinteger, math.mininteger,
                   0 / 0, 1 / 0, -1 / 0, 0.5, -0.5, 1e-30, 1e30, 2 ^ 63 }
-local STRINGS = { 'f32', 'i64', 'mean', 'sum', 'none', 'x', '', 'transe', 'rotate', 'complex',
+local STRINGS = { 'f32', 'i64', 'bf16', 'f16', 'mean', 'sum', 'none', 'x', '', 'transe', 'rotate', 'complex',
                   'distmult', 'nearest', 'tanh', 'relu', 'cnn', '%s%d', ('a'):rep(300) }
 
 local pool = {}       -- values returned by earlier calls, reused as arguments
@@ -126,7 +126,8 @@ local function rtensor()
   local t
   if r < 0.6 then t = nn.randn(shape)
   elseif r < 0.85 then t = nn.randint(-3, 6, shape)
-  else t = nn.ones(shape, rand() < 0.5 and 'i64' or 'f32') end
+  elseif r < 0.93 then t = nn.ones(shape, rand() < 0.5 and 'i64' or 'f32')
+  else t = nn.randn(shape):to(rand() < 0.5 and 'bf16' or 'f16') end
   r = rand()
   if r < 0.12 and t.ndim >= 2 then t = t:transpose(1, t.ndim)
   elseif r < 0.2 and t.ndim >= 1 and t:size(1) > 1 then t = t:narrow(1, 2, t:size(1) - 1)
