@@ -109,6 +109,8 @@ describe('16-bit floats', function()
     assert.equal('bf16', x:view(3, 1):t():contiguous().dtype)
     assert.equal('f16', nn.zeros(2, 'f16').dtype)
     assert.equal(3, nn.full({ 2 }, 3, 'half')[1])
+    assert.same({ 1, 2, 3 }, nn.arange(1, 4, 'bf16'):totable())
+    assert.same({ 1, 255 }, nn.from_bytes('\1\255', 0, 2, 'f16'):totable())
     assert.error_matches(function() x:requires_grad_() end, 'only f32 tensors can require gradients')
   end)
 

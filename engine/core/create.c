@@ -59,7 +59,8 @@ nn_tensor *nn_arange(nn_dtype dtype, double start, double end, double step) {
     for (int64_t i = 0; i < n; i++) {
         double v = start + (double)i * step;
         if (dtype == NN_F32) nn_f32(t)[i] = (float)v;
-        else nn_i64(t)[i] = nn_double_to_i64(v);
+        else if (dtype == NN_I64) nn_i64(t)[i] = nn_double_to_i64(v);
+        else nn_store(dtype, nn_data(t), i, v); /* a 16-bit float */
     }
     return t;
 }
@@ -92,8 +93,10 @@ nn_tensor *nn_from_u8(const uint8_t *data, nn_dtype dtype, int ndim,
     int64_t n = nn_numel(t);
     if (dtype == NN_F32)
         for (int64_t i = 0; i < n; i++) nn_f32(t)[i] = data[i];
-    else
+    else if (dtype == NN_I64)
         for (int64_t i = 0; i < n; i++) nn_i64(t)[i] = data[i];
+    else /* a 16-bit float: bytes are exact in both */
+        for (int64_t i = 0; i < n; i++) nn_store(dtype, nn_data(t), i, data[i]);
     return t;
 }
 
