@@ -16,7 +16,8 @@ describe('bf16 products', function()
   it('match f32 products of the rounded operands, every transpose and ragged size (native ' .. tostring(native) .. ')', function()
     nn.bf16_native(native)
     nn.manual_seed(1)
-    for _, s in ipairs({ { 1, 1, 1 }, { 13, 37, 5 }, { 12, 32, 384 }, { 25, 70, 771 }, { 64, 33, 2 } }) do
+    for _, s in ipairs({ { 1, 1, 1 }, { 13, 37, 5 }, { 12, 32, 384 }, { 25, 70, 771 }, { 64, 33, 2 },
+                         { 64, 40, 96 }, { 70, 64, 100 } }) do
       local m, k, n = s[1], s[2], s[3]
       local a, b = nn.randn(m, k), nn.randn(k, n)
       local at, bt = nn.randn(k, m):t(), nn.randn(n, k):t()
@@ -58,10 +59,13 @@ describe('bf16 products', function()
     do
       local g <close> = nn.autocast('bf16')
       assert.truthy((a:matmul(b) - want):abs():max():item() < 1e-4)
-      local lin = nn.Linear(7, 4)
-      local y = lin(a)
-      local ref = nn.autocast(false, function() return nn.linear(round(a), round(lin.weight), lin.bias) end)
-      assert.truthy((y - ref):abs():max():item() < 1e-4)
+      for _, size in ipairs({ { 7, 4 }, { 64, 96 } }) do -- whole 32x32 blocks start from the bias
+        local lin = nn.Linear(size[1], size[2])
+        local x = nn.randn(64, size[1])
+        local y = lin(x)
+        local ref = nn.autocast(false, function() return nn.linear(round(x), round(lin.weight), lin.bias) end)
+        assert.truthy((y - ref):abs():max():item() < 1e-4)
+      end
       local conv = nn.Conv2d(2, 3, 3)
       local x = nn.randn(1, 2, 6, 6)
       local yc = conv(x)

@@ -203,11 +203,22 @@ BF16_TARGET static void pack_a_amx(uint32_t *dst, const float *a, int64_t lda, i
         }
 }
 
-AMX_TARGET static void amx_block(const uint32_t *pa, const uint32_t *pb, int64_t nch, float *out) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+/* one 32x32 block of sums into out (row stride ld floats); acc: start
+ * from out's values instead of zeros */
+AMX_TARGET static void amx_block(const uint32_t *pa, const uint32_t *pb, int64_t nch, float *out,
+                                 int64_t ld, int acc) {
+    size_t stride = (size_t)ld * sizeof(float);
+    if (acc) {
+        _tile_loadd(0, out, stride);
+        _tile_loadd(1, out + 16, stride);
+        _tile_loadd(2, out + 16 * ld, stride);
+        _tile_loadd(3, out + 16 * ld + 16, stride);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     for (int64_t c = 0; c < nch; c++) {
         const uint32_t *ac = pa + c * 32 * 16, *bc = pb + c * 16 * 32;
         _tile_loadd(4, ac, 64);
@@ -219,10 +230,10 @@ AMX_TARGET static void amx_block(const uint32_t *pa, const uint32_t *pb, int64_t
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    _tile_stored(0, out, 128);
-    _tile_stored(1, out + 16, 128);
-    _tile_stored(2, out + 16 * 32, 128);
-    _tile_stored(3, out + 16 * 32 + 16, 128);
+    _tile_stored(0, out, stride);
+    _tile_stored(1, out + 16, stride);
+    _tile_stored(2, out + 16 * ld, stride);
+    _tile_stored(3, out + 16 * ld + 16, stride);
 }
 
 /* eight 16-row, 64-byte tiles; a static object, as the intrinsic's asm
@@ -264,8 +275,14 @@ static int amx_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < mb * nb; t++) {
             int64_t jb = t / mb, ib = t % mb, i0 = ib * 32, j0 = jb * 32;
-            amx_block(pa + ib * nch * 32 * 16, pb + jb * nch * 16 * 32, nch, out);
             int64_t rows = m - i0 < 32 ? m - i0 : 32, cols = n - j0 < 32 ? n - j0 : 32;
+            const uint32_t *ap = pa + ib * nch * 32 * 16, *bp = pb + jb * nch * 16 * 32;
+            if (rows == 32 && cols == 32 && alpha == 1 && (beta == 0 || beta == 1)) {
+                /* a whole block: the tiles read and write C itself */
+                amx_block(ap, bp, nch, c + i0 * ldc + j0, ldc, beta == 1);
+                continue;
+            }
+            amx_block(ap, bp, nch, out, 32, 0);
             for (int64_t i = 0; i < rows; i++) {
                 float *cr = c + (i0 + i) * ldc + j0;
                 const float *o = out + i * 32;
