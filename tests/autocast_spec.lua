@@ -75,6 +75,31 @@ describe('bf16 products', function()
     assert.tensor_near(plain, a:matmul(b), 0)
   end)
 
+  it('attention: close to f32 forward and backward, masks and dropout alike', function()
+    nn.manual_seed(4)
+    local function run(ac, o)
+      local q, k, v = nn.randn(2, 3, 20, 16), nn.randn(2, 3, 33, 16), nn.randn(2, 3, 33, 8)
+      for _, t in ipairs({ q, k, v }) do t:requires_grad_() end
+      nn.manual_seed(9)
+      local y = nn.autocast(ac, function() return nn.attention(q, k, v, o) end)
+      local w = nn.randn(2, 3, 20, 8)
+      ;(y * w):sum():backward()
+      return y, q.grad, k.grad, v.grad
+    end
+    local mask = nn.randn(20, 33) * 0.5
+    for _, o in ipairs({ {}, { causal = true }, { mask = mask }, { dropout = 0.2, training = true } }) do
+      nn.manual_seed(1)
+      local ref = table.pack(run(false, o))
+      nn.manual_seed(1)
+      local got = table.pack(run('bf16', o))
+      for i = 1, 4 do
+        local scale = ref[i]:abs():max():item() + 1e-3
+        local err = (got[i] - ref[i]):abs():max():item() / scale
+        assert.truthy(err < 0.03, ('output %d relative error %g'):format(i, err))
+      end
+    end
+  end)
+
   it('trains: gradients reach the f32 weights, close to the f32 ones', function()
     nn.manual_seed(2)
     local lin = nn.Linear(16, 8)

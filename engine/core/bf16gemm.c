@@ -248,9 +248,10 @@ AMX_TARGET static void amx_config(void) { _tile_loadconfig(&amx_tiles); }
 
 AMX_TARGET static void amx_done(void) { _tile_release(); }
 
-static int amx_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                    float *c, int64_t ldc) {
+/* threads: 0 runs in the calling thread alone (inside a parallel loop) */
+static int amx_run(int threads, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                   float *c, int64_t ldc) {
     int64_t mb = (m + 31) / 32, nb = (n + 31) / 32, nch = (k + 31) / 32, kp = (k + 1) / 2;
     uint32_t *pa = nn_alloc((size_t)(mb * nch * 32 * 16) * sizeof *pa);
     uint32_t *pb = nn_alloc((size_t)(nb * nch * 16 * 32) * sizeof *pb);
@@ -259,7 +260,7 @@ static int amx_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
         nn_free(pb);
         return nn_failed(0, "out of memory");
     }
-#pragma omp parallel
+#pragma omp parallel if (threads)
     {
 #pragma omp for schedule(static) nowait
         for (int64_t t = 0; t < mb; t++)
@@ -298,10 +299,33 @@ static int amx_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
     nn_free(pb);
     return 0;
 }
+
+static int amx_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc) {
+    return amx_run(1, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 #else
 static int has_dpbf16(void) { return 0; }
 static int amx_available(void) { return 0; }
 #endif
+
+static int no_amx; /* NNLUA_BF16_KERNEL=avx512: vdpbf16ps even where AMX is */
+
+int nn_amx_ready(void) { return nn_bf16_native() && !no_amx && amx_available(); }
+
+int nn_amx_gemm_1t(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                   float *c, int64_t ldc) {
+#ifdef HAVE_DPBF16
+    if (m <= 0 || n <= 0) return 0;
+    return amx_run(0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+    (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
+    return nn_failed(0, "internal: no AMX in this build");
+#endif
+}
 
 static int fallback(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -312,8 +336,6 @@ static int native(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
 
 typedef int (*gemm_fn)(int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
                        const float *, int64_t, float, float *, int64_t);
-
-static int no_amx; /* NNLUA_BF16_KERNEL=avx512: vdpbf16ps even where AMX is */
 
 /* nnlua's own kernel for this CPU: AMX tiles, or vdpbf16ps */
 static gemm_fn native_kernel(void) {

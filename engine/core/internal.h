@@ -68,6 +68,13 @@ int nn_gemm(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, float alp
             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
             int64_t ldc);
 
+/* AMX products in the calling thread alone, for kernels that run one task
+ * per thread (attention's heads); only when nn_amx_ready() */
+int nn_amx_ready(void);
+int nn_amx_gemm_1t(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                   float *c, int64_t ldc);
+
 /* frees a leaf's gradient hooks (autograd.c) */
 void nn_free_tensor_hooks(nn_tensor *t);
 

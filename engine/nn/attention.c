@@ -37,6 +37,7 @@ typedef struct {
     int causal;
     float scale, drop;
     uint64_t seed, offset;       /* dropout stream */
+    int bf16;                    /* autocast with AMX: whole heads as bf16 tile products */
 } attn_geom;
 
 static const float *row_of(const float *base, const int64_t *s, int64_t b, int64_t h,
@@ -298,7 +299,110 @@ static float *out_row(const attn_geom *g, float *out, int64_t b, int64_t h, int6
     return out + ((b * g->tq + i) * g->h + h) * g->dv;
 }
 
+/* ---- autocast with AMX: one whole head per thread, its five products as
+ * bf16 tile products (nn_amx_gemm_1t), softmax and dropout in f32 ------- */
+
+/* s (Tq, Tk) = scale q kT + mask, invisible keys -inf; n[i] visible keys */
+static int amx_scores(const attn_geom *g, int64_t b, int64_t h, float *s) {
+    if (nn_amx_gemm_1t(0, 1, g->tq, g->tk, g->d, g->scale, row_of(g->q, g->qs, b, h, 0),
+                       g->qs[2], row_of(g->k, g->ks, b, h, 0), g->ks[2], 0.0f, s, g->tk) < 0)
+        return -1;
+    for (int64_t i = 0; i < g->tq; i++) {
+        float *sr = s + i * g->tk;
+        int64_t n = row_visible(g, i, g->tk);
+        if (g->mask) {
+            const float *m = g->mask + b * g->ms[0] + h * g->ms[1] + i * g->ms[2];
+            for (int64_t j = 0; j < n; j++) sr[j] += m[j * g->ms[3]];
+        }
+        for (int64_t j = n; j < g->tk; j++) sr[j] = -INFINITY;
+    }
+    return 0;
+}
+
+static int amx_forward(const attn_geom *g, float *out, float *lse, float *weights) {
+    int failed = 0;
+    size_t need = (size_t)(g->tq ? g->tq : 1) * (size_t)(g->tk ? g->tk : 1);
+#pragma omp parallel
+    {
+        float *s = nn_alloc(need * sizeof *s);
+        if (!s) failed = 1;
+#pragma omp for schedule(dynamic)
+        for (int64_t head = 0; head < g->b * g->h; head++) {
+            if (!s || failed) continue;
+            int64_t b = head / g->h, h = head % g->h;
+            if (amx_scores(g, b, h, s) < 0) { failed = 2; continue; }
+            for (int64_t i = 0; i < g->tq; i++) {
+                int64_t n = row_visible(g, i, g->tk);
+                float *sr = s + i * g->tk;
+                lse[head * g->tq + i] = n ? softmax_row(sr, n) : INFINITY;
+                memset(sr + n, 0, (g->tk - n) * sizeof *sr);
+            }
+            if (weights)
+                memcpy(weights + head * g->tq * g->tk, s, need * sizeof *s);
+            apply_dropout(g, b, h, 0, g->tq, g->tk, s);
+            if (nn_amx_gemm_1t(0, 0, g->tq, g->dv, g->tk, 1.0f, s, g->tk,
+                               row_of(g->v, g->vs, b, h, 0), g->vs[2], 0.0f,
+                               out_row(g, out, b, h, 0), g->h * g->dv) < 0)
+                failed = 2;
+        }
+        nn_free(s);
+    }
+    return failed == 1 ? nn_failed(0, "out of memory for attention scores") : failed ? -1 : 0;
+}
+
+static int amx_backward(const attn_geom *g, const float *dout, const float *lse, float *dq,
+                        float *dk, float *dv) {
+    int failed = 0;
+    size_t need = (size_t)(g->tq ? g->tq : 1) * (size_t)(g->tk ? g->tk : 1);
+#pragma omp parallel
+    {
+        float *p = nn_alloc(2 * need * sizeof *p), *dp = p ? p + need : NULL;
+        if (!p) failed = 1;
+#pragma omp for schedule(dynamic)
+        for (int64_t head = 0; head < g->b * g->h; head++) {
+            if (!p || failed) continue;
+            int64_t b = head / g->h, h = head % g->h;
+            const float *go = dout + h * g->dv; /* row i at go + i H Dv */
+            int64_t ldo = g->h * g->dv;
+            if (amx_scores(g, b, h, p) < 0) { failed = 2; continue; }
+            for (int64_t i = 0; i < g->tq; i++) {
+                int64_t n = row_visible(g, i, g->tk);
+                probs_from_lse(p + i * g->tk, n, lse[head * g->tq + i]);
+                memset(p + i * g->tk + n, 0, (g->tk - n) * sizeof *p);
+            }
+            memcpy(dp, p, need * sizeof *dp);
+            apply_dropout(g, b, h, 0, g->tq, g->tk, dp); /* the dropped-out weights */
+            const float *gob = go + b * g->tq * ldo;
+            int rc = nn_amx_gemm_1t(1, 0, g->tk, g->dv, g->tq, 1.0f, dp, g->tk, gob, ldo, 0.0f,
+                                    dv + head * g->tk * g->dv, g->dv); /* dV = PdT dO */
+            if (rc == 0) /* dPd = dO vT */
+                rc = nn_amx_gemm_1t(0, 1, g->tq, g->tk, g->dv, 1.0f, gob, ldo,
+                                    row_of(g->v, g->vs, b, h, 0), g->vs[2], 0.0f, dp, g->tk);
+            if (rc < 0) { failed = 2; continue; }
+            apply_dropout(g, b, h, 0, g->tq, g->tk, dp);
+            for (int64_t i = 0; i < g->tq; i++) { /* dS = P (dP - sum(P dP)) scale */
+                float *pr = p + i * g->tk, *dr = dp + i * g->tk;
+                int64_t n = row_visible(g, i, g->tk);
+                float acc = dot(pr, dr, n);
+                for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - acc) * g->scale;
+                memset(dr + n, 0, (g->tk - n) * sizeof *dr);
+            }
+            rc = nn_amx_gemm_1t(0, 0, g->tq, g->d, g->tk, 1.0f, dp, g->tk,
+                                row_of(g->k, g->ks, b, h, 0), g->ks[2], 0.0f,
+                                dq + head * g->tq * g->d, g->d); /* dQ = dS K */
+            if (rc == 0)
+                rc = nn_amx_gemm_1t(1, 0, g->tk, g->d, g->tq, 1.0f, dp, g->tk,
+                                    row_of(g->q, g->qs, b, h, 0), g->qs[2], 0.0f,
+                                    dk + head * g->tk * g->d, g->d); /* dK = dST Q */
+            if (rc < 0) failed = 2;
+        }
+        nn_free(p);
+    }
+    return failed == 1 ? nn_failed(0, "out of memory in attention backward") : failed ? -1 : 0;
+}
+
 static int attn_forward(const attn_geom *g, float *out, float *lse, float *weights) {
+    if (g->bf16) return amx_forward(g, out, lse, weights);
     if (use_small(g)) return small_forward(g, out, lse, weights);
     float *s = nn_alloc((size_t)QB * (size_t)(g->tk ? g->tk : 1) * sizeof *s);
     if (!s) return nn_failed(0, "out of memory for attention scores");
@@ -337,6 +441,7 @@ static int attn_forward(const attn_geom *g, float *out, float *lse, float *weigh
  * and zeroed by the caller; dout read in the output's (B, Tq, H, Dv) layout */
 static int attn_backward_heads(const attn_geom *g, const float *dout, const float *lse,
                                float *dq, float *dk, float *dv) {
+    if (g->bf16) return amx_backward(g, dout, lse, dq, dk, dv);
     if (use_small(g)) return small_backward(g, dout, lse, dq, dk, dv);
     size_t n = (size_t)QB * (size_t)(g->tk ? g->tk : 1);
     float *p = nn_alloc(n * sizeof *p), *dp = nn_alloc(n * sizeof *dp);
@@ -416,6 +521,7 @@ typedef struct {
     int causal;
     float scale, drop;
     uint64_t seed, offset; /* of the dropout draws */
+    int bf16;              /* made under autocast (with AMX) */
 } attention_ctx;
 enum { SAVED_Q, SAVED_K, SAVED_V, SAVED_LSE, SAVED_MASK }; /* slots */
 
@@ -432,6 +538,7 @@ static int attention_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin
     g.drop = c->drop;
     g.seed = c->seed;
     g.offset = c->offset;
+    g.bf16 = c->bf16;
     /* dout in the output's memory order (B, Tq, H, Dv) */
     nn_tensor *gperm = nn_transpose((nn_tensor *)gout, 1, 2);
     nn_tensor *gc = gperm ? nn_contiguous(gperm) : NULL;
@@ -540,6 +647,7 @@ nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor 
     if (rc == 0) {
         geometry(&g, qc, kc, vc, mc);
         g.causal = a->causal;
+        g.bf16 = nn_autocast() == NN_BF16 && nn_amx_ready();
         g.scale = (float)(a->scale > 0 ? a->scale : 1.0 / sqrt((double)g.d));
         g.drop = a->training ? (float)a->dropout : 0.0f;
         g.seed = a->rng ? a->rng->seed : 0;
@@ -565,7 +673,7 @@ nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor 
     }
     if (node) {
         *NN_CTX(node, attention_ctx) = (attention_ctx){g.causal, g.scale, g.drop, g.seed,
-                                                       g.offset};
+                                                       g.offset, g.bf16};
         if (nn_save(node, SAVED_Q, qc) < 0 || nn_save(node, SAVED_K, kc) < 0 ||
             nn_save(node, SAVED_V, vc) < 0 || nn_save(node, SAVED_LSE, lse) < 0 ||
             (mc && nn_save(node, SAVED_MASK, mc) < 0))
