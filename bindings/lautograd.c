@@ -227,6 +227,16 @@ static int l_bf16_native(lua_State *L) {
     return 1;
 }
 
+/* a guard's metatable: closing or collecting it ends its scope */
+static void scope_metatable(lua_State *L, const char *name, lua_CFunction end) {
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, end);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, end);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}
+
 void nnL_open_autograd(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"requires_grad_", l_requires_grad_},
@@ -241,18 +251,8 @@ void nnL_open_autograd(lua_State *L) {
         {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
     luaL_setfuncs(L, scopes, 0);
-    luaL_newmetatable(L, NNL_AUTOCAST);
-    lua_pushcfunction(L, autocast_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, autocast_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, NNL_GRADMODE);
-    lua_pushcfunction(L, restore_mode);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, restore_mode);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    scope_metatable(L, NNL_AUTOCAST, autocast_close);
+    scope_metatable(L, NNL_GRADMODE, restore_mode);
     lua_newtable(L); /* coroutine -> mode; weak keys: a dead one drops out */
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "k");

@@ -242,11 +242,14 @@ local function as_grads(r, n, who)
   return r
 end
 
-local HookOutputs = M.Function('BackwardHookFunction')
-function HookOutputs.forward(ctx, st, ...)
+-- both identities: the hook state rides in ctx, the tensors pass through
+local function pass_through(ctx, st, ...)
   ctx.st = st
   return ...
 end
+
+local HookOutputs = M.Function('BackwardHookFunction')
+HookOutputs.forward = pass_through
 function HookOutputs.backward(ctx, ...)
   local st = ctx.st
   local go = table.pack(...)
@@ -262,10 +265,7 @@ function HookOutputs.backward(ctx, ...)
 end
 
 local HookInputs = M.Function('BackwardHookFunction')
-function HookInputs.forward(ctx, st, ...)
-  ctx.st = st
-  return ...
-end
+HookInputs.forward = pass_through
 function HookInputs.backward(ctx, ...)
   local st = ctx.st
   local gi = table.pack(...)
