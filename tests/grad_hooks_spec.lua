@@ -96,6 +96,14 @@ describe('nn.autograd.grad', function()
     assert.tensor_near({ 3, 3, 3 }, gmid)
   end)
 
+  it('leaves the nodes it did not need as they were', function()
+    local x = nn.tensor({ 1, 2 }):requires_grad_()
+    local w = nn.tensor({ 0, 1 }):requires_grad_()
+    local loss = (x * x):sum() + w:exp():sum()
+    assert.tensor_near({ 2, 4 }, nn.autograd.grad(loss, x)) -- runs the x branch only
+    assert.tensor_near({ 1, math.exp(1) }, nn.autograd.grad(loss, w)) -- exp's saved output intact
+  end)
+
   it('takes as many inputs as a model has parameters', function()
     local xs, sum = {}, nil
     for i = 1, 300 do

@@ -55,6 +55,16 @@ describe('nnlua ops', function()
       assert.tensor_near({-0.15865525, 0, 1.95449974}, x:gelu())
       assert.tensor_near({-0.15880801, 0, 1.95459769}, x:gelu_tanh())
       assert.tensor_near({-0.26894142, 0, 1.76159416}, x:silu())
+      -- the derivative ops (double backward multiplies by them): closed forms,
+      -- and each equal to the checked gradient of its function
+      assert.tensor_near({-0.08331547, 0.5, 1.08523180}, x:gelu_deriv())
+      assert.tensor_near({0.07232949, 0.5, 1.09078420}, x:silu_deriv())
+      for _, f in ipairs({ 'gelu', 'silu', 'gelu_tanh' }) do
+        local xg = x:clone():requires_grad_()
+        xg[f](xg):sum():backward()
+        assert.tensor_near(xg.grad, x[f .. '_deriv'](x), 1e-6)
+      end
+      assert.error_contains(function() nn.arange(3):gelu_deriv_() end, 'would not stay i64')
       assert.tensor_near({-0.01, 0, 2}, x:leaky_relu())
       assert.tensor_near({-0.5, 0, 1}, x:clamp(-0.5, 1))
       assert.tensor_near({0, 0, 2}, x:clamp(0))

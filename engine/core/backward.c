@@ -412,10 +412,9 @@ static int run_node(walk *w, nn_node *n) {
     bool run = any && rc == 0 && (!w->asked || (n->needed & NEEDED));
     if (run) rc = call_backward(w, n, gout, gin);
     for (int k = 0; k < n->nout; k++) nn_release(gout[k]);
-    if (!run && w->asked) { /* not on a path to an input: its inputs are not either */
-        if (!(w->flags & NN_RETAIN_GRAPH)) nn_node_spend(n);
-        return rc;
-    }
+    /* not on a path to an input (nor are its inputs): left as it was, as
+     * PyTorch leaves the nodes autograd.grad did not run */
+    if (w->asked && !(n->needed & NEEDED)) return rc;
     for (int i = 0; i < n->nin; i++) {
         if (rc == 0 && nn_check_finite(gin[i], node_name(n), "in a gradient") < 0) rc = -1;
         nn_tensor *g = gin[i] && rc == 0 ? fit_grad(n, i, gin[i]) : NULL;

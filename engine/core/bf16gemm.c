@@ -394,7 +394,7 @@ int nn_set_bf16_native(int on) {
 /* the rounding of the fallback: op(X) as bf16 values in an f32 buffer */
 static float *rounded(const float *x, int64_t ld, int trans, int64_t rows, int64_t cols) {
     size_t count = (size_t)(rows * cols) + 1;
-    float *o = malloc(count * sizeof *o);
+    float *o = nn_alloc(count * sizeof *o); /* reused blocks: this runs per product */
     if (!o) return NULL;
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++)
@@ -408,8 +408,8 @@ static int fallback(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha
     float *ar = rounded(a, lda, ta, m, k), *br = rounded(b, ldb, tb, k, n);
     int rc = ar && br ? nn_sgemm(0, 0, m, n, k, alpha, ar, k, br, n, beta, c, ldc)
                       : nn_failed(0, "out of memory");
-    free(ar);
-    free(br);
+    nn_free(ar);
+    nn_free(br);
     return rc;
 }
 

@@ -796,7 +796,7 @@ static int binary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin
             nn_tensor *q = nn_binary(NN_DIV, a, b), *f = q ? nn_unary(NN_FLOOR, q, 0, 0) : NULL;
             nn_release(q);
             nn_grad_restore(prev);
-            d[1] = g_mulk(&s, g_const(&s, f), -1);
+            d[1] = g_mulk(&s, g_keep(&s, f), -1);
         }
         break;
     case NN_MAXIMUM: case NN_MINIMUM: { /* 1 where the side wins, 1/2 on ties */
@@ -807,7 +807,7 @@ static int binary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin
             nn_tensor *win = nn_binary(op == NN_MAXIMUM ? NN_GT : NN_LT, x, y);
             nn_tensor *tie = nn_binary(NN_EQ, x, y), *half = nn_scalar(NN_F32, 0.5);
             nn_tensor *ht = tie && half ? nn_mul(tie, half) : NULL;
-            d[side] = g_const(&s, win && ht ? nn_add(win, ht) : NULL);
+            d[side] = g_keep(&s, win && ht ? nn_add(win, ht) : NULL);
             nn_release(win); nn_release(tie); nn_release(half); nn_release(ht);
         }
         nn_grad_restore(prev);

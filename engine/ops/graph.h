@@ -63,10 +63,6 @@ static inline nn_tensor *g_div(nn_scope *s, const nn_tensor *a, const nn_tensor 
 static inline nn_tensor *g_mulk(nn_scope *s, const nn_tensor *a, double k) {
     return g_mul(s, a, g_k(s, k));
 }
-/* a 0/1 (or other constant) mask computed without history */
-static inline nn_tensor *g_const(nn_scope *s, nn_tensor *t) {
-    return g_keep(s, t);
-}
 static inline nn_tensor *g_matmul(nn_scope *s, const nn_tensor *a, const nn_tensor *b) {
     return a && b ? g_keep(s, nn_matmul(a, b)) : g_keep(s, NULL);
 }

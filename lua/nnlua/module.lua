@@ -47,6 +47,7 @@ end
 local hooks_of, global = state.hooks_of, state.global
 local function new_lists() return { pre = {}, post = {}, bwd_pre = {}, bwd = {} } end
 local function count(l) return #l.pre + #l.post + #l.bwd_pre + #l.bwd end
+local NO_HOOKS = new_lists() -- a module without its own (never written to)
 
 -- the module's call, through its backward hooks when it has any
 local function call_forward(m, own, args)
@@ -61,7 +62,7 @@ local function call_forward(m, own, args)
 end
 
 local function run_hooks(m, ...)
-  local own = hooks_of[m] or new_lists()
+  local own = hooks_of[m] or NO_HOOKS
   local args = table.pack(...)
   for _, lists in ipairs({ global, own }) do
     for _, e in ipairs({ table.unpack(lists.pre) }) do -- a copy: a hook may remove itself
