@@ -33,10 +33,13 @@ local function gpt(layers, heads, e, t, b, n, autocast)
   end, n)
 end
 
-local function attention(n, dropout)
+local function attention(n, dropout, autocast)
   local q, k, v = nn.randn(16, 8, 128, 32):requires_grad_(), nn.randn(16, 8, 128, 32):requires_grad_(),
                   nn.randn(16, 8, 128, 32):requires_grad_()
-  return time_steps(function() nn.attention(q, k, v, { causal = true, dropout = dropout }):sum():backward() end, n)
+  return time_steps(function()
+    local ac <close> = nn.autocast(autocast and 'bf16' or false)
+    nn.attention(q, k, v, { causal = true, dropout = dropout }):sum():backward()
+  end, n)
 end
 
 local theirs = bench.torch('gpt_step.py', '--steps ' .. steps)
@@ -51,6 +54,9 @@ local rows = {
     end },
   { 'attention', 'attention fwd+bwd B16 T128 d256 h8', function() return attention(steps, 0) end },
   { 'attention_dropout', 'the same, dropout 0.1', function() return attention(steps, 0.1) end },
+  { 'attention_autocast', 'the same, no dropout, bf16 autocast', function()
+      return attention(steps, 0, true)
+    end },
 }
 for _, r in ipairs(rows) do
   bench.row(r[2], r[3](), theirs[r[1]])

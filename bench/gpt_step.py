@@ -71,16 +71,17 @@ def gpt(name, layers, h, e, t, b, steps, autocast=False):
     print(f"{name} {time_steps(step, steps):.2f}", flush=True)
 
 
-def attention(steps, dropout=0.0):
+def attention(steps, dropout=0.0, autocast=False):
     q, k, v = (torch.randn(16, 8, 128, 32, requires_grad=True) for _ in range(3))
     mask = torch.ones(128, 128, dtype=torch.bool).triu(1)
 
     def step():
-        s = (q @ k.transpose(-2, -1)) / math.sqrt(32)
-        p = s.masked_fill(mask, float("-inf")).softmax(-1)
-        y = F.dropout(p, dropout) @ v
-        y.sum().backward()
-    name = "attention_dropout" if dropout else "attention"
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            s = (q @ k.transpose(-2, -1)) / math.sqrt(32)
+            p = s.masked_fill(mask, float("-inf")).softmax(-1)
+            y = F.dropout(p, dropout) @ v
+        y.float().sum().backward()
+    name = "attention_autocast" if autocast else "attention_dropout" if dropout else "attention"
     print(f"{name} {time_steps(step, steps):.2f}", flush=True)
 
 
@@ -98,3 +99,4 @@ if __name__ == "__main__":
     if "attention" in only:
         attention(a.steps)
         attention(a.steps, 0.1)
+        attention(a.steps, autocast=True)
