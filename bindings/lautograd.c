@@ -168,7 +168,7 @@ static int l_detect_anomaly(lua_State *L) {
 static int l_enable_grad(lua_State *L) { return with_mode(L, 1); }
 
 /* ---- autocast -----------------------------------------------------------------
- * nn.autocast('bf16', fn, ...) runs fn with linear, matmul and conv2d in
+ * nn.autocast('bf16', fn, ...) runs fn with linear, matmul, conv2d (attention with AMX) in
  * bf16; nn.autocast('bf16') returns a guard that restores the previous
  * setting when closed; nn.autocast(false) (or 'f32') turns it off. The
  * setting is the engine's, per OS thread (not per coroutine). */

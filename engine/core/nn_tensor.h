@@ -122,7 +122,8 @@ int nn_bf16_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
 int nn_bf16_native(void);
 int nn_set_bf16_native(int on);
 /* Autocast, per thread: with NN_BF16 set, linear, matmul and conv2d (and
- * their backward) multiply in bf16 with f32 sums; their inputs, results,
+ * attention where AMX is available), forward and backward, multiply in
+ * bf16 with f32 sums; their inputs, results,
  * parameters and gradients stay f32. NN_F32 turns it off. Returns the
  * previous setting. */
 nn_dtype nn_set_autocast(nn_dtype d);
