@@ -5,7 +5,11 @@
 --- all cores computing, then with one left free for the loader.
 --- Usage: nnlua bench/dataloader.lua [--batches N]
 local nn = require 'nnlua'
-local opt = nn.cli.parse(arg, { batches = 100, batch = 128, size = 96 })
+local opt = nn.cli.parse(arg, {
+  { 'batches', 100, 'batches timed', integer = true, min = 1 },
+  { 'batch', 128, 'images per batch', integer = true, min = 1 },
+  { 'size', 96, 'image side in pixels', integer = true, min = 8 },
+})
 
 nn.manual_seed(0)
 local n = opt.batches * opt.batch

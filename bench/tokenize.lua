@@ -2,7 +2,11 @@
 --- ~100 MB of text (Tiny Shakespeare repeated, or --data FILE), and the BPE
 --- training time. Usage: nnlua bench/tokenize.lua [--data FILE] [--mb N]
 local nn = require 'nnlua'
-local opt = nn.cli.parse(arg, { data = '', mb = 100, vocab = 2048 })
+local opt = nn.cli.parse(arg, {
+  { 'data', '', 'text to encode (default: Tiny Shakespeare from ../shared/data)', path = 'file' },
+  { 'mb', 100, 'megabytes of text (the file repeated)', min = 0.001 },
+  { 'vocab', 2048, 'BPE vocabulary size', integer = true, min = 257 },
+})
 local path = opt.data ~= '' and opt.data or (arg[0]:gsub('[^/]*$', '') .. '../../shared/data/tinyshakespeare/input.txt')
 local base = assert(nn.data.read_text(path))
 local text = base:rep(math.max(1, math.floor(opt.mb * 1e6 / #base)))

@@ -240,7 +240,8 @@ static void scope_metatable(lua_State *L, const char *name, lua_CFunction end) {
 void nnL_open_autograd(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"requires_grad_", l_requires_grad_},
-        {"detach", l_detach}, {"is_leaf", l_is_leaf},
+        {"detach", l_detach}, {"is_leaf", l_is_leaf}, {NULL, NULL}};
+    static const luaL_Reg module_fns[] = {
         {"set_grad_enabled", l_set_grad_enabled},
         {"is_grad_enabled", l_is_grad_enabled},
         {"detect_anomaly", l_detect_anomaly}, {"bf16_native", l_bf16_native}, {NULL, NULL}};
@@ -250,7 +251,10 @@ void nnL_open_autograd(lua_State *L) {
         {"no_grad", l_no_grad}, {"enable_grad", l_enable_grad}, {"autocast", l_autocast},
         {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
+    nnL_setfuncs(L, module_fns, 0);
+    nnL_mark_functions(L, module_fns);
     luaL_setfuncs(L, scopes, 0);
+    nnL_mark_functions(L, scopes);
     scope_metatable(L, NNL_AUTOCAST, autocast_close);
     scope_metatable(L, NNL_GRADMODE, restore_mode);
     lua_newtable(L); /* coroutine -> mode; weak keys: a dead one drops out */

@@ -132,6 +132,7 @@ void nnL_open_bpe(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"bpe_train", l_train}, {"bpe_from_merges", l_from_merges}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
+    nnL_mark_functions(L, fns);
     luaL_newmetatable(L, NNL_BPE);
     lua_newtable(L);
     nnL_setfuncs(L, methods, 0);

@@ -128,4 +128,5 @@ void nnL_open_checkpoint(lua_State *L) {
     static const luaL_Reg fns[] = {{"save", l_save}, {"load", l_load},
                                    {"write_file", l_write_file}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
+    nnL_mark_functions(L, fns);
 }

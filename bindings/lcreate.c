@@ -236,4 +236,5 @@ void nnL_open_create(lua_State *L) {
         {"map_file", l_map_file}, {"manual_seed", l_manual_seed},
         {"rng_state", l_rng_state}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
+    nnL_mark_functions(L, fns);
 }

@@ -143,6 +143,7 @@ int luaopen_nnlua_core(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, NNL_STATE_KEY);
     lua_newtable(L);
     nnL_setfuncs(L, fns, 0);
+    nnL_mark_functions(L, fns);
     nnL_open_create(L);
     nnL_open_ops(L);
     nnL_open_autograd(L);

@@ -47,6 +47,7 @@ nnL_state *nnL_getstate(lua_State *L);
  * closed while one of them is on the stack is released later, not under
  * its feet. Functions that only run user code (no_grad) use luaL_setfuncs. */
 void nnL_setfuncs(lua_State *L, const luaL_Reg *l, int nup);
+void nnL_mark_functions(lua_State *L, const luaL_Reg *l);
 /* lua_pushcclosure, recording fn the same way. */
 void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n);
 /* Whether a recorded nnlua call is running below the caller on this

@@ -157,4 +157,5 @@ void nnL_open_options(lua_State *L) {
         {"define_options", l_define_options}, {"option_registry", l_option_registry},
         {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
+    nnL_mark_functions(L, fns);
 }

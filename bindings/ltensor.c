@@ -319,6 +319,23 @@ void nnL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
     luaL_setfuncs(L, l, nup);
 }
 
+/* The module table is also the tensors' method table; these names are
+ * module functions (nn.zeros, nn.manual_seed, ...), listed in nn._functions
+ * so the REPL does not offer them as methods after `x:`. */
+void nnL_mark_functions(lua_State *L, const luaL_Reg *l) {
+    if (lua_getfield(L, -1, "_functions") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "_functions");
+    }
+    for (; l->name; l++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, l->name);
+    }
+    lua_pop(L, 1);
+}
+
 void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n) {
     record_call(L, fn);
     lua_pushcclosure(L, fn, n);

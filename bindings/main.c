@@ -8,6 +8,7 @@
  *     -         run standard input        --   stop handling options
  */
 #include <editline/readline.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <signal.h>
@@ -166,72 +167,36 @@ static int run_script(lua_State *L, char **argv, int argc, int script) {
     return status == LUA_OK;
 }
 
-/* ---- completion: globals, and fields or methods after '.' or ':' ------- */
+/* ---- completion, from nnlua.repl's complete(word) ----------------------- */
 
 static char **matches;
 static int nmatches, match_at;
 
-static void add_match(const char *prefix, size_t plen, const char *head,
-                      const char *key) {
-    if (strncmp(key, prefix, plen)) return;
-    char **m = realloc(matches, (nmatches + 2) * sizeof *m);
-    if (!m) return;
-    matches = m;
-    size_t len = strlen(head) + strlen(key) + 1;
-    if ((matches[nmatches] = malloc(len))) {
-        snprintf(matches[nmatches], len, "%s%s", head, key);
-        nmatches++;
-    }
+static void free_matches(void) {
+    for (int i = match_at; i < nmatches; i++) free(matches[i]);
+    free(matches);
+    matches = NULL;
+    nmatches = match_at = 0;
 }
 
-/* push the table whose keys complete `path` (a.b.c), or nothing */
-static int push_scope(lua_State *L, const char *path, size_t len) {
-    lua_pushglobaltable(L);
-    size_t at = 0;
-    while (at < len) {
-        size_t end = at;
-        while (end < len && path[end] != '.' && path[end] != ':') end++;
-        lua_pushlstring(L, path + at, end - at);
-        lua_gettable(L, -2);
-        lua_remove(L, -2);
-        if (lua_isuserdata(L, -1) || lua_isstring(L, -1)) { /* methods */
-            if (!lua_getmetatable(L, -1)) { lua_pop(L, 1); return 0; }
-            lua_remove(L, -2);
-            lua_getfield(L, -1, "__index");
-            lua_remove(L, -2);
-            if (lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1)) lua_remove(L, -2);
-        }
-        if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
-        at = end + 1;
-    }
-    return 1;
-}
-
+/* asks lua/nnlua/repl.lua; nothing when it is missing or fails */
 static void collect(const char *text) {
     lua_State *L = globalL;
-    const char *sep = NULL;
-    for (const char *p = text; *p; p++)
-        if (*p == '.' || *p == ':') sep = p;
-    size_t headlen = sep ? (size_t)(sep - text) + 1 : 0;
-    const char *prefix = text + headlen;
-    char head[512];
-    if (headlen >= sizeof head) return;
-    memcpy(head, text, headlen);
-    head[headlen] = 0;
     int top = lua_gettop(L);
-    if (push_scope(L, text, sep ? (size_t)(sep - text) : 0)) {
-        for (int level = 0; level < 2 && lua_istable(L, -1); level++) {
-            lua_pushnil(L);
-            while (lua_next(L, -2)) {
-                if (lua_type(L, -2) == LUA_TSTRING)
-                    add_match(prefix, strlen(prefix), head, lua_tostring(L, -2));
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "nnlua.repl");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+        lua_getfield(L, -1, "complete");
+        lua_pushstring(L, text);
+        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+            int n = (int)lua_rawlen(L, -1);
+            matches = calloc((size_t)n + 1, sizeof *matches);
+            for (int i = 1; matches && i <= n; i++) {
+                lua_rawgeti(L, -1, i);
+                const char *m = lua_tostring(L, -1);
+                if (m && (matches[nmatches] = strdup(m))) nmatches++;
                 lua_pop(L, 1);
             }
-            /* and what the table inherits through a table __index */
-            if (!lua_getmetatable(L, -1)) break;
-            lua_getfield(L, -1, "__index");
-            lua_remove(L, -2);
-            lua_remove(L, -2);
         }
     }
     lua_settop(L, top);
@@ -239,10 +204,7 @@ static void collect(const char *text) {
 
 static char *complete_next(const char *text, int state) {
     if (state == 0) {
-        for (int i = match_at; i < nmatches; i++) free(matches[i]);
-        free(matches);
-        matches = NULL;
-        nmatches = match_at = 0;
+        free_matches();
         collect(text);
     }
     return match_at < nmatches ? matches[match_at++] : NULL;
@@ -256,9 +218,66 @@ static char **complete(const char *text, int start, int end) {
     return rl_completion_matches(text, complete_next);
 }
 
-/* ---- the REPL ---------------------------------------------------------- */
+/* ---- Ctrl-C at the prompt ------------------------------------------------
+ * While readline waits, SIGINT only sets a flag (no SA_RESTART, so the read
+ * fails with EINTR); our getc then reports end of input, readline returns,
+ * and the REPL drops the line instead of exiting. */
+
+static volatile sig_atomic_t prompt_interrupted;
+static int typed; /* characters read since the prompt was shown */
+
+static void on_prompt_sigint(int sig) {
+    (void)sig;
+    prompt_interrupted = 1;
+}
+
+static int repl_getc(FILE *f) {
+    unsigned char c;
+    for (;;) {
+        if (prompt_interrupted) return EOF;
+        ssize_t n = read(fileno(f), &c, 1);
+        if (n == 1) {
+            typed++;
+            return c;
+        }
+        if (n < 0 && errno == EINTR) continue; /* the flag decides */
+        return EOF;
+    }
+}
+
+/* readline with Ctrl-C turned into *interrupted (NULL returned) */
+static char *read_line(const char *prompt, int *interrupted, int *empty) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_prompt_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    prompt_interrupted = 0;
+    typed = 0;
+    char *line = readline(prompt);
+    sigaction(SIGINT, &old, NULL);
+    *interrupted = prompt_interrupted;
+    *empty = typed == 0;
+    if (*interrupted) {
+        free(line);
+        line = NULL;
+    }
+    return line;
+}
+
+/* ---- history: every entered statement appended at once ------------------ */
 
 static char history_path[4096];
+
+/* (the whole list is rewritten: libedit 3.1's append_history(1, f)
+ * appends two entries) */
+static void remember(const char *src) {
+    if (!*src) return;
+    add_history(src);
+    if (*history_path) write_history(history_path);
+}
+
+/* ---- the REPL ---------------------------------------------------------- */
 
 static int incomplete(lua_State *L, int status) {
     if (status != LUA_ERRSYNTAX) return 0;
@@ -273,47 +292,73 @@ static int incomplete(lua_State *L, int status) {
     return 0;
 }
 
+enum { STATEMENT, END_OF_INPUT, INTERRUPTED };
+
 /* Reads a statement (more lines while it is incomplete) and compiles it,
- * first as `return <line>` so expressions print. */
-static int load_statement(lua_State *L, int *eof) {
-    char *line = readline("> ");
-    if (!line) {
-        *eof = 1;
-        return -1;
-    }
+ * first as `return <line>` so expressions print. Leaves the chunk or the
+ * error on the stack; *status is the load status. */
+static int load_statement(lua_State *L, int *status, int *empty) {
+    int interrupted;
+    char *line = read_line("> ", &interrupted, empty);
+    if (interrupted) return INTERRUPTED;
+    if (!line) return END_OF_INPUT;
     lua_pushstring(L, line);
     free(line);
     const char *src = lua_tostring(L, -1);
     const char *ret = lua_pushfstring(L, "return %s;", src);
-    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
-    if (status == LUA_OK) {
+    *status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    if (*status == LUA_OK) {
         lua_remove(L, -2); /* the "return" string */
-        if (*src) add_history(src);
+        remember(src);
         lua_remove(L, -2);
-        return LUA_OK;
+        return STATEMENT;
     }
     lua_pop(L, 2); /* error and the "return" string */
     for (;;) {
         size_t len;
         src = lua_tolstring(L, -1, &len);
-        status = luaL_loadbuffer(L, src, len, "=stdin");
-        if (!incomplete(L, status)) break;
-        char *more = readline(">> ");
+        *status = luaL_loadbuffer(L, src, len, "=stdin");
+        if (!incomplete(L, *status)) break;
+        int more_empty;
+        char *more = read_line(">> ", &interrupted, &more_empty);
+        if (interrupted) { /* drop the whole statement */
+            *empty = 0;
+            return INTERRUPTED;
+        }
         if (!more) break;
         lua_pushliteral(L, "\n");
         lua_pushstring(L, more);
         free(more);
         lua_concat(L, 3);
     }
-    add_history(lua_tostring(L, -2));
+    remember(lua_tostring(L, -2));
     lua_remove(L, -2);
-    return status;
+    return STATEMENT;
 }
 
+/* prints the results through nnlua.repl's show (tables readably), or
+ * through print when it is missing */
 static void print_results(lua_State *L) {
     int n = lua_gettop(L);
     if (n == 0) return;
     luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "nnlua.repl");
+    int have_show = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1) &&
+                    lua_getfield(L, -1, "show") == LUA_TFUNCTION;
+    if (have_show) {
+        int show = lua_gettop(L);
+        for (int i = 1; i <= n; i++) {
+            lua_pushvalue(L, show);
+            lua_pushvalue(L, i);
+            if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+                lua_pop(L, 1);
+                luaL_tolstring(L, i, NULL);
+            }
+            lua_replace(L, i);
+        }
+    }
+    lua_settop(L, n);
     lua_getglobal(L, "print");
     lua_insert(L, 1);
     if (lua_pcall(L, n, 0, 0) != LUA_OK)
@@ -321,31 +366,44 @@ static void print_results(lua_State *L) {
                 lua_tostring(L, -1));
 }
 
+/* keeps the last 1000 entries of the history file */
+static void trim_history(void) {
+    if (!*history_path) return;
+    history_truncate_file(history_path, 1000);
+}
+
 static void repl(lua_State *L) {
-    const char *home = getenv("HOME");
-    if (home) {
-        snprintf(history_path, sizeof history_path, "%s/.nnlua_history", home);
-        read_history(history_path);
-    }
+    /* set before anything calls rl_initialize (read_history does) */
     globalL = L;
     rl_readline_name = "nnlua";
     rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]";
     rl_attempted_completion_function = complete;
-    int eof = 0;
+    rl_catch_signals = 0;
+    rl_getc_function = repl_getc;
+    const char *home = getenv("HOME");
+    if (home) {
+        snprintf(history_path, sizeof history_path, "%s/.nnlua_history", home);
+        trim_history();
+        read_history(history_path);
+        stifle_history(1000);
+    }
     for (;;) {
         lua_settop(L, 0);
-        int status = load_statement(L, &eof);
-        if (eof) break;
+        int status = LUA_OK, empty = 0;
+        int got = load_statement(L, &status, &empty);
+        if (got == END_OF_INPUT) break;
+        if (got == INTERRUPTED) {
+            fputs(empty ? "\n(To exit, press Ctrl-D or type os.exit())\n" : "\n", stdout);
+            fflush(stdout);
+            continue;
+        }
         if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
         if (status == LUA_OK) print_results(L);
         else report(L, status);
     }
     lua_settop(L, 0);
     putchar('\n');
-    if (home) {
-        write_history(history_path);
-        history_truncate_file(history_path, 1000);
-    }
+    free_matches();
 }
 
 /* ---- main -------------------------------------------------------------- */

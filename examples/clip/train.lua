@@ -6,18 +6,27 @@
 --- afterwards their test images are classified zero-shot, by comparing them
 --- with descriptions of those classes only.
 ---
---- Usage: nnlua examples/clip/train.lua [--epochs N] [--batch N] [--lr X]
----        [--embed N] [--holdout 'Trouser,Sandal'] [--data DIR] [--limit N]
----        [--wordnet DIR] [--seed N] [--threads N]
+--- Usage: nnlua examples/clip/train.lua [--holdout 'Trouser,Sandal'] [options]
+--- (--help lists them all).
 local here = arg[0]:gsub('[^/]*$', '')
 package.path = here .. '../fashion_mnist/?.lua;' .. here .. '../common/?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 local text = require 'text'
 
-local opt = nn.cli.parse(arg, { epochs = 8, batch = 128, lr = 1e-3, embed = 64, len = 32,
-  holdout = 'Trouser,Sandal', data = data.default_dir, limit = 0, wordnet = '/usr/share/wordnet', seed = 1,
-  threads = 0 })
+local opt = nn.cli.parse(arg, {
+  { 'epochs', 8, 'passes over the training pairs', integer = true, min = 1 },
+  { 'batch', 128, 'image-text pairs per batch (the contrastive negatives)', integer = true, min = 2 },
+  { 'lr', 1e-3, 'AdamW learning rate', min = 0 },
+  { 'embed', 64, 'width of the shared embedding space', integer = true, min = 1 },
+  { 'len', 32, 'text length in tokens', integer = true, min = 1 },
+  { 'holdout', 'Trouser,Sandal', 'comma-separated classes kept out of training (at least two)' },
+  { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
+  { 'limit', 0, 'use only the first N images of each split (0: all)', integer = true, min = 0 },
+  { 'wordnet', '/usr/share/wordnet', 'WordNet database folder (the wordnet-base package)', path = 'dir' },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+})
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 
@@ -25,11 +34,15 @@ local classes = text.classes(data.classes, opt.wordnet)
 local vocab = text.vocabulary(classes)
 local held, held_list = {}, {}
 for name in opt.holdout:gmatch('[^,]+') do
+  local found
   for c, n in ipairs(data.classes) do
-    if n == name then held[c] = true held_list[#held_list + 1] = c end
+    if n == name then held[c], found = true, true held_list[#held_list + 1] = c end
+  end
+  if not found then
+    nn.cli.fail('--holdout: %q is not a Fashion-MNIST class (%s)', name, table.concat(data.classes, ','))
   end
 end
-assert(#held_list >= 2, '--holdout must name at least two Fashion-MNIST classes')
+if #held_list < 2 then nn.cli.fail('--holdout must name at least two Fashion-MNIST classes') end
 
 -- images (N, 784) and labels -> those of the classes keep(c) accepts
 local function subset(x, y, keep)

@@ -34,7 +34,7 @@ local files = { n = 'noun', v = 'verb', a = 'adj', s = 'adj', r = 'adv' }
 local function open(dir, kind, pos)
   local name = ('%s/%s.%s'):format(dir or M.default_dir, kind, files[pos] or pos)
   local f, err = io.open(name, 'rb')
-  if not f then error(err .. ' (install wordnet-base or pass --wordnet DIR)', 0) end
+  if not f then require('nnlua').cli.fail('%s (install wordnet-base or pass --wordnet DIR)', err) end
   return f
 end
 

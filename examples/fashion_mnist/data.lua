@@ -16,15 +16,16 @@ local function find(dir, split, kind)
     local f = io.open(name, 'rb')
     if f then f:close() return name end
   end
-  error(('no %s %s file in %s (install dataset-fashion-mnist or pass --data)')
-    :format(split, kind, dir), 0)
+  nn.cli.fail('no %s %s file in %s (install dataset-fashion-mnist or pass --data)', split, kind, dir)
 end
 
 --- load(dir, 'train' | 't10k'[, limit]) -> images (N, 784) in [0, 1],
 --- labels (N) 1..10; only the first `limit` when limit > 0 (quick runs)
 function M.load(dir, split, limit)
-  local images = assert(idx.read(find(dir, split, 'images-idx3')))
-  local labels = assert(idx.read(find(dir, split, 'labels-idx1'), 'i64'))
+  local images, err = idx.read(find(dir, split, 'images-idx3'))
+  if not images then nn.cli.fail('--data: %s', err) end
+  local labels, lerr = idx.read(find(dir, split, 'labels-idx1'), 'i64')
+  if not labels then nn.cli.fail('--data: %s', lerr) end
   local n = images:size(1)
   if limit and limit > 0 and limit < n then
     n, images, labels = limit, images:narrow(1, 1, limit), labels:narrow(1, 1, limit)

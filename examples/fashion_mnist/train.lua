@@ -5,17 +5,29 @@
 --- trained through a straight-through estimator written as an
 --- nn.autograd.Function).
 ---
---- Usage: nnlua examples/fashion_mnist/train.lua [--model mlp|cnn|binary]
----        [--epochs N] [--batch N] [--lr X] [--data DIR] [--limit N] [--seed N] [--threads N]
----        [--ckpt FILE] [--resume FILE] [--log FILE] [--plot FILE]
+--- Usage: nnlua examples/fashion_mnist/train.lua [--model mlp|cnn|binary] [options]
+--- (--help lists them all).
 --- --ckpt saves the training state after every epoch, --resume continues
 --- from one; --log writes per-epoch metrics (JSON lines), --plot an SVG.
 package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 
-local opt = nn.cli.parse(arg, { model = 'mlp', epochs = 0, batch = 128, lr = 1e-3, data = data.default_dir,
-              seed = 1, threads = 0, ckpt = '', resume = '', log = '', plot = '', limit = 0 })
+local opt = nn.cli.parse(arg, {
+  { 'model', 'mlp', 'the classifier', choices = { 'mlp', 'cnn', 'binary' } },
+  { 'epochs', 0, 'passes over the training set (0: 8 for cnn, 12 otherwise)', integer = true, min = 0 },
+  { 'batch', 128, 'images per batch', integer = true, min = 1 },
+  { 'lr', 1e-3, 'Adam learning rate (cosine-decayed to lr/20)', min = 0 },
+  { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
+  { 'limit', 0, 'use only the first N images of each split (0: all)', integer = true, min = 0 },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+  { 'ckpt', '', 'save the training state here after every epoch', path = 'out' },
+  { 'resume', '', 'continue from a checkpoint written by --ckpt', path = 'file' },
+  { 'log', '', 'write per-epoch metrics here (JSON lines)', path = 'out' },
+  { 'plot', '', 'draw the metrics as SVG here at the end (needs --log)', path = 'out' },
+})
+if opt.plot ~= '' and opt.log == '' then nn.cli.fail('--plot needs --log') end
 if opt.epochs == 0 then opt.epochs = opt.model == 'cnn' and 8 or 12 end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
@@ -69,9 +81,7 @@ function CNN:forward(x)
   return self.fc2(x)
 end
 
-local models = { mlp = mlp, cnn = CNN, binary = binary }
-if not models[opt.model] then error(('--model: expected mlp, cnn or binary, got %q'):format(opt.model), 0) end
-local model = models[opt.model]()
+local model = ({ mlp = mlp, cnn = CNN, binary = binary })[opt.model]()
 local xtrain, ytrain = data.load(opt.data, 'train', opt.limit)
 local xtest, ytest = data.load(opt.data, 't10k', opt.limit)
 local n = xtrain:size(1)
@@ -85,8 +95,9 @@ local steps = #loader
 local sched = nn.optim.CosineLR(optimizer, { total = steps * opt.epochs, min_lr = opt.lr / 20 })
 local first_epoch = 1
 if opt.resume ~= '' then
-  local info = assert(nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
-                                                       scheduler = sched }))
+  local info, err = nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
+                                                     scheduler = sched })
+  if not info then nn.cli.fail('--resume: %s', err) end
   first_epoch = info.step + 1
   print(('resumed from %s after epoch %d'):format(opt.resume, info.step))
 end

@@ -7,17 +7,30 @@
 --- encoders, split, seeds and epochs for every row; baselines use one
 --- modality. Prints test accuracy, parameters and time per operator.
 ---
---- Usage: nnlua examples/fusion/train.lua [--epochs N] [--batch N] [--lr X]
----        [--p_true X] [--p_missing X] [--only NAME,...] [--data DIR] [--limit N]
----        [--wordnet DIR] [--seed N] [--threads N]
+--- Usage: nnlua examples/fusion/train.lua [--only NAME,...] [options]
+--- (--help lists them all).
 local here = arg[0]:gsub('[^/]*$', '')
 package.path = here .. '../fashion_mnist/?.lua;' .. here .. '../common/?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 local text = require 'text'
 
-local opt = nn.cli.parse(arg, { epochs = 8, batch = 128, lr = 1e-3, p_true = 0.5, p_missing = 0.2,
-  len = 32, only = '', data = data.default_dir, limit = 0, wordnet = '/usr/share/wordnet', seed = 1, threads = 0 })
+local kinds = { 'image only', 'text only', 'concat', 'sum', 'gated', 'bilinear', 'film',
+                'cross-attention' }
+local opt = nn.cli.parse(arg, {
+  { 'epochs', 8, 'passes over the training set per operator', integer = true, min = 1 },
+  { 'batch', 128, 'samples per batch', integer = true, min = 1 },
+  { 'lr', 1e-3, 'Adam learning rate', min = 0 },
+  { 'p_true', 0.5, 'probability that the text describes the image\'s class', min = 0, max = 1 },
+  { 'p_missing', 0.2, 'probability that the text is missing', min = 0, max = 1 },
+  { 'len', 32, 'text length in tokens', integer = true, min = 1 },
+  { 'only', '', 'comma-separated operators to run (default: all)', each = kinds },
+  { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
+  { 'limit', 0, 'use only the first N images of each split (0: all)', integer = true, min = 0 },
+  { 'wordnet', '/usr/share/wordnet', 'WordNet database folder (the wordnet-base package)', path = 'dir' },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+})
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 
@@ -105,8 +118,6 @@ end
 print(('fusion on Fashion-MNIST + WordNet text: text true with p=%.2f, missing with p=%.2f; '
   .. '%d epochs each, %d threads'):format(opt.p_true, opt.p_missing, opt.epochs, nn.get_num_threads()))
 print(('%-16s %10s %10s %8s'):format('fusion', 'test acc', 'params', 'seconds'))
-local kinds = { 'image only', 'text only', 'concat', 'sum', 'gated', 'bilinear', 'film',
-                'cross-attention' }
 local only = {}
 for k in opt.only:gmatch('[^,]+') do only[k] = true end
 for _, kind in ipairs(kinds) do

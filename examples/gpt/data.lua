@@ -23,7 +23,7 @@ function M.fortunes()
     if s then parts[#parts + 1] = (s:gsub('\n%%\n', '\n\n')) end
   end
   if #parts == 0 then
-    error('no corpus: install the fortunes package or pass --data FILE', 0)
+    nn.cli.fail('no corpus: install the fortunes package or pass --data FILE')
   end
   return table.concat(parts)
 end
@@ -42,7 +42,7 @@ end
 function M.load(path)
   if not path or path == '' then return M.fortunes(), 'fortunes (Debian package)' end
   local s, err = slurp(path)
-  if not s then error(err, 0) end
+  if not s then nn.cli.fail('--data: %s', err) end
   return s, path
 end
 

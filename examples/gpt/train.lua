@@ -21,16 +21,40 @@ local GPT = require 'model'
 local corpus = require 'data'
 
 local opt = nn.cli.parse(arg, {
-  data = '', iters = 1000, batch = 12, block_size = 64, n_layer = 4, n_head = 4,
-  n_embd = 128, dropout = 0.0, lr = 1e-3, min_lr = 1e-4, warmup = 100,
-  weight_decay = 0.1, grad_clip = 1.0, eval_interval = 200, eval_iters = 20,
-  log_interval = 50, seed = 1337, threads = 0, sample_len = 300, out = 'gpt.safetensors',
-  resume = '', ckpt = '', log = '', plot = '', on_nan = 'stop', autocast = '',
+  { 'data', '', 'text file to train on (default: the fortunes package)', path = 'file' },
+  { 'iters', 1000, 'training iterations', integer = true, min = 1 },
+  { 'batch', 12, 'sequences per batch', integer = true, min = 1 },
+  { 'block_size', 64, 'context length in characters', integer = true, min = 1 },
+  { 'n_layer', 4, 'Transformer blocks', integer = true, min = 1 },
+  { 'n_head', 4, 'attention heads (must divide n_embd)', integer = true, min = 1 },
+  { 'n_embd', 128, 'model width', integer = true, min = 1 },
+  { 'dropout', 0.0, 'dropout probability', min = 0, max = 0.99 },
+  { 'lr', 1e-3, 'peak learning rate', min = 0 },
+  { 'min_lr', 1e-4, 'learning rate at the end of the cosine', min = 0 },
+  { 'warmup', 100, 'linear warmup iterations', integer = true, min = 0 },
+  { 'weight_decay', 0.1, 'AdamW weight decay on 2-D weights', min = 0 },
+  { 'grad_clip', 1.0, 'clip the gradient norm to this', min = 0 },
+  { 'eval_interval', 200, 'evaluate every N iterations', integer = true, min = 1 },
+  { 'eval_iters', 20, 'batches per evaluation', integer = true, min = 1 },
+  { 'log_interval', 50, 'refresh the progress bar every N iterations', integer = true, min = 1 },
+  { 'seed', 1337, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+  { 'sample_len', 300, 'characters sampled at the end (0: none)', integer = true, min = 0 },
+  { 'out', 'gpt.safetensors', 'where the trained model is saved', path = 'out' },
+  { 'force', false, 'overwrite --out if it exists' },
+  { 'resume', '', 'continue from a checkpoint written by --ckpt', path = 'file' },
+  { 'ckpt', '', 'save the training state here at every evaluation', path = 'out' },
+  { 'log', '', 'write metrics as JSON lines (or CSV for a .csv name)', path = 'out' },
+  { 'plot', '', 'draw the loss curves as SVG here at the end (needs --log)', path = 'out' },
+  { 'on_nan', 'stop', 'on a non-finite loss or gradient: stop, or skip the update', choices = { 'stop', 'skip' } },
+  { 'autocast', 'none', 'run the matrix products in bf16', choices = { 'none', 'bf16' } },
 })
-if opt.autocast ~= '' and opt.autocast ~= 'bf16' then
-  error(('--autocast: expected bf16, got %q'):format(opt.autocast), 0)
+nn.cli.keep(opt.out, opt.force)
+if opt.plot ~= '' and opt.log == '' then nn.cli.fail('--plot needs --log') end
+if opt.n_embd % opt.n_head ~= 0 then
+  nn.cli.fail('--n_head %d must divide --n_embd %d', opt.n_head, opt.n_embd)
 end
-local precision = opt.autocast == 'bf16' and 'bf16' or false
+local precision = opt.autocast ~= 'none' and opt.autocast or false
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 
@@ -38,6 +62,10 @@ local text, source = corpus.load(opt.data)
 local enc = corpus.encode_chars(text)
 local n = enc.data:size(1)
 local n_train = math.floor(0.9 * n)
+if n - n_train <= opt.block_size + 1 then
+  nn.cli.fail('%s has %d characters: too few for a 90/10 split with --block_size %d (needs %d)',
+    source, n, opt.block_size, 10 * (opt.block_size + 2))
+end
 local splits = { train = enc.data:narrow(1, 1, n_train), val = enc.data:narrow(1, n_train + 1, n - n_train) }
 print(('data: %s, %d characters, vocabulary %d; train %d, val %d')
   :format(source, n, #enc.vocab, n_train, n - n_train))
@@ -68,10 +96,21 @@ local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = opt.weight_d
 local schedule = nn.optim.CosineLR(optimizer, { warmup = opt.warmup, total = opt.iters,
                                                 min_lr = opt.min_lr })
 
+-- what sample.lua needs to rebuild the model: shape and vocabulary (in the
+-- model file's metadata and in the checkpoint's extra values)
+local shape = { config = ('vocab_size=%d,block_size=%d,n_layer=%d,n_head=%d,n_embd=%d')
+  :format(#enc.vocab, opt.block_size, opt.n_layer, opt.n_head, opt.n_embd) }
+do
+  local bytes = {}
+  for k, c in ipairs(enc.vocab) do bytes[k] = c:byte() end
+  shape.vocab = table.concat(bytes, ',')
+end
+
 local start = 0
 if opt.resume ~= '' then
-  local info = assert(nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
-                                                       scheduler = schedule }))
+  local info, err = nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
+                                                     scheduler = schedule })
+  if not info then nn.cli.fail('--resume: %s', err) end
   start = info.step
   print(('resumed from %s at step %d'):format(opt.resume, start))
 end
@@ -103,8 +142,9 @@ local function evaluate(iter)
   print(('step %5d: train loss %.4f, val loss %.4f'):format(iter, losses.train, losses.val))
   if log then log:write({ step = iter, train_loss = losses.train, val_loss = losses.val }) end
   if opt.ckpt ~= '' and iter > 0 then
-    assert(nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer,
-                                          scheduler = schedule, step = iter }))
+    local saved, err = nn.checkpoint.save(opt.ckpt, { model = model, optimizer = optimizer,
+                                                    scheduler = schedule, step = iter, extra = shape })
+    if not saved then nn.cli.fail('--ckpt: %s', err) end
   end
 end
 
@@ -142,18 +182,16 @@ if log and opt.plot ~= '' then
   print(ok and ('plotted ' .. opt.plot) or ('could not plot: ' .. err))
 end
 
--- the model with what sample.lua needs to rebuild it: shape and vocabulary
-local bytes = {}
-for k, c in ipairs(enc.vocab) do bytes[k] = c:byte() end
 local ok, err = model:save(opt.out, {
-  config = ('vocab_size=%d,block_size=%d,n_layer=%d,n_head=%d,n_embd=%d')
-    :format(#enc.vocab, opt.block_size, opt.n_layer, opt.n_head, opt.n_embd),
-  vocab = table.concat(bytes, ','), val_loss = tostring(losses.val), iters = tostring(opt.iters) })
-if ok then print('saved ' .. opt.out) else print('could not save: ' .. err) end
+  config = shape.config, vocab = shape.vocab, val_loss = tostring(losses.val), iters = tostring(opt.iters) })
+if not ok then error('could not save the model: ' .. err, 0) end
+print('saved ' .. opt.out)
 
-model:eval()
-local prompt = enc.encode('\n'):view(1, 1)
-local out = nn.generate.generate(model, prompt, opt.sample_len, { temperature = 0.8, top_k = 40,
-                                                                  block_size = opt.block_size })
-print('--- sample ---')
-print(enc.decode(out[1]))
+if opt.sample_len > 0 then
+  model:eval()
+  local prompt = enc.encode('\n'):view(1, 1)
+  local out = nn.generate.generate(model, prompt, opt.sample_len, { temperature = 0.8, top_k = 40,
+                                                                    block_size = opt.block_size })
+  print('--- sample ---')
+  print(enc.decode(out[1]))
+end

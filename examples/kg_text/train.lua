@@ -14,32 +14,44 @@
 --- not exist it is trained first: --kg_steps steps of ComplEx, 1-vs-all
 --- against the batch's answers and 8192 shared random entities.
 ---
---- Usage: nnlua examples/kg_text/train.lua [--wordnet DIR] [--kg FILE]
----        [--kg_steps N] [--epochs N] [--batch N] [--lr X] [--len N]
----        [--dim N] [--layers N] [--dropout X] [--only text,concat,gated,kg]
----        [--limit N]
----        [--seed N] [--threads N]
+--- Usage: nnlua examples/kg_text/train.lua [--only text,concat,gated,kg] [options]
+--- (--help lists them all).
 local here = arg[0]:gsub('[^/]*$', '')
 package.path = here .. '../common/?.lua;' .. here .. '?.lua;' .. package.path
 local nn = require 'nnlua'
 local glosses = require 'glosses'
 
-local opt = nn.cli.parse(arg, { wordnet = '/usr/share/wordnet', kg = 'build/wordnet-kg/complex.safetensors',
-  kg_steps = 2200, epochs = 5, batch = 256, lr = 2e-3, len = 24, dim = 128, layers = 2, dropout = 0.0,
-  only = 'text,concat,gated,kg', limit = 0, seed = 1, threads = 0 })
+local opt = nn.cli.parse(arg, {
+  { 'wordnet', '/usr/share/wordnet', 'WordNet database folder (the wordnet-base package)', path = 'dir' },
+  { 'kg', 'build/wordnet-kg/complex.safetensors', 'the KG model (trained first when missing)' },
+  { 'kg_steps', 2200, 'ComplEx steps when --kg must be trained first (0: never train)', integer = true, min = 0 },
+  { 'epochs', 5, 'passes over the training synsets per model', integer = true, min = 1 },
+  { 'batch', 256, 'synsets per batch', integer = true, min = 1 },
+  { 'lr', 2e-3, 'AdamW learning rate', min = 0 },
+  { 'len', 24, 'gloss length in tokens', integer = true, min = 1 },
+  { 'dim', 128, 'encoder width', integer = true, min = 1 },
+  { 'layers', 2, 'encoder layers', integer = true, min = 1 },
+  { 'dropout', 0.0, 'dropout probability', min = 0, max = 0.99 },
+  { 'only', 'text,concat,gated,kg', 'comma-separated models to run', each = { 'text', 'concat', 'gated', 'kg' } },
+  { 'limit', 0, 'use only N synsets (0: all)', integer = true, min = 0 },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+})
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 io.stdout:setvbuf('line')
 
 if not io.open(opt.kg) then -- pretrain the KG embedding (its script builds the graph too)
   if opt.kg_steps < 1 then
-    error(('no KG model at %s: train one with examples/kge/train.lua or pass --kg_steps N'):format(opt.kg), 0)
+    nn.cli.fail('no KG model at %s: train one with examples/kge/train.lua or pass --kg_steps N', opt.kg)
   end
   local cmd = ('%q %s../kge/train.lua --data wordnet --model complex --dim 100 --loss ce --candidates 8192 '
     .. '--lr 0.003 --init 0.001 --regularizer n3 --reg_weight 0.01 --steps %d --eval_every %d '
     .. '--valid_limit 1000 --out %q --seed %d')
     :format(arg[-1] or 'nnlua', here, opt.kg_steps, (opt.kg_steps + 1) // 2, opt.kg, opt.seed)
+  local dir = opt.kg:match('^(.*)/[^/]*$')
+  if dir then os.execute(('mkdir -p %q'):format(dir)) end
   print('training the KG embedding: ' .. cmd)
-  assert(os.execute(cmd), 'KG embedding training failed')
+  if not os.execute(cmd) then error('KG embedding training failed: ' .. cmd, 0) end
 end
 
 local t0 = nn.clock()
@@ -138,9 +150,6 @@ end
 
 local rows = {}
 for kind in opt.only:gmatch('[^,]+') do
-  if kind ~= 'text' and kind ~= 'concat' and kind ~= 'gated' and kind ~= 'kg' then
-    error(('--only: unknown model %s (text, concat, gated or kg)'):format(kind))
-  end
   rows[#rows + 1] = { kind = kind, res = run(kind) }
 end
 print(('\n%-15s %10s %10s %6s %10s %8s'):format('model', 'valid', 'test', 'epoch', 'params', 'seconds'))

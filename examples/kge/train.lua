@@ -16,15 +16,8 @@
 --- anneals it over --steps. At the end it reports filtered test metrics,
 --- per relation too.
 ---
---- Usage: nnlua examples/kge/train.lua [--data DIR] [--model rotate]
----        [--dim 500] [--gamma 6] [--negatives 256] [--batch 512] [--lr X]
----        [--steps N] [--temperature 1] [--loss adversarial|margin|ce]
----        [--label_smoothing X] [--candidates K] [--optimizer adam|adagrad] [--init X]
----        [--schedule none|plateau|cosine] [--decay 0.3]
----        [--regularizer none|n3|l2] [--reg_weight X] [--bernoulli] [--subsampling]
----        [--filter_negatives]
----        [--eval_every N] [--patience N] [--valid_limit N] [--out FILE]
----        [--seed N] [--threads N] [--resume FILE]
+--- Usage: nnlua examples/kge/train.lua [--data DIR] [--model rotate] [options]
+--- (--help lists them all).
 --- --steps 0 only evaluates the model saved at --out (same hyperparameters).
 --- --resume FILE starts from a saved model (same model and dim) with fresh
 --- optimizer state and schedule: a warm restart.
@@ -36,16 +29,49 @@ package.path = here .. '../common/?.lua;' .. package.path
 local nn = require 'nnlua'
 local kge = nn.kge
 
-local opt = nn.cli.parse(arg, { data = 'wordnet', model = 'rotate', dim = 500, gamma = 6.0,
-  negatives = 256, batch = 512, lr = 1e-3, steps = 20000, temperature = 1.0, loss = 'adversarial',
-  label_smoothing = 0.0, candidates = 0, optimizer = 'adam', init = 0.0, schedule = 'none', decay = 0.3,
-  margin = 6.0, regularizer = 'none', reg_weight = 0.0, bernoulli = false, subsampling = false,
-  filter_negatives = false, eval_every = 2000,
-  patience = 3, valid_limit = 0, out = 'kge_model.safetensors', resume = '', seed = 1, threads = 0 })
-local choices = { loss = { adversarial = 1, margin = 1, ce = 1 }, optimizer = { adam = 1, adagrad = 1 },
-  schedule = { none = 1, plateau = 1, cosine = 1 }, regularizer = { none = 1, n3 = 1, l2 = 1 } }
-for k, set in pairs(choices) do
-  if not set[opt[k]] then error(('--%s: unknown choice %s'):format(k, opt[k])) end
+local opt = nn.cli.parse(arg, {
+  { 'data', 'wordnet', "folder of train.txt/valid.txt/test.txt, or 'wordnet' (built from wordnet-base)" },
+  { 'model', 'rotate', 'scoring function', choices = { 'transe', 'distmult', 'complex', 'rotate' } },
+  { 'dim', 500, 'embedding dimension', integer = true, min = 1 },
+  { 'gamma', 6.0, 'margin of the distance models (TransE, RotatE)', min = 0 },
+  { 'negatives', 256, 'sampled negatives per triple', integer = true, min = 1 },
+  { 'batch', 512, 'triples per batch', integer = true, min = 1 },
+  { 'lr', 1e-3, 'learning rate', min = 0 },
+  { 'steps', 20000, 'training steps (0: only evaluate the model at --out)', integer = true, min = 0 },
+  { 'temperature', 1.0, 'self-adversarial sampling temperature', min = 0 },
+  { 'loss', 'adversarial', 'training loss', choices = { 'adversarial', 'margin', 'ce' } },
+  { 'label_smoothing', 0.0, 'label smoothing of the 1-vs-all loss', min = 0, max = 1 },
+  { 'candidates', 0, '1-vs-all against the answers and K random entities (0: all)', integer = true, min = 0 },
+  { 'optimizer', 'adam', 'optimizer (row-sparse with sampling)', choices = { 'adam', 'adagrad' } },
+  { 'init', 0.0, 'initial embedding scale (0: the model\'s default)', min = 0 },
+  { 'schedule', 'none', 'learning-rate schedule', choices = { 'none', 'plateau', 'cosine' } },
+  { 'decay', 0.3, 'the plateau schedule\'s factor', min = 0, max = 1 },
+  { 'margin', 6.0, 'margin of the ranking loss', min = 0 },
+  { 'regularizer', 'none', 'embedding regulariser', choices = { 'none', 'n3', 'l2' } },
+  { 'reg_weight', 0.0, 'regulariser weight', min = 0 },
+  { 'bernoulli', false, 'Bernoulli negative sampling (corrupt heads or tails by relation)' },
+  { 'subsampling', false, 'weigh triples by 1/sqrt(frequency), as the RotatE code does' },
+  { 'filter_negatives', false, 'redraw sampled negatives that are training triples' },
+  { 'eval_every', 2000, 'validate every N steps', integer = true, min = 1 },
+  { 'patience', 3, 'stop after N validations without improvement', integer = true, min = 1 },
+  { 'valid_limit', 0, 'validate on the first N triples (0: all)', integer = true, min = 0 },
+  { 'out', 'kge_model.safetensors', 'where the best model is saved', path = 'out' },
+  { 'force', false, 'overwrite --out if it exists' },
+  { 'resume', '', 'start from a saved model (same model and dim), fresh optimizer', path = 'file' },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+})
+if opt.steps > 0 and opt.resume ~= opt.out then nn.cli.keep(opt.out, opt.force) end
+local function exists(path)
+  local f = io.open(path, 'rb')
+  if f then f:close() end
+  return f ~= nil
+end
+if opt.steps == 0 and not exists(opt.out) then
+  nn.cli.fail('--steps 0 evaluates the model at --out, and %s does not exist', opt.out)
+end
+if opt.data ~= 'wordnet' and not exists(opt.data .. '/train.txt') then
+  nn.cli.fail('--data: no train.txt in %s', opt.data)
 end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
@@ -53,7 +79,7 @@ io.stdout:setvbuf('line') -- progress reaches a log file as it happens
 
 if opt.data == 'wordnet' then
   opt.data = 'build/wordnet-kg'
-  if not io.open(opt.data .. '/train.txt') then
+  if not exists(opt.data .. '/train.txt') then
     assert(os.execute(('%q %swordnet.lua --out %s'):format(arg[-1] or 'nnlua', here, opt.data)))
   end
 end
@@ -67,11 +93,12 @@ local one_vs_all = opt.loss == 'ce'
 local model = nn.KGEmbedding { model = opt.model, num_entities = V, num_relations = NR, dim = opt.dim,
   gamma = opt.gamma, init = opt.init > 0 and opt.init or nil, sparse = not one_vs_all }
 if opt.resume ~= '' then
-  local info = assert(nn.checkpoint.info(opt.resume))
+  local info, err = nn.checkpoint.info(opt.resume)
+  if not info then nn.cli.fail('--resume: %s', err) end
   local e = info.extra or {}
   if e.model ~= opt.model or e.dim ~= opt.dim then
-    error(('--resume %s: a %s model of dim %s, not %s of dim %d'):format(opt.resume, tostring(e.model),
-      tostring(math.tointeger(e.dim) or e.dim), opt.model, opt.dim))
+    nn.cli.fail('--resume %s: a %s model of dim %s, not %s of dim %d', opt.resume, tostring(e.model),
+      tostring(math.tointeger(e.dim) or e.dim), opt.model, opt.dim)
   end
   assert(nn.checkpoint.load(opt.resume, { model = model }))
   print(('resumed from %s (step %d)'):format(opt.resume, info.step))

@@ -5,16 +5,21 @@
 --- valid/test triples whose entities and relation occur in training.
 --- Writes <out>/{train,valid,test}.txt (head<TAB>relation<TAB>tail).
 ---
---- Usage: nnlua examples/kge/wordnet.lua [--wordnet DIR] [--out DIR]
----        [--valid N] [--test N] [--seed N]
+--- Usage: nnlua examples/kge/wordnet.lua [--wordnet DIR] [--out DIR] [options]
+--- (--help lists them all).
 local here = arg[0]:gsub('[^/]*$', '')
 package.path = here .. '../common/?.lua;' .. package.path
 local nn = require 'nnlua'
 local wordnet = require 'wordnet'
 local files = require 'nnlua.files'
 
-local opt = nn.cli.parse(arg, { wordnet = wordnet.default_dir, out = 'build/wordnet-kg', valid = 5000,
-  test = 5000, seed = 1 })
+local opt = nn.cli.parse(arg, {
+  { 'wordnet', wordnet.default_dir, 'WordNet database folder (the wordnet-base package)', path = 'dir' },
+  { 'out', 'build/wordnet-kg', 'folder the three splits are written to (created)' },
+  { 'valid', 5000, 'validation triples', integer = true, min = 1 },
+  { 'test', 5000, 'test triples', integer = true, min = 1 },
+  { 'seed', 1, 'random seed', integer = true },
+})
 nn.manual_seed(opt.seed)
 
 local t0 = nn.clock()
@@ -41,11 +46,12 @@ for i, x in ipairs(held) do
     s[#s + 1] = x
   end
 end
-os.execute(('mkdir -p %q'):format(opt.out))
+if not os.execute(('mkdir -p %q'):format(opt.out)) then nn.cli.fail('--out: cannot create %s', opt.out) end
 for name, rows in pairs(splits) do
   local lines = {}
   for i, x in ipairs(rows) do lines[i] = table.concat(x, '\t') end
-  assert(files.write_atomic(('%s/%s.txt'):format(opt.out, name), table.concat(lines, '\n') .. '\n'))
+  local ok, err = files.write_atomic(('%s/%s.txt'):format(opt.out, name), table.concat(lines, '\n') .. '\n')
+  if not ok then nn.cli.fail('--out: %s', err) end
 end
 local ents, rels = {}, {}
 for _, x in ipairs(train) do ents[x[1]], ents[x[3]], rels[x[2]] = true, true, true end

@@ -4,16 +4,23 @@
 --- same trunk trained for each task alone, with the same data, seeds and
 --- epochs. Prints a table of test accuracies per task.
 ---
---- Usage: nnlua examples/multitask/train.lua [--epochs N] [--batch N]
----        [--lr X] [--coarse_weight X] [--data DIR] [--limit N] [--seed N] [--threads N]
+--- Usage: nnlua examples/multitask/train.lua [options] (--help lists them).
 local here = arg[0]:gsub('[^/]*$', '')
 package.path = here .. '../fashion_mnist/?.lua;' .. here .. '../common/?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 local text = require 'text'
 
-local opt = nn.cli.parse(arg, { epochs = 10, batch = 128, lr = 1e-3, coarse_weight = 0.5,
-  data = data.default_dir, limit = 0, seed = 1, threads = 0 })
+local opt = nn.cli.parse(arg, {
+  { 'epochs', 10, 'passes over the training set per model', integer = true, min = 1 },
+  { 'batch', 128, 'images per batch', integer = true, min = 1 },
+  { 'lr', 1e-3, 'Adam learning rate (cosine-decayed to lr/20)', min = 0 },
+  { 'coarse_weight', 0.5, 'weight of the coarse task in the summed loss', min = 0 },
+  { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
+  { 'limit', 0, 'use only the first N images of each split (0: all)', integer = true, min = 0 },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+})
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 
 local xtrain, ytrain = data.load(opt.data, 'train', opt.limit)

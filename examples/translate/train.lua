@@ -4,13 +4,29 @@
 --- set of numbers is never seen in training, so exact-match accuracy on it
 --- measures whether the model learned the composition, not a lookup table.
 ---
---- Usage: nnlua examples/translate/train.lua [--steps N] [--batch N]
----        [--max N] [--test N] [--seed N] [--ckpt FILE] [--resume FILE]
+--- Usage: nnlua examples/translate/train.lua [options] (--help lists them).
 --- --ckpt saves the training state at every evaluation; --resume continues.
 local nn = require 'nnlua'
 
-local opt = nn.cli.parse(arg, { steps = 2500, batch = 64, max = 10000, test = 1000, seed = 1, lr = 2e-3,
-              d_model = 64, layers = 2, heads = 4, ff = 256, eval_every = 500, ckpt = '', resume = '' })
+local opt = nn.cli.parse(arg, {
+  { 'steps', 2500, 'training steps', integer = true, min = 1 },
+  { 'batch', 64, 'pairs per batch', integer = true, min = 1 },
+  { 'max', 10000, 'numbers 0..max-1 make the data', integer = true, min = 100, max = 1000000 },
+  { 'test', 1000, 'numbers held out for the test', integer = true, min = 1 },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'lr', 2e-3, 'peak learning rate', min = 0 },
+  { 'd_model', 64, 'model width', integer = true, min = 1 },
+  { 'layers', 2, 'encoder and decoder layers', integer = true, min = 1 },
+  { 'heads', 4, 'attention heads (must divide d_model)', integer = true, min = 1 },
+  { 'ff', 256, 'feed-forward width', integer = true, min = 1 },
+  { 'eval_every', 500, 'evaluate every N steps', integer = true, min = 1 },
+  { 'ckpt', '', 'save the training state here at every evaluation', path = 'out' },
+  { 'resume', '', 'continue from a checkpoint written by --ckpt', path = 'file' },
+})
+if opt.test >= opt.max // 2 then nn.cli.fail('--test %d must be below half of --max %d', opt.test, opt.max) end
+if opt.d_model % opt.heads ~= 0 then
+  nn.cli.fail('--heads %d must divide --d_model %d', opt.heads, opt.d_model)
+end
 nn.manual_seed(opt.seed)
 
 -- ---- the task -----------------------------------------------------------------
@@ -149,8 +165,9 @@ end
 
 local first = 1
 if opt.resume ~= '' then
-  local info = assert(nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
-                                                       scheduler = sched }))
+  local info, err = nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
+                                                     scheduler = sched })
+  if not info then nn.cli.fail('--resume: %s', err) end
   first = info.step + 1
   print(('resumed from %s after step %d'):format(opt.resume, info.step))
 end

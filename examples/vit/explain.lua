@@ -9,25 +9,38 @@
 --- on the garment (pixels brighter than the background) against the share
 --- of the image the garment covers.
 ---
---- Usage: nnlua examples/vit/explain.lua --model FILE [--data DIR] [--show N]
----        [--out FILE] [--dim N] [--depth N] [--heads N] [--mlp N] [--patch N]
+--- Usage: nnlua examples/vit/explain.lua --model FILE [options] (--help lists them)
 --- where FILE comes from: nnlua examples/vit/train.lua --out FILE (same sizes).
 package.path = arg[0]:gsub('[^/]*$', '') .. '../fashion_mnist/?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 
-local opt = nn.cli.parse(arg, { model = '', data = data.default_dir, show = 6,
-  out = 'vit_explain.svg', dim = 64, depth = 4, heads = 4, mlp = 128, patch = 7 })
+local opt = nn.cli.parse(arg, {
+  { 'model', '', 'a model saved by examples/vit/train.lua --out (required)', path = 'file' },
+  { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
+  { 'show', 6, 'test images explained', integer = true, min = 1, max = 50 },
+  { 'out', 'vit_explain.svg', 'the picture (SVG)', path = 'out' },
+  { 'dim', 64, 'the model\'s width (as trained)', integer = true, min = 1 },
+  { 'depth', 4, 'the model\'s layers (as trained)', integer = true, min = 1 },
+  { 'heads', 4, 'the model\'s heads (as trained)', integer = true, min = 1 },
+  { 'mlp', 128, 'the model\'s MLP width (as trained)', integer = true, min = 1 },
+  { 'patch', 7, 'the model\'s patch size (as trained)', choices = { 1, 2, 4, 7, 14, 28 } },
+})
 if opt.model == '' then
-  error('--model FILE is required: train one with  nnlua examples/vit/train.lua --out FILE', 0)
+  nn.cli.fail('--model FILE is required: train one with  nnlua examples/vit/train.lua --out FILE')
 end
-if opt.show < 1 or opt.show > 50 then error('--show must be in 1..50', 0) end
 
 local MEAN, STD = 0.2860, 0.3530
 local xtest, ytest = data.load(opt.data, 't10k', opt.show)
 local model = nn.ViT { image_size = 28, patch_size = opt.patch, channels = 1, dim = opt.dim,
   depth = opt.depth, heads = opt.heads, mlp_dim = opt.mlp, num_classes = 10 }
-assert(nn.checkpoint.load(opt.model, { model = model }))
+local called, info, lerr = pcall(nn.checkpoint.load, opt.model, { model = model })
+if not called then
+  nn.cli.fail('--model %s does not fit: %s (give the --dim/--depth/--heads/--mlp/--patch it was trained with)',
+    opt.model, tostring(info):gsub('^.-checkpoint%.load: ', ''))
+elseif not info then
+  nn.cli.fail('--model: %s', lerr)
+end
 model:eval()
 
 -- forward pre-hooks record each layer's attention weights (B, T, T),
@@ -84,45 +97,15 @@ end
 for _, h in ipairs(handles) do h:remove() end
 
 -- the picture: one row per image, three 28x28 panels and the labels
-local cell, gap, left, top = 4, 28, 10, 64
-local pw = 28 * cell
-local width, height = left + 3 * (pw + gap) + 220, top + #rows * (pw + gap)
-local svg = { ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-  .. 'font-family="sans-serif" font-size="13"><rect width="100%%" height="100%%" fill="white"/>'):format(width, height) }
-local function text(x, y, s, size)
-  svg[#svg + 1] = ('<text x="%d" y="%d" font-size="%d">%s</text>'):format(x, y, size or 13,
-    s:gsub('&', '&amp;'):gsub('<', '&lt;'))
-end
-text(left, 20, 'ViT on Fashion-MNIST: where it looks', 15)
-text(left, 38, 'saliency: |d predicted logit / d pixel|; rollout: attention of the class token through all layers', 11)
-for k, name in ipairs({ 'image', 'saliency', 'attention rollout' }) do
-  text(left + (k - 1) * (pw + gap), top - 8, name)
-end
-local function panel(m, x0, y0, colour)
-  local v = m:totable()
-  for r = 1, 28 do
-    for c = 1, 28 do
-      local s = math.max(0, math.min(1, v[r][c]))
-      svg[#svg + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>'):format(
-        x0 + (c - 1) * cell, y0 + (r - 1) * cell, cell, cell, colour(s))
-    end
-  end
-end
-local function grey(s) local g = math.floor(255 * (1 - s)) return ('rgb(%d,%d,%d)'):format(g, g, g) end
-local function heat(s) -- white -> orange -> dark red
-  return ('rgb(%d,%d,%d)'):format(math.floor(255 - 100 * s), math.floor(255 - 230 * s), math.floor(255 - 250 * s))
-end
+local grid_rows = {}
 for i, r in ipairs(rows) do
-  local y0 = top + (i - 1) * (pw + gap)
-  panel(r.img, left, y0, grey)
-  panel(r.saliency, left + pw + gap, y0, heat)
-  panel(r.rollout, left + 2 * (pw + gap), y0, heat)
-  local x = left + 3 * (pw + gap)
-  text(x, y0 + 40, 'true: ' .. r.truth)
-  text(x, y0 + 60, 'predicted: ' .. r.pred)
+  grid_rows[i] = { images = { r.img, r.saliency, r.rollout },
+                   caption = { 'true: ' .. r.truth, 'predicted: ' .. r.pred } }
 end
-svg[#svg + 1] = '</svg>'
-local f = assert(io.open(opt.out, 'w'))
-f:write(table.concat(svg, '\n'))
-f:close()
+local ok, err = nn.plot.image_grid(opt.out, grid_rows, {
+  title = 'ViT on Fashion-MNIST: where it looks',
+  subtitle = 'saliency: |d predicted logit / d pixel|; rollout: attention of the class token through all layers',
+  columns = { 'image', 'saliency', 'attention rollout' }, colormaps = { 'grey', 'heat', 'heat' },
+  scale = 'share of the map\'s maximum' })
+if not ok then nn.cli.fail('--out: %s', err) end
 print('picture: ' .. opt.out)

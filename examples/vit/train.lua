@@ -5,16 +5,30 @@
 --- the model looks: the class token's attention over the patches of a few
 --- test images, as an SVG of image and attention side by side.
 ---
---- Usage: nnlua examples/vit/train.lua [--epochs N] [--batch N] [--lr X]
----        [--dim N] [--depth N] [--heads N] [--mlp N] [--patch N]
----        [--data DIR] [--limit N] [--seed N] [--threads N] [--attention FILE] [--out FILE]
+--- Usage: nnlua examples/vit/train.lua [options] (--help lists them).
 package.path = arg[0]:gsub('[^/]*$', '') .. '../fashion_mnist/?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
 
-local opt = nn.cli.parse(arg, { epochs = 20, batch = 128, lr = 2e-3, dim = 64, depth = 4,
-  heads = 4, mlp = 128, patch = 7, data = data.default_dir, limit = 0, seed = 1, threads = 0,
-  attention = 'vit_attention.svg', out = '' })
+local opt = nn.cli.parse(arg, {
+  { 'epochs', 20, 'passes over the training set', integer = true, min = 1 },
+  { 'batch', 128, 'images per batch', integer = true, min = 1 },
+  { 'lr', 2e-3, 'peak AdamW learning rate', min = 0 },
+  { 'dim', 64, 'token width', integer = true, min = 1 },
+  { 'depth', 4, 'Transformer layers', integer = true, min = 1 },
+  { 'heads', 4, 'attention heads (must divide dim)', integer = true, min = 1 },
+  { 'mlp', 128, 'MLP width', integer = true, min = 1 },
+  { 'patch', 7, 'patch size in pixels (divides 28)', choices = { 1, 2, 4, 7, 14, 28 } },
+  { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
+  { 'limit', 0, 'use only the first N images of each split (0: all)', integer = true, min = 0 },
+  { 'seed', 1, 'random seed', integer = true },
+  { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+  { 'attention', 'vit_attention.svg', 'where the attention picture is drawn (SVG)', path = 'out' },
+  { 'out', '', 'save the trained model here (for explain.lua)', path = 'out' },
+  { 'force', false, 'overwrite --out if it exists' },
+})
+nn.cli.keep(opt.out, opt.force)
+if opt.dim % opt.heads ~= 0 then nn.cli.fail('--heads %d must divide --dim %d', opt.heads, opt.dim) end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
 nn.manual_seed(opt.seed)
 
@@ -70,16 +84,19 @@ local grid = 28 // opt.patch
 model:eval()
 local logits, att = nn.no_grad(function() return model(xtest:narrow(1, 1, show), true) end)
 local _, pred = logits:max(2)
-local panels = {}
+local rows = {}
 for i = 1, show do
   local img = xtest[i]:view(28, 28) * STD + MEAN -- back to [0, 1]
   local cls = att[i][1]:narrow(1, 2, grid * grid):view(grid, grid) -- class token -> patches
   local up = cls:view(grid, 1, grid, 1):expand(grid, opt.patch, grid, opt.patch):reshape(28, 28)
-  panels[#panels + 1] = img
-  panels[#panels + 1] = up / up:max():item()
+  rows[i] = { images = { img, up / up:max():item() },
+              caption = { 'true: ' .. data.classes[ytest[i]], 'predicted: ' .. data.classes[pred[i]] } }
   print(('image %d: %s, predicted %s'):format(i, data.classes[ytest[i]], data.classes[pred[i]]))
 end
-local picture = nn.cat(panels, 2) -- 28 x (2 * show * 28): image, attention, image, ...
-assert(nn.plot.heatmap(opt.attention, picture, { cell = 4,
-  title = 'test images and where the class token looks (last layer)' }))
+local ok, err = nn.plot.image_grid(opt.attention, rows, {
+  title = 'ViT on Fashion-MNIST: where the class token looks',
+  subtitle = ('last layer attention from the class token to the %d patches, mean over %d heads'):format(grid * grid, opt.heads),
+  columns = { 'test image', 'attention' }, colormaps = { 'grey', 'heat' },
+  scale = 'share of the row\'s maximum' })
+if not ok then nn.cli.fail('--attention: %s', err) end
 print('attention maps: ' .. opt.attention)

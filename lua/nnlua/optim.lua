@@ -14,6 +14,39 @@ local M = {}
 local Optimizer = class()
 M.Optimizer = Optimizer
 
+-- settings as "k=v" sorted by name; tables of numbers as {a, b}
+local function settings(t, skip)
+  local keys, parts = {}, {}
+  for k, v in pairs(t) do
+    if type(k) == 'string' and not skip[k] and k:sub(1, 1) ~= '_' and type(v) ~= 'function' then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if type(v) == 'table' and not getmetatable(v) then
+      local items = {}
+      for i, x in ipairs(v) do items[i] = ('%.6g'):format(x) end
+      v = '{' .. table.concat(items, ', ') .. '}'
+    elseif type(v) == 'number' then v = ('%.6g'):format(v)
+    elseif type(v) == 'table' then v = nil end
+    if v ~= nil then parts[#parts + 1] = k .. '=' .. tostring(v) end
+  end
+  return table.concat(parts, ', ')
+end
+
+--- tostring(optimizer): its class and, per group, the parameters and settings
+function Optimizer:__tostring()
+  local lines = { ('%s (%d parameter group%s)'):format(self._name or 'Optimizer', #self.param_groups,
+    #self.param_groups == 1 and '' or 's') }
+  for i, g in ipairs(self.param_groups) do
+    local n = 0
+    for _, p in ipairs(g.params) do n = n + p:numel() end
+    lines[#lines + 1] = ('  group %d: %d tensors, %d values; %s'):format(i, #g.params, n,
+      settings(g, { params = true }))
+  end
+  return table.concat(lines, '\n')
+end
+
 local function is_group_list(params)
   return type(params) == 'table' and type(params[1]) == 'table' and not nn.is_tensor(params[1])
 end
@@ -314,6 +347,14 @@ end
 
 local Scheduler = class()
 M.Scheduler = Scheduler
+--- tostring(scheduler): its class, settings, step and current rates
+function Scheduler:__tostring()
+  local lrs = {}
+  for i, g in ipairs(self.optimizer.param_groups) do lrs[i] = ('%.6g'):format(g.lr) end
+  return ('%s(%s; step %d, lr %s)'):format(self._name or 'Scheduler',
+    settings(self, { optimizer = true, last_step = true, base_lrs = true }), self.last_step or 0,
+    table.concat(lrs, ', '))
+end
 function Scheduler:_init(opt)
   self.optimizer, self.last_step = opt, 0
   self.base_lrs = {}
@@ -406,6 +447,9 @@ end
 --- threshold = 1e-4, cooldown = 0, min_lr = 0}); call step(metric).
 local ReduceLROnPlateau = class()
 M.ReduceLROnPlateau = ReduceLROnPlateau
+function ReduceLROnPlateau:__tostring()
+  return ('ReduceLROnPlateau(%s)'):format(settings(self, { optimizer = true, bad = true, cool = true }))
+end
 local OPTIONS_OPTIM_REDUCELRONPLATEAU = nn.define_options('optim.ReduceLROnPlateau', { 'mode', 'factor', 'patience', 'threshold', 'cooldown', 'min_lr' })
 function ReduceLROnPlateau:_init(opt, o)
   o = OPTIONS_OPTIM_REDUCELRONPLATEAU(o)
@@ -430,5 +474,10 @@ function ReduceLROnPlateau:state_dict()
   return { best = self.best, bad = self.bad, cool = self.cool }
 end
 function ReduceLROnPlateau:load_state_dict(s) self.best, self.bad, self.cool = s.best, s.bad, s.cool end
+
+-- class names for printing
+for name, v in pairs(M) do
+  if type(v) == 'table' and rawget(v, '__index') == v then v._name = name end
+end
 
 return M

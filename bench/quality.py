@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""PyTorch twin of examples/gpt/train.lua for bench/quality.lua: the baby
+GPT recipe (nanoGPT's init, weight tying, AdamW betas 0.9/0.99 with weight
+decay on 2-D weights only, linear warmup then cosine to min_lr, clip 1)
+on a character-level text, 90/10 split. Prints "val_loss <x>" at the end,
+averaged over --eval_iters random validation batches.
+"""
+import argparse
+import math
+import time
+
+import torch
+import torch.nn as tnn
+import torch.nn.functional as F
+
+
+class Block(tnn.Module):
+    def __init__(self, e, h):
+        super().__init__()
+        self.h = h
+        self.ln_1, self.ln_2 = tnn.LayerNorm(e), tnn.LayerNorm(e)
+        self.c_attn, self.attn_proj = tnn.Linear(e, 3 * e), tnn.Linear(e, e)
+        self.c_fc, self.mlp_proj = tnn.Linear(e, 4 * e), tnn.Linear(4 * e, e)
+
+    def forward(self, x):
+        b, t, e = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(e, dim=2)
+        q, k, v = (z.view(b, t, self.h, e // self.h).transpose(1, 2) for z in (q, k, v))
+        s = (q @ k.transpose(-2, -1)) / math.sqrt(e // self.h)
+        s = s.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+        x = x + self.attn_proj((s.softmax(-1) @ v).transpose(1, 2).reshape(b, t, e))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class GPT(tnn.Module):
+    def __init__(self, vocab, block, n_layer, n_head, e):
+        super().__init__()
+        self.wte, self.wpe = tnn.Embedding(vocab, e), tnn.Embedding(block, e)
+        self.h = tnn.ModuleList(Block(e, n_head) for _ in range(n_layer))
+        self.ln_f = tnn.LayerNorm(e)
+        self.lm_head = tnn.Linear(e, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                tnn.init.zeros_(p)
+            elif name.endswith("proj.weight"):
+                tnn.init.normal_(p, 0, 0.02 / math.sqrt(2 * n_layer))
+            elif "ln" not in name:
+                tnn.init.normal_(p, 0, 0.02)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for block in self.h:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for name, default in [("data", ""), ("iters", 2000), ("batch", 12), ("block_size", 64),
+                          ("n_layer", 4), ("n_head", 4), ("n_embd", 128), ("lr", 1e-3),
+                          ("min_lr", 1e-4), ("warmup", 100), ("weight_decay", 0.1),
+                          ("grad_clip", 1.0), ("eval_iters", 200), ("seed", 1)]:
+        ap.add_argument("--" + name, type=type(default), default=default)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    text = open(a.data, "rb").read()
+    vocab = sorted(set(text))
+    table = bytes(vocab.index(c) if c in vocab else 0 for c in range(256))
+    ids = torch.tensor(list(text.translate(table)))
+    n_train = int(0.9 * len(ids))
+    splits = {"train": ids[:n_train], "val": ids[n_train:]}
+
+    def batch(split):
+        d = splits[split]
+        starts = torch.randint(0, len(d) - a.block_size, (a.batch, 1))
+        idx = starts + torch.arange(a.block_size)
+        return d[idx], d[idx + 1]
+
+    model = GPT(len(vocab), a.block_size, a.n_layer, a.n_head, a.n_embd)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.99))
+
+    def lr_at(t):  # the same formula as nn.optim.CosineLR
+        if t < a.warmup:
+            return a.lr * (t + 1) / a.warmup
+        r = (t - a.warmup) / max(1, a.iters - a.warmup)
+        return a.min_lr + 0.5 * (1 + math.cos(math.pi * r)) * (a.lr - a.min_lr)
+
+    t0 = time.time()
+    for it in range(a.iters):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it)
+        x, y = batch("train")
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        tnn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        val = sum(model(*batch("val")).item() for _ in range(a.eval_iters)) / a.eval_iters
+    print("val_loss %.4f" % val)
+    print("seconds %.1f" % (time.time() - t0))
+
+
+if __name__ == "__main__":
+    main()
