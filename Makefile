@@ -6,6 +6,9 @@ LUA_PC := lua5.4
 DEBS := lua5.4 liblua5.4-dev libopenblas-dev libopenblas0-openmp lua-busted lua-argparse \
         lua-cjson libedit-dev pkg-config dataset-fashion-mnist fortunes \
         wordnet-base luarocks
+# what some tests drive (a pty for the REPL, a real Lua host); when they
+# cannot be installed those tests are skipped and say why
+TEST_DEBS := tmux lighttpd lighttpd-modules-lua curl
 
 WARN := -Wall -Wextra \
         -Wshadow \
@@ -42,6 +45,14 @@ LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
+
+# The test-only packages: tried once; a failure is reported, not fatal.
+$(BUILD)/.test-deps: | $(BUILD)/.deps
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing for the tests:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	  || echo "could not install$$missing: the tests that need them are skipped"; fi
+	@touch $@
 
 # Install the Debian packages we need, once, only when one is missing.
 deps: $(BUILD)/.deps
@@ -100,7 +111,7 @@ $(BUILD)/tests/%: tests/engine/%.c tests/engine/check.c tests/engine/check.h $(B
 # the ASan/UBSan build; tests/run.sh sums them into one line.
 FUZZ_CALLS ?= 100000
 FUZZ_SEED ?= 1
-test: all $(ENGINE_TESTS) asan-build
+test: all $(ENGINE_TESTS) asan-build $(BUILD)/.test-deps
 	@ASAN=$(ASAN) ASAN_NNLUA=$(if $(ASAN),,build-asan/nnlua) FUZZ_CALLS=$(FUZZ_CALLS) \
 	  FUZZ_SEED=$(FUZZ_SEED) sh tests/run.sh $(NNLUA) $(ENGINE_TESTS)
 
@@ -203,6 +214,8 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' docs/nnlua.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc
 	install -m 644 docs/nnlua.1 $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
+	@# the dynamic linker's cache, so hosts linked with -lnnlua start (not for staged installs)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 # What `luarocks make` installs: the module and the Lua files into the
 # rock's tree (LUA_LIBDIR, LUA_SHAREDIR), and the nnlua executable.
@@ -218,6 +231,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libnnlua.* $(DESTDIR)$(LUA_LIBDIR)/nnlua.so \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
 	rm -rf $(DESTDIR)$(LUA_SHAREDIR)/nnlua $(DESTDIR)$(PREFIX)/include/nnlua
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 loc:
 	@for d in engine bindings lua tests bench examples; do \

@@ -1,8 +1,13 @@
 rockspec_format = "3.0"
 package = "nnlua"
 version = "scm-1"
+-- Built from a checkout of this repository with
+--   luarocks --lua-version 5.4 make nnlua-scm-1.rockspec
+-- (Debian's luarocks defaults to Lua 5.1). nnlua is not published on a
+-- rocks server, so `luarocks install nnlua` has nothing to fetch, and
+-- `luarocks build` cannot unpack the checkout: `make` ignores this source.
 source = {
-   url = "git+file:///nnlua",
+   url = "file://.",
 }
 description = {
    summary = "A neural-network engine in C, scripted in Lua 5.4",

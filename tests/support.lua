@@ -22,6 +22,13 @@ function M.tempdir()
   return dir
 end
 
+--- Writes text to path (raises if it cannot).
+function M.write(path, text)
+  local f = assert(io.open(path, 'wb'))
+  f:write(text)
+  f:close()
+end
+
 --- The contents of a file (raises if it cannot be read).
 function M.read(path)
   local f = assert(io.open(path))

@@ -102,4 +102,31 @@ function GPT:forward(idx, targets)
   return logits, nn.cross_entropy(logits:view(-1, v), targets:view(-1))
 end
 
+--- GPT.load(path) -> model (eval mode), {vocab = {chars}, id = {char = id},
+--- meta = metadata}; or nil and a message. path is a model saved by
+--- examples/gpt/train.lua (--out: config and vocabulary in the metadata)
+--- or one of its training checkpoints (--ckpt: in the extra values).
+function GPT.load(path)
+  local sd, meta = nn.load(path)
+  if not sd then return nil, meta end
+  local is_ckpt = meta['nnlua.checkpoint'] ~= nil
+  if is_ckpt then meta = nn.checkpoint.info(path).extra or {} end
+  if type(meta.config) ~= 'string' or type(meta.vocab) ~= 'string' then
+    return nil, path .. ' has no GPT config and vocabulary: ' .. (is_ckpt
+      and 'a checkpoint from an older train.lua; use the model file it saved with --out'
+      or 'not a model saved by examples/gpt/train.lua')
+  end
+  local cfg = { dropout = 0, bias = true }
+  for k, v in meta.config:gmatch('([%w_]+)=(%d+)') do cfg[k] = tonumber(v) end
+  local vocab, id = {}, {}
+  for b in meta.vocab:gmatch('%d+') do
+    vocab[#vocab + 1] = string.char(tonumber(b))
+    id[vocab[#vocab]] = #vocab
+  end
+  local model = GPT(cfg)
+  if is_ckpt then nn.checkpoint.load(path, { model = model }) else model:load_state_dict(sd) end
+  model:eval()
+  return model, { vocab = vocab, id = id, meta = meta }
+end
+
 return GPT

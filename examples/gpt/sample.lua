@@ -20,28 +20,9 @@ local opt = nn.cli.parse(arg, {
 })
 nn.manual_seed(opt.seed)
 
--- a model file has the config and vocabulary in its metadata; a training
--- checkpoint keeps them in its extra values (older ones do not)
-local sd, meta = nn.load(opt.model)
-if not sd then nn.cli.fail('--model: %s', meta) end
-local is_ckpt = meta['nnlua.checkpoint'] ~= nil
-if is_ckpt then meta = nn.checkpoint.info(opt.model).extra or {} end
-if type(meta.config) ~= 'string' or type(meta.vocab) ~= 'string' then
-  nn.cli.fail('--model %s has no GPT config and vocabulary: %s', opt.model, is_ckpt
-    and 'a checkpoint from an older train.lua; use the model file it saved with --out'
-    or 'not a model saved by examples/gpt/train.lua')
-end
-local cfg = { dropout = 0, bias = true }
-for k, v in meta.config:gmatch('([%w_]+)=(%d+)') do cfg[k] = tonumber(v) end
-local vocab, id = {}, {}
-for b in meta.vocab:gmatch('%d+') do
-  vocab[#vocab + 1] = string.char(tonumber(b))
-  id[vocab[#vocab]] = #vocab
-end
-
-local model = GPT(cfg)
-if is_ckpt then nn.checkpoint.load(opt.model, { model = model }) else model:load_state_dict(sd) end
-model:eval()
+local model, saved = GPT.load(opt.model)
+if not model then nn.cli.fail('--model: %s', saved) end
+local cfg, vocab, id, meta = model.config, saved.vocab, saved.id, saved.meta
 
 local ids = {}
 for c in opt.prompt:gmatch('.') do
