@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 /* PyTorch's default seed: runs are reproducible unless reseeded. */
 #define DEFAULT_SEED 67280421310721ULL
@@ -55,6 +56,16 @@ static int l_live_bytes(lua_State *L) {
 
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, nn_get_num_threads());
+    return 1;
+}
+
+/* terminal_width([fd]) -> columns of the terminal on fd (stdout), or nil
+ * when it is not a terminal */
+static int l_terminal_width(lua_State *L) {
+    struct winsize ws;
+    int fd = (int)luaL_optinteger(L, 1, 1);
+    if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
+    lua_pushinteger(L, ws.ws_col);
     return 1;
 }
 
@@ -133,7 +144,7 @@ int luaopen_nnlua_core(lua_State *L) {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
         {"set_memory_limit", l_set_memory_limit}, {"live_bytes", l_live_bytes},
-        {"isatty", l_isatty},
+        {"isatty", l_isatty}, {"terminal_width", l_terminal_width},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s); /* no grad-mode scopes open */

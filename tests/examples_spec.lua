@@ -186,6 +186,55 @@ describe('training experience', function()
     for _, p in ipairs({ text, full, half, ck }) do os.remove(p) end
   end)
 
+  it('on a terminal: one line cut to its width, prints above it, plain units', function()
+    local function run_bar(width, body)
+      local chunks = {}
+      local out, print0 = io.stdout, _G.print
+      io.stdout = { write = function(_, ...) for _, s in ipairs({ ... }) do chunks[#chunks + 1] = tostring(s) end end,
+                    flush = function() end }
+      _G.print = function(...) io.stdout:write(table.concat({ ... }, '\t'), '\n') end -- as the real one would
+      local plain = _G.print
+      local ok, err = pcall(function()
+        for i, _, bar in nn.progress(12, { desc = 'train', tty = true, width = width }) do
+          local t0 = nn.clock()
+          while nn.clock() - t0 < 0.03 do end
+          bar.loss, bar.lr, bar['tok/s'] = 1 / i, 3e-4, 21100.5
+          if body then body(i) end
+        end
+      end)
+      io.stdout = out
+      local restored = _G.print
+      _G.print = print0
+      assert(ok, err)
+      assert.equal(plain, restored) -- _G.print is itself again after the loop
+      return table.concat(chunks)
+    end
+    local text = run_bar(60, function(i) if i == 6 then _G.print('step 6: val loss 1.5') end end)
+    for line in text:gsub('\027%[K', ''):gmatch('[^\r\n]+') do
+      assert.truthy(#line < 60, ('%d columns: %q'):format(#line, line))
+    end
+    assert.truthy(text:find('\r\027%[Kstep 6: val loss 1.5\n'), text) -- on its own line
+    assert.truthy(text:find('train 12/12', 1, true))
+    local wide = run_bar(200)
+    assert.truthy(wide:find('tok/s 21.1k', 1, true), wide)
+    assert.truthy(wide:find('lr 0.0003', 1, true), wide)
+    assert.is_nil(wide:find('e+', 1, true), wide)
+    assert.truthy(wide:find('[====', 1, true), wide)
+    local narrow = run_bar(30)
+    for line in narrow:gsub('\027%[K', ''):gmatch('[^\r\n]+') do assert.truthy(#line < 30, line) end
+    -- a loop left by break takes its bar off the screen
+    local out, print0 = io.stdout, _G.print
+    io.stdout = { write = function() end, flush = function() end }
+    for i in nn.progress(5, { tty = true, width = 80 }) do
+      local t0 = nn.clock()
+      while nn.clock() - t0 < 0.12 do end
+      if i == 3 then break end
+    end
+    local after = _G.print
+    io.stdout, _G.print = out, print0
+    assert.equal(print0, after)
+  end)
+
   it('prints progress lines with rate, ETA and metrics when not on a terminal', function()
     local lines = {}
     local write = io.write

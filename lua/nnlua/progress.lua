@@ -22,21 +22,58 @@ local function clock(s)
   return ('%d:%02d'):format(s // 60, s % 60)
 end
 
-local function metrics_text(bar)
+--- number(v) -> short plain text: 21.1k, 3.2M, 0.4312, 1e-05
+function M.number(v)
+  if math.type(v) == 'integer' and math.abs(v) < 1e4 then return tostring(v) end
+  local a = math.abs(v)
+  if a ~= a or a == math.huge then return tostring(v) end
+  for _, u in ipairs({ { 1e12, 'T' }, { 1e9, 'G' }, { 1e6, 'M' }, { 1e4, 'k' } }) do
+    if a >= u[1] then
+      local x = v / (u[1] == 1e4 and 1e3 or u[1])
+      return ('%.1f%s'):format(x, u[1] == 1e4 and 'k' or u[2])
+    end
+  end
+  return ('%.4g'):format(v)
+end
+
+-- the metrics as "name value" fields, sorted by name
+local function metric_fields(bar)
   local keys = {}
   for k in pairs(bar.metrics) do keys[#keys + 1] = k end
   table.sort(keys)
-  local parts = {}
+  local fields = {}
   for _, k in ipairs(keys) do
     local v = bar.metrics[k]
-    parts[#parts + 1] = type(v) == 'number' and ('%s %.4g'):format(k, v) or ('%s %s'):format(k, tostring(v))
+    fields[#fields + 1] = k .. ' ' .. (type(v) == 'number' and M.number(v) or tostring(v))
   end
-  return table.concat(parts, '  ')
+  return fields
 end
 
 local Bar = {}
 Bar.__index = function(b, k) return rawget(Bar, k) or rawget(b, 'metrics')[k] end
 Bar.__newindex = function(b, k, v) rawget(b, 'metrics')[k] = v end
+
+-- the bar being redrawn on the terminal, and print as it was before it
+local active, plain_print
+
+-- one terminal line no wider than `width`: fields are dropped from the end
+-- (metrics last to first, then the bar, ETA and elapsed time) until it fits
+local function fit(head, bar, rest, width)
+  local function join(with_bar, n)
+    local parts = { head .. (with_bar and bar or '') }
+    for i = 1, n do parts[#parts + 1] = rest[i] end
+    return table.concat(parts, '  ')
+  end
+  for n = #rest, 0, -1 do
+    local line = join(true, n)
+    if #line < width then return line end
+    if n <= 3 then -- keep the rate and times before the bar
+      line = join(false, n)
+      if #line < width then return line end
+    end
+  end
+  return head:sub(1, math.max(1, width - 1))
+end
 
 local function render(b, done)
   local now = nn.clock()
@@ -44,27 +81,49 @@ local function render(b, done)
   local rate = b.n / math.max(elapsed, 1e-9)
   local total = b.total
   local head = total and ('%s%d/%d'):format(b.desc, b.n, total) or ('%s%d'):format(b.desc, b.n)
-  local eta = total and rate > 0 and ('  ETA %s'):format(clock((total - b.n) / rate)) or ''
-  local m = metrics_text(b)
-  local tail = ('  %.1f it/s  %s%s%s'):format(rate, clock(elapsed), done and '' or eta,
-    m ~= '' and '  ' .. m or '')
+  local rest = { rate >= 1 and (M.number(rate) .. ' it/s') or (('%.2f s/it'):format(1 / math.max(rate, 1e-9))),
+                 clock(elapsed) }
+  if total and rate > 0 and not done then rest[#rest + 1] = 'ETA ' .. clock((total - b.n) / rate) end
+  for _, f in ipairs(metric_fields(b)) do rest[#rest + 1] = f end
   if b.tty then
-    local width = 24
     local bar = ''
     if total and total > 0 then
-      local fill = math.floor(width * b.n / total)
-      bar = ' [' .. ('='):rep(fill) .. (fill < width and '>' or '') .. (' '):rep(width - fill - 1) .. ']'
+      local w = 24
+      local fill = math.min(w, math.floor(w * b.n / total))
+      bar = ' [' .. ('='):rep(fill) .. (fill < w and '>' or '') .. (' '):rep(w - fill - 1) .. ']'
     end
-    io.stdout:write('\r', head, bar, tail, '\027[K', done and '\n' or '')
+    local width = b.width or nn.terminal_width(1) or tonumber(os.getenv('COLUMNS')) or 80
+    io.stdout:write('\r', fit(head, bar, rest, width), '\027[K', done and '\n' or '')
   else
-    io.stdout:write(head, tail, '\n')
+    io.stdout:write(head, '  ', table.concat(rest, '  '), '\n')
   end
   io.stdout:flush()
   b.last = now
 end
 
-local OPTIONS_PROGRESS = nn.define_options('progress', { 'total', 'desc', 'every', 'tty' })
---- nn.progress(what[, {total =, desc =, every =, tty =}])
+-- While a bar is on the terminal, print clears its line first and redraws
+-- it after, so other output lands on its own lines above the bar.
+local function bar_print(...)
+  if active then io.stdout:write('\r\027[K') end
+  plain_print(...)
+  if active then render(active, false) end
+end
+
+local function activate(b)
+  if active == b then return end
+  active = b
+  if _G.print ~= bar_print then plain_print, _G.print = _G.print, bar_print end
+end
+
+local function deactivate(b)
+  if active ~= b then return end
+  active = nil
+  if _G.print == bar_print then _G.print = plain_print end
+end
+
+local OPTIONS_PROGRESS = nn.define_options('progress', { 'total', 'desc', 'every', 'tty', 'width' })
+--- nn.progress(what[, {total =, desc =, every =, tty =, width =}]): width
+--- is the terminal's (asked each redraw) unless given
 function M.progress(what, o)
   o = OPTIONS_PROGRESS(o)
   local total, next_item
@@ -93,12 +152,16 @@ function M.progress(what, o)
   if tty == nil then tty = nn.isatty(1) end
   rawset(b, 'tty', tty)
   rawset(b, 'every', o.every or (total and math.max(1, total // 10)) or 100)
+  rawset(b, 'width', o.width)
   local finished = false
-  return function()
+  local function step()
     if finished then return nil end
     if b.n > 0 then -- report the step that just ended
       if b.tty then
-        if nn.clock() - b.last > 0.1 then render(b, false) end
+        if nn.clock() - b.last > 0.1 then
+          activate(b)
+          render(b, false)
+        end
       elseif b.n % b.every == 0 then
         render(b, false)
       end
@@ -107,12 +170,22 @@ function M.progress(what, o)
     local item = values.n > 1 and values or values[1] -- several values: a list
     if values[1] == nil then
       finished = true
+      deactivate(b)
       if b.n > 0 and (b.tty or b.n % b.every ~= 0) then render(b, true) end
       return nil
     end
     rawset(b, 'n', b.n + 1)
     return b.n, item, b
   end
+  -- the fourth value closes when the loop is left by break or an error
+  local closer = setmetatable({}, { __close = function()
+    if not finished and active == b then
+      finished = true
+      deactivate(b)
+      io.stdout:write('\n')
+    end
+  end })
+  return step, nil, nil, closer
 end
 
 -- ---- metrics logs ------------------------------------------------------------
