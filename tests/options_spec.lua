@@ -156,6 +156,9 @@ local calls = {
   ['plot.svg'] = function(x) return nn.plot.svg(dir .. '/a.svg', { { name = 'l', y = { 3, 2 } } }, with({ title = 't' }, x)) end,
   ['plot.heatmap'] = function(x) return nn.plot.heatmap(dir .. '/h.svg', nn.rand(2, 2), with({ title = 't' }, x)) end,
   ['plot.scatter'] = function(x) return nn.plot.scatter(dir .. '/s.svg', nn.rand(3, 2), with({ title = 't' }, x)) end,
+  ['plot.image_grid'] = function(x)
+    return nn.plot.image_grid(dir .. '/g.svg', { { images = { nn.rand(3, 3) }, caption = { 'a' } } }, with({ title = 't' }, x))
+  end,
   ['plot.from_log'] = function(x) return nn.plot.from_log(jl, dir .. '/l.svg', { 'loss' }, with({ title = 't' }, x)) end,
   progress = function(x)
     for _ in nn.progress(2, with({ tty = false, every = 10 }, x)) do end
