@@ -138,7 +138,7 @@ end
 if log and opt.plot ~= '' then
   log:close()
   print(assert(nn.plot.from_log(opt.log, opt.plot, { 'train_loss', 'train_acc', 'test_acc' },
-    { title = 'Fashion-MNIST ' .. opt.model, xlabel = 'epoch' })) and ('plotted ' .. opt.plot))
+    { title = 'Fashion-MNIST ' .. opt.model, xlabel = 'epoch', ylabel = 'loss (nats) and accuracy' })) and ('plotted ' .. opt.plot))
 end
 print(('%s: test accuracy %.4f after %d epochs (%.1f s)'):format(opt.model, acc, opt.epochs,
   nn.clock() - t_all))

@@ -55,7 +55,7 @@ local function labels_of(bytes)
       i = i + len
     else
       out[i] = c == 10 and '\\n' or c == 32 and '_' or c == 9 and '\\t'
-        or (c < 32 or c > 126) and ('%02X'):format(c) or bytes[i]
+        or (c < 32 or c > 126) and ('%02X'):format(c) or string.char(c)
       i = i + 1
     end
   end
