@@ -191,7 +191,7 @@ bench: all
 
 # The main job: a real training run on data a fresh machine installs.
 train: all
-	$(NNLUA) examples/gpt/train.lua
+	$(NNLUA) examples/gpt/train.lua --force  # retrains and replaces gpt.safetensors
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the executable, libraries
 # with sonames, the Lua module and files where stock lua5.4 looks, headers,

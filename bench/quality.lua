@@ -5,7 +5,13 @@
 --- on --eval_iters random validation batches at the end.
 ---
 ---   nnlua bench/quality.lua --data ../shared/data/tinyshakespeare/input.txt
-package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
+---
+--- --paired instead trains both engines from the same initial weights on
+--- the same batches (drawn here, written to a file the twin reads), so the
+--- val losses differ only by float rounding: the engines' arithmetic is
+--- compared without the seed-to-seed spread.
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;'
+  .. package.path
 local nn = require 'nnlua'
 local bench = require 'common'
 
@@ -15,6 +21,7 @@ local opt = nn.cli.parse(arg, {
   { 'seeds', 3, 'runs per engine (seeds 1..N)', integer = true, min = 1 },
   { 'eval_iters', 200, 'validation batches in the final evaluation', integer = true, min = 1 },
   { 'torch', true, 'also run the PyTorch twin' },
+  { 'paired', false, 'same weights and batches in both engines (see above)' },
 })
 
 local recipe = ('--data %s --iters %d --eval_iters %d'):format(opt.data, opt.iters, opt.eval_iters)
@@ -37,24 +44,81 @@ local function report(name, losses, seconds)
     :format(name, m, sd, #losses, table.concat(each, ' '), seconds / #losses))
 end
 
+-- the baby recipe of examples/gpt/train.lua, on batches given by offsets
+local function paired_run(seed, file)
+  local GPT = require 'model'
+  local data = require 'data'
+  local enc = data.encode_chars(assert(nn.data.read_text(opt.data)))
+  local n = enc.data:size(1)
+  local n_train = math.floor(0.9 * n)
+  local splits = { train = enc.data:narrow(1, 1, n_train), val = enc.data:narrow(1, n_train + 1, n - n_train) }
+  local B, T = 12, 64
+  nn.manual_seed(seed)
+  local model = GPT({ vocab_size = #enc.vocab, block_size = T, n_layer = 4, n_head = 4, n_embd = 128,
+                      dropout = 0, bias = true })
+  local starts = { train = nn.randint(1, splits.train:size(1) - T, opt.iters, B),
+                   val = nn.randint(1, splits.val:size(1) - T, opt.eval_iters, B) }
+  local out = { train_starts = starts.train - 1, val_starts = starts.val - 1 }
+  for k, v in pairs(model:state_dict()) do if k ~= 'lm_head.weight' then out['init.' .. k] = v end end
+  assert(nn.save(file, out))
+  local function batch(split, i)
+    local idx = (starts[split][i]:view(-1, 1) + nn.arange(T)):view(-1)
+    local d = splits[split]
+    return d:index_select(1, idx):view(B, T), d:index_select(1, idx + 1):view(B, T)
+  end
+  local decay, no_decay = {}, {}
+  for _, p in model:named_parameters() do
+    if p:dim() >= 2 then decay[#decay + 1] = p else no_decay[#no_decay + 1] = p end
+  end
+  local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = 0.1 }, { params = no_decay, weight_decay = 0 } },
+                                   { lr = 1e-3, betas = { 0.9, 0.99 } })
+  local schedule = nn.optim.CosineLR(optimizer, { warmup = 100, total = opt.iters, min_lr = 1e-4 })
+  for i = 1, opt.iters do
+    local _, loss = model(batch('train', i))
+    optimizer:zero_grad()
+    loss:backward()
+    nn.optim.clip_grad_norm_(model:parameters(), 1.0)
+    optimizer:step()
+    schedule:step()
+  end
+  model:eval()
+  local s = 0
+  nn.no_grad(function()
+    for i = 1, opt.eval_iters do s = s + select(2, model(batch('val', i))):item() end
+  end)
+  return s / opt.eval_iters
+end
+
 local ours, theirs, t_ours, t_theirs = {}, {}, 0, 0
-for seed = 1, opt.seeds do
-  local t0 = nn.clock()
-  local cmd = ('%s %sexamples/gpt/train.lua %s --seed %d --eval_interval %d --sample_len 1 --out %s --force 2>&1')
-    :format(exe, bench.dir .. '../', recipe, seed, opt.iters, tmp)
-  local p = assert(io.popen(cmd))
-  local out = p:read('a')
-  p:close()
-  local loss = out:match('final val loss ([%d.]+)')
-  if not loss then error('train.lua failed:\n' .. out, 0) end
-  ours[seed] = tonumber(loss)
-  t_ours = t_ours + nn.clock() - t0
-  print(('nnlua   seed %d: val loss %s'):format(seed, loss))
-  if opt.torch then
-    local r = bench.torch('quality.py', recipe .. ' --seed ' .. seed)
-    if r.val_loss then
-      theirs[seed], t_theirs = r.val_loss, t_theirs + r.seconds
-      print(('pytorch seed %d: val loss %.4f'):format(seed, r.val_loss))
+if opt.paired then
+  for seed = 1, opt.seeds do
+    local t0 = nn.clock()
+    ours[seed] = paired_run(seed, tmp)
+    t_ours = t_ours + nn.clock() - t0
+    local r = opt.torch and bench.torch('quality.py', recipe .. ' --paired ' .. tmp) or {}
+    if r.val_loss then theirs[seed], t_theirs = r.val_loss, t_theirs + r.seconds end
+    print(('seed %d, same weights and batches: nnlua %.4f, pytorch %s'):format(seed, ours[seed],
+      r.val_loss and ('%.4f'):format(r.val_loss) or '-'))
+  end
+else
+  for seed = 1, opt.seeds do
+    local t0 = nn.clock()
+    local cmd = ('%s %sexamples/gpt/train.lua %s --seed %d --eval_interval %d --sample_len 1 --out %s --force 2>&1')
+      :format(exe, bench.dir .. '../', recipe, seed, opt.iters, tmp)
+    local p = assert(io.popen(cmd))
+    local out = p:read('a')
+    p:close()
+    local loss = out:match('final val loss ([%d.]+)')
+    if not loss then error('train.lua failed:\n' .. out, 0) end
+    ours[seed] = tonumber(loss)
+    t_ours = t_ours + nn.clock() - t0
+    print(('nnlua   seed %d: val loss %s'):format(seed, loss))
+    if opt.torch then
+      local r = bench.torch('quality.py', recipe .. ' --seed ' .. seed)
+      if r.val_loss then
+        theirs[seed], t_theirs = r.val_loss, t_theirs + r.seconds
+        print(('pytorch seed %d: val loss %.4f'):format(seed, r.val_loss))
+      end
     end
   end
 end

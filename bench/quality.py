@@ -4,9 +4,15 @@ GPT recipe (nanoGPT's init, weight tying, AdamW betas 0.9/0.99 with weight
 decay on 2-D weights only, linear warmup then cosine to min_lr, clip 1)
 on a character-level text, 90/10 split. Prints "val_loss <x>" at the end,
 averaged over --eval_iters random validation batches.
+
+--paired FILE (written by bench/quality.lua) gives the initial weights (in
+nnlua's names) and every batch's start offsets, train and validation, so
+both engines train the same model on the same batches.
 """
 import argparse
 import math
+import os
+import sys
 import time
 
 import torch
@@ -61,9 +67,14 @@ def main():
     for name, default in [("data", ""), ("iters", 2000), ("batch", 12), ("block_size", 64),
                           ("n_layer", 4), ("n_head", 4), ("n_embd", 128), ("lr", 1e-3),
                           ("min_lr", 1e-4), ("warmup", 100), ("weight_decay", 0.1),
-                          ("grad_clip", 1.0), ("eval_iters", 200), ("seed", 1)]:
+                          ("grad_clip", 1.0), ("eval_iters", 200), ("seed", 1), ("paired", "")]:
         ap.add_argument("--" + name, type=type(default), default=default)
     a = ap.parse_args()
+    paired = None
+    if a.paired:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+        from safetensors_interop import read
+        paired = read(a.paired)[0]
     torch.manual_seed(a.seed)
     text = open(a.data, "rb").read()
     vocab = sorted(set(text))
@@ -72,13 +83,31 @@ def main():
     n_train = int(0.9 * len(ids))
     splits = {"train": ids[:n_train], "val": ids[n_train:]}
 
+    calls = {"train": 0, "val": 0}
+
     def batch(split):
         d = splits[split]
-        starts = torch.randint(0, len(d) - a.block_size, (a.batch, 1))
+        if paired is not None:  # the offsets nnlua drew, 0-based
+            starts = paired[split + "_starts"][calls[split]].view(-1, 1)
+            calls[split] += 1
+        else:
+            starts = torch.randint(0, len(d) - a.block_size, (a.batch, 1))
         idx = starts + torch.arange(a.block_size)
         return d[idx], d[idx + 1]
 
     model = GPT(len(vocab), a.block_size, a.n_layer, a.n_head, a.n_embd)
+    if paired is not None:
+        names = {".attn.c_attn.": ".c_attn.", ".attn.c_proj.": ".attn_proj.",
+                 ".mlp.c_fc.": ".c_fc.", ".mlp.c_proj.": ".mlp_proj."}
+        sd = {}
+        for k, v in paired.items():
+            if k.startswith("init."):
+                k = k[5:]
+                for x, y in names.items():
+                    k = k.replace(x, y)
+                sd[k] = v
+        sd["lm_head.weight"] = sd["wte.weight"]
+        model.load_state_dict(sd)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
