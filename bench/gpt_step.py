@@ -9,50 +9,10 @@ import argparse
 import math
 
 import torch
-import torch.nn as tnn
 import torch.nn.functional as F
 
+from gpt_twin import GPT
 from timing import time_steps
-
-
-class Block(tnn.Module):
-    def __init__(self, e, h):
-        super().__init__()
-        self.h = h
-        self.ln_1, self.ln_2 = tnn.LayerNorm(e), tnn.LayerNorm(e)
-        self.c_attn, self.attn_proj = tnn.Linear(e, 3 * e), tnn.Linear(e, e)
-        self.c_fc, self.mlp_proj = tnn.Linear(e, 4 * e), tnn.Linear(4 * e, e)
-
-    def attn(self, x):
-        b, t, e = x.shape
-        q, k, v = self.c_attn(x).split(e, dim=2)
-        q, k, v = (z.view(b, t, self.h, e // self.h).transpose(1, 2) for z in (q, k, v))
-        s = (q @ k.transpose(-2, -1)) / math.sqrt(e // self.h)
-        s = s.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
-        y = s.softmax(-1) @ v
-        return self.attn_proj(y.transpose(1, 2).reshape(b, t, e))
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
-
-
-class GPT(tnn.Module):
-    def __init__(self, v, t, layers, h, e):
-        super().__init__()
-        self.wte, self.wpe = tnn.Embedding(v, e), tnn.Embedding(t, e)
-        self.blocks = tnn.ModuleList(Block(e, h) for _ in range(layers))
-        self.ln_f = tnn.LayerNorm(e)
-        self.head = tnn.Linear(e, v, bias=False)
-        self.head.weight = self.wte.weight
-
-    def forward(self, idx, y):
-        t = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(t))
-        for b in self.blocks:
-            x = b(x)
-        logits = self.head(self.ln_f(x))
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
 
 
 def gpt(name, layers, h, e, t, b, steps, autocast=False):

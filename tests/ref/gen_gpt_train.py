@@ -17,7 +17,7 @@ import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [here, os.path.join(here, "..", "..", "bench")]
-from quality import GPT  # noqa: E402
+from gpt_twin import GPT  # noqa: E402
 from safetensors_interop import write  # noqa: E402
 
 torch.manual_seed(0)
