@@ -18,7 +18,8 @@ local bench = require 'common'
 local opt = nn.cli.parse(arg, {
   { 'data', '../shared/data/tinyshakespeare/input.txt', 'the text to train on', path = 'file' },
   { 'iters', 2000, 'training iterations per run', integer = true, min = 1 },
-  { 'seeds', 3, 'runs per engine (seeds 1..N)', integer = true, min = 1 },
+  { 'seeds', 3, 'runs per engine', integer = true, min = 1 },
+  { 'first_seed', 1, 'the runs use seeds first_seed .. first_seed + seeds - 1', integer = true, min = 1 },
   { 'eval_iters', 200, 'validation batches in the final evaluation', integer = true, min = 1 },
   { 'torch', true, 'also run the PyTorch twin' },
   { 'paired', false, 'same weights and batches in both engines (see above)' },
@@ -91,17 +92,17 @@ end
 
 local ours, theirs, t_ours, t_theirs = {}, {}, 0, 0
 if opt.paired then
-  for seed = 1, opt.seeds do
+  for seed = opt.first_seed, opt.first_seed + opt.seeds - 1 do
     local t0 = nn.clock()
-    ours[seed] = paired_run(seed, tmp)
+    ours[#ours + 1] = paired_run(seed, tmp)
     t_ours = t_ours + nn.clock() - t0
     local r = opt.torch and bench.torch('quality.py', recipe .. ' --paired ' .. tmp) or {}
-    if r.val_loss then theirs[seed], t_theirs = r.val_loss, t_theirs + r.seconds end
-    print(('seed %d, same weights and batches: nnlua %.4f, pytorch %s'):format(seed, ours[seed],
+    if r.val_loss then theirs[#theirs + 1], t_theirs = r.val_loss, t_theirs + r.seconds end
+    print(('seed %d, same weights and batches: nnlua %.4f, pytorch %s'):format(seed, ours[#ours],
       r.val_loss and ('%.4f'):format(r.val_loss) or '-'))
   end
 else
-  for seed = 1, opt.seeds do
+  for seed = opt.first_seed, opt.first_seed + opt.seeds - 1 do
     local t0 = nn.clock()
     local cmd = ('%s %sexamples/gpt/train.lua %s --seed %d --eval_interval %d --sample_len 1 --out %s --force 2>&1')
       :format(exe, bench.dir .. '../', recipe, seed, opt.iters, tmp)
@@ -110,13 +111,13 @@ else
     p:close()
     local loss = out:match('final val loss ([%d.]+)')
     if not loss then error('train.lua failed:\n' .. out, 0) end
-    ours[seed] = tonumber(loss)
+    ours[#ours + 1] = tonumber(loss)
     t_ours = t_ours + nn.clock() - t0
     print(('nnlua   seed %d: val loss %s'):format(seed, loss))
     if opt.torch then
       local r = bench.torch('quality.py', recipe .. ' --seed ' .. seed)
       if r.val_loss then
-        theirs[seed], t_theirs = r.val_loss, t_theirs + r.seconds
+        theirs[#theirs + 1], t_theirs = r.val_loss, t_theirs + r.seconds
         print(('pytorch seed %d: val loss %.4f'):format(seed, r.val_loss))
       end
     end
