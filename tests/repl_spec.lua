@@ -76,3 +76,40 @@ describe('the REPL in a terminal' .. (have_tmux and '' or ' (skipped: no tmux)')
     assert(ok, err)
   end)
 end)
+
+describe('nnlua.repl', function()
+  local repl = require 'nnlua.repl'
+  local function has(list, x) for _, v in ipairs(list) do if v == x then return true end end return false end
+
+  it('completes lazy names, tensor methods only, and inherited Module methods', function()
+    assert.truthy(has(repl.complete('nn.op'), 'nn.optim'))
+    assert.truthy(has(repl.complete('nn.Seq'), 'nn.Sequential'))
+    _G.__t = nn.zeros(2)
+    local m = repl.complete('__t:')
+    assert.truthy(has(m, '__t:sum') and has(m, '__t:masked_fill'))
+    assert.is_false(has(m, '__t:manual_seed') or has(m, '__t:map_file') or has(m, '__t:Linear') or has(m, '__t:zeros'))
+    _G.__m = nn.Sequential(nn.Linear(2, 2))
+    local mm = repl.complete('__m:')
+    assert.truthy(has(mm, '__m:parameters') and has(mm, '__m:train') and has(mm, '__m:save'))
+    _G.__l = nn.Linear(2, 3)
+    assert.truthy(has(repl.complete('__l:pa'), '__l:parameters'))
+    assert.truthy(has(repl.complete('__l.'), '__l.weight'))
+    _G.__t, _G.__m, _G.__l = nil, nil, nil
+    assert.same({}, repl.complete('nosuchthing.x'))
+  end)
+
+  it('shows tables readably, depth- and size-limited, and optimizers by their settings', function()
+    assert.equal('{ 1, 2, "a\\nb", a = { b = {...} } }', repl.show({ 1, 2, 'a\nb', a = { b = { c = 1 } } }))
+    local big = {}
+    for i = 1, 30 do big[i] = i end
+    assert.truthy(repl.show(big):find('... (10 more)', 1, true))
+    local t = {}
+    t.self = t
+    assert.equal('{ self = <cycle> }', repl.show(t))
+    assert.equal('<class Sequential>', repl.show(nn.Sequential))
+    local opt = nn.optim.AdamW({ nn.zeros(3):requires_grad_() }, { lr = 0.01 })
+    assert.truthy(repl.show(opt):find('AdamW (1 parameter group)\n  group 1: 1 tensors, 3 values; ', 1, true))
+    assert.truthy(repl.show(opt):find('lr=0.01', 1, true))
+    assert.truthy(tostring(nn.optim.CosineLR(opt, { total = 10 })):find('^CosineLR%(min_lr=0, total=10, warmup=0; step 0'))
+  end)
+end)
