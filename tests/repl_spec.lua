@@ -1,6 +1,7 @@
 -- The REPL driven through a pseudo-terminal (tmux): editing, multi-line
 -- input, completion, Ctrl-C at the prompt and in a running loop, and the
 -- history written as it goes. Skipped (with the reason) without tmux.
+local nn = require 'nnlua'
 local support = require 'support'
 
 local have_tmux = os.execute('command -v tmux >/dev/null 2>&1')
@@ -82,6 +83,8 @@ describe('nnlua.repl', function()
   local function has(list, x) for _, v in ipairs(list) do if v == x then return true end end return false end
 
   it('completes lazy names, tensor methods only, and inherited Module methods', function()
+    local had = rawget(_G, 'nn')
+    _G.nn = nn -- as the nnlua runner has it (not so under stock lua5.4)
     assert.truthy(has(repl.complete('nn.op'), 'nn.optim'))
     assert.truthy(has(repl.complete('nn.Seq'), 'nn.Sequential'))
     _G.__t = nn.zeros(2)
@@ -94,7 +97,7 @@ describe('nnlua.repl', function()
     _G.__l = nn.Linear(2, 3)
     assert.truthy(has(repl.complete('__l:pa'), '__l:parameters'))
     assert.truthy(has(repl.complete('__l.'), '__l.weight'))
-    _G.__t, _G.__m, _G.__l = nil, nil, nil
+    _G.__t, _G.__m, _G.__l, _G.nn = nil, nil, nil, had
     assert.same({}, repl.complete('nosuchthing.x'))
   end)
 
