@@ -95,9 +95,8 @@ local steps = #loader
 local sched = nn.optim.CosineLR(optimizer, { total = steps * opt.epochs, min_lr = opt.lr / 20 })
 local first_epoch = 1
 if opt.resume ~= '' then
-  local info, err = nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
-                                                     scheduler = sched })
-  if not info then nn.cli.fail('--resume: %s', err) end
+  local info = nn.cli.try('--resume', nn.checkpoint.load, opt.resume,
+    { model = model, optimizer = optimizer, scheduler = sched })
   first_epoch = info.step + 1
   print(('resumed from %s after epoch %d'):format(opt.resume, info.step))
 end

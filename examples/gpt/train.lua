@@ -108,9 +108,8 @@ end
 
 local start = 0
 if opt.resume ~= '' then
-  local info, err = nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
-                                                     scheduler = schedule })
-  if not info then nn.cli.fail('--resume: %s', err) end
+  local info = nn.cli.try('--resume', nn.checkpoint.load, opt.resume,
+    { model = model, optimizer = optimizer, scheduler = schedule })
   start = info.step
   print(('resumed from %s at step %d'):format(opt.resume, start))
 end

@@ -22,8 +22,7 @@ if (opt.head == '') == (opt.tail == '') then nn.cli.fail('give exactly one of --
 if opt.relation == '' then nn.cli.fail('--relation is required') end
 local entities, relations = nn.kge.load_mapping(opt.model)
 if not entities then nn.cli.fail('cannot read the id mapping beside %s: %s', opt.model, relations) end
-local info, ierr = nn.checkpoint.info(opt.model)
-if not info then nn.cli.fail('--model: %s', ierr) end
+local info = nn.cli.try('--model', nn.checkpoint.info, opt.model)
 local meta = info.extra or {} -- the hyperparameters
 if not meta.model then nn.cli.fail('--model %s was not saved by examples/kge/train.lua', opt.model) end
 local ent_id, rel_id = {}, {}
@@ -32,7 +31,7 @@ for i, n in ipairs(relations) do rel_id[n] = i end
 
 local model = nn.KGEmbedding { model = meta.model, num_entities = #entities,
   num_relations = #relations, dim = math.tointeger(meta.dim), gamma = meta.gamma, sparse = false }
-assert(nn.checkpoint.load(opt.model, { model = model }))
+nn.cli.try('--model', nn.checkpoint.load, opt.model, { model = model })
 
 local function describe(name)
   local offset, pos = name:match('^(%d%d%d%d%d%d%d%d)%.?(%a?)$')

@@ -93,14 +93,13 @@ local one_vs_all = opt.loss == 'ce'
 local model = nn.KGEmbedding { model = opt.model, num_entities = V, num_relations = NR, dim = opt.dim,
   gamma = opt.gamma, init = opt.init > 0 and opt.init or nil, sparse = not one_vs_all }
 if opt.resume ~= '' then
-  local info, err = nn.checkpoint.info(opt.resume)
-  if not info then nn.cli.fail('--resume: %s', err) end
+  local info = nn.cli.try('--resume', nn.checkpoint.info, opt.resume)
   local e = info.extra or {}
   if e.model ~= opt.model or e.dim ~= opt.dim then
     nn.cli.fail('--resume %s: a %s model of dim %s, not %s of dim %d', opt.resume, tostring(e.model),
       tostring(math.tointeger(e.dim) or e.dim), opt.model, opt.dim)
   end
-  assert(nn.checkpoint.load(opt.resume, { model = model }))
+  nn.cli.try('--resume', nn.checkpoint.load, opt.resume, { model = model })
   print(('resumed from %s (step %d)'):format(opt.resume, info.step))
 end
 local optimizer = (opt.optimizer == 'adagrad' and nn.optim.Adagrad or nn.optim.Adam)(model:parameters(),

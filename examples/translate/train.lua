@@ -165,9 +165,8 @@ end
 
 local first = 1
 if opt.resume ~= '' then
-  local info, err = nn.checkpoint.load(opt.resume, { model = model, optimizer = optimizer,
-                                                     scheduler = sched })
-  if not info then nn.cli.fail('--resume: %s', err) end
+  local info = nn.cli.try('--resume', nn.checkpoint.load, opt.resume,
+    { model = model, optimizer = optimizer, scheduler = sched })
   first = info.step + 1
   print(('resumed from %s after step %d'):format(opt.resume, info.step))
 end

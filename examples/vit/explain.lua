@@ -34,13 +34,8 @@ local MEAN, STD = 0.2860, 0.3530
 local xtest, ytest = data.load(opt.data, 't10k', opt.show)
 local model = nn.ViT { image_size = 28, patch_size = opt.patch, channels = 1, dim = opt.dim,
   depth = opt.depth, heads = opt.heads, mlp_dim = opt.mlp, num_classes = 10 }
-local called, info, lerr = pcall(nn.checkpoint.load, opt.model, { model = model })
-if not called then
-  nn.cli.fail('--model %s does not fit: %s (give the --dim/--depth/--heads/--mlp/--patch it was trained with)',
-    opt.model, tostring(info):gsub('^.-checkpoint%.load: ', ''))
-elseif not info then
-  nn.cli.fail('--model: %s', lerr)
-end
+nn.cli.try('--model (trained with other --dim/--depth/--heads/--mlp/--patch?)', nn.checkpoint.load,
+  opt.model, { model = model })
 model:eval()
 
 -- forward pre-hooks record each layer's attention weights (B, T, T),

@@ -182,6 +182,23 @@ function M.parse(args, spec)
   return opt
 end
 
+--- try(what, fn, ...) -> fn's results. An error fn raises, or a nil first
+--- result and a message (the library's way of failing), becomes a user
+--- error "what: message": for loading what the user named (--resume FILE).
+local function shorten(message) -- a list of problems "a; b; c; ..." to its first three
+  local parts = {}
+  for p in (message .. '; '):gmatch('(.-); ') do parts[#parts + 1] = p end
+  if #parts <= 4 then return message end
+  return table.concat(parts, '; ', 1, 3) .. ('; and %d more'):format(#parts - 3)
+end
+
+function M.try(what, fn, ...)
+  local r = table.pack(pcall(fn, ...))
+  if not r[1] then M.fail('%s: %s', what, shorten((tostring(r[2]):gsub('^[^:\n]*:%d+: ', '')))) end
+  if r[2] == nil then M.fail('%s: %s', what, shorten(tostring(r[3]))) end
+  return table.unpack(r, 2, r.n)
+end
+
 --- keep(path, force): refuses (a user error) to replace an existing file
 --- unless force, so a run never overwrites a good model by accident.
 function M.keep(path, force, flag)
