@@ -82,11 +82,9 @@ function M.usage(spec)
 end
 
 local function readable(path)
-  local f, err = io.open(path, 'rb')
+  local f, err = require('nnlua.files').open(path)
   if not f then return nil, err end
-  local _, rerr = f:read(0)
   f:close()
-  if rerr then return nil, path .. ': ' .. rerr end
   return true
 end
 
