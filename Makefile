@@ -41,7 +41,7 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench loc clean train install uninstall install-rock
+.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench quality loc clean train install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
@@ -190,6 +190,13 @@ bench: all
 	$(NNLUA) bench/dataloader.lua
 
 # The main job: a real training run on data a fresh machine installs.
+# The README's quality figure: the baby GPT over 3 seeds in nnlua and in
+# its PyTorch twin (about 20 minutes on 2 cores), then both engines from the
+# same weights and batches.
+quality: all
+	$(NNLUA) bench/quality.lua
+	$(NNLUA) bench/quality.lua --paired --seeds 2
+
 train: all
 	$(NNLUA) examples/gpt/train.lua --force  # retrains and replaces gpt.safetensors
 
