@@ -67,8 +67,14 @@ static void report(lua_State *L, int status) {
     }
 }
 
+/* With NNLUA_DEBUG=1 a user error keeps its traceback too (and exits 1). */
 static int traceback(lua_State *L) {
-    if (is_exit_request(L, 1)) return 1; /* shown as it is */
+    const char *debug = getenv("NNLUA_DEBUG");
+    if (is_exit_request(L, 1)) {
+        if (!debug || !*debug || !strcmp(debug, "0")) return 1; /* shown as it is */
+        luaL_traceback(L, L, luaL_tolstring(L, 1, NULL), 1);
+        return 1;
+    }
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
