@@ -67,12 +67,7 @@ local function paired_run(seed, file)
     local d = splits[split]
     return d:index_select(1, idx):view(B, T), d:index_select(1, idx + 1):view(B, T)
   end
-  local decay, no_decay = {}, {}
-  for _, p in model:named_parameters() do
-    if p:dim() >= 2 then decay[#decay + 1] = p else no_decay[#no_decay + 1] = p end
-  end
-  local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = 0.1 }, { params = no_decay, weight_decay = 0 } },
-                                   { lr = 1e-3, betas = { 0.9, 0.99 } })
+  local optimizer = model:optimizer({ lr = 1e-3, weight_decay = 0.1 })
   local schedule = nn.optim.CosineLR(optimizer, { warmup = 100, total = opt.iters, min_lr = 1e-4 })
   for i = 1, opt.iters do
     local _, loss = model(batch('train', i))

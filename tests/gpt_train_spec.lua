@@ -20,13 +20,7 @@ describe('GPT training against PyTorch', function()
     end
     init['lm_head.weight'] = init['wte.weight'] -- tied
     model:load_state_dict(init)
-    local decay, no_decay = {}, {}
-    for _, p in model:named_parameters() do
-      if p:dim() >= 2 then decay[#decay + 1] = p else no_decay[#no_decay + 1] = p end
-    end
-    local opt = nn.optim.AdamW({ { params = decay, weight_decay = r.weight_decay },
-                                 { params = no_decay, weight_decay = 0 } },
-                               { lr = r.lr, betas = { 0.9, 0.99 } })
+    local opt = model:optimizer({ lr = r.lr, weight_decay = r.weight_decay })
     local sched = nn.optim.CosineLR(opt, { warmup = r.warmup, total = c.steps, min_lr = r.min_lr })
     for it = 1, c.steps do
       local _, loss = model(ref.x[it], ref.y[it])

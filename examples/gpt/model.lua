@@ -102,6 +102,18 @@ function GPT:forward(idx, targets)
   return logits, nn.cross_entropy(logits:view(-1, v), targets:view(-1))
 end
 
+--- model:optimizer{lr =, weight_decay =, betas = {0.9, 0.99}} -> AdamW with
+--- the weight decay on the 2-D weights only (nanoGPT's configure_optimizers:
+--- not on biases and norms)
+function GPT:optimizer(o)
+  local decay, no_decay = {}, {}
+  for _, p in self:named_parameters() do
+    if p:dim() >= 2 then decay[#decay + 1] = p else no_decay[#no_decay + 1] = p end
+  end
+  return nn.optim.AdamW({ { params = decay, weight_decay = o.weight_decay }, { params = no_decay, weight_decay = 0 } },
+                        { lr = o.lr, betas = o.betas or { 0.9, 0.99 } })
+end
+
 --- GPT.load(path) -> model (eval mode), {vocab = {chars}, id = {char = id},
 --- meta = metadata}; or nil and a message. path is a model saved by
 --- examples/gpt/train.lua (--out: config and vocabulary in the metadata)

@@ -85,14 +85,7 @@ print(('model: %d layers, %d heads, width %d, context %d: %.2fM parameters; %d t
   :format(opt.n_layer, opt.n_head, opt.n_embd, opt.block_size, model:num_parameters() / 1e6,
           nn.get_num_threads()))
 
--- weight decay on matrices only, as nanoGPT
-local decay, no_decay = {}, {}
-for _, p in model:named_parameters() do
-  if p:dim() >= 2 then decay[#decay + 1] = p else no_decay[#no_decay + 1] = p end
-end
-local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = opt.weight_decay },
-                                   { params = no_decay, weight_decay = 0 } },
-                                 { lr = opt.lr, betas = { 0.9, 0.99 } })
+local optimizer = model:optimizer({ lr = opt.lr, weight_decay = opt.weight_decay })
 local schedule = nn.optim.CosineLR(optimizer, { warmup = opt.warmup, total = opt.iters,
                                                 min_lr = opt.min_lr })
 
