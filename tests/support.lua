@@ -6,7 +6,9 @@ M.exe = os.getenv('NNLUA_EXE') or './nnlua'
 
 --- Writes text to a new temporary file and returns its name.
 function M.tempfile(text, suffix)
-  local name = os.tmpname() .. (suffix or '')
+  local base = os.tmpname() -- creates the file: with a suffix it is not the one kept
+  local name = base .. (suffix or '')
+  if suffix then os.remove(base) end
   local f = assert(io.open(name, 'wb'))
   f:write(text)
   f:close()
