@@ -62,7 +62,7 @@ function M.usage(spec)
   local lines = { ('usage: %s [options]'):format(script_name()) }
   for _, e in ipairs(entries(spec)) do
     local name, default, help = e[1], e[2], e[3]
-    local placeholder = e.choices and table.concat(e.choices, '|')
+    local metavar = e.choices and table.concat(e.choices, '|')
       or e.each and (table.concat(e.each, ',', 1, math.min(2, #e.each)) .. ',...')
       or e.path and (e.path == 'dir' and 'DIR' or 'FILE')
       or type(default) == 'number' and (e.integer and 'N' or 'X') or 'TEXT'
