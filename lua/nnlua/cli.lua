@@ -66,7 +66,7 @@ function M.usage(spec)
       or e.each and (table.concat(e.each, ',', 1, math.min(2, #e.each)) .. ',...')
       or e.path and (e.path == 'dir' and 'DIR' or 'FILE')
       or type(default) == 'number' and (e.integer and 'N' or 'X') or 'TEXT'
-    local flag = type(default) == 'boolean' and ('--' .. name) or ('--%s %s'):format(name, placeholder)
+    local flag = type(default) == 'boolean' and ('--' .. name) or ('--%s %s'):format(name, metavar)
     local notes = {}
     if type(default) == 'number' then notes[#notes + 1] = 'default ' .. tostring(default)
     elseif type(default) == 'string' and default ~= '' then
