@@ -271,7 +271,7 @@ static char *read_line(const char *prompt, int *interrupted, int *empty) {
     return line;
 }
 
-/* ---- history: every entered statement appended at once ------------------ */
+/* ---- history: on disk after every entered statement --------------------- */
 
 static char history_path[4096];
 
@@ -372,12 +372,6 @@ static void print_results(lua_State *L) {
                 lua_tostring(L, -1));
 }
 
-/* keeps the last 1000 entries of the history file */
-static void trim_history(void) {
-    if (!*history_path) return;
-    history_truncate_file(history_path, 1000);
-}
-
 static void repl(lua_State *L) {
     /* set before anything calls rl_initialize (read_history does) */
     globalL = L;
@@ -389,9 +383,8 @@ static void repl(lua_State *L) {
     const char *home = getenv("HOME");
     if (home) {
         snprintf(history_path, sizeof history_path, "%s/.nnlua_history", home);
-        trim_history();
         read_history(history_path);
-        stifle_history(1000);
+        stifle_history(1000); /* and every rewrite keeps the file at that */
     }
     for (;;) {
         lua_settop(L, 0);

@@ -110,19 +110,18 @@ local function writable(path)
   return true
 end
 
+local function member(list, x)
+  for _, c in ipairs(list) do if c == x then return true end end
+  return false
+end
+
 local function check(e, v)
   local name = '--' .. e[1]
   local function bad(what) M.fail('%s must be %s, got %s', name, what, tostring(v)) end
-  if e.choices then
-    local ok = false
-    for _, c in ipairs(e.choices) do ok = ok or c == v end
-    if not ok then bad('one of ' .. table.concat(e.choices, '|')) end
-  end
+  if e.choices and not member(e.choices, v) then bad('one of ' .. table.concat(e.choices, '|')) end
   if e.each then -- a comma-separated list of choices
     for item in v:gmatch('[^,]+') do
-      local ok = false
-      for _, c in ipairs(e.each) do ok = ok or c == item end
-      if not ok then M.fail('%s: unknown item %q (items are %s)', name, item, table.concat(e.each, ',')) end
+      if not member(e.each, item) then M.fail('%s: unknown item %q (items are %s)', name, item, table.concat(e.each, ',')) end
     end
   end
   if type(v) == 'number' then
@@ -180,16 +179,17 @@ function M.parse(args, spec)
   return opt
 end
 
---- try(what, fn, ...) -> fn's results. An error fn raises, or a nil first
---- result and a message (the library's way of failing), becomes a user
---- error "what: message": for loading what the user named (--resume FILE).
-local function shorten(message) -- a list of problems "a; b; c; ..." to its first three
+-- a list of problems "a; b; c; ..." cut to its first three
+local function shorten(message)
   local parts = {}
   for p in (message .. '; '):gmatch('(.-); ') do parts[#parts + 1] = p end
   if #parts <= 4 then return message end
   return table.concat(parts, '; ', 1, 3) .. ('; and %d more'):format(#parts - 3)
 end
 
+--- try(what, fn, ...) -> fn's results. An error fn raises, or a nil first
+--- result and a message (the library's way of failing), becomes a user
+--- error "what: message": for loading what the user named (--resume FILE).
 function M.try(what, fn, ...)
   local r = table.pack(pcall(fn, ...))
   if not r[1] then M.fail('%s: %s', what, shorten((tostring(r[2]):gsub('^[^:\n]*:%d+: ', '')))) end
