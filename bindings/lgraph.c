@@ -18,6 +18,7 @@
 #define NNL_CALLBACKS "nnlua.callbacks" /* registry: slot -> Lua value */
 #define NNL_QUEUE "nnlua.callback_queue"
 #define NNL_HOOK_HANDLE "nnlua.HookHandle"
+#define NNL_WHEN_DONE "nnlua.backward_callbacks" /* registry: functions queued */
 
 /* slots whose records the engine dropped; shared by a state and its
  * records (holders), freed by the last */
@@ -226,9 +227,7 @@ static void *stack_array(lua_State *L, size_t n) {
     return v;
 }
 
-/* the tensors of the list at arg, checked, in a pushed stack array; the
- * list stays on the stack and holds them */
-static nn_tensor **check_list(lua_State *L, int arg, int *n, const char *what) {
+nn_tensor **nnL_checktensorlist(lua_State *L, int arg, int *n, const char *what) {
     luaL_checktype(L, arg, LUA_TTABLE);
     lua_Unsigned len = lua_rawlen(L, arg);
     if (len > (1u << 20)) return nnL_error(L, "%s: more than 2^20 tensors", what), NULL;
@@ -253,8 +252,8 @@ static int l_record_function(lua_State *L) {
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_settop(L, 4);
     int nin, nout;
-    nn_tensor **ins = check_list(L, 3, &nin, "inputs");   /* 5 */
-    nn_tensor **outs = check_list(L, 4, &nout, "outputs"); /* 6 */
+    nn_tensor **ins = nnL_checktensorlist(L, 3, &nin, "inputs");   /* 5 */
+    nn_tensor **outs = nnL_checktensorlist(L, 4, &nout, "outputs"); /* 6 */
     nn_tensor **aliases = stack_array(L, (size_t)nout);    /* 7 */
     sweep(L);
     lua_createtable(L, nout, 0); /* 8: the result */
@@ -279,6 +278,40 @@ static int l_record_function(lua_State *L) {
 }
 
 /* ---- backward and grad ---------------------------------------------------------- */
+
+/* nn._queue_callback(fn): fn() runs once when the running t:backward()
+ * (or, outside one, the next) has finished; nn.autograd.grad does not run
+ * them. What data-parallel training averages its gradients in. */
+static int l_queue_callback(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_getfield(L, LUA_REGISTRYINDEX, NNL_WHEN_DONE);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    return 0;
+}
+
+/* after the outermost backward: runs the queued functions (and any they
+ * queue) in order, or drops them when the backward failed */
+static void when_done(lua_State *L, int ok) {
+    for (;;) {
+        lua_getfield(L, LUA_REGISTRYINDEX, NNL_WHEN_DONE);
+        if (lua_rawlen(L, -1) == 0) {
+            lua_pop(L, 1);
+            return;
+        }
+        lua_newtable(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, NNL_WHEN_DONE);
+        if (!ok) {
+            lua_pop(L, 1);
+            return;
+        }
+        for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, -1); i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_call(L, 0, 0); /* an error propagates: we are outside the engine */
+        }
+        lua_pop(L, 1);
+    }
+}
 
 /* runs the engine's backward with L as the state callbacks run on */
 static int run_backward(lua_State *L, int (*fn)(void *), void *args) {
@@ -319,7 +352,9 @@ static int l_backward(lua_State *L) {
         if (!lua_isnoneornil(L, 2)) a.grad = nnL_checktensor(L, 2);
         a.flags = lua_toboolean(L, 3) ? NN_RETAIN_GRAPH : 0;
     }
-    if (run_backward(L, do_backward, &a) < 0) return nnL_engine_error(L);
+    int outermost = running == NULL, rc = run_backward(L, do_backward, &a);
+    if (outermost) when_done(L, rc >= 0);
+    if (rc < 0) return nnL_engine_error(L);
     return 0;
 }
 
@@ -339,8 +374,8 @@ static int do_grad(void *p) {
 static int l_grad(lua_State *L) {
     lua_settop(L, 5);
     int n, m;
-    nn_tensor **roots = check_list(L, 1, &n, "outputs");   /* 6 */
-    nn_tensor **inputs = check_list(L, 2, &m, "inputs");   /* 7 */
+    nn_tensor **roots = nnL_checktensorlist(L, 1, &n, "outputs");   /* 6 */
+    nn_tensor **inputs = nnL_checktensorlist(L, 2, &m, "inputs");   /* 7 */
     if (n == 0 || m == 0) return nnL_error(L, "outputs and inputs must not be empty");
     const nn_tensor **grads = stack_array(L, (size_t)n);   /* 8 */
     nn_tensor **gins = stack_array(L, (size_t)m);          /* 9 */
@@ -383,12 +418,14 @@ void nnL_open_graph(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"backward", l_backward}, {"register_hook", l_register_hook},
         {"_record_function", l_record_function}, {"_grad", l_grad},
-        {"_version", l_version}, {NULL, NULL}};
+        {"_version", l_version}, {"_queue_callback", l_queue_callback}, {NULL, NULL}};
     static const nnL_options options[] = {{"backward", backward_opts}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);
     nnL_define_options(L, options);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, NNL_CALLBACKS);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, NNL_WHEN_DONE);
     queue **qp = lua_newuserdatauv(L, sizeof *qp, 0);
     *qp = NULL;
     lua_createtable(L, 0, 1);

@@ -56,6 +56,9 @@ void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n);
 int nnL_inside_call(lua_State *L);
 
 nn_tensor *nnL_checktensor(lua_State *L, int arg);
+/* The tensors of the list at arg, checked, in an array pushed on the
+ * stack (a userdata); the list stays on the stack and holds them. */
+nn_tensor **nnL_checktensorlist(lua_State *L, int arg, int *n, const char *what);
 nn_tensor *nnL_testtensor(lua_State *L, int arg);
 /* Pushes an empty tensor userdata and returns its slot: create the
  * userdata first, then let the engine allocate into the slot. */
@@ -116,6 +119,7 @@ void nnL_open_layers(lua_State *L);   /* fills the table on top */
 void nnL_open_checkpoint(lua_State *L); /* fills the table on top */
 void nnL_open_bpe(lua_State *L);      /* fills the table on top */
 void nnL_open_prefetch(lua_State *L); /* fills the table on top */
+void nnL_open_dist(lua_State *L);     /* sets _dist in the table on top */
 /* a number or {h, w} pair in field k of the table at t (def if absent) */
 /* a number or {h, w} pair at arg (def when absent; errors name it `what`),
  * or in field k of table t */

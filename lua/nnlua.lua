@@ -49,6 +49,7 @@ local lazy = {
   ContrastiveLoss = { 'nnlua.multimodal', 'ContrastiveLoss' },
   MultiTask = { 'nnlua.multimodal', 'MultiTask' },
   kge = { 'nnlua.kge' },
+  dist = { 'nnlua.dist' },
 }
 
 -- the lazy names, sorted (the docs and fuzz tests walk them)

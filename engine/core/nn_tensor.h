@@ -262,6 +262,11 @@ const float *nn_sparse_grad_data(const nn_tensor *t);
 void nn_sparse_grad_clear(nn_tensor *t);
 /* the gradient as a dense (V, D) tensor; NULL (no error) when no row is touched */
 nn_tensor *nn_sparse_grad_dense(const nn_tensor *t);
+/* adds n rows of data (n x D, row-major) into rows (0-based), touching
+ * them; what the distributed exchange of sparse gradients sums with */
+int nn_sparse_grad_add(nn_tensor *t, int64_t n, const int64_t *rows, const float *data);
+/* multiplies the touched rows by s */
+void nn_sparse_grad_scale(nn_tensor *t, float s);
 
 #ifdef __cplusplus
 }

@@ -96,3 +96,28 @@ void nn_rowgrad_touch(struct nn_rowgrad *rg, const int64_t *idx, int64_t n,
         memset(rg->buf + r * rg->d, 0, (size_t)rg->d * sizeof(float));
     }
 }
+
+int nn_sparse_grad_add(nn_tensor *t, int64_t n, const int64_t *rows, const float *data) {
+    struct nn_rowgrad *rg = t->rowgrad;
+    if (!rg) return nn_failed(1, "the tensor keeps no sparse gradient");
+    for (int64_t k = 0; k < n; k++)
+        if (rows[k] < 0 || rows[k] >= rg->v)
+            return nn_failed(2, "row %lld is outside the table's %lld rows",
+                             (long long)rows[k], (long long)rg->v);
+    nn_rowgrad_touch(rg, rows, n, 0);
+    for (int64_t k = 0; k < n; k++) {
+        float *dst = rg->buf + rows[k] * rg->d;
+        const float *src = data + k * rg->d;
+        for (int64_t j = 0; j < rg->d; j++) dst[j] += src[j];
+    }
+    return 0;
+}
+
+void nn_sparse_grad_scale(nn_tensor *t, float s) {
+    struct nn_rowgrad *rg = t->rowgrad;
+    if (!rg) return;
+    for (int64_t k = 0; k < rg->nrows; k++) {
+        float *row = rg->buf + rg->rows[k] * rg->d;
+        for (int64_t j = 0; j < rg->d; j++) row[j] *= s;
+    }
+}

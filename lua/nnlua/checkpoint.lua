@@ -36,12 +36,17 @@ local function unpack_values(v)
   return out
 end
 
-local check_save = nn.define_options('checkpoint.save', { 'model', 'optimizer', 'scheduler', 'step', 'extra' })
+local check_save = nn.define_options('checkpoint.save',
+  { 'model', 'optimizer', 'scheduler', 'step', 'extra', 'all_ranks' })
 local check_load = nn.define_options('checkpoint.load', { 'model', 'optimizer', 'scheduler' })
 
 --- Writes the state atomically; returns true, or nil and a message.
+--- Under nn.dist only rank 0 writes (the others return true) unless
+--- all_ranks = true.
 function M.save(path, s)
   check_save(s)
+  local dist = package.loaded['nnlua.dist']
+  if dist and dist.quiet() and not s.all_ranks then return true end
   local tensors, meta = {}, { step = s.step, extra = s.extra, rng = nil }
   for name, t in pairs(s.model:state_dict()) do tensors['model.' .. name] = t end
   if s.optimizer then

@@ -76,12 +76,19 @@ end
 local DataLoader = class()
 M.DataLoader = DataLoader
 
-local OPTIONS_DATA_DATALOADER = nn.define_options('data.DataLoader', { 'batch_size', 'shuffle', 'drop_last', 'collate', 'augment', 'prefetch' })
+local OPTIONS_DATA_DATALOADER = nn.define_options('data.DataLoader', { 'batch_size', 'shuffle', 'drop_last', 'collate', 'augment', 'prefetch', 'sampler' })
 --- DataLoader(dataset[, {batch_size = 1, shuffle = false, drop_last = false,
---- collate = nn.data.collate, prefetch = 2, augment =}])
+--- collate = nn.data.collate, prefetch = 2, augment =, sampler =}]): a
+--- sampler (e.g. nn.dist.DistributedSampler) has :len() and :indices()
+--- (the 1-based sample ids of one pass, in order) and replaces shuffle
 function DataLoader:_init(dataset, o)
   o = OPTIONS_DATA_DATALOADER(o)
   self.dataset, self.batch_size = dataset, o.batch_size or 1
+  self.sampler = o.sampler
+  if self.sampler and (o.shuffle or type(self.sampler) ~= 'table'
+      or not self.sampler.indices or not self.sampler.len) then
+    error('DataLoader: sampler must have :len() and :indices(), and replaces shuffle', 2)
+  end
   self.shuffle, self.drop_last, self.collate = o.shuffle or false, o.drop_last or false, o.collate
   self.prefetch = o.prefetch == nil and 2 or o.prefetch
   self.augment = o.augment
@@ -92,14 +99,20 @@ function DataLoader:_init(dataset, o)
 end
 
 function DataLoader:__len()
-  local n = self.dataset:len()
+  local n = self.sampler and self.sampler:len() or self.dataset:len()
   return self.drop_last and n // self.batch_size or (n + self.batch_size - 1) // self.batch_size
 end
 
 --- An iterator over batches; each batch is returned unpacked (x, y, ...).
 function DataLoader:iter()
-  local n = self.dataset:len()
-  local order = self.shuffle and select(2, nn.rand(n):sort()) or nn.arange(1, n + 1)
+  local n, order
+  if self.sampler then
+    order = self.sampler:indices()
+    n = order:numel()
+  else
+    n = self.dataset:len()
+    order = self.shuffle and select(2, nn.rand(n):sort()) or nn.arange(1, n + 1)
+  end
   if self.dataset.tensors and not self.collate then
     local augment = self.augment
     if augment then augment = { source = augment.source or 1, flip = augment.flip, shift = augment.shift } end

@@ -75,7 +75,14 @@ local function fit(head, bar, rest, width)
   return head:sub(1, math.max(1, width - 1))
 end
 
+-- under nn.dist, ranks other than 0 draw and log nothing
+local function quiet()
+  local dist = package.loaded['nnlua.dist']
+  return dist and dist.quiet()
+end
+
 local function render(b, done)
+  if quiet() then return end
   local now = nn.clock()
   local elapsed = now - b.t0
   local rate = b.n / math.max(elapsed, 1e-9)
@@ -110,7 +117,7 @@ local function bar_print(...)
 end
 
 local function activate(b)
-  if active == b then return end
+  if active == b or quiet() then return end
   active = b
   if _G.print ~= bar_print then plain_print, _G.print = _G.print, bar_print end
 end
@@ -200,6 +207,10 @@ local OPTIONS_PROGRESS_LOG = nn.define_options('progress.log', { 'append', 'form
 function M.log(path, o)
   o = OPTIONS_PROGRESS_LOG(o)
   local format = (o and o.format) or (path:match('%.csv$') and 'csv' or 'jsonl')
+  if quiet() then
+    local nowhere = { write = function() end, flush = function() end, close = function() end }
+    return setmetatable({ f = nowhere, format = format }, Log)
+  end
   local f, err = io.open(path, (o and o.append) and 'a' or 'w')
   if not f then return nil, err end
   return setmetatable({ f = f, format = format }, Log)
