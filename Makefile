@@ -197,6 +197,7 @@ bench: all
 	$(NNLUA) bench/generate.lua
 	$(NNLUA) bench/tokenize.lua
 	$(NNLUA) bench/dataloader.lua
+	$(NNLUA) bench/dist.lua
 
 # The main job: a real training run on data a fresh machine installs.
 # The README's quality figure: the baby GPT over 3 seeds in nnlua and in

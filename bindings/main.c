@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn_dist.h"
 #include "nnlua.h"
 
 static const char *progname = "nnlua";
@@ -61,7 +62,11 @@ static void report(lua_State *L, int status) {
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (!msg) msg = "(error object is not a string)";
-        fprintf(stderr, "%s: %s\n", progname, msg);
+        if (nn_dist_world_size() > 1) /* under mpirun: say which rank failed */
+            fprintf(stderr, "%s (rank %d of %d): %s\n", progname, nn_dist_rank(),
+                    nn_dist_world_size(), msg);
+        else
+            fprintf(stderr, "%s: %s\n", progname, msg);
         fflush(stderr);
         lua_pop(L, 1);
     }

@@ -16,7 +16,7 @@ describe('docs/c-api.md', function()
     end
     local missing = {}
     for _, h in ipairs({ 'engine/core/nn_tensor.h', 'engine/ops/nn_ops.h', 'engine/nn/nn_layers.h',
-      'engine/io/nn_io.h', 'bindings/nnlua.h' }) do
+      'engine/io/nn_io.h', 'engine/dist/nn_dist.h', 'bindings/nnlua.h' }) do
       for name in read(h):gmatch('([%w_]+)%(') do
         if (name:match('^nn_') or name:match('^nnlua_') or name:match('^luaopen_nnlua')) and not named[name] then
           missing[name] = true
@@ -41,9 +41,9 @@ describe('docs/c-api.md', function()
         .. '#include <stdlib.h>\n#include <string.h>\n' .. top .. 'int main(void) {\n' .. code
         .. '\nreturn 0;\n}\n', '.c')
       local bin = os.tmpname()
-      local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE -w -Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io %s -o %s %s/libnnengine.a '
-        .. '-fopenmp -lm -ldl -lpthread $(echo "%s" | grep -q asan && echo -fsanitize=address,undefined)')
-        :format(src, bin, build, build))
+      local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE -w %s %s -o %s %s/libnnengine.a '
+        .. '%s $(echo "%s" | grep -q asan && echo -fsanitize=address,undefined)')
+        :format(support.engine_cflags, src, bin, build, support.engine_libs(), build))
       assert.equal(0, status, out)
       local out2, status2 = support.run(bin)
       assert.equal(0, status2, out2)

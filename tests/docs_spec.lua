@@ -59,7 +59,7 @@ describe('docs', function()
     local api = read('docs/api.md')
     local missing = {}
     for _, mod in ipairs({ 'optim', 'init', 'F', 'data', 'generate', 'transformer', 'checkpoint',
-                           'progress', 'plot', 'cli', 'tokenizer', 'multimodal', 'kge' }) do
+                           'progress', 'plot', 'cli', 'tokenizer', 'multimodal', 'kge', 'dist' }) do
       for k, v in pairs(nn[mod]) do
         if type(k) == 'string' and not k:match('^_') and (type(v) == 'function' or type(v) == 'table')
            and not api:find(k, 1, true) then

@@ -1,12 +1,12 @@
 -- The engine's folders are layers that depend in one direction only:
--- core <- ops <- nn <- io (a file includes headers of its own folder or of
--- lower ones), and every public header is ready for C++ hosts and opens
+-- core <- ops <- nn <- io <- dist (a file includes headers of its own
+-- folder or of lower ones; dist needs only core), and every public header is ready for C++ hosts and opens
 -- with a worked example that compiles and runs.
 local support = require 'support'
 
-local rank = { core = 1, ops = 2, nn = 3, io = 4 }
+local rank = { core = 1, ops = 2, nn = 3, io = 4, dist = 5 }
 local public = { 'engine/core/nn_tensor.h', 'engine/ops/nn_ops.h', 'engine/ops/nn_unary_ops.h',
-  'engine/nn/nn_layers.h', 'engine/io/nn_io.h', 'engine/nn.h' }
+  'engine/nn/nn_layers.h', 'engine/io/nn_io.h', 'engine/dist/nn_dist.h', 'engine/nn.h' }
 
 local function files()
   local list, p = {}, io.popen('ls engine/*/*.c engine/*/*.h')
@@ -22,7 +22,7 @@ describe('engine layout', function()
     if name then where[name] = folder end
   end
 
-  it('has the four folders and nothing loose beside the umbrella header', function()
+  it('has the five folders and nothing loose beside the umbrella header', function()
     local p = io.popen('ls engine')
     local loose = {}
     for f in p:lines() do
@@ -67,8 +67,7 @@ describe('engine layout', function()
   local cxx = os.execute('command -v g++ > /dev/null 2>&1') and it or pending
   cxx('nn.h compiles as C++', function()
     local src = support.tempfile('#include "nn.h"\nint main() { return nn_numel == 0; }\n', '.cpp')
-    local out, status = support.run(('g++ -fsyntax-only -Iengine -Iengine/core -Iengine/ops -Iengine/nn '
-      .. '-Iengine/io %s'):format(src))
+    local out, status = support.run(('g++ -fsyntax-only %s %s'):format(support.engine_cflags, src))
     assert.equal(0, status, out)
     os.remove(src)
   end)
@@ -87,9 +86,9 @@ describe('engine layout', function()
       .. body .. '\nreturn 0;\n}\n', '.c')
     local bin = os.tmpname()
     local build = (support.exe:match('^(.*)/[^/]*$') or '.'):gsub('^%.$', 'build')
-    local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE -Iengine -Iengine/core -Iengine/ops '
-      .. '-Iengine/nn -Iengine/io %s -o %s %s/libnnengine.a -fopenmp -lm -ldl -lpthread '
-      .. '$(echo "%s" | grep -q asan && echo -fsanitize=address,undefined)'):format(src, bin, build, build))
+    local out, status = support.run(('cc -std=c11 -D_GNU_SOURCE %s %s -o %s %s/libnnengine.a %s '
+      .. '$(echo "%s" | grep -q asan && echo -fsanitize=address,undefined)'):format(support.engine_cflags,
+      src, bin, build, support.engine_libs(), build))
     assert.equal(0, status, out)
     local run_out, run_status = support.run(bin)
     assert.equal(0, run_status, run_out)

@@ -165,6 +165,14 @@ local calls = {
     return true
   end,
   ['progress.log'] = function(x) return nn.progress.log(dir .. '/w.jsonl', with({ format = 'jsonl' }, x)) end,
+  ['dist.init'] = function(x) return nn.dist.init(with({ timeout = 60, log = 'rank0' }, x)) end,
+  ['dist.DistributedDataParallel'] = function(x)
+    return nn.dist.DistributedDataParallel(nn.Linear(2, 2), with({ bucket_mb = 1 }, x))
+  end,
+  ['dist.DistributedSampler'] = function(x)
+    return nn.dist.DistributedSampler(8, with({ shuffle = true, seed = 1, drop_last = true, rank = 0,
+      world_size = 2 }, x))
+  end,
   ['data.DataLoader'] = function(x)
     local ds = nn.data.TensorDataset(nn.randn(4, 2))
     return nn.data.DataLoader(ds, with({ batch_size = 2 }, x))

@@ -39,6 +39,19 @@ function M.read(path)
   return s
 end
 
+--- The compiler flags that find the engine's headers, and what a program
+--- linked with libnnengine.a needs besides (MPI when the build has it).
+M.engine_cflags = '-Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io -Iengine/dist'
+function M.engine_libs()
+  local libs = '-fopenmp -lm -ldl -lpthread'
+  if select(2, require('nnlua').dist.backend()) then
+    local p = io.popen('pkg-config --libs ompi-c 2>/dev/null')
+    libs = libs .. ' ' .. p:read('a'):gsub('%s+$', '')
+    p:close()
+  end
+  return libs
+end
+
 --- Runs a shell command with `input` on stdin; returns its output
 --- (stdout and stderr) and exit code.
 function M.run(cmd, input)

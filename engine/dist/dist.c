@@ -5,6 +5,7 @@
  * MPI_Allreduce for 10-100 MB and overlapped nothing, so callers batch
  * tensors into buckets and reduce them in one call each. */
 #include "nn_dist.h"
+#include "autograd.h" /* the row-sparse gradient's layout */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -189,6 +190,16 @@ static MPI_Op mpi_op(nn_dist_op op) {
 /* MPI counts are int: large tensors go in pieces of at most this many */
 #define CHUNK ((int64_t)1 << 30)
 
+/* an in-place all-reduce of n values of esize bytes, in pieces */
+static int allreduce_inplace(void *p, int64_t n, size_t esize, MPI_Datatype type, MPI_Op op) {
+    for (int64_t at = 0; at < n; at += CHUNK) {
+        int count = (int)(n - at < CHUNK ? n - at : CHUNK);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)p + at * esize, count, type, op, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS) return leave(rc, "MPI_Allreduce");
+    }
+    return leave(MPI_SUCCESS, NULL);
+}
+
 int nn_dist_barrier(void) {
     if (!dist.mpi) return 0;
     enter("barrier");
@@ -200,16 +211,9 @@ int nn_dist_all_reduce(nn_tensor *t, nn_dist_op op) {
     nn_bump_version(t);
     if (!dist.mpi) return 0;
     int64_t n = nn_numel(t);
-    char *p = nn_data(t);
-    size_t esize = nn_dtype_size(t->dtype);
     enter("all_reduce");
-    for (int64_t at = 0; at < n; at += CHUNK) {
-        int count = (int)(n - at < CHUNK ? n - at : CHUNK);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, p + at * esize, count, mpi_type(t), mpi_op(op),
-                               MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return leave(rc, "MPI_Allreduce");
-    }
-    leave(MPI_SUCCESS, NULL);
+    if (allreduce_inplace(nn_data(t), n, nn_dtype_size(t->dtype), mpi_type(t), mpi_op(op)) < 0)
+        return -1;
     if (op == NN_DIST_AVG) average(nn_data(t), n);
     return 0;
 }
@@ -319,6 +323,27 @@ int nn_dist_check_same(int64_t n, const int64_t *values, int *bad_rank, int64_t 
     return same;
 }
 
+/* When the ranks touched many rows, the whole (V, D) gradient (untouched
+ * rows zeroed) is all-reduced instead, and the touched flags with it, so
+ * the rows stay the union of the ranks'. Each rank receives about
+ * (w-1)/w * total * (4d + 8) bytes gathering rows and 2(w-1)/w * V * 4d
+ * all-reducing the table: rows while total < 8Vd / (4d + 8), about 2V,
+ * which with 2 ranks always holds. */
+static int sparse_as_dense(nn_tensor *t) {
+    struct nn_rowgrad *rg = t->rowgrad;
+    size_t row = (size_t)rg->d * sizeof(float);
+    for (int64_t r = 0; r < rg->v; r++)
+        if (!rg->touched[r]) memset(rg->buf + r * rg->d, 0, row);
+    enter("sparse_grad_all_reduce");
+    if (allreduce_inplace(rg->buf, rg->v * rg->d, sizeof(float), MPI_FLOAT, MPI_SUM) < 0) return -1;
+    enter("sparse_grad_all_reduce");
+    if (allreduce_inplace(rg->touched, rg->v, 1, MPI_UNSIGNED_CHAR, MPI_MAX) < 0) return -1;
+    rg->nrows = 0;
+    for (int64_t r = 0; r < rg->v; r++)
+        if (rg->touched[r]) rg->rows[rg->nrows++] = r;
+    return 0;
+}
+
 /* every rank's touched rows (row numbers, then rows), gathered */
 int nn_dist_sparse_grad_all_reduce(nn_tensor *t, int average_rows) {
     if (!nn_has_sparse_grad(t))
@@ -341,6 +366,13 @@ int nn_dist_sparse_grad_all_reduce(nn_tensor *t, int average_rows) {
     rc = MPI_Allgather(&n, 1, MPI_INT64_T, counts, 1, MPI_INT64_T, MPI_COMM_WORLD);
     if (leave(rc, "MPI_Allgather") < 0) goto done;
     int64_t total = 0;
+    for (int r = 0; r < w; r++) total += counts[r];
+    if ((double)total * (double)(4 * d + 8) > 8.0 * (double)t->shape[0] * (double)d) {
+        status = sparse_as_dense(t);
+        if (status == 0 && average_rows) nn_sparse_grad_scale(t, 1.0f / (float)w);
+        goto done;
+    }
+    total = 0;
     for (int r = 0; r < w; r++) {
         if (total > INT_MAX || (total + counts[r]) * d > INT_MAX) {
             nn_failed(1, "more than %d gradient values to exchange", INT_MAX);

@@ -9,6 +9,9 @@
 --- (--help lists them all).
 --- --ckpt saves the training state after every epoch, --resume continues
 --- from one; --log writes per-epoch metrics (JSON lines), --plot an SVG.
+--- --dist trains data-parallel on the ranks mpirun starts, each rank on
+--- its share of every epoch (--batch per rank):
+---   mpirun -np 2 nnlua examples/fashion_mnist/train.lua --dist --batch 64
 package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
 local data = require 'data'
@@ -26,7 +29,9 @@ local opt = nn.cli.parse(arg, {
   { 'resume', '', 'continue from a checkpoint written by --ckpt', path = 'file' },
   { 'log', '', 'write per-epoch metrics here (JSON lines)', path = 'out' },
   { 'plot', '', 'draw the metrics as SVG here at the end (needs --log)', path = 'out' },
+  { 'dist', false, 'data-parallel over the ranks mpirun started (--batch is per rank)' },
 })
+if opt.dist then nn.dist.init() end
 if opt.plot ~= '' and opt.log == '' then nn.cli.fail('--plot needs --log') end
 if opt.epochs == 0 then opt.epochs = opt.model == 'cnn' and 8 or 12 end
 if opt.threads > 0 then nn.set_num_threads(opt.threads) end
@@ -88,9 +93,11 @@ local n = xtrain:size(1)
 print(('%s: %d parameters; %d training, %d test images; %d threads')
   :format(opt.model, model:num_parameters(), n, xtest:size(1), nn.get_num_threads()))
 
+local net = opt.dist and nn.dist.DistributedDataParallel(model) or model
 local optimizer = nn.optim.Adam(model:parameters(), { lr = opt.lr })
+local shards = opt.dist and nn.dist.DistributedSampler(n, { seed = opt.seed }) or nil
 local loader = nn.data.DataLoader(nn.data.TensorDataset(xtrain, ytrain),
-                                  { batch_size = opt.batch, shuffle = true, drop_last = true })
+  { batch_size = opt.batch, shuffle = not shards, sampler = shards, drop_last = true })
 local steps = #loader
 local sched = nn.optim.CosineLR(optimizer, { total = steps * opt.epochs, min_lr = opt.lr / 20 })
 local first_epoch = 1
@@ -109,9 +116,10 @@ local acc
 for epoch = first_epoch, opt.epochs do
   local t0 = nn.clock()
   local loss_sum, correct, seen = 0, 0, 0
+  if shards then shards:set_epoch(epoch) end
   for _, batch, bar in nn.progress(loader, { desc = ('epoch %d'):format(epoch), total = steps }) do
     local x, y = table.unpack(batch)
-    local logits = model(x)
+    local logits = net(x)
     local loss = nn.cross_entropy(logits, y)
     optimizer:zero_grad()
     loss:backward()
@@ -124,6 +132,10 @@ for epoch = first_epoch, opt.epochs do
     bar.loss = loss_sum / (seen / opt.batch)
   end
   local secs = nn.clock() - t0
+  if opt.dist then -- the epoch's figures over every rank's share
+    local sums = nn.dist.all_reduce(nn.tensor({ loss_sum, correct, seen }, 'f32'), 'sum'):totable()
+    loss_sum, correct, seen = sums[1] / nn.dist.world_size(), sums[2], sums[3]
+  end
   acc = evaluate()
   print(('epoch %2d  loss %.4f  train acc %.4f  test acc %.4f  %.0f samples/s  %.2f s/epoch')
     :format(epoch, loss_sum / steps, correct / seen, acc, seen / secs, secs))
@@ -134,7 +146,7 @@ for epoch = first_epoch, opt.epochs do
                                           step = epoch }))
   end
 end
-if log and opt.plot ~= '' then
+if log and opt.plot ~= '' and nn.dist.is_main() then
   log:close()
   print(assert(nn.plot.from_log(opt.log, opt.plot, { 'train_loss', 'train_acc', 'test_acc' },
     { title = 'Fashion-MNIST ' .. opt.model, xlabel = 'epoch', ylabel = 'loss (nats) and accuracy' })) and ('plotted ' .. opt.plot))

@@ -9,7 +9,9 @@
 --- the same thread count). --log FILE writes metrics as JSON lines (or CSV
 --- for a .csv name); --plot FILE draws the loss curves as SVG at the end.
 --- --autocast bf16 runs the matrix products in bf16 (nn.autocast), the
---- weights, optimizer and losses staying f32.
+--- weights, optimizer and losses staying f32. --dist trains data-parallel
+--- on the ranks mpirun starts (docs/distributed.md):
+---   mpirun -np 2 nnlua examples/gpt/train.lua --dist --batch 6
 ---
 --- The defaults are a quick run (a few minutes on 2 cores). nanoGPT's
 --- "baby" Shakespeare config is:
@@ -48,7 +50,10 @@ local opt = nn.cli.parse(arg, {
   { 'plot', '', 'draw the loss curves as SVG here at the end (needs --log)', path = 'out' },
   { 'on_nan', 'stop', 'on a non-finite loss or gradient: stop, or skip the update', choices = { 'stop', 'skip' } },
   { 'autocast', 'none', 'run the matrix products in bf16', choices = { 'none', 'bf16' } },
+  { 'dist', false, 'data-parallel over the ranks mpirun started (--batch is per rank)' },
 })
+local rank, world = 0, 1
+if opt.dist then rank, world = nn.dist.init() end
 nn.cli.keep(opt.out, opt.force)
 if opt.plot ~= '' and opt.log == '' then nn.cli.fail('--plot needs --log') end
 if opt.n_embd % opt.n_head ~= 0 then
@@ -85,6 +90,9 @@ print(('model: %d layers, %d heads, width %d, context %d: %.2fM parameters; %d t
   :format(opt.n_layer, opt.n_head, opt.n_embd, opt.block_size, model:num_parameters() / 1e6,
           nn.get_num_threads()))
 
+-- under --dist every rank starts from rank 0's weights and averages its
+-- gradients with the others after each backward
+local net = opt.dist and nn.dist.DistributedDataParallel(model) or model
 local optimizer = model:optimizer({ lr = opt.lr, weight_decay = opt.weight_decay })
 local schedule = nn.optim.CosineLR(optimizer, { warmup = opt.warmup, total = opt.iters,
                                                 min_lr = opt.min_lr })
@@ -106,6 +114,10 @@ if opt.resume ~= '' then
   start = info.step
   print(('resumed from %s at step %d'):format(opt.resume, start))
 end
+if world > 1 then -- each rank its own batches and dropout: rank 0's seed + 7919 * rank
+  local seed, offset = table.unpack(nn.rng_state())
+  nn.rng_state({ seed + 7919 * rank, offset })
+end
 local log = opt.log ~= '' and assert(nn.progress.log(opt.log, { append = opt.resume ~= '' })) or nil
 
 local function estimate()
@@ -120,6 +132,7 @@ local function estimate()
         s = s + loss:item()
       end
       out[split] = s / opt.eval_iters
+      if opt.dist then out[split] = nn.dist.all_reduce(nn.tensor({ out[split] }), 'avg'):item() end
     end
   end)
   model:train()
@@ -148,7 +161,7 @@ for i, _, bar in nn.progress(opt.iters - start, { desc = 'train', every = opt.lo
   local loss
   do
     local ac <close> = nn.autocast(precision)
-    _, loss = model(x, y)
+    _, loss = net(x, y)
   end
   optimizer:zero_grad()
   loss:backward()
@@ -159,12 +172,13 @@ for i, _, bar in nn.progress(opt.iters - start, { desc = 'train', every = opt.lo
   schedule:step()
   bar.loss = loss:item()
   bar.lr = optimizer.param_groups[1].lr
-  bar['tok/s'] = i * opt.batch * opt.block_size / (nn.clock() - t0)
+  bar['tok/s'] = i * opt.batch * opt.block_size * world / (nn.clock() - t0)
   if log then log:write({ step = iter, loss = bar.loss }) end
   if iter % opt.eval_interval == 0 or iter == opt.iters then evaluate(iter) end
 end
 if not losses then evaluate(opt.iters) end
 print(('trained %d iterations in %.1fs; final val loss %.4f'):format(opt.iters - start, nn.clock() - t0, losses.val))
+if not nn.dist.is_main() then return end -- rank 0 writes the files
 if log and opt.plot ~= '' then
   log:close()
   log = nil

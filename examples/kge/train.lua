@@ -24,6 +24,9 @@
 --- --data is a directory of train.txt / valid.txt / test.txt
 --- (head<TAB>relation<TAB>tail); 'wordnet' builds one from Debian's
 --- wordnet-base first (examples/kge/wordnet.lua).
+--- --dist trains data-parallel on the ranks mpirun starts (--batch per
+--- rank; the sparse tables' gradients travel as the rows each rank used):
+---   mpirun -np 2 nnlua examples/kge/train.lua --dist --batch 256
 local here = arg[0]:gsub('[^/]*$', '')
 package.path = here .. '../common/?.lua;' .. package.path
 local nn = require 'nnlua'
@@ -60,7 +63,10 @@ local opt = nn.cli.parse(arg, {
   { 'resume', '', 'start from a saved model (same model and dim), fresh optimizer', path = 'file' },
   { 'seed', 1, 'random seed', integer = true },
   { 'threads', 0, 'threads (0: all cores)', integer = true, min = 0 },
+  { 'dist', false, 'data-parallel over the ranks mpirun started (--batch is per rank)' },
 })
+local rank, world = 0, 1
+if opt.dist then rank, world = nn.dist.init() end
 if opt.steps > 0 and opt.resume ~= opt.out then nn.cli.keep(opt.out, opt.force) end
 local function exists(path)
   local f = io.open(path, 'rb')
@@ -79,10 +85,11 @@ io.stdout:setvbuf('line') -- progress reaches a log file as it happens
 
 if opt.data == 'wordnet' then
   opt.data = 'build/wordnet-kg'
-  if not exists(opt.data .. '/train.txt') then
+  if rank == 0 and not exists(opt.data .. '/train.txt') then
     assert(os.execute(('%q %swordnet.lua --out %s'):format(arg[-1] or 'nnlua', here, opt.data)))
   end
 end
+if opt.dist then nn.dist.barrier() end -- rank 0 has built the data
 local t_load = nn.clock()
 local ds = kge.load_triples(opt.data)
 local V, NR = #ds.entities, #ds.relations
@@ -101,6 +108,13 @@ if opt.resume ~= '' then
   end
   nn.cli.try('--resume', nn.checkpoint.load, opt.resume, { model = model })
   print(('resumed from %s (step %d)'):format(opt.resume, info.step))
+end
+-- under --dist: rank 0's weights everywhere, then (sync_grads after each
+-- backward) gradients averaged; each rank its own negatives
+local ddp = opt.dist and nn.dist.DistributedDataParallel(model) or nil
+if world > 1 then
+  local seed, offset = table.unpack(nn.rng_state())
+  nn.rng_state({ seed + 7919 * rank, offset })
 end
 local optimizer = (opt.optimizer == 'adagrad' and nn.optim.Adagrad or nn.optim.Adam)(model:parameters(),
   { lr = opt.lr })
@@ -176,9 +190,14 @@ end
 local n_train = ds.train:size(1)
 local best, best_step, bad, t0 = -1, 0, 0, nn.clock()
 local perm, pos = nil, math.huge
+-- under --dist each rank takes its share of every epoch's permutation
+local shards = opt.dist and nn.dist.DistributedSampler(n_train, { seed = opt.seed }) or nil
+local epoch = 0
 local function next_batch() -- epochs of shuffled triples
-  if pos + opt.batch - 1 > n_train then
-    perm, pos = select(2, nn.rand(n_train):sort()), 1
+  if pos + opt.batch - 1 > (shards and shards:len() or n_train) then
+    epoch = epoch + 1
+    if shards then shards:set_epoch(epoch) end
+    perm, pos = shards and shards:indices() or select(2, nn.rand(n_train):sort()), 1
   end
   local idx = perm:narrow(1, pos, opt.batch)
   pos = pos + opt.batch
@@ -191,26 +210,27 @@ for step, _, bar in nn.progress(opt.steps, { desc = opt.model }) do
   local loss = one_vs_all and one_vs_all_loss(batch) or sampled_loss(batch, step)
   optimizer:zero_grad()
   loss:backward()
+  if ddp then ddp:sync_grads() end
   optimizer:step()
   if schedule then schedule:step() end
   if opt.model == 'transe' and opt.loss == 'margin' then
     model:normalize_entities_(batch:view(-1))
   end
-  loss_sum, seen = loss_sum + loss:item(), seen + opt.batch
-  bar.loss = loss_sum / (seen / opt.batch)
+  loss_sum, seen = loss_sum + loss:item(), seen + opt.batch * world
+  bar.loss = loss_sum / (seen / opt.batch / world)
   if step % opt.eval_every == 0 or step == opt.steps then
     local secs = nn.clock() - t_interval
     local t_eval = nn.clock()
     local res = kge.evaluate(model, valid, filter)
     print(('step %d  loss %.4f  %.0f triples/s  valid MRR %.4f  MR %.0f  Hits@1 %.4f  Hits@10 %.4f  (eval %.1f s)')
-      :format(step, loss_sum / (seen / opt.batch), seen / secs, res.mrr, res.mr, res.hits1, res.hits10,
+      :format(step, loss_sum / (seen / opt.batch / world), seen / secs, res.mrr, res.mr, res.hits1, res.hits10,
         nn.clock() - t_eval))
     loss_sum, seen = 0, 0
     if res.mrr > best then
       best, best_step, bad = res.mrr, step, 0
       assert(nn.checkpoint.save(opt.out, { model = model, step = step,
         extra = { model = opt.model, dim = opt.dim, gamma = opt.gamma } }))
-      assert(kge.save_mapping(opt.out, ds))
+      if nn.dist.is_main() then assert(kge.save_mapping(opt.out, ds)) end
     else
       bad = bad + 1
       if opt.schedule == 'plateau' then -- back to the best model, at a lower rate
@@ -229,6 +249,7 @@ for step, _, bar in nn.progress(opt.steps, { desc = opt.model }) do
   end
 end
 local train_secs = nn.clock() - t0
+if opt.dist then nn.dist.barrier() end -- rank 0 has written the best model
 
 assert(nn.checkpoint.load(opt.out, { model = model }))
 local t_test = nn.clock()

@@ -16,7 +16,8 @@
 --- contiguous tensors of the same shape on every rank; ranks count from 0.
 --- Without MPI, or without mpirun, the world is this process alone and
 --- every call works. After init, only rank 0 prints, draws progress bars,
---- writes metric logs and checkpoints, unless init{log = 'all'}.
+--- writes metric logs and checkpoints, unless init{log = 'all'}; ranks on
+--- one machine split its cores between them (unless OMP_NUM_THREADS is set).
 local nn = require 'nnlua'
 local Module = require('nnlua.module').Module
 local C = nn._dist
@@ -39,6 +40,11 @@ function M.init(o)
   end
   if not C.is_initialized() then
     local rank, world = C.init(o.timeout or 1800)
+    -- ranks sharing this machine share its cores (unless told otherwise)
+    local here = tonumber(os.getenv('OMPI_COMM_WORLD_LOCAL_SIZE') or '')
+    if here and here > 1 and not os.getenv('OMP_NUM_THREADS') then
+      nn.set_num_threads(math.max(1, nn.get_num_threads() // here))
+    end
     if world > 1 and rank ~= 0 and log == 'rank0' then
       quiet = true
       _G.print = function() end
@@ -105,14 +111,14 @@ local function check_same_model(model)
   local same, rank, pos = C.check_same(values)
   if same then return end
   if not pos then
-    error(('DistributedDataParallel: the model on rank %d has a different number of values '
-      .. 'in its state dict than rank 0 (this rank: %d tensors)'):format(rank, #names), 3)
+    error(('DistributedDataParallel: the model on rank %d differs from rank 0\'s in its '
+      .. 'number of tensors (rank %d has %d)'):format(rank, C.rank(), #names), 4)
   end
   local name = at[pos]
   local t = sd[name]
   error(('DistributedDataParallel: the model on rank %d differs from rank 0\'s at %s '
-    .. '(this rank, %d: %s %s)'):format(rank, name, C.rank(),
-    t and t.dtype or '?', t and table.concat(t:size(), 'x') or '?'), 3)
+    .. '(rank %d has %s %s there)'):format(rank, name, C.rank(),
+    t.dtype, table.concat(t:size(), 'x')), 4)
 end
 
 -- ---- DistributedDataParallel ----------------------------------------------------
@@ -122,7 +128,7 @@ DDP._name = 'DistributedDataParallel'
 M.DistributedDataParallel = DDP
 
 local OPTIONS_DDP = nn.define_options('dist.DistributedDataParallel', { 'bucket_mb' })
---- DistributedDataParallel(model[, {bucket_mb = 25}]): calls model; at
+--- DistributedDataParallel(model[, {bucket_mb = 4}]): calls model; at
 --- the start checks that every rank built the same model (names, dtypes,
 --- shapes) and gives all ranks rank 0's parameters and buffers; after
 --- each backward of an output it made, averages the gradients over the
@@ -134,7 +140,7 @@ function DDP:_init(model, o)
   if not nn.is_module(model) then
     error('DistributedDataParallel: expected a module, got a ' .. type(model), 3)
   end
-  local mb = o.bucket_mb or 25
+  local mb = o.bucket_mb or 4
   if type(mb) ~= 'number' or not (mb > 0) then
     error('DistributedDataParallel: bucket_mb must be a positive number', 3)
   end

@@ -1,12 +1,14 @@
--- [mpirun -np W] nnlua tests/dist/match.lua MODEL STEPS GLOBAL_BATCH
+-- [mpirun -np W] nnlua tests/dist/match.lua MODEL STEPS GLOBAL_BATCH [save|resume FILE]
 -- Trains MODEL ('mlp': Linear-GELU-LayerNorm-Linear with AdamW and
 -- dropout off; 'kge': TransE with row-sparse tables and lazy Adam) on the
 -- same seeded data for STEPS steps, each rank on its 1/W of every global
 -- batch, through nn.dist.DistributedDataParallel. Prints on rank 0, per
 -- step, the loss over the global batch, then whether every rank ends with
--- the same parameters (bit for bit) and a checksum.
+-- the same parameters (bit for bit) and a checksum. 'save FILE' stops
+-- after half the steps with a checkpoint (written by rank 0 alone);
+-- 'resume FILE' continues from it.
 local nn = require 'nnlua'
-local model_name, steps, global = arg[1], tonumber(arg[2]), tonumber(arg[3])
+local model_name, steps, global, mode, file = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4], arg[5]
 local rank, world = nn.dist.init{ timeout = 120 }
 assert(global % world == 0, 'the global batch must split evenly')
 local per = global // world
@@ -21,18 +23,21 @@ if model_name == 'mlp' then
     local from = (s - 1) * global + rank * per + 1
     return X:narrow(1, from, per), Y:narrow(1, from, per)
   end
-elseif model_name == 'kge' then
-  model = nn.KGEmbedding{ model = 'transe', num_entities = 200, num_relations = 7, dim = 16 }
+elseif model_name == 'kge' or model_name == 'kge_small' then
+  -- kge_small: 20 entities, so 4 ranks touch more rows than the table
+  -- has and the rows travel as one all-reduce of the table
+  local E = model_name == 'kge' and 200 or 20
+  model = nn.KGEmbedding{ model = 'transe', num_entities = E, num_relations = 7, dim = 16 }
   opt = nn.optim.Adam(model:parameters(), { lr = 1e-2 })
-  local T = nn.stack({ nn.randint(1, 201, { steps * global }), nn.randint(1, 8, { steps * global }),
-    nn.randint(1, 201, { steps * global }) }, 2)
-  local N = nn.randint(1, 201, { steps * global, 4 })
+  local T = nn.stack({ nn.randint(1, E + 1, { steps * global }), nn.randint(1, 8, { steps * global }),
+    nn.randint(1, E + 1, { steps * global }) }, 2)
+  local N = nn.randint(1, E + 1, { steps * global, 4 })
   batch = function(s)
     local from = (s - 1) * global + rank * per + 1
     return T:narrow(1, from, per), N:narrow(1, from, per)
   end
 else
-  error('model: mlp or kge')
+  error('model: mlp, kge or kge_small')
 end
 -- other ranks start elsewhere: DistributedDataParallel gives them rank 0's
 if rank ~= 0 then
@@ -41,7 +46,12 @@ if rank ~= 0 then
 end
 local net = nn.dist.DistributedDataParallel(model, { bucket_mb = 0.001 })
 
-for s = 1, steps do
+local first, last = 1, steps
+if mode == 'save' then last = steps // 2 end
+if mode == 'resume' then
+  first = assert(nn.checkpoint.load(file, { model = model, optimizer = opt })).step + 1
+end
+for s = first, last do
   local loss
   if model_name == 'mlp' then
     local x, y = batch(s)
@@ -58,6 +68,14 @@ for s = 1, steps do
   opt:step()
   local l = nn.dist.all_reduce(nn.tensor({ loss:item() }), 'avg'):item()
   print(('step %d loss %.7f'):format(s, l))
+end
+
+if mode == 'save' then
+  assert(nn.checkpoint.save(file, { model = model, optimizer = opt, step = last }))
+  nn.dist.barrier()
+  local f = io.open(file, 'rb')
+  print(('saved %s on rank %d: %s'):format(file, rank, tostring(f ~= nil)))
+  if f then f:close() end
 end
 
 local flat = nn.cat((function()
