@@ -213,6 +213,22 @@ describe('nn.dist under mpirun' .. (missing and (' (skipped: no ' .. missing .. 
     end)
   end
 
+  -- docs/distributed.md's one-machine commands, exactly (nnlua from this tree)
+  local block = support.read('docs/distributed.md'):match('## On one machine\n.-```sh\n(.-)```')
+  local doc_spec = ((os.getenv('ASAN') or '') ~= '') and pending or mpi_spec
+  for line in (block or ''):gmatch('[^\n]+') do
+    local needs = line:match('%.%./shared/data/[%w_]+')
+    local have = not needs or io.open(needs .. '/train.txt')
+    local spec = have and doc_spec or pending
+    spec('docs/distributed.md: ' .. line:match('nnlua (%S+)') .. (have and '' or ' (no ' .. needs .. ')'), function()
+      local cmd = line:gsub(' nnlua ', ' ' .. exe .. ' ', 1):gsub('^mpirun', 'ASAN_OPTIONS=detect_leaks=0 timeout 300 mpirun')
+      local out, code = run(cmd)
+      assert.equal(0, code, out)
+      assert.is_nil(out:find('rank 1', 1, true), out) -- rank 0 alone prints
+    end)
+  end
+  it('finds the commands in docs/distributed.md', function() assert.truthy(block and #block > 0) end)
+
   stock_spec('works from stock lua5.4 through require "nnlua"', function()
     local out, code = run(MPIRUN:format(2, ('lua5.4 -e "package.cpath=\'./?.so;\'..package.cpath;'
       .. 'package.path=\'lua/?.lua;\'..package.path" tests/dist/match.lua mlp 3 8')))
