@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#define NNL_DIST_REQUEST "nnlua.DistRequest"
+
 static nn_dist_op check_op(lua_State *L, int arg) {
     static const char *const ops[] = {"sum", "avg", "max", "min", NULL};
     return (nn_dist_op)luaL_checkoption(L, arg, "sum", ops);
@@ -55,6 +57,48 @@ static int l_all_reduce(lua_State *L) {
     if (nn_dist_all_reduce(t, op) < 0) return nnL_engine_error(L);
     lua_settop(L, 1);
     return 1;
+}
+
+/* iall_reduce(t[, op = 'sum']) -> request: t reduced in place once
+ * request:wait() returns (request:test() says whether it is done); the
+ * request holds t until it is collected or closed (which waits) */
+static int l_iall_reduce(lua_State *L) {
+    nn_tensor *t = nnL_checktensor(L, 1);
+    nn_dist_op op = check_op(L, 2);
+    nn_dist_request **u = lua_newuserdatauv(L, sizeof *u, 0);
+    *u = NULL;
+    luaL_setmetatable(L, NNL_DIST_REQUEST);
+    if (!(*u = nn_dist_iall_reduce(t, op))) return nnL_engine_error(L);
+    return 1;
+}
+
+static nn_dist_request *check_request(lua_State *L) {
+    nn_dist_request **u = luaL_checkudata(L, 1, NNL_DIST_REQUEST);
+    if (!*u) luaL_error(L, "the request was already finished and closed");
+    return *u;
+}
+
+static int l_request_wait(lua_State *L) {
+    if (nn_dist_wait(check_request(L)) < 0) return nnL_engine_error(L);
+    return 0;
+}
+
+static int l_request_test(lua_State *L) {
+    int done = nn_dist_test(check_request(L));
+    if (done < 0) return nnL_engine_error(L);
+    lua_pushboolean(L, done);
+    return 1;
+}
+
+/* __gc and __close: waits if still running, then frees */
+static int l_request_free(lua_State *L) {
+    nn_dist_request **u = luaL_checkudata(L, 1, NNL_DIST_REQUEST);
+    int rc = *u ? nn_dist_wait(*u) : 0;
+    nn_dist_request_free(*u);
+    *u = NULL;
+    if (rc < 0 && lua_gettop(L) == 1) return 0; /* in __gc: nowhere to raise */
+    if (rc < 0) return nnL_engine_error(L);
+    return 0;
 }
 
 /* broadcast(t[, root = 0]) -> t, root's values in place */
@@ -125,7 +169,15 @@ void nnL_open_dist(lua_State *L) {
         {"world_size", l_world_size}, {"backend", l_backend}, {"barrier", l_barrier},
         {"all_reduce", l_all_reduce}, {"broadcast", l_broadcast}, {"all_gather", l_all_gather},
         {"reduce_scatter", l_reduce_scatter}, {"all_reduce_grads", l_all_reduce_grads},
-        {"check_same", l_check_same}, {NULL, NULL}};
+        {"check_same", l_check_same}, {"iall_reduce", l_iall_reduce}, {NULL, NULL}};
+    static const luaL_Reg request[] = {{"wait", l_request_wait}, {"test", l_request_test},
+                                       {"__gc", l_request_free}, {"__close", l_request_free},
+                                       {NULL, NULL}};
+    luaL_newmetatable(L, NNL_DIST_REQUEST);
+    luaL_setfuncs(L, request, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
     lua_createtable(L, 0, (int)(sizeof fns / sizeof *fns));
     nnL_setfuncs(L, fns, 0);
     lua_setfield(L, -2, "_dist");

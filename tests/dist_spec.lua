@@ -83,6 +83,30 @@ describe('nn.dist in one process', function()
     assert.equal(2, #net:parameters())
   end)
 
+  it('iall_reduce requests finish, hold their tensor, and refuse after closing', function()
+    local t = nn.tensor({ 1, 2 })
+    local req = nn.dist.iall_reduce(t, 'avg')
+    t:close() -- the request holds the engine's tensor
+    assert.is_true(req:test())
+    req:wait()
+    do local r <close> = req end
+    assert.error_matches(function() req:wait() end, 'already finished and closed')
+    assert.error_matches(function() nn.dist.iall_reduce(nn.ones(2, 3):t(), 'sum') end, 'contiguous')
+    collectgarbage()
+  end)
+
+  it('overlap mode leaves the gradients of one process as they are', function()
+    nn.manual_seed(4)
+    local m = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    local net = nn.dist.DistributedDataParallel(m, { overlap = true, bucket_mb = 0.0001 })
+    local x = nn.randn(3, 4)
+    net(x):pow(2):sum():backward()
+    local g1 = m:parameters()[1].grad:clone()
+    net:no_sync(function() net(x):pow(2):sum():backward() end)
+    net(x):pow(2):sum():backward() -- the synced backward adds to what no_sync left
+    assert.near(0, (m:parameters()[1].grad - g1 * 3):abs():max():item(), 1e-5)
+  end)
+
   it('runs queued callbacks once after the next backward, not after autograd.grad', function()
     local calls = 0
     local x = nn.randn(3):requires_grad_()
@@ -151,6 +175,17 @@ describe('nn.dist under mpirun' .. (missing and (' (skipped: no ' .. missing .. 
       assert.near(tonumber(c_one), tonumber(c_two), 1e-3)
     end)
   end
+
+  mpi_spec('with overlap (all-reduce started by gradient hooks) 2 ranks still match 1 rank', function()
+    local one, c1 = mpirun(1, 'tests/dist/match.lua mlp 5 16')
+    assert.equal(0, c1, one)
+    local two, c2 = run('NNLUA_TEST_OVERLAP=1 ' .. MPIRUN:format(2, exe .. ' tests/dist/match.lua mlp 5 16'))
+    assert.equal(0, c2, two)
+    local a, b = losses(one), losses(two)
+    assert.equal(5, #b, two)
+    for i = 1, 5 do assert.near(a[i], b[i], 1e-5 * math.max(1, math.abs(a[i]))) end
+    assert.truthy(two:find('identical true', 1, true), two)
+  end)
 
   mpi_spec('4 ranks match 1 rank when the sparse rows travel as rows and as a whole table', function()
     for _, model in ipairs({ 'kge', 'kge_small' }) do

@@ -8,12 +8,31 @@
 #include "autograd.h" /* the row-sparse gradient's layout */
 #include "internal.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef NN_HAVE_MPI
+#include <dlfcn.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
+#endif
 
 static struct {
     int initialized, mpi, rank, world;
 } dist = {0, 0, 0, 1};
+
+struct nn_dist_request {
+    nn_tensor *t;
+    nn_dist_op op;
+    int done;
+#ifdef NN_HAVE_MPI
+    MPI_Request req;
+#endif
+};
 
 int nn_dist_is_initialized(void) { return dist.initialized; }
 int nn_dist_rank(void) { return dist.rank; }
@@ -69,14 +88,6 @@ static nn_tensor *scatter_result(const nn_tensor *t) {
 
 #ifdef NN_HAVE_MPI
 /* ---- MPI ----------------------------------------------------------------------- */
-#include <dlfcn.h>
-#include <limits.h>
-#include <mpi.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
 
 int nn_dist_has_mpi(void) { return 1; }
 
@@ -216,6 +227,57 @@ int nn_dist_all_reduce(nn_tensor *t, nn_dist_op op) {
         return -1;
     if (op == NN_DIST_AVG) average(nn_data(t), n);
     return 0;
+}
+
+nn_dist_request *nn_dist_iall_reduce(nn_tensor *t, nn_dist_op op) {
+    if (check_inplace(t, op) < 0) return NULL;
+    int64_t n = nn_numel(t);
+    if (n > INT_MAX) return nn_fail(1, "at most %d values in a non-blocking all-reduce", INT_MAX);
+    nn_dist_request *r = calloc(1, sizeof *r);
+    if (!r) return nn_fail(0, "out of memory");
+    r->t = nn_retain(t);
+    r->op = op;
+    nn_bump_version(t);
+    if (!dist.mpi) {
+        r->done = 1;
+        return r;
+    }
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, nn_data(t), (int)n, mpi_type(t), mpi_op(op), MPI_COMM_WORLD,
+                            &r->req);
+    if (leave(rc, "MPI_Iallreduce") < 0) {
+        nn_release(r->t);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void finished(nn_dist_request *r) {
+    r->done = 1;
+    if (r->op == NN_DIST_AVG) average(nn_data(r->t), nn_numel(r->t));
+}
+
+int nn_dist_test(nn_dist_request *r) {
+    if (r->done) return 1;
+    int flag = 0;
+    if (leave(MPI_Test(&r->req, &flag, MPI_STATUS_IGNORE), "MPI_Test") < 0) return -1;
+    if (flag) finished(r);
+    return flag;
+}
+
+int nn_dist_wait(nn_dist_request *r) {
+    if (r->done) return 0;
+    enter("wait");
+    if (leave(MPI_Wait(&r->req, MPI_STATUS_IGNORE), "MPI_Wait") < 0) return -1;
+    finished(r);
+    return 0;
+}
+
+void nn_dist_request_free(nn_dist_request *r) {
+    if (!r) return;
+    if (!r->done) MPI_Wait(&r->req, MPI_STATUS_IGNORE); /* MPI writes into t until then */
+    nn_release(r->t);
+    free(r);
 }
 
 int nn_dist_broadcast(nn_tensor *t, int root) {
@@ -435,6 +497,26 @@ int nn_dist_all_reduce(nn_tensor *t, nn_dist_op op) {
     if (check_inplace(t, op) < 0) return -1;
     nn_bump_version(t);
     return 0;
+}
+
+nn_dist_request *nn_dist_iall_reduce(nn_tensor *t, nn_dist_op op) {
+    if (check_inplace(t, op) < 0) return NULL;
+    nn_dist_request *r = calloc(1, sizeof *r);
+    if (!r) return nn_fail(0, "out of memory");
+    r->t = nn_retain(t);
+    r->op = op;
+    r->done = 1;
+    nn_bump_version(t);
+    return r;
+}
+
+int nn_dist_test(nn_dist_request *r) { return r->done; }
+int nn_dist_wait(nn_dist_request *r) { (void)r; return 0; }
+
+void nn_dist_request_free(nn_dist_request *r) {
+    if (!r) return;
+    nn_release(r->t);
+    free(r);
 }
 
 int nn_dist_broadcast(nn_tensor *t, int root) {

@@ -43,6 +43,15 @@ int nn_dist_barrier(void);
 int nn_dist_all_reduce(nn_tensor *t, nn_dist_op op);
 /* t (in place) becomes root's t */
 int nn_dist_broadcast(nn_tensor *t, int root);
+/* A non-blocking all-reduce of t in place (at most INT_MAX values),
+ * holding t until freed: nn_dist_test says whether it is done (MPI moves
+ * it along inside MPI calls), nn_dist_wait finishes it (NN_DIST_AVG
+ * divides then). Every rank starts its requests in the same order. */
+typedef struct nn_dist_request nn_dist_request;
+nn_dist_request *nn_dist_iall_reduce(nn_tensor *t, nn_dist_op op);
+int nn_dist_test(nn_dist_request *r); /* 1 done, 0 running, -1 error */
+int nn_dist_wait(nn_dist_request *r);
+void nn_dist_request_free(nn_dist_request *r); /* waits first if running */
 /* (world, ...t's shape): every rank's t, in rank order */
 nn_tensor *nn_dist_all_gather(const nn_tensor *t);
 /* t's first dim split in world parts; this rank gets its part of the

@@ -73,6 +73,11 @@ function M.backend() return C.backend() end
 function M.barrier() ready(); C.barrier() end
 --- all_reduce(t[, op = 'sum' | 'avg' | 'max' | 'min']) -> t, in place
 function M.all_reduce(t, op) ready(); return C.all_reduce(t, op) end
+--- iall_reduce(t[, op = 'sum']) -> a request: t is reduced in place once
+--- request:wait() returns; request:test() says whether it is done (MPI
+--- moves it along inside MPI calls). Every rank starts its requests in
+--- the same order.
+function M.iall_reduce(t, op) ready(); return C.iall_reduce(t, op) end
 --- broadcast(t[, root = 0]) -> t, holding root's values
 function M.broadcast(t, root) ready(); return C.broadcast(t, root) end
 --- all_gather(t) -> a (world_size, ...) tensor of every rank's t
@@ -127,14 +132,17 @@ local DDP = Module:extend()
 DDP._name = 'DistributedDataParallel'
 M.DistributedDataParallel = DDP
 
-local OPTIONS_DDP = nn.define_options('dist.DistributedDataParallel', { 'bucket_mb' })
---- DistributedDataParallel(model[, {bucket_mb = 4}]): calls model; at
---- the start checks that every rank built the same model (names, dtypes,
---- shapes) and gives all ranks rank 0's parameters and buffers; after
---- each backward of an output it made, averages the gradients over the
---- ranks: dense ones packed into buckets of bucket_mb, row-sparse ones
---- (embeddings, KGE) as their touched rows. state_dict and
---- load_state_dict are the model's own (no "module." prefix).
+local OPTIONS_DDP = nn.define_options('dist.DistributedDataParallel', { 'bucket_mb', 'overlap' })
+--- DistributedDataParallel(model[, {bucket_mb = 4, overlap = false}]):
+--- calls model; at the start checks that every rank built the same model
+--- (names, dtypes, shapes) and gives all ranks rank 0's parameters and
+--- buffers; after each backward of an output it made, averages the
+--- gradients over the ranks: dense ones packed into buckets of bucket_mb,
+--- row-sparse ones (embeddings, KGE) as their touched rows. overlap
+--- starts each bucket's all-reduce (non-blocking) during the backward, as
+--- soon as its gradients are known; every rank must then use every
+--- parameter in every step. state_dict and load_state_dict are the
+--- model's own (no "module." prefix).
 function DDP:_init(model, o)
   o = OPTIONS_DDP(o)
   if not nn.is_module(model) then
@@ -152,22 +160,118 @@ function DDP:_init(model, o)
   check_same_model(model)
   local sd, names = sorted_state(model)
   for _, name in ipairs(names) do C.broadcast(sd[name], 0) end
+  if o.overlap then self:_make_buckets() end
+end
+
+-- ---- overlap: buckets filled by gradient hooks ----------------------------------
+
+-- Dense parameters in reverse order (the backward reaches the last layers
+-- first), in buckets of flat tensors with a view per parameter.
+function DDP:_make_buckets()
+  local buckets, sparse, where, cur = {}, {}, {}, nil
+  local params = self._params
+  for i = #params, 1, -1 do
+    local p = params[i]
+    if nn.sparse_grad_count(p) then
+      table.insert(sparse, 1, p)
+    else
+      local n = p:numel()
+      if not cur or (cur.size + n > self._bucket and cur.size > 0) then
+        cur = { params = {}, offsets = {}, size = 0, filled = 0, fired = {} }
+        buckets[#buckets + 1] = cur
+      end
+      cur.params[#cur.params + 1] = p
+      cur.offsets[#cur.params] = cur.size
+      cur.size = cur.size + n
+      where[#where + 1] = { #buckets, #cur.params }
+    end
+  end
+  for _, b in ipairs(buckets) do
+    b.flat = nn.zeros(b.size)
+    b.views = {}
+    for k, p in ipairs(b.params) do
+      b.views[k] = b.flat:narrow(1, b.offsets[k] + 1, p:numel()):view(p:size())
+    end
+  end
+  rawset(self, '_buckets', buckets)
+  rawset(self, '_sparse', sparse)
+  -- the hooks hold the wrapper weakly (the registry keeps hooks alive, so
+  -- a strong reference would keep every dropped model too)
+  local weak = setmetatable({ self }, { __mode = 'v' })
+  for _, at in ipairs(where) do
+    local bi, k = at[1], at[2]
+    buckets[bi].params[k]:register_hook(function(g)
+      local ddp = weak[1]
+      if ddp then ddp:_ready(bi, k, g) end
+    end)
+  end
+end
+
+local function queue_finish(self)
+  if rawget(self, '_queued') then return end
+  rawset(self, '_queued', true)
+  nn._queue_callback(function()
+    rawset(self, '_queued', false)
+    self:sync_grads()
+  end)
+end
+
+-- a parameter's gradient g of this backward is known: into its bucket
+-- (with what .grad already holds); a full bucket starts its all-reduce
+function DDP:_ready(bi, k, g)
+  if not self._sync then return end
+  local b = self._buckets[bi]
+  local p = b.params[k]
+  nn.no_grad(function()
+    local v = b.views[k]
+    v:copy_(g)
+    if p.grad then v:add_(p.grad) end
+  end)
+  b.fired[k] = true
+  b.filled = b.filled + 1
+  if b.filled == #b.params then b.request = C.iall_reduce(b.flat, 'avg') end
+  for _, other in ipairs(self._buckets) do -- MPI moves requests along inside its calls
+    if other.request then other.request:test() end
+  end
+  queue_finish(self)
+end
+
+-- the end of an overlapped backward: buckets not started yet (a parameter
+-- without a gradient this time) start now, in order; then every bucket's
+-- result goes back into .grad
+function DDP:_finish_buckets()
+  for _, b in ipairs(self._buckets) do
+    if not b.request then
+      for k, p in ipairs(b.params) do
+        if not b.fired[k] then
+          if p.grad then b.views[k]:copy_(p.grad) else b.views[k]:zero_() end
+        end
+      end
+      b.request = C.iall_reduce(b.flat, 'avg')
+    end
+  end
+  for _, b in ipairs(self._buckets) do
+    b.request:wait()
+    b.request = nil
+    b.filled, b.fired = 0, {}
+    for k, p in ipairs(b.params) do
+      if p.grad then p.grad:copy_(b.views[k]) else p.grad = b.views[k]:clone() end
+    end
+  end
+  if #self._sparse > 0 then C.all_reduce_grads(self._sparse, self._bucket) end
 end
 
 function DDP:forward(...)
-  if self._sync and nn.is_grad_enabled() and not rawget(self, '_queued') then
-    rawset(self, '_queued', true)
-    nn._queue_callback(function()
-      rawset(self, '_queued', false)
-      self:sync_grads()
-    end)
-  end
+  if self._sync and nn.is_grad_enabled() then queue_finish(self) end
   return self.module(...)
 end
 
 --- ddp:sync_grads(): averages the gradients now (what the end of each
 --- backward does)
-function DDP:sync_grads() C.all_reduce_grads(self._params, self._bucket) end
+function DDP:sync_grads()
+  if self._buckets then return self:_finish_buckets() end
+  C.all_reduce_grads(self._params, self._bucket)
+end
 
 --- ddp:no_sync([fn]): gradients accumulate locally (no communication)
 --- while fn runs, or until the returned value is closed; the next

@@ -44,7 +44,8 @@ if rank ~= 0 then
   nn.manual_seed(99)
   for _, p in ipairs(model:parameters()) do nn.init.normal_(p) end
 end
-local net = nn.dist.DistributedDataParallel(model, { bucket_mb = 0.001 })
+local net = nn.dist.DistributedDataParallel(model, { bucket_mb = 0.001,
+  overlap = os.getenv('NNLUA_TEST_OVERLAP') == '1' })
 
 local first, last = 1, steps
 if mode == 'save' then last = steps // 2 end
