@@ -158,18 +158,27 @@ describe('nn.dist in one process', function()
   end)
 end)
 
+-- runs tests/dist/match.lua on 1 rank and on np ranks (env before the
+-- second): the losses of every step agree, and the np ranks end with the
+-- same parameters; returns both outputs
+local function same_as_one_rank(np, model, steps, env)
+  local args = ('tests/dist/match.lua %s %d 16'):format(model, steps)
+  local one, c1 = mpirun(1, args)
+  assert.equal(0, c1, one)
+  local many, c2 = run((env or '') .. MPIRUN:format(np, exe .. ' ' .. args))
+  assert.equal(0, c2, many)
+  local a, b = losses(one), losses(many)
+  assert.equal(steps, #a, one)
+  assert.equal(steps, #b, many)
+  for i = 1, steps do assert.near(a[i], b[i], 1e-5 * math.max(1, math.abs(a[i]))) end
+  assert.truthy(many:find('identical true', 1, true), many)
+  return one, many
+end
+
 describe('nn.dist under mpirun' .. (missing and (' (skipped: no ' .. missing .. ')') or ''), function()
   for _, model in ipairs({ 'mlp', 'kge' }) do
     mpi_spec(('2 ranks x batch 8 match 1 rank x batch 16 at every step (%s)'):format(model), function()
-      local one, c1 = mpirun(1, ('tests/dist/match.lua %s 6 16'):format(model))
-      assert.equal(0, c1, one)
-      local two, c2 = mpirun(2, ('tests/dist/match.lua %s 6 16'):format(model))
-      assert.equal(0, c2, two)
-      local a, b = losses(one), losses(two)
-      assert.equal(6, #a, one)
-      assert.equal(6, #b, two)
-      for i = 1, 6 do assert.near(a[i], b[i], 1e-5 * math.max(1, math.abs(a[i]))) end
-      assert.truthy(two:find('identical true', 1, true), two)
+      local one, two = same_as_one_rank(2, model, 6)
       -- rank 1 started from other weights: DDP gave it rank 0's
       local c_one, c_two = one:match('checksum ([%d.-]+)'), two:match('checksum ([%d.-]+)')
       assert.near(tonumber(c_one), tonumber(c_two), 1e-3)
@@ -177,27 +186,12 @@ describe('nn.dist under mpirun' .. (missing and (' (skipped: no ' .. missing .. 
   end
 
   mpi_spec('with overlap (all-reduce started by gradient hooks) 2 ranks still match 1 rank', function()
-    local one, c1 = mpirun(1, 'tests/dist/match.lua mlp 5 16')
-    assert.equal(0, c1, one)
-    local two, c2 = run('NNLUA_TEST_OVERLAP=1 ' .. MPIRUN:format(2, exe .. ' tests/dist/match.lua mlp 5 16'))
-    assert.equal(0, c2, two)
-    local a, b = losses(one), losses(two)
-    assert.equal(5, #b, two)
-    for i = 1, 5 do assert.near(a[i], b[i], 1e-5 * math.max(1, math.abs(a[i]))) end
-    assert.truthy(two:find('identical true', 1, true), two)
+    same_as_one_rank(2, 'mlp', 5, 'NNLUA_TEST_OVERLAP=1 ')
   end)
 
   mpi_spec('4 ranks match 1 rank when the sparse rows travel as rows and as a whole table', function()
-    for _, model in ipairs({ 'kge', 'kge_small' }) do
-      local one, c1 = mpirun(1, ('tests/dist/match.lua %s 4 16'):format(model))
-      assert.equal(0, c1, one)
-      local four, c4 = mpirun(4, ('tests/dist/match.lua %s 4 16'):format(model))
-      assert.equal(0, c4, four)
-      local a, b = losses(one), losses(four)
-      assert.equal(4, #b, four)
-      for i = 1, 4 do assert.near(a[i], b[i], 1e-5 * math.max(1, math.abs(a[i]))) end
-      assert.truthy(four:find('identical true', 1, true), four)
-    end
+    same_as_one_rank(4, 'kge', 4)
+    same_as_one_rank(4, 'kge_small', 4)
   end)
 
   mpi_spec('a checkpoint saved under mpirun resumes to the same steps (KGE: sparse Adam state)', function()

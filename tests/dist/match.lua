@@ -1,12 +1,13 @@
 -- [mpirun -np W] nnlua tests/dist/match.lua MODEL STEPS GLOBAL_BATCH [save|resume FILE]
--- Trains MODEL ('mlp': Linear-GELU-LayerNorm-Linear with AdamW and
--- dropout off; 'kge': TransE with row-sparse tables and lazy Adam) on the
+-- Trains MODEL ('mlp': Linear-GELU-LayerNorm-Linear with AdamW;
+-- 'kge'/'kge_small': TransE with row-sparse tables and lazy Adam) on the
 -- same seeded data for STEPS steps, each rank on its 1/W of every global
 -- batch, through nn.dist.DistributedDataParallel. Prints on rank 0, per
 -- step, the loss over the global batch, then whether every rank ends with
 -- the same parameters (bit for bit) and a checksum. 'save FILE' stops
 -- after half the steps with a checkpoint (written by rank 0 alone);
--- 'resume FILE' continues from it.
+-- 'resume FILE' continues from it. NNLUA_TEST_OVERLAP=1 in the
+-- environment wraps the model with overlap = true.
 local nn = require 'nnlua'
 local model_name, steps, global, mode, file = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4], arg[5]
 local rank, world = nn.dist.init{ timeout = 120 }
