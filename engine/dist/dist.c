@@ -149,8 +149,13 @@ static void at_exit(int status, void *unused) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
-    if (status != 0) MPI_Abort(MPI_COMM_WORLD, status);
-    else MPI_Finalize();
+    if (status != 0) {
+        MPI_Abort(MPI_COMM_WORLD, status);
+    } else {
+        enter("finalize"); /* waits for the other ranks: the watchdog's too */
+        MPI_Finalize();
+        leave(MPI_SUCCESS, NULL);
+    }
 }
 
 static int launched_by_mpirun(void) {
@@ -487,6 +492,12 @@ const char *nn_dist_backend(void) { return "none"; }
 
 int nn_dist_init(double timeout_s) {
     (void)timeout_s;
+    /* under mpirun, N copies each training alone would be a silent mistake */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n) n = getenv("PMI_SIZE");
+    if (n && atoi(n) > 1)
+        return nn_failed(0, "mpirun started %d ranks, but this build has no MPI (install "
+                            "libopenmpi-dev and rebuild)", atoi(n));
     dist.initialized = 1;
     return 0;
 }

@@ -10,8 +10,10 @@
  *
  * Tensors given to collectives are contiguous f32 or i64 and have the
  * same shape on every rank (not checked: a mismatch is a wrong program,
- * as in MPI; nn_dist_check_shapes lets a caller check once). Errors from
- * MPI come back as -1 with the MPI message, naming the call.
+ * as in MPI; nn_dist_check_same lets a caller check once). Errors from
+ * MPI come back as -1 with the MPI message, naming the call. MPI is
+ * initialised for one calling thread: call these from the thread that
+ * called nn_dist_init.
  */
 #ifndef NN_DIST_H
 #define NN_DIST_H
