@@ -1,7 +1,8 @@
--- nn.dist: the one-process world (no mpirun) here, then real 2-rank jobs
--- under mpirun (tests/dist/*.lua): DistributedDataParallel matches a
--- one-rank run on the whole batch at every step (dense and row-sparse
--- gradients) and leaves identical parameters on both ranks; the sampler
+-- nn.dist: the one-process world (no mpirun) here, then real 2- and 4-rank
+-- jobs under mpirun (tests/dist/*.lua): DistributedDataParallel matches a
+-- one-rank run on the whole batch at every step (dense, row-sparse and
+-- mixed models, with and without overlap) and leaves identical
+-- parameters on every rank; the sampler
 -- covers the data once per epoch; a rank that raises, dies, hangs or
 -- built another model stops the job with a message; a checkpoint resumes
 -- exactly. The mpirun jobs run
@@ -176,7 +177,7 @@ local function same_as_one_rank(np, model, steps, env)
 end
 
 describe('nn.dist under mpirun' .. (missing and (' (skipped: no ' .. missing .. ')') or ''), function()
-  for _, model in ipairs({ 'mlp', 'kge' }) do
+  for _, model in ipairs({ 'mlp', 'kge', 'emb' }) do
     mpi_spec(('2 ranks x batch 8 match 1 rank x batch 16 at every step (%s)'):format(model), function()
       local one, two = same_as_one_rank(2, model, 6)
       -- rank 1 started from other weights: DDP gave it rank 0's
@@ -187,6 +188,7 @@ describe('nn.dist under mpirun' .. (missing and (' (skipped: no ' .. missing .. 
 
   mpi_spec('with overlap (all-reduce started by gradient hooks) 2 ranks still match 1 rank', function()
     same_as_one_rank(2, 'mlp', 5, 'NNLUA_TEST_OVERLAP=1 ')
+    same_as_one_rank(2, 'emb', 4, 'NNLUA_TEST_OVERLAP=1 ') -- dense buckets and sparse rows
   end)
 
   mpi_spec('4 ranks match 1 rank when the sparse rows travel as rows and as a whole table', function()

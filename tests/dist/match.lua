@@ -1,6 +1,7 @@
 -- [mpirun -np W] nnlua tests/dist/match.lua MODEL STEPS GLOBAL_BATCH [save|resume FILE]
--- Trains MODEL ('mlp': Linear-GELU-LayerNorm-Linear with AdamW;
--- 'kge'/'kge_small': TransE with row-sparse tables and lazy Adam) on the
+-- Trains MODEL ('mlp': Linear-GELU-LayerNorm-Linear with AdamW; 'emb':
+-- a sparse-gradient Embedding and a Linear with Adam; 'kge'/'kge_small':
+-- TransE with row-sparse tables and lazy Adam) on the
 -- same seeded data for STEPS steps, each rank on its 1/W of every global
 -- batch, through nn.dist.DistributedDataParallel. Prints on rank 0, per
 -- step, the loss over the global batch, then whether every rank ends with
@@ -37,8 +38,19 @@ elseif model_name == 'kge' or model_name == 'kge_small' then
     local from = (s - 1) * global + rank * per + 1
     return T:narrow(1, from, per), N:narrow(1, from, per)
   end
+elseif model_name == 'emb' then
+  -- dense and row-sparse parameters in one model: an Embedding whose
+  -- table keeps sparse gradients, then a Linear head; lazy Adam
+  model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 4))
+  model:parameters()[1]:sparse_grad_()
+  opt = nn.optim.Adam(model:parameters(), { lr = 1e-2 })
+  local X, Y = nn.randint(1, 51, { steps * global, 3 }), nn.randint(1, 5, { steps * global })
+  batch = function(s)
+    local from = (s - 1) * global + rank * per + 1
+    return X:narrow(1, from, per), Y:narrow(1, from, per)
+  end
 else
-  error('model: mlp, kge or kge_small')
+  error('model: mlp, emb, kge or kge_small')
 end
 -- other ranks start elsewhere: DistributedDataParallel gives them rank 0's
 if rank ~= 0 then
@@ -55,7 +67,7 @@ if mode == 'resume' then
 end
 for s = first, last do
   local loss
-  if model_name == 'mlp' then
+  if model_name == 'mlp' or model_name == 'emb' then
     local x, y = batch(s)
     loss = nn.cross_entropy(net(x), y)
   else
