@@ -49,6 +49,18 @@ local calls = {
   RMSNorm = function(x) return nn.RMSNorm(3, with({ eps = 1e-6 }, x)) end,
   GELU = function(x) return nn.GELU(with({ approximate = 'tanh' }, x)) end,
   Conv2d = function(x) return nn.Conv2d(2, 2, 3, with({ padding = 1, groups = 2 }, x)) end,
+  BatchNorm1d = function(x)
+    return nn.BatchNorm1d(3, with({ eps = 1e-3, momentum = 0.2, affine = true, track_running_stats = true }, x))
+  end,
+  BatchNorm2d = function(x) return nn.BatchNorm2d(3, with({ momentum = false, affine = false }, x)) end,
+  InstanceNorm2d = function(x)
+    return nn.InstanceNorm2d(3, with({ eps = 1e-4, momentum = 0.1, affine = true, track_running_stats = true }, x))
+  end,
+  GroupNorm = function(x) return nn.GroupNorm(2, 4, with({ eps = 1e-4, affine = false }, x)) end,
+  batch_norm = function(x)
+    return nn.batch_norm(nn.randn(4, 3), nn.zeros(3), nn.ones(3), nil, nil,
+      with({ training = true, momentum = 0.1, eps = 1e-5 }, x))
+  end,
   MaxPool2d = function(x) return nn.MaxPool2d(2, with({ stride = 1 }, x)) end,
   AvgPool2d = function(x) return nn.AvgPool2d(2, with({ stride = 1 }, x)) end,
   cross_entropy = function(x)

@@ -60,7 +60,13 @@ describe('the module protocol on built-in layers', function()
       end
       assert.same(c.children, children)
       assert.equal(c.modules, #m:modules())
-      assert.same({}, m:buffers())
+      local buffers = {}
+      for name, b in m:named_buffers() do
+        buffers[#buffers + 1] = name
+        assert.is_false(b.requires_grad)
+      end
+      table.sort(buffers)
+      assert.same(c.buffers, buffers)
       -- train / eval reach the layer
       assert.is_true(m.training)
       assert.equal(m, m:eval())

@@ -36,6 +36,22 @@ nn_tensor *nn_layer_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
                          const nn_tensor *b, double eps);
 nn_tensor *nn_rms_norm(const nn_tensor *x, int nnorm, const nn_tensor *w,
                        double eps);
+/* x (N, C, ...) normalised per channel over N and the trailing dims.
+ * training (or no running statistics given): with the batch's statistics,
+ * updating running_mean and running_var (C, contiguous, or both NULL) in
+ * place as (1 - momentum) r + momentum s with the unbiased variance; else
+ * with the running statistics. w, b (C) or NULL. */
+nn_tensor *nn_batch_norm(const nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
+                         const nn_tensor *w, const nn_tensor *b, int training, double momentum,
+                         double eps);
+/* x (N, C, ...) normalised per sample over each of `groups` groups of
+ * channels and the trailing dims (groups = C: instance norm); w, b (C) */
+nn_tensor *nn_group_norm(const nn_tensor *x, int64_t groups, const nn_tensor *w,
+                         const nn_tensor *b, double eps);
+/* instance norm's running statistics: the mean over the batch of each
+ * instance's mean and unbiased variance, folded in with momentum */
+int nn_instance_norm_stats_(const nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
+                            double momentum);
 /* idx (...) counted from base, W (V, D) -> (..., D); rows equal to
  * padding_idx get no gradient (pass a value outside the table for none) */
 nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,

@@ -26,14 +26,16 @@ def case(layer, args, opts, module, input_shape, dtype='f32', more_inputs=(), li
     listed: the forward takes its inputs as one list (fusion layers)"""
     if module is None:
         state, count, children, modules = opts.pop('_state'), opts.pop('_count'), [], 1
+        buffers = []
     else:
+        buffers = sorted(n for n, _ in module.named_buffers())
         state = {k: list(v.shape) for k, v in module.state_dict().items()}
         count = sum(p.numel() for p in module.parameters())
         children = [n for n, _ in module.named_children()]
         modules = len(list(module.modules()))
     cases.append(dict(layer=layer, args=args, opts=opts, inputs=[input_shape] + list(more_inputs),
                       dtype=dtype, state=state, num_parameters=count, children=children, modules=modules,
-                      listed=listed))
+                      buffers=buffers, listed=listed))
 
 
 case('Linear', [3, 4], {}, tnn.Linear(3, 4), [2, 3])
@@ -55,6 +57,15 @@ case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
      tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
 case('Conv2d', [4, 6, 3], {'groups': 2}, tnn.Conv2d(4, 6, 3, groups=2), [2, 4, 6, 6])
 case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
+case('BatchNorm1d', [4], {}, tnn.BatchNorm1d(4), [3, 4])
+case('BatchNorm1d', [4], {'affine': False}, tnn.BatchNorm1d(4, affine=False), [3, 4, 5])
+case('BatchNorm2d', [3], {}, tnn.BatchNorm2d(3), [2, 3, 4, 4])
+case('BatchNorm2d', [3], {'track_running_stats': False}, tnn.BatchNorm2d(3, track_running_stats=False),
+     [2, 3, 4, 4])
+case('GroupNorm', [2, 4], {}, tnn.GroupNorm(2, 4), [2, 4, 3, 3])
+case('InstanceNorm2d', [3], {}, tnn.InstanceNorm2d(3), [2, 3, 4, 4])
+case('InstanceNorm2d', [3], {'affine': True, 'track_running_stats': True},
+     tnn.InstanceNorm2d(3, affine=True, track_running_stats=True), [2, 3, 4, 4])
 for model, de, dr in [('transe', 4, 4), ('complex', 8, 8), ('rotate', 8, 4)]:
     case('KGEmbedding', [], {'model': model, 'num_entities': 10, 'num_relations': 10, 'dim': 4,
                              'sparse': False,
