@@ -1,4 +1,6 @@
-/* lconvlayers.c -- Conv2d, MaxPool2d and AvgPool2d as built-in layers. */
+/* lconvlayers.c -- Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and
+ * AdaptiveMaxPool2d as built-in layers (and the adaptive pools' functional
+ * forms). */
 #include "llayer.h"
 
 #include <math.h>
@@ -100,8 +102,82 @@ static const nnL_layer_class avgpool_class = {
     "AvgPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
     avgpool_forward, NULL};
 
+/* ---- AdaptiveAvgPool2d(output_size) and AdaptiveMaxPool2d(output_size[,
+ * {return_indices = false}]): output_size a number or {OH, OW} ---------------- */
+typedef struct { int output_size[2]; int return_indices; } adaptive_cfg;
+
+static void adaptive_size(lua_State *L, int arg, int *out) {
+    luaL_checkany(L, arg);
+    nnL_pair(L, arg, "output_size", out, 0);
+    if (out[0] < 1 || out[1] < 1) luaL_argerror(L, arg, "output_size must be positive");
+}
+
+static void adaptive_build(lua_State *L, nnL_layer *l) {
+    adaptive_cfg *c = NNL_CFG(l, adaptive_cfg);
+    adaptive_size(L, 1, c->output_size);
+    c->return_indices = nnL_optboolfield(L, 2, "return_indices", 0);
+}
+
+/* y, and the maxima's positions in their H x W planes (counted from 1)
+ * when asked */
+static int adaptive_call(lua_State *L, nn_tensor *x, const int *size, int is_max, int with_indices) {
+    int64_t out[2] = {size[0], size[1]};
+    if (!is_max) NNL_RETURN(nn_adaptive_avg_pool2d(x, out));
+    nn_tensor **slot = nnL_newslot(L);
+    nn_tensor *idx = NULL;
+    *slot = nn_adaptive_max_pool2d(x, out, with_indices ? &idx : NULL, NNL_BASE);
+    nnL_finish(L, slot);
+    if (!with_indices) return 1;
+    nnL_push(L, idx);
+    return 2;
+}
+
+static int adaptive_avg_forward(lua_State *L, nnL_layer *l) {
+    return adaptive_call(L, nnL_checktensor(L, 2), NNL_CFG(l, adaptive_cfg)->output_size, 0, 0);
+}
+
+static int adaptive_max_forward(lua_State *L, nnL_layer *l) {
+    const adaptive_cfg *c = NNL_CFG(l, adaptive_cfg);
+    return adaptive_call(L, nnL_checktensor(L, 2), c->output_size, 1, c->return_indices);
+}
+
+static const nnL_field adaptive_fields[] = {PAIR(adaptive_cfg, output_size), NNL_END_FIELDS};
+static const nnL_field adaptive_max_fields[] = {
+    PAIR(adaptive_cfg, output_size), NNL_FIELD(NNL_F_BOOL, adaptive_cfg, return_indices), NNL_END_FIELDS};
+static const char *const adaptive_max_opts[] = {"return_indices", NULL};
+static const nnL_layer_class adaptive_avg_class = {
+    "AdaptiveAvgPool2d", sizeof(adaptive_cfg), no_slots, adaptive_fields, NULL, 0, adaptive_build,
+    adaptive_avg_forward, NULL};
+static const nnL_layer_class adaptive_max_class = {
+    "AdaptiveMaxPool2d", sizeof(adaptive_cfg), no_slots, adaptive_max_fields, adaptive_max_opts, 2,
+    adaptive_build, adaptive_max_forward, NULL};
+
+/* adaptive_avg_pool2d(x, output_size), adaptive_max_pool2d(x, output_size[,
+ * {return_indices = false}]) -> y[, indices] */
+static const char *const adaptive_fn_opts[] = {"return_indices", NULL};
+
+static int l_adaptive_avg_pool2d(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int size[2];
+    adaptive_size(L, 2, size);
+    return adaptive_call(L, x, size, 0, 0);
+}
+
+static int l_adaptive_max_pool2d(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int size[2];
+    adaptive_size(L, 2, size);
+    nnL_checkoptions(L, 3, "adaptive_max_pool2d", adaptive_fn_opts);
+    return adaptive_call(L, x, size, 1, nnL_optboolfield(L, 3, "return_indices", 0));
+}
+
 void nnL_open_conv_layers(lua_State *L) {
-    static const nnL_layer_class *const classes[] = {&conv_class, &maxpool_class,
-                                                     &avgpool_class, NULL};
+    static const nnL_layer_class *const classes[] = {&conv_class, &maxpool_class, &avgpool_class,
+                                                     &adaptive_avg_class, &adaptive_max_class, NULL};
+    static const luaL_Reg fns[] = {{"adaptive_avg_pool2d", l_adaptive_avg_pool2d},
+                                   {"adaptive_max_pool2d", l_adaptive_max_pool2d}, {NULL, NULL}};
+    static const nnL_options options[] = {{"adaptive_max_pool2d", adaptive_fn_opts}, {NULL, NULL}};
     nnL_register_layers(L, classes);
+    nnL_setfuncs(L, fns, 0);
+    nnL_define_options(L, options);
 }

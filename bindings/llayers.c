@@ -286,4 +286,5 @@ void nnL_open_layers(lua_State *L) {
     nnL_open_attention_layers(L);
     nnL_open_fusion_layers(L);
     nnL_open_norm_layers(L);
+    nnL_open_act_layers(L);
 }

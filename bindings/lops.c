@@ -19,6 +19,12 @@ static int l_unary(lua_State *L) {
         if (p0 > p1) return luaL_argerror(L, 3, "max is below min");
     } else if (op == NN_LEAKY_RELU) {
         p0 = luaL_optnumber(L, 2, 0.01);
+    } else if (op == NN_ELU || op == NN_ELU_DERIV) {
+        p0 = luaL_optnumber(L, 2, 1.0); /* alpha */
+    } else if (op == NN_SOFTPLUS || op == NN_SOFTPLUS_DERIV) {
+        p0 = luaL_optnumber(L, 2, 1.0);  /* beta */
+        p1 = luaL_optnumber(L, 3, 20.0); /* threshold */
+        if (!(p0 > 0)) return luaL_argerror(L, 2, "beta must be positive");
     }
     if (!inplace) NNL_RETURN(nn_unary(op, x, p0, p1));
     if (nn_unary_(op, x, p0, p1) < 0) return nnL_engine_error(L);

@@ -53,6 +53,8 @@ describe('example command lines', function()
     { 'examples/fashion_mnist/train.lua --model transformer', '--model must be one of mlp|cnn|binary, got transformer' },
     { 'examples/fashion_mnist/train.lua --epochs -1', '--epochs must be an integer >= 0, got -1' },
     { 'examples/fashion_mnist/train.lua --data /nonexistent', '--data: /nonexistent is not a directory' },
+    { 'examples/resnet/train.lua --blocks 0', '--blocks must be an integer >= 1, got 0' },
+    { 'examples/resnet/train.lua --label_smoothing 1', '--label_smoothing must be in [0, 0.99], got 1' },
     { 'examples/gpt/train.lua --iters -5', '--iters must be an integer >= 1, got -5' },
     { 'examples/gpt/train.lua --iters 2.5', '--iters must be an integer >= 1, got 2.5' },
     { 'examples/gpt/train.lua --lr abc', '--lr must be a number, got "abc"' },

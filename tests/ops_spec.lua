@@ -66,6 +66,16 @@ describe('nnlua ops', function()
       end
       assert.error_contains(function() nn.arange(3):gelu_deriv_() end, 'would not stay i64')
       assert.tensor_near({-0.01, 0, 2}, x:leaky_relu())
+      local y = nn.tensor({ -4, -1, 0, 1, 4, 30 })
+      assert.tensor_near({ math.exp(-4) - 1, math.exp(-1) - 1, 0, 1, 4, 30 }, y:elu(), 1e-6)
+      assert.tensor_near({ 0.5 * (math.exp(-4) - 1) }, nn.tensor({ -4 }):elu(0.5), 1e-6)
+      assert.tensor_near({ math.log(1 + math.exp(-4)), math.log(1 + math.exp(-1)), math.log(2),
+        math.log(1 + math.exp(1)), math.log(1 + math.exp(4)), 30 }, y:softplus(), 1e-6)
+      assert.tensor_near({ 15 }, nn.tensor({ 15 }):softplus(2, 10), 1e-6) -- 2 * 15 > 10: linear
+      local function mish(v) return v * math.tanh(math.log(1 + math.exp(v))) end
+      assert.tensor_near({ mish(-4), mish(-1), 0, mish(1), mish(4), 30 }, y:mish(), 1e-5)
+      assert.tensor_near({ 0, -1 * 2 / 6, 0, 4 / 6, 4, 30 }, y:hardswish(), 1e-6)
+      assert.tensor_near({ 0, 2 / 6, 0.5, 4 / 6, 1, 1 }, y:hardsigmoid(), 1e-6)
       assert.tensor_near({-0.5, 0, 1}, x:clamp(-0.5, 1))
       assert.tensor_near({0, 0, 2}, x:clamp(0))
       assert.tensor_near({math.exp(-1), 1, math.exp(2)}, x:exp())

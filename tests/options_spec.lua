@@ -49,6 +49,10 @@ local calls = {
   RMSNorm = function(x) return nn.RMSNorm(3, with({ eps = 1e-6 }, x)) end,
   GELU = function(x) return nn.GELU(with({ approximate = 'tanh' }, x)) end,
   Conv2d = function(x) return nn.Conv2d(2, 2, 3, with({ padding = 1, groups = 2 }, x)) end,
+  AdaptiveMaxPool2d = function(x) return nn.AdaptiveMaxPool2d(2, with({ return_indices = true }, x)) end,
+  adaptive_max_pool2d = function(x)
+    return nn.adaptive_max_pool2d(nn.randn(1, 1, 4, 4), 2, with({ return_indices = false }, x))
+  end,
   BatchNorm1d = function(x)
     return nn.BatchNorm1d(3, with({ eps = 1e-3, momentum = 0.2, affine = true, track_running_stats = true }, x))
   end,

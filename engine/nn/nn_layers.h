@@ -52,6 +52,16 @@ nn_tensor *nn_group_norm(const nn_tensor *x, int64_t groups, const nn_tensor *w,
  * instance's mean and unbiased variance, folded in with momentum */
 int nn_instance_norm_stats_(const nn_tensor *x, nn_tensor *running_mean, nn_tensor *running_var,
                             double momentum);
+/* x (..., H, W) pooled onto an out[0] x out[1] grid of windows
+ * [floor(i H / OH), ceil((i + 1) H / OH)); indices (optional): each max's
+ * position in its H x W plane, counted from base */
+nn_tensor *nn_adaptive_avg_pool2d(const nn_tensor *x, const int64_t *out);
+nn_tensor *nn_adaptive_max_pool2d(const nn_tensor *x, const int64_t *out, nn_tensor **indices,
+                                  int64_t base);
+/* relu(x) - w relu(-x), w (1) or (C) for dim 1 of x */
+nn_tensor *nn_prelu(const nn_tensor *x, const nn_tensor *w);
+/* a sigmoid(b) for the two halves a, b of dim (0-based, negative from the end) */
+nn_tensor *nn_glu(const nn_tensor *x, int dim);
 /* idx (...) counted from base, W (V, D) -> (..., D); rows equal to
  * padding_idx get no gradient (pass a value outside the table for none) */
 nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,

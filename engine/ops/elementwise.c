@@ -64,6 +64,24 @@ static inline float gelu_tanh_deriv2(float x) {
 }
 
 /* f(x) for one element, from the table */
+/* mish(x) = x tanh(softplus(x)); with s = sigmoid(x), t = tanh(softplus(x)):
+ * mish' = t + x (1 - t^2) s, mish'' = (1 - t^2) s (2 + x (1 - s - 2 t s)) */
+static inline float softplus1(float x) { return x > 20.0f ? x : log1pf(nn_expf(x)); }
+static inline float mish(float x) { return x * nn_tanhf(softplus1(x)); }
+static inline float mish_deriv(float x) {
+    float t = nn_tanhf(softplus1(x)), s = nn_sigmoidf(x);
+    return t + x * (1.0f - t * t) * s;
+}
+static inline float mish_deriv2(float x) {
+    float t = nn_tanhf(softplus1(x)), s = nn_sigmoidf(x);
+    return (1.0f - t * t) * s * (2.0f + x * (1.0f - s - 2.0f * t * s));
+}
+
+/* hardswish(x) = x relu6(x + 3) / 6 */
+static inline float hardswish_deriv(float x) {
+    return x < -3.0f ? 0.0f : (x > 3.0f ? 1.0f : (2.0f * x + 3.0f) / 6.0f);
+}
+
 static inline float unary_f32(nn_unary_op op, float x, float p0, float p1) {
     (void)p0, (void)p1;
 #define FORWARD_(id, name, f, ...) case NN_##id: return (f);
@@ -587,13 +605,20 @@ static int unary_backward_graph(nn_node *n, const nn_tensor *g, nn_tensor **gin)
     case NN_GELU: d = g_un(&s, NN_GELU_DERIV, x); break;
     case NN_SILU: d = g_un(&s, NN_SILU_DERIV, x); break;
     case NN_GELU_TANH: d = g_un(&s, NN_GELU_TANH_DERIV, x); break;
+    case NN_ELU: d = g_unp(&s, NN_ELU_DERIV, x, c->p0, 0); break;
+    case NN_SOFTPLUS: d = g_unp(&s, NN_SOFTPLUS_DERIV, x, c->p0, c->p1); break;
+    case NN_MISH: d = g_un(&s, NN_MISH_DERIV, x); break;
+    case NN_HARDSWISH: d = g_un(&s, NN_HARDSWISH_DERIV, x); break;
     case NN_RECIPROCAL: d = g_mulk(&s, g_mul(&s, y, y), -1); break;
     case NN_SQUARE: d = g_mulk(&s, x, 2); break;
     case NN_LOG1P: d = g_un(&s, NN_RECIPROCAL, g_add(&s, x, g_k(&s, 1))); break;
     case NN_EXPM1: d = g_add(&s, y, g_k(&s, 1)); break;
     case NN_FLOOR: case NN_CEIL: case NN_ROUND: case NN_SIGN: /* zero */
         return 0;
-    case NN_ABS: case NN_RELU: case NN_CLAMP: case NN_LEAKY_RELU: d = NULL; break;
+    case NN_ABS: case NN_RELU: case NN_CLAMP: case NN_LEAKY_RELU: case NN_HARDSIGMOID:
+    case NN_HARDSWISH_DERIV:
+        d = NULL;
+        break;
     default:
         return nn_failed(0, "%s has no double backward", n->op->name);
     }

@@ -47,6 +47,10 @@ static inline nn_tensor *g_bin(nn_scope *s, nn_binary_op op, const nn_tensor *a,
 static inline nn_tensor *g_un(nn_scope *s, nn_unary_op op, const nn_tensor *a) {
     return a ? g_keep(s, nn_unary(op, a, 0, 0)) : g_keep(s, NULL);
 }
+/* the same for an op with parameters (elu's alpha, softplus's beta) */
+static inline nn_tensor *g_unp(nn_scope *s, nn_unary_op op, const nn_tensor *a, double p0, double p1) {
+    return a ? g_keep(s, nn_unary(op, a, p0, p1)) : g_keep(s, NULL);
+}
 static inline nn_tensor *g_k(nn_scope *s, double v) { return g_keep(s, nn_scalar(NN_F32, v)); }
 static inline nn_tensor *g_mul(nn_scope *s, const nn_tensor *a, const nn_tensor *b) {
     return g_bin(s, NN_MUL, a, b);

@@ -43,11 +43,26 @@ extern "C" { /* macros only: the guard keeps the rule of the headers */
     X(CLAMP, clamp, x < p0 ? p0 : (x > p1 ? p1 : x),                             \
       (x >= p0 && x <= p1) ? 1.0f : 0.0f, IN)                                     \
     X(LEAKY_RELU, leaky_relu, x > 0.0f ? x : x * p0, x > 0.0f ? 1.0f : p0, IN)      \
-    /* the derivatives of gelu, silu and gelu_tanh, as ops: their double  \
-     * backward multiplies by these */                                     \
+    X(ELU, elu, x > 0.0f ? x : p0 * expm1f(x), x > 0.0f ? 1.0f : p0 * nn_expf(x), IN)    \
+    /* softplus: p0 beta, p1 threshold (linear above it), as PyTorch */      \
+    X(SOFTPLUS, softplus, x * p0 > p1 ? x : log1pf(nn_expf(x * p0)) / p0,          \
+      x * p0 > p1 ? 1.0f : nn_sigmoidf(x * p0), IN)                                \
+    X(MISH, mish, mish(x), mish_deriv(x), IN)                                     \
+    X(HARDSWISH, hardswish, x <= -3.0f ? 0.0f : (x >= 3.0f ? x : x * (x + 3.0f) / 6.0f), \
+      hardswish_deriv(x), IN)                                                     \
+    X(HARDSIGMOID, hardsigmoid, x <= -3.0f ? 0.0f : (x >= 3.0f ? 1.0f : x / 6.0f + 0.5f), \
+      (x > -3.0f && x < 3.0f) ? 1.0f / 6.0f : 0.0f, IN)                           \
+    /* the derivatives of gelu, silu, gelu_tanh, elu, softplus, mish and  \
+     * hardswish, as ops: their double backward multiplies by these */    \
     X(GELU_DERIV, gelu_deriv, gelu_deriv(x), gelu_deriv2(x), IN)                \
     X(SILU_DERIV, silu_deriv, silu_deriv(x), silu_deriv2(x), IN)                \
-    X(GELU_TANH_DERIV, gelu_tanh_deriv, gelu_tanh_deriv(x), gelu_tanh_deriv2(x), IN)
+    X(GELU_TANH_DERIV, gelu_tanh_deriv, gelu_tanh_deriv(x), gelu_tanh_deriv2(x), IN) \
+    X(ELU_DERIV, elu_deriv, x > 0.0f ? 1.0f : p0 * nn_expf(x), x > 0.0f ? 0.0f : p0 * nn_expf(x), IN) \
+    X(SOFTPLUS_DERIV, softplus_deriv, x * p0 > p1 ? 1.0f : nn_sigmoidf(x * p0),     \
+      x * p0 > p1 ? 0.0f : p0 * nn_sigmoidf(x * p0) * (1.0f - nn_sigmoidf(x * p0)), IN) \
+    X(MISH_DERIV, mish_deriv, mish_deriv(x), mish_deriv2(x), IN)                  \
+    X(HARDSWISH_DERIV, hardswish_deriv, hardswish_deriv(x),                       \
+      (x > -3.0f && x < 3.0f) ? 1.0f / 3.0f : 0.0f, IN)
 
 /* The binary ops, broadcasting: X(ID, name, forward, d/da, d/db, da reads,
  * db reads) with x = a, y = b, o = the output (f32); what each derivative

@@ -57,6 +57,13 @@ case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
      tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
 case('Conv2d', [4, 6, 3], {'groups': 2}, tnn.Conv2d(4, 6, 3, groups=2), [2, 4, 6, 6])
 case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
+for name in ['Mish', 'Hardswish', 'Hardsigmoid', 'PReLU', 'GLU']:
+    case(name, [], {}, getattr(tnn, name)(), [2, 4])
+case('ELU', [0.5], {}, tnn.ELU(0.5), [2, 4])
+case('Softplus', [2, 10], {}, tnn.Softplus(2, 10), [2, 4])
+case('PReLU', [3], {}, tnn.PReLU(3), [2, 3, 4])
+case('AdaptiveAvgPool2d', [[2, 3]], {}, tnn.AdaptiveAvgPool2d((2, 3)), [2, 3, 7, 5])
+case('AdaptiveMaxPool2d', [1], {}, tnn.AdaptiveMaxPool2d(1), [2, 3, 4, 4])
 case('BatchNorm1d', [4], {}, tnn.BatchNorm1d(4), [3, 4])
 case('BatchNorm1d', [4], {'affine': False}, tnn.BatchNorm1d(4, affine=False), [3, 4, 5])
 case('BatchNorm2d', [3], {}, tnn.BatchNorm2d(3), [2, 3, 4, 4])
