@@ -5,18 +5,11 @@
 -- tests/double_backward_spec.lua check their first and second
 -- derivatives by finite differences.)
 local nn = require 'nnlua'
-local cjson = require 'cjson'
+local support = require 'support'
 
-local f = assert(io.open('tests/ref/act.json'))
-local ref = cjson.decode(f:read('a'))
-f:close()
+local near = support.near
+local ref = support.reference('act')
 
-local function near(expected, got, what)
-  local e = nn.tensor(expected)
-  assert.same(e:size(), got:size(), what)
-  local err = (got:detach() - e):abs():max():item()
-  assert(err <= 1e-5 * math.max(1, e:abs():max():item()), ('%s: error %g'):format(what, err))
-end
 
 describe('activations against PyTorch', function()
   for i, c in ipairs(ref.cases) do

@@ -3,17 +3,11 @@
 -- gradients and max indices, divisible and overlapping windows, 3-d and
 -- 4-d inputs; finite differences; the layers and their errors.
 local nn = require 'nnlua'
-local cjson = require 'cjson'
+local support = require 'support'
 
-local f = assert(io.open('tests/ref/pool.json'))
-local ref = cjson.decode(f:read('a'))
-f:close()
+local near = support.near
+local ref = support.reference('pool')
 
-local function near(expected, got, what)
-  local e = nn.tensor(expected)
-  assert.same(e:size(), got:size(), what)
-  assert((got:detach() - e):abs():max():item() <= 1e-5, what)
-end
 
 describe('adaptive pooling', function()
   for i, c in ipairs(ref.cases) do

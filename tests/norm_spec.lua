@@ -4,22 +4,13 @@
 -- parameter gradients, running statistics after each training step and
 -- eval outputs; finite-difference checks; argument errors.
 local nn = require 'nnlua'
-local cjson = require 'cjson'
+local support = require 'support'
 
-local f = assert(io.open('tests/ref/norm.json'))
-local ref = cjson.decode(f:read('a'))
-f:close()
+local ref = support.reference('norm')
+local near = support.near
 
 local function T(v) return nn.tensor(v) end
 
-local function close_to(expected, got, what, tol)
-  tol = tol or 2e-4
-  local e = T(expected)
-  assert.same(e:size(), got:size(), what .. ': shape')
-  local err = (got:detach() - e):abs():max():item()
-  local scale = math.max(1, e:abs():max():item())
-  assert(err <= tol * scale, ('%s: max error %.3g (scale %.3g)'):format(what, err, scale))
-end
 
 local function state_tensors(st)
   local out = {}
@@ -44,18 +35,18 @@ describe('normalisation layers against PyTorch', function()
         layer:zero_grad()
         local x = T(step.x):requires_grad_()
         local out = layer(x)
-        close_to(step.output, out, what .. ' output')
+        near(step.output, out, what .. ' output', 2e-4)
         ;(out * T(step.proj)):sum():backward()
-        close_to(step.grad_x, x.grad, what .. ' input gradient', 1e-3)
+        near(step.grad_x, x.grad, what .. ' input gradient', 1e-3)
         for name, g in pairs(step.param_grads) do
-          close_to(g, layer[name].grad, what .. ' ' .. name .. ' gradient', 1e-3)
+          near(g, layer[name].grad, what .. ' ' .. name .. ' gradient', 1e-3)
         end
         local sd = layer:state_dict()
         for name, v in pairs(step.state) do
           if type(v) == 'number' then
             assert.equal(v, sd[name]:item(), what .. ' ' .. name)
           else
-            close_to(v, sd[name], what .. ' ' .. name, 1e-5)
+            near(v, sd[name], what .. ' ' .. name, 1e-5)
           end
         end
       end

@@ -52,6 +52,26 @@ function M.engine_libs()
   return libs
 end
 
+--- The decoded tests/ref/NAME.json (a fixture made by tests/ref/gen_*.py).
+function M.reference(name)
+  local f = assert(io.open('tests/ref/' .. name .. '.json'))
+  local ref = require('cjson').decode(f:read('a'))
+  f:close()
+  return ref
+end
+
+--- Asserts that tensor got matches the nested list expected to tol
+--- relative to max(1, the largest |expected|).
+function M.near(expected, got, what, tol)
+  local nn = require 'nnlua'
+  local e = nn.tensor(expected)
+  local want, have = table.concat(e:size(), 'x'), table.concat(got:size(), 'x')
+  assert(want == have, ('%s: shape %s, expected %s'):format(what, have, want))
+  local err = (got:detach() - e):abs():max():item()
+  local scale = math.max(1, e:abs():max():item())
+  assert(err <= (tol or 1e-5) * scale, ('%s: max error %.3g (scale %.3g)'):format(what, err, scale))
+end
+
 --- Runs a shell command with `input` on stdin; returns its output
 --- (stdout and stderr) and exit code.
 function M.run(cmd, input)

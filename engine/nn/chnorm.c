@@ -60,6 +60,14 @@ static void set_stats(const chnorm_ctx *k, const float *x, double *mean, double 
     }
 }
 
+/* the saved statistics: the sets' means, then 1 / sqrt(var + eps) */
+static void fill_stats(float *st, const double *mean, const double *var, int64_t sets, double eps) {
+    for (int64_t i = 0; i < sets; i++) {
+        st[i] = (float)mean[i];
+        st[sets + i] = (float)(1.0 / sqrt(var[i] + eps));
+    }
+}
+
 /* y = (x - mean) rstd w + b, row by row */
 static void apply(const chnorm_ctx *k, const float *x, const float *stats, const float *w,
                   const float *b, float *y) {
@@ -226,10 +234,7 @@ nn_tensor *nn_batch_norm(const nn_tensor *x, nn_tensor *running_mean, nn_tensor 
         float *st = nn_f32(stats);
         if (training) {
             set_stats(&k, nn_f32(xc), acc, acc + k.c);
-            for (int64_t c = 0; c < k.c; c++) {
-                st[c] = (float)acc[c];
-                st[k.c + c] = (float)(1.0 / sqrt(acc[k.c + c] + eps));
-            }
+            fill_stats(st, acc, acc + k.c, k.c, eps);
             if (running_mean) { /* unbiased variance, as PyTorch keeps */
                 double mom = momentum;
                 float *rm = nn_f32(running_mean), *rv = nn_f32(running_var);
@@ -242,10 +247,8 @@ nn_tensor *nn_batch_norm(const nn_tensor *x, nn_tensor *running_mean, nn_tensor 
             }
         } else {
             const float *rm = nn_f32(running_mean), *rv = nn_f32(running_var);
-            for (int64_t c = 0; c < k.c; c++) {
-                st[c] = rm[c];
-                st[k.c + c] = (float)(1.0 / sqrt((double)rv[c] + eps));
-            }
+            for (int64_t c = 0; c < k.c; c++) acc[c] = rm[c], acc[k.c + c] = rv[c];
+            fill_stats(st, acc, acc + k.c, k.c, eps);
         }
         y = finish(&batch_norm_op, k, x, xc, stats, w, b);
     } else if (!acc) {
@@ -275,11 +278,7 @@ nn_tensor *nn_group_norm(const nn_tensor *x, int64_t groups, const nn_tensor *w,
     nn_tensor *y = NULL;
     if (stats && acc) {
         set_stats(&k, nn_f32(xc), acc, acc + sets);
-        float *st = nn_f32(stats);
-        for (int64_t i = 0; i < sets; i++) {
-            st[i] = (float)acc[i];
-            st[sets + i] = (float)(1.0 / sqrt(acc[sets + i] + eps));
-        }
+        fill_stats(nn_f32(stats), acc, acc + sets, sets, eps);
         y = finish(&group_norm_op, k, x, xc, stats, w, b);
     } else if (!acc) {
         nn_failed(0, "out of memory");
