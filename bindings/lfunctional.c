@@ -8,15 +8,12 @@
 #include <limits.h>
 #include <string.h>
 
-static nn_tensor *opttensor(lua_State *L, int arg) {
-    return lua_isnoneornil(L, arg) ? NULL : nnL_checktensor(L, arg);
-}
 
 
 /* linear(x, weight[, bias]) */
 static int l_linear(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
-    nn_tensor *b = opttensor(L, 3);
+    nn_tensor *b = nnL_opttensor(L, 3);
     NNL_RETURN(nn_linear(x, w, b));
 }
 
@@ -24,7 +21,7 @@ static int l_linear(lua_State *L) {
 static int l_layer_norm(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     lua_Integer nd = luaL_checkinteger(L, 2);
-    nn_tensor *w = opttensor(L, 3), *b = opttensor(L, 4);
+    nn_tensor *w = nnL_opttensor(L, 3), *b = nnL_opttensor(L, 4);
     double eps = luaL_optnumber(L, 5, 1e-5);
     NNL_RETURN(nn_layer_norm(x, (int)nd, w, b, eps));
 }
@@ -33,7 +30,7 @@ static int l_layer_norm(lua_State *L) {
 static int l_rms_norm(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     lua_Integer nd = luaL_checkinteger(L, 2);
-    nn_tensor *w = opttensor(L, 3);
+    nn_tensor *w = nnL_opttensor(L, 3);
     double eps = luaL_optnumber(L, 4, 1e-6);
     NNL_RETURN(nn_rms_norm(x, (int)nd, w, eps));
 }
@@ -146,7 +143,7 @@ void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def) {
 /* conv2d(x, weight[, bias[, {stride=, padding=, dilation=, groups = 1}]]) */
 static int l_conv2d(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
-    nn_tensor *b = opttensor(L, 3);
+    nn_tensor *b = nnL_opttensor(L, 3);
     int stride[2], padding[2], dilation[2];
     nnL_checkoptions(L, 4, "conv2d", conv_opts);
     nnL_pair_field(L, 4, "stride", stride, 1);
@@ -216,7 +213,7 @@ static int l_attention(lua_State *L) {
 
 static int l_sgd_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
-    nn_tensor *buf = opttensor(L, 3);
+    nn_tensor *buf = nnL_opttensor(L, 3);
     nnL_checkoptions(L, 4, "sgd_step", sgd_opts);
     nn_sgd_args a = {nnL_optnumfield(L, 4, "lr", 1e-3), nnL_optnumfield(L, 4, "momentum", 0),
                      nnL_optnumfield(L, 4, "dampening", 0), nnL_optnumfield(L, 4, "weight_decay", 0),
@@ -227,9 +224,9 @@ static int l_sgd_step(lua_State *L) {
 }
 
 static int l_adam_step(lua_State *L) {
-    nn_tensor *p = nnL_checktensor(L, 1), *g = opttensor(L, 2); /* nil: sparse */
+    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_opttensor(L, 2); /* nil: sparse */
     nn_tensor *m = nnL_checktensor(L, 3), *v = nnL_checktensor(L, 4);
-    nn_tensor *vmax = opttensor(L, 5);
+    nn_tensor *vmax = nnL_opttensor(L, 5);
     nnL_checkoptions(L, 6, "adam_step", adam_opts);
     nn_adam_args a = {nnL_optnumfield(L, 6, "lr", 1e-3), nnL_optnumfield(L, 6, "beta1", 0.9),
                       nnL_optnumfield(L, 6, "beta2", 0.999), nnL_optnumfield(L, 6, "eps", 1e-8),
@@ -241,7 +238,7 @@ static int l_adam_step(lua_State *L) {
 
 static int l_rmsprop_step(lua_State *L) {
     nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_checktensor(L, 2);
-    nn_tensor *sq = nnL_checktensor(L, 3), *buf = opttensor(L, 4), *avg = opttensor(L, 5);
+    nn_tensor *sq = nnL_checktensor(L, 3), *buf = nnL_opttensor(L, 4), *avg = nnL_opttensor(L, 5);
     nnL_checkoptions(L, 6, "rmsprop_step", rmsprop_opts);
     nn_rmsprop_args a = {nnL_optnumfield(L, 6, "lr", 1e-2), nnL_optnumfield(L, 6, "alpha", 0.99),
                          nnL_optnumfield(L, 6, "eps", 1e-8), nnL_optnumfield(L, 6, "weight_decay", 0),
@@ -251,7 +248,7 @@ static int l_rmsprop_step(lua_State *L) {
 }
 
 static int l_adagrad_step(lua_State *L) {
-    nn_tensor *p = nnL_checktensor(L, 1), *g = opttensor(L, 2); /* nil: sparse */
+    nn_tensor *p = nnL_checktensor(L, 1), *g = nnL_opttensor(L, 2); /* nil: sparse */
     nn_tensor *sum = nnL_checktensor(L, 3);
     nnL_checkoptions(L, 4, "adagrad_step", adagrad_opts);
     nn_adagrad_args a = {nnL_optnumfield(L, 4, "lr", 1e-2), nnL_optnumfield(L, 4, "lr_decay", 0),

@@ -60,6 +60,8 @@ nn_tensor *nnL_checktensor(lua_State *L, int arg);
  * stack (a userdata); the list stays on the stack and holds them. */
 nn_tensor **nnL_checktensorlist(lua_State *L, int arg, int *n, const char *what);
 nn_tensor *nnL_testtensor(lua_State *L, int arg);
+/* the tensor at arg, or NULL when it is none or nil */
+nn_tensor *nnL_opttensor(lua_State *L, int arg);
 /* Pushes an empty tensor userdata and returns its slot: create the
  * userdata first, then let the engine allocate into the slot. */
 nn_tensor **nnL_newslot(lua_State *L);

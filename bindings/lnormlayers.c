@@ -8,9 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-static nn_tensor *opttensor(lua_State *L, int arg) {
-    return lua_isnoneornil(L, arg) ? NULL : nnL_checktensor(L, arg);
-}
 
 /* batch_norm(x, running_mean, running_var[, weight[, bias[, {training =
  * false, momentum = 0.1, eps = 1e-5}]]]): running statistics may be nil
@@ -18,8 +15,8 @@ static nn_tensor *opttensor(lua_State *L, int arg) {
 static const char *const bn_opts[] = {"training", "momentum", "eps", NULL};
 
 static int l_batch_norm(lua_State *L) {
-    nn_tensor *x = nnL_checktensor(L, 1), *rm = opttensor(L, 2), *rv = opttensor(L, 3);
-    nn_tensor *w = opttensor(L, 4), *b = opttensor(L, 5);
+    nn_tensor *x = nnL_checktensor(L, 1), *rm = nnL_opttensor(L, 2), *rv = nnL_opttensor(L, 3);
+    nn_tensor *w = nnL_opttensor(L, 4), *b = nnL_opttensor(L, 5);
     nnL_checkoptions(L, 6, "batch_norm", bn_opts);
     int training = nnL_optboolfield(L, 6, "training", 0);
     double momentum = nnL_optnumfield(L, 6, "momentum", 0.1), eps = nnL_optnumfield(L, 6, "eps", 1e-5);
@@ -30,7 +27,7 @@ static int l_batch_norm(lua_State *L) {
 static int l_group_norm(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     lua_Integer groups = luaL_checkinteger(L, 2);
-    nn_tensor *w = opttensor(L, 3), *b = opttensor(L, 4);
+    nn_tensor *w = nnL_opttensor(L, 3), *b = nnL_opttensor(L, 4);
     double eps = luaL_optnumber(L, 5, 1e-5);
     NNL_RETURN(nn_group_norm(x, (int64_t)groups, w, b, eps));
 }

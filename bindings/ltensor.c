@@ -7,6 +7,10 @@
 
 /* ---- checks ---------------------------------------------------------- */
 
+nn_tensor *nnL_opttensor(lua_State *L, int arg) {
+    return lua_isnoneornil(L, arg) ? NULL : nnL_checktensor(L, arg);
+}
+
 nn_tensor *nnL_testtensor(lua_State *L, int arg) {
     nnL_tensor *u = luaL_testudata(L, arg, NNL_TENSOR);
     return u ? u->t : NULL;
