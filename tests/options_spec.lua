@@ -60,6 +60,12 @@ local calls = {
   InstanceNorm2d = function(x)
     return nn.InstanceNorm2d(3, with({ eps = 1e-4, momentum = 0.1, affine = true, track_running_stats = true }, x))
   end,
+  RNN = function(x)
+    return nn.RNN(2, 3, with({ num_layers = 2, nonlinearity = 'relu', bias = true, batch_first = true,
+      dropout = 0.1, bidirectional = true }, x))
+  end,
+  LSTM = function(x) return nn.LSTM(2, 3, with({ num_layers = 2, dropout = 0.2, bidirectional = true }, x)) end,
+  GRU = function(x) return nn.GRU(2, 3, with({ bias = false, batch_first = true }, x)) end,
   GroupNorm = function(x) return nn.GroupNorm(2, 4, with({ eps = 1e-4, affine = false }, x)) end,
   batch_norm = function(x)
     return nn.batch_norm(nn.randn(4, 3), nn.zeros(3), nn.ones(3), nil, nil,

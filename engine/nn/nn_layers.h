@@ -91,6 +91,18 @@ nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *strid
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 
+/* The recurrence of one direction of one RNN layer (rnn.c). xw (T, B, G H):
+ * the input side x W_ih^T + b_ih of every step, G = 1 (RNN), 4 (LSTM: i f
+ * g o) or 3 (GRU: r z n); w_hh (G H, H); b_hh (G H), h0 and c0 (B, H; c0
+ * LSTM only) or NULL (zeros); lengths (B) i64 in 1..T or NULL (all T);
+ * reverse: from each sequence's last step to its first. *out (T, B, H),
+ * zero past each length; *hn and *cn (LSTM; else cn may be NULL): the
+ * state at each length. 0, or -1 with an error. */
+typedef enum { NN_RNN_TANH, NN_RNN_RELU, NN_LSTM, NN_GRU } nn_rnn_mode;
+int nn_rnn_scan(nn_rnn_mode mode, const nn_tensor *xw, const nn_tensor *w_hh, const nn_tensor *b_hh,
+                const nn_tensor *h0, const nn_tensor *c0, const nn_tensor *lengths, int reverse,
+                nn_tensor **out, nn_tensor **hn, nn_tensor **cn);
+
 /* Cross-modal fusion (fusion.c). gated_fusion: h, g (B, M, D) per-modality
  * pre-activations and gate logits, mask (B, M) f32 or NULL (0 = missing) ->
  * sum_m softmax_m(g) tanh(h_m) (B, D). mfb_pool: a, b (B, D*factor) ->

@@ -73,6 +73,12 @@ case('GroupNorm', [2, 4], {}, tnn.GroupNorm(2, 4), [2, 4, 3, 3])
 case('InstanceNorm2d', [3], {}, tnn.InstanceNorm2d(3), [2, 3, 4, 4])
 case('InstanceNorm2d', [3], {'affine': True, 'track_running_stats': True},
      tnn.InstanceNorm2d(3, affine=True, track_running_stats=True), [2, 3, 4, 4])
+case('RNN', [3, 4], {'nonlinearity': 'relu'}, tnn.RNN(3, 4, nonlinearity='relu'), [5, 2, 3])
+case('LSTM', [3, 4], {'num_layers': 2, 'bidirectional': True},
+     tnn.LSTM(3, 4, num_layers=2, bidirectional=True), [5, 2, 3])
+case('LSTM', [3, 4], {'bias': False, 'batch_first': True}, tnn.LSTM(3, 4, bias=False, batch_first=True),
+     [2, 5, 3])
+case('GRU', [3, 4], {'num_layers': 3}, tnn.GRU(3, 4, num_layers=3), [5, 2, 3])
 for model, de, dr in [('transe', 4, 4), ('complex', 8, 8), ('rotate', 8, 4)]:
     case('KGEmbedding', [], {'model': model, 'num_entities': 10, 'num_relations': 10, 'dim': 4,
                              'sparse': False,
