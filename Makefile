@@ -194,6 +194,7 @@ bench: all
 	$(NNLUA) bench/gpt_memory.lua --checkpoint
 	$(NNLUA) bench/vit_step.lua
 	$(NNLUA) bench/resnet_step.lua
+	$(NNLUA) bench/lstm_step.lua
 	$(NNLUA) bench/kge_step.lua
 	$(NNLUA) bench/generate.lua
 	$(NNLUA) bench/tokenize.lua

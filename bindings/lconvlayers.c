@@ -26,10 +26,7 @@ static void conv_build(lua_State *L, nnL_layer *l) {
     nnL_pair_field(L, 4, "stride", c->stride, 1);
     nnL_pair_field(L, 4, "padding", c->padding, 0);
     nnL_pair_field(L, 4, "dilation", c->dilation, 1);
-    double groups = nnL_optnumfield(L, 4, "groups", 1);
-    if (groups != floor(groups) || groups < 1 || groups > 4096)
-        luaL_argerror(L, 4, "groups must be an integer in 1..4096");
-    c->groups = (int64_t)groups;
+    c->groups = nnL_groups_field(L, 4);
     c->bias = nnL_optboolfield(L, 4, "bias", 1);
     const int *k = c->kernel_size, *s = c->stride, *p = c->padding, *d = c->dilation;
     if (k[0] < 1 || k[1] < 1) luaL_argerror(L, 3, "kernel_size must be positive");

@@ -6,6 +6,7 @@
 #include "lnnlua.h"
 
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 
@@ -140,6 +141,13 @@ void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def) {
     lua_pop(L, 1);
 }
 
+int64_t nnL_groups_field(lua_State *L, int t) {
+    double groups = nnL_optnumfield(L, t, "groups", 1);
+    if (groups != floor(groups) || groups < 1 || groups > 4096)
+        luaL_argerror(L, t, "groups must be an integer in 1..4096");
+    return (int64_t)groups;
+}
+
 /* conv2d(x, weight[, bias[, {stride=, padding=, dilation=, groups = 1}]]) */
 static int l_conv2d(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *w = nnL_checktensor(L, 2);
@@ -149,10 +157,8 @@ static int l_conv2d(lua_State *L) {
     nnL_pair_field(L, 4, "stride", stride, 1);
     nnL_pair_field(L, 4, "padding", padding, 0);
     nnL_pair_field(L, 4, "dilation", dilation, 1);
-    double groups = nnL_optnumfield(L, 4, "groups", 1);
-    if (groups != (double)(int64_t)groups || groups < 1 || groups > 4096)
-        return luaL_argerror(L, 4, "groups must be an integer in 1..4096");
-    NNL_RETURN(nn_conv2d_groups(x, w, b, stride, padding, dilation, (int64_t)groups));
+    int64_t groups = nnL_groups_field(L, 4);
+    NNL_RETURN(nn_conv2d_groups(x, w, b, stride, padding, dilation, groups));
 }
 
 /* max_pool2d(x, kernel[, {stride=, padding=}]) and avg_pool2d */

@@ -288,4 +288,5 @@ void nnL_open_layers(lua_State *L) {
     nnL_open_norm_layers(L);
     nnL_open_act_layers(L);
     nnL_open_rnn_layers(L);
+    nnL_open_conv_family(L);
 }

@@ -127,6 +127,8 @@ void nnL_open_dist(lua_State *L);     /* sets _dist in the table on top */
  * or in field k of table t */
 void nnL_pair(lua_State *L, int arg, const char *what, int *out, int def);
 void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def);
+/* field "groups" of the options table at t: an integer in 1..4096 (1) */
+int64_t nnL_groups_field(lua_State *L, int t);
 int nnL_tostring(lua_State *L);       /* __tostring */
 int nnL_index_get(lua_State *L);      /* t[key] for number/table keys */
 int nnL_index_set(lua_State *L);      /* t[key] = v */

@@ -59,7 +59,7 @@ describe('built-in layers', function()
         'groups = 4 must divide in_channels 4 and out_channels 6')
       assert.error_contains(function() nn.Conv2d(4, 6, 3, { groups = 1.5 }) end, 'groups must be an integer')
       assert.error_contains(function() nn.conv2d(x, nn.ones(6, 4, 3, 3), nil, { groups = 2 }) end,
-        'weight 6x4x3x3 does not fit input 2x4x5x5')
+        'weight 6x4x3x3 does not match input 2x4x5x5 (expected (out, 2, kh, kw), out divisible by groups)')
       assert.error_contains(function() nn.conv2d(x, nn.ones(6, 2, 3, 3), nil, { groups = 0 }) end,
         'groups must be an integer in 1..4096')
     end)

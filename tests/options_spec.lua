@@ -60,6 +60,21 @@ local calls = {
   InstanceNorm2d = function(x)
     return nn.InstanceNorm2d(3, with({ eps = 1e-4, momentum = 0.1, affine = true, track_running_stats = true }, x))
   end,
+  Conv1d = function(x)
+    return nn.Conv1d(2, 4, 3, with({ stride = 1, padding = 1, dilation = 1, groups = 2, bias = false }, x))
+  end,
+  ConvTranspose2d = function(x)
+    return nn.ConvTranspose2d(2, 4, 3, with({ stride = 2, padding = 1, output_padding = 1, dilation = 1,
+      groups = 2, bias = true }, x))
+  end,
+  conv1d = function(x)
+    return nn.conv1d(nn.randn(1, 2, 5), nn.randn(2, 1, 3), nil, with({ stride = 1, padding = 1, dilation = 1,
+      groups = 2 }, x))
+  end,
+  conv_transpose2d = function(x)
+    return nn.conv_transpose2d(nn.randn(1, 2, 3, 3), nn.randn(2, 1, 3, 3), nil, with({ stride = 2, padding = 1,
+      output_padding = 1, dilation = 1, groups = 2 }, x))
+  end,
   RNN = function(x)
     return nn.RNN(2, 3, with({ num_layers = 2, nonlinearity = 'relu', bias = true, batch_first = true,
       dropout = 0.1, bidirectional = true }, x))

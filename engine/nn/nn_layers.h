@@ -86,6 +86,15 @@ nn_tensor *nn_conv2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
 nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                             const int *stride, const int *padding, const int *dilation,
                             int64_t groups);
+/* x (N, C, L), w (O, C / groups, K), b (O) or NULL -> (N, O, OL) */
+nn_tensor *nn_conv1d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b, int stride,
+                     int padding, int dilation, int64_t groups);
+/* the transpose of conv2d: x (N, C, H, W), w (C, O / groups, KH, KW), b
+ * (O) or NULL -> (N, O, OH, OW), OH = (H - 1) stride - 2 padding +
+ * dilation (KH - 1) + output_padding + 1 (pairs {h, w}) */
+nn_tensor *nn_conv_transpose2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
+                               const int *stride, const int *padding, const int *output_padding,
+                               const int *dilation, int64_t groups);
 nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,

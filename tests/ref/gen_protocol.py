@@ -57,6 +57,14 @@ case('Conv2d', [3, 8, [3, 2]], {'bias': False, 'stride': 2},
      tnn.Conv2d(3, 8, (3, 2), bias=False, stride=2), [2, 3, 6, 6])
 case('Conv2d', [4, 6, 3], {'groups': 2}, tnn.Conv2d(4, 6, 3, groups=2), [2, 4, 6, 6])
 case('MaxPool2d', [2], {}, tnn.MaxPool2d(2), [2, 3, 6, 6])
+case('Conv2d', [4, 4, 3], {'groups': 4, 'padding': 1}, tnn.Conv2d(4, 4, 3, groups=4, padding=1),
+     [2, 4, 6, 6])
+case('Conv1d', [3, 8, 3], {'padding': 1}, tnn.Conv1d(3, 8, 3, padding=1), [2, 3, 10])
+case('Conv1d', [4, 8, 5], {'groups': 2, 'bias': False}, tnn.Conv1d(4, 8, 5, groups=2, bias=False), [2, 4, 10])
+case('ConvTranspose2d', [4, 6, 3], {'stride': 2}, tnn.ConvTranspose2d(4, 6, 3, stride=2), [2, 4, 5, 5])
+case('ConvTranspose2d', [4, 6, [2, 3]], {'groups': 2, 'bias': False},
+     tnn.ConvTranspose2d(4, 6, (2, 3), groups=2, bias=False), [2, 4, 5, 5])
+
 for name in ['Mish', 'Hardswish', 'Hardsigmoid', 'PReLU', 'GLU']:
     case(name, [], {}, getattr(tnn, name)(), [2, 4])
 case('ELU', [0.5], {}, tnn.ELU(0.5), [2, 4])
