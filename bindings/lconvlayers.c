@@ -60,8 +60,9 @@ static const char *const conv_opts[] = {"stride", "padding", "dilation", "groups
 static const nnL_layer_class conv_class = {
     "Conv2d", sizeof(conv_cfg), conv_slots, conv_fields, conv_opts, 4, conv_build, conv_forward, NULL};
 
-/* ---- MaxPool2d(kernel[, {stride = kernel, padding = 0}]) and AvgPool2d ------- */
-typedef struct { int kernel_size[2], stride[2], padding[2]; } pool_cfg;
+/* ---- MaxPool2d(kernel[, {stride = kernel, padding = 0, ceil_mode = false,
+ * return_indices = false}]) and AvgPool2d (no return_indices) ---------------- */
+typedef struct { int kernel_size[2], stride[2], padding[2], ceil_mode, return_indices; } pool_cfg;
 
 static void pool_build(lua_State *L, nnL_layer *l) {
     pool_cfg *c = NNL_CFG(l, pool_cfg);
@@ -73,30 +74,38 @@ static void pool_build(lua_State *L, nnL_layer *l) {
     nnL_pair_field(L, 2, "padding", p, 0);
     if (k[0] < 1 || k[1] < 1 || s[0] < 1 || s[1] < 1 || p[0] < 0 || p[1] < 0)
         luaL_argerror(L, 1, "kernel and stride must be >= 1, padding >= 0");
+    c->ceil_mode = nnL_optboolfield(L, 2, "ceil_mode", 0);
+    c->return_indices = nnL_optboolfield(L, 2, "return_indices", 0);
 }
 
 static int maxpool_forward(lua_State *L, nnL_layer *l) {
     const pool_cfg *c = NNL_CFG(l, pool_cfg);
     nn_tensor *x = nnL_checktensor(L, 2);
-    NNL_RETURN(nn_max_pool2d(x, c->kernel_size, c->stride, c->padding));
+    return nnL_max_pool_call(L, x, c->kernel_size, c->stride, c->padding, c->ceil_mode,
+                             c->return_indices);
 }
 
 static int avgpool_forward(lua_State *L, nnL_layer *l) {
     const pool_cfg *c = NNL_CFG(l, pool_cfg);
     nn_tensor *x = nnL_checktensor(L, 2);
-    NNL_RETURN(nn_avg_pool2d(x, c->kernel_size, c->stride, c->padding));
+    NNL_RETURN(nn_avg_pool2d_ex(x, c->kernel_size, c->stride, c->padding, c->ceil_mode));
 }
 
 static const nnL_slot no_slots[] = {{NULL, 0}};
-static const nnL_field pool_fields[] = {
+static const nnL_field maxpool_fields[] = {
     PAIR(pool_cfg, kernel_size), PAIR(pool_cfg, stride), PAIR(pool_cfg, padding),
+    NNL_FIELD(NNL_F_BOOL, pool_cfg, ceil_mode), NNL_FIELD(NNL_F_BOOL, pool_cfg, return_indices),
     NNL_END_FIELDS};
-static const char *const pool_opts[] = {"stride", "padding", NULL};
+static const nnL_field avgpool_fields[] = {
+    PAIR(pool_cfg, kernel_size), PAIR(pool_cfg, stride), PAIR(pool_cfg, padding),
+    NNL_FIELD(NNL_F_BOOL, pool_cfg, ceil_mode), NNL_END_FIELDS};
+static const char *const maxpool_opts[] = {"stride", "padding", "ceil_mode", "return_indices", NULL};
+static const char *const avgpool_opts[] = {"stride", "padding", "ceil_mode", NULL};
 static const nnL_layer_class maxpool_class = {
-    "MaxPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
+    "MaxPool2d", sizeof(pool_cfg), no_slots, maxpool_fields, maxpool_opts, 2, pool_build,
     maxpool_forward, NULL};
 static const nnL_layer_class avgpool_class = {
-    "AvgPool2d", sizeof(pool_cfg), no_slots, pool_fields, pool_opts, 2, pool_build,
+    "AvgPool2d", sizeof(pool_cfg), no_slots, avgpool_fields, avgpool_opts, 2, pool_build,
     avgpool_forward, NULL};
 
 /* ---- AdaptiveAvgPool2d(output_size) and AdaptiveMaxPool2d(output_size[,

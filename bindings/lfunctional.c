@@ -67,7 +67,8 @@ static int l_dropout(lua_State *L) {
 static const char *const ce_opts[] = {"weight", "ignore_index", "label_smoothing", "reduction",
                                       NULL};
 static const char *const conv_opts[] = {"stride", "padding", "dilation", "groups", NULL};
-static const char *const pool_opts[] = {"stride", "padding", NULL};
+static const char *const maxpool_opts[] = {"stride", "padding", "ceil_mode", "return_indices", NULL};
+static const char *const avgpool_opts[] = {"stride", "padding", "ceil_mode", NULL};
 static const char *const attention_opts[] = {"mask", "causal", "scale", "dropout", "training",
                                              "need_weights", NULL};
 static const char *const sgd_opts[] = {"lr", "momentum", "dampening", "weight_decay", "nesterov",
@@ -161,11 +162,23 @@ static int l_conv2d(lua_State *L) {
     NNL_RETURN(nn_conv2d_groups(x, w, b, stride, padding, dilation, groups));
 }
 
-/* max_pool2d(x, kernel[, {stride=, padding=}]) and avg_pool2d */
+int nnL_max_pool_call(lua_State *L, nn_tensor *x, const int *kernel, const int *stride,
+                      const int *padding, int ceil_mode, int with_indices) {
+    nn_tensor **slot = nnL_newslot(L), *idx = NULL;
+    *slot = nn_max_pool2d_ex(x, kernel, stride, padding, ceil_mode, with_indices ? &idx : NULL,
+                             NNL_BASE);
+    nnL_finish(L, slot);
+    if (!with_indices) return 1;
+    nnL_push(L, idx);
+    return 2;
+}
+
+/* max_pool2d(x, kernel[, {stride = kernel, padding = 0, ceil_mode = false,
+ * return_indices = false}]) and avg_pool2d (no return_indices) */
 static int pool(lua_State *L, int is_max) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int kernel[2], stride[2], padding[2];
-    nnL_checkoptions(L, 3, is_max ? "max_pool2d" : "avg_pool2d", pool_opts);
+    nnL_checkoptions(L, 3, is_max ? "max_pool2d" : "avg_pool2d", is_max ? maxpool_opts : avgpool_opts);
     nnL_pair(L, 2, "kernel_size", kernel, 0);
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "stride");
@@ -176,8 +189,11 @@ static int pool(lua_State *L, int is_max) {
         memcpy(stride, kernel, sizeof stride);
     }
     nnL_pair_field(L, 3, "padding", padding, 0);
-    NNL_RETURN(is_max ? nn_max_pool2d(x, kernel, stride, padding)
-                      : nn_avg_pool2d(x, kernel, stride, padding));
+    int ceil_mode = nnL_optboolfield(L, 3, "ceil_mode", 0);
+    if (is_max)
+        return nnL_max_pool_call(L, x, kernel, stride, padding, ceil_mode,
+                                 nnL_optboolfield(L, 3, "return_indices", 0));
+    NNL_RETURN(nn_avg_pool2d_ex(x, kernel, stride, padding, ceil_mode));
 }
 
 static int l_max_pool2d(lua_State *L) { return pool(L, 1); }
@@ -275,8 +291,8 @@ void nnL_open_functional(lua_State *L) {
         {"adam_step", l_adam_step}, {"rmsprop_step", l_rmsprop_step},
         {"adagrad_step", l_adagrad_step}, {NULL, NULL}};
     static const nnL_options options[] = {
-        {"cross_entropy", ce_opts}, {"conv2d", conv_opts}, {"max_pool2d", pool_opts},
-        {"avg_pool2d", pool_opts}, {"attention", attention_opts}, {"sgd_step", sgd_opts},
+        {"cross_entropy", ce_opts}, {"conv2d", conv_opts}, {"max_pool2d", maxpool_opts},
+        {"avg_pool2d", avgpool_opts}, {"attention", attention_opts}, {"sgd_step", sgd_opts},
         {"adam_step", adam_opts}, {"rmsprop_step", rmsprop_opts},
         {"adagrad_step", adagrad_opts}, {NULL, NULL}};
     nnL_setfuncs(L, fns, 0);

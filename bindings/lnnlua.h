@@ -127,6 +127,10 @@ void nnL_open_dist(lua_State *L);     /* sets _dist in the table on top */
  * or in field k of table t */
 void nnL_pair(lua_State *L, int arg, const char *what, int *out, int def);
 void nnL_pair_field(lua_State *L, int t, const char *k, int *out, int def);
+/* max_pool2d's result (and, with_indices, the winners' positions in their
+ * planes, counted from 1) pushed; returns the number of results */
+int nnL_max_pool_call(lua_State *L, nn_tensor *x, const int *kernel, const int *stride,
+                      const int *padding, int ceil_mode, int with_indices);
 /* field "groups" of the options table at t: an integer in 1..4096 (1) */
 int64_t nnL_groups_field(lua_State *L, int t);
 int nnL_tostring(lua_State *L);       /* __tostring */

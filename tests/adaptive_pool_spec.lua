@@ -1,4 +1,5 @@
--- Adaptive average and max pooling (engine/nn/adaptive.c) against PyTorch
+-- Adaptive average and max pooling (engine/nn/adaptive.c), and windowed
+-- pooling with ceil_mode and max indices (engine/nn/pool.c), against PyTorch
 -- 1.13 (tests/ref/gen_pool.py -> tests/ref/pool.json): outputs, input
 -- gradients and max indices, divisible and overlapping windows, 3-d and
 -- 4-d inputs; finite differences; the layers and their errors.
@@ -19,6 +20,28 @@ describe('adaptive pooling', function()
       else
         y, idx = nn.adaptive_max_pool2d(x, c.size, { return_indices = true })
         assert.same(c.indices, idx:totable())
+      end
+      near(c.output, y, 'output')
+      ;(y * nn.tensor(c.proj)):sum():backward()
+      near(c.grad, x.grad, 'gradient')
+    end)
+  end
+
+  for i, c in ipairs(ref.windowed) do
+    it(('%d: %s_pool2d %d stride %d padding %d, ceil_mode, against PyTorch'):format(i, c.kind, c.kernel,
+      c.stride, c.padding), function()
+      local x = nn.tensor(c.x):requires_grad_()
+      local o = { stride = c.stride, padding = c.padding, ceil_mode = true }
+      local y, idx
+      if c.kind == 'max' then
+        o.return_indices = true
+        y, idx = nn.max_pool2d(x, c.kernel, o)
+        assert.same(c.indices, idx:totable())
+        local layer_y, layer_idx = nn.MaxPool2d(c.kernel, o)(x)
+        assert.same(y:totable(), layer_y:totable())
+        assert.same(idx:totable(), layer_idx:totable())
+      else
+        y = nn.avg_pool2d(x, c.kernel, o)
       end
       near(c.output, y, 'output')
       ;(y * nn.tensor(c.proj)):sum():backward()

@@ -75,6 +75,10 @@ local calls = {
     return nn.conv_transpose2d(nn.randn(1, 2, 3, 3), nn.randn(2, 1, 3, 3), nil, with({ stride = 2, padding = 1,
       output_padding = 1, dilation = 1, groups = 2 }, x))
   end,
+  Upsample = function(x) return nn.Upsample(with({ scale_factor = 2, mode = 'bilinear', align_corners = true }, x)) end,
+  interpolate = function(x)
+    return nn.interpolate(nn.randn(1, 1, 2, 2), with({ size = 3, mode = 'bilinear', align_corners = false }, x))
+  end,
   RNN = function(x)
     return nn.RNN(2, 3, with({ num_layers = 2, nonlinearity = 'relu', bias = true, batch_first = true,
       dropout = 0.1, bidirectional = true }, x))
@@ -86,16 +90,23 @@ local calls = {
     return nn.batch_norm(nn.randn(4, 3), nn.zeros(3), nn.ones(3), nil, nil,
       with({ training = true, momentum = 0.1, eps = 1e-5 }, x))
   end,
-  MaxPool2d = function(x) return nn.MaxPool2d(2, with({ stride = 1 }, x)) end,
-  AvgPool2d = function(x) return nn.AvgPool2d(2, with({ stride = 1 }, x)) end,
+  MaxPool2d = function(x)
+    return nn.MaxPool2d(2, with({ stride = 1, padding = 1, ceil_mode = true, return_indices = true }, x))
+  end,
+  AvgPool2d = function(x) return nn.AvgPool2d(2, with({ stride = 1, padding = 1, ceil_mode = true }, x)) end,
   cross_entropy = function(x)
     return nn.cross_entropy(nn.randn(3, 4), L({ 1, 2, 3 }), with({ label_smoothing = 0.1 }, x))
   end,
   conv2d = function(x)
     return nn.conv2d(nn.randn(1, 2, 4, 4), nn.randn(2, 1, 3, 3), nil, with({ padding = 1, groups = 2 }, x))
   end,
-  max_pool2d = function(x) return nn.max_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2 }, x)) end,
-  avg_pool2d = function(x) return nn.avg_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2 }, x)) end,
+  max_pool2d = function(x)
+    return nn.max_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2, padding = 1, ceil_mode = true,
+      return_indices = true }, x))
+  end,
+  avg_pool2d = function(x)
+    return nn.avg_pool2d(nn.randn(1, 1, 4, 4), 2, with({ stride = 2, padding = 1, ceil_mode = true }, x))
+  end,
   attention = function(x)
     local q = nn.randn(1, 1, 3, 2)
     return nn.attention(q, q, q, with({ causal = true }, x))

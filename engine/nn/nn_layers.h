@@ -95,10 +95,22 @@ nn_tensor *nn_conv1d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
 nn_tensor *nn_conv_transpose2d(const nn_tensor *x, const nn_tensor *w, const nn_tensor *b,
                                const int *stride, const int *padding, const int *output_padding,
                                const int *dilation, int64_t groups);
+/* x (N, C, H, W) resized to size {OH, OW}; scale_factor {h, w} (or NULL)
+ * sets the coordinate scale as PyTorch's scale_factor does */
+typedef enum { NN_INTERP_NEAREST, NN_INTERP_BILINEAR } nn_interp_mode;
+nn_tensor *nn_interpolate(const nn_tensor *x, const int64_t *size, const double *scale_factor,
+                          nn_interp_mode mode, int align_corners);
 nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
+/* the same with ceil_mode (output sizes rounded up) and, for max, the
+ * winners' positions in their H x W planes counted from base (indices may
+ * be NULL) */
+nn_tensor *nn_max_pool2d_ex(const nn_tensor *x, const int *kernel, const int *stride,
+                            const int *padding, int ceil_mode, nn_tensor **indices, int64_t base);
+nn_tensor *nn_avg_pool2d_ex(const nn_tensor *x, const int *kernel, const int *stride,
+                            const int *padding, int ceil_mode);
 
 /* The recurrence of one direction of one RNN layer (rnn.c). xw (T, B, G H):
  * the input side x W_ih^T + b_ih of every step, G = 1 (RNN), 4 (LSTM: i f

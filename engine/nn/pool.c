@@ -3,7 +3,10 @@
  * Shapes: x (N, C, H, W) -> y (N, C, OH, OW), each output the max (or the
  * mean) of a KH x KW window; padding counts as -inf for max and as zeros
  * included in the divisor for average (PyTorch's defaults). Max saves the
- * winning position of each output so backward routes g there. */
+ * winning position of each output so backward routes g there. ceil_mode
+ * rounds the output size up, keeping only windows that start inside the
+ * input or its left padding; a window past the right padding divides by the
+ * part of it inside the padded input, as PyTorch's average does. */
 #include "autograd.h"
 #include "nn_layers.h"
 
@@ -11,6 +14,14 @@
 #include <string.h>
 
 typedef struct { int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw; } pool_geom;
+
+/* the divisor of window (oy, ox): its size within the padded input */
+static inline float window_size(const pool_geom *g, int64_t oy, int64_t ox) {
+    int64_t y0 = oy * g->sh - g->ph, x0 = ox * g->sw - g->pw;
+    int64_t y1 = y0 + g->kh < g->h + g->ph ? y0 + g->kh : g->h + g->ph;
+    int64_t x1 = x0 + g->kw < g->w + g->pw ? x0 + g->kw : g->w + g->pw;
+    return (float)((y1 - y0) * (x1 - x0));
+}
 
 /* one output of a window clipped to the input; max records where */
 static inline float window(const pool_geom *g, const float *plane, int64_t oy,
@@ -25,7 +36,7 @@ static inline float window(const pool_geom *g, const float *plane, int64_t oy,
     if (!is_max) {
         for (int64_t y = y0; y < y1; y++)
             for (int64_t x = x0; x < x1; x++) sum += plane[y * g->w + x];
-        return sum / (float)(g->kh * g->kw);
+        return sum / window_size(g, oy, ox);
     }
     for (int64_t y = y0; y < y1; y++) /* branch-free: selects, not jumps */
         for (int64_t x = x0; x < x1; x++) {
@@ -67,7 +78,6 @@ static int pool_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     }
     const float *gv = nn_f32(gc);
     float *d = nn_f32(dx);
-    float inv = 1.0f / (float)(g.kh * g.kw);
 #pragma omp parallel for if (g.planes * g.oh * g.ow > NN_PAR_GRAIN / 8)
     for (int64_t p = 0; p < g.planes; p++) { /* one plane per thread: no races */
         float *plane = d + p * g.h * g.w;
@@ -79,6 +89,7 @@ static int pool_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
                     if (at >= 0) plane[at] += gv[o];
                     continue;
                 }
+                float inv = 1.0f / window_size(&g, oy, ox);
                 for (int64_t i = 0; i < g.kh; i++) {
                     int64_t y0 = oy * g.sh - g.ph + i;
                     if (y0 < 0 || y0 >= g.h) continue;
@@ -97,8 +108,17 @@ static int pool_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
 NN_OP(max_pool_op, "max_pool2d", pool_backward, pool_ctx);
 NN_OP(avg_pool_op, "avg_pool2d", pool_backward, pool_ctx);
 
+/* n + 2 p - k over s, rounded down (or up, keeping windows that start
+ * inside the input or its left padding), plus one */
+static int64_t pooled_size(int64_t n, int64_t k, int64_t s, int64_t p, int ceil_mode) {
+    int64_t span = n + 2 * p - k, out = (ceil_mode ? span + s - 1 : span) / s + 1;
+    if (ceil_mode && (out - 1) * s >= n + p) out--;
+    return out;
+}
+
 static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *stride,
-                         const int *padding, int is_max) {
+                         const int *padding, int ceil_mode, int is_max, nn_tensor **indices,
+                         int64_t base) {
     const char *name = is_max ? "max_pool2d" : "avg_pool2d";
     char s1[96];
     if (x->dtype != NN_F32 || x->ndim != 4)
@@ -112,8 +132,8 @@ static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *strid
                           "half the kernel", name);
     if (g.h + 2 * g.ph < g.kh || g.w + 2 * g.pw < g.kw)
         return nn_fail(2, "%s: window larger than the input %s", name, nn_shape_str(x, s1, 96));
-    g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
-    g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
+    g.oh = pooled_size(g.h, g.kh, g.sh, g.ph, ceil_mode);
+    g.ow = pooled_size(g.w, g.kw, g.sw, g.pw, ceil_mode);
     int prev = nn_grad_off();
     nn_tensor *xc = nn_contiguous((nn_tensor *)x);
     int64_t shape[4] = {x->shape[0], x->shape[1], g.oh, g.ow};
@@ -136,18 +156,38 @@ static nn_tensor *pool2d(const nn_tensor *x, const int *kernel, const int *strid
             y = NULL;
         }
     }
+    if (y && indices) { /* the winners' positions in their planes, from base */
+        nn_tensor *b = nn_scalar(NN_I64, (double)base);
+        *indices = b ? nn_add(arg, b) : NULL;
+        nn_release(b);
+        if (!*indices) {
+            nn_release(y);
+            y = NULL;
+        }
+    }
     nn_release(arg);
     return y;
 }
 
 nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding) {
+    return nn_max_pool2d_ex(x, kernel, stride, padding, 0, NULL, 0);
+}
+
+nn_tensor *nn_max_pool2d_ex(const nn_tensor *x, const int *kernel, const int *stride,
+                            const int *padding, int ceil_mode, nn_tensor **indices, int64_t base) {
+    if (indices) *indices = NULL;
     NN_NO_HALF_PTR(x, 1, "max_pool2d");
-    return pool2d(x, kernel, stride, padding, 1);
+    return pool2d(x, kernel, stride, padding, ceil_mode, 1, indices, base);
 }
 
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding) {
+    return nn_avg_pool2d_ex(x, kernel, stride, padding, 0);
+}
+
+nn_tensor *nn_avg_pool2d_ex(const nn_tensor *x, const int *kernel, const int *stride,
+                            const int *padding, int ceil_mode) {
     NN_NO_HALF_PTR(x, 1, "avg_pool2d");
-    return pool2d(x, kernel, stride, padding, 0);
+    return pool2d(x, kernel, stride, padding, ceil_mode, 0, NULL, 0);
 }

@@ -94,6 +94,33 @@ nn_tensor *nn_one_hot(const nn_tensor *index, int64_t classes, int64_t base);
 nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper);
 
 /* ---- joining and splitting --------------------------------------------- */
+/* Rearranging copies (rearrange.c, through remap.c: any dtype, the
+ * gradient scattered back). pad: npairs (left, right) pairs, the first for
+ * the last dim, then the one before (PyTorch's order); constant pads may be
+ * negative (crop); reflect needs pads < the size, circular <= it. */
+typedef enum { NN_PAD_CONSTANT, NN_PAD_REFLECT, NN_PAD_REPLICATE, NN_PAD_CIRCULAR } nn_pad_mode;
+nn_tensor *nn_pad(const nn_tensor *x, int npairs, const int64_t *pads, nn_pad_mode mode,
+                  double value);
+nn_tensor *nn_flip(const nn_tensor *x, int ndims, const int *dims);
+/* roll by shifts[i] along dims[i]; dims NULL: the flattened tensor, one shift */
+nn_tensor *nn_roll(const nn_tensor *x, int n, const int64_t *shifts, const int *dims);
+/* tile: n >= ndim repeats, leading ones adding dims */
+nn_tensor *nn_repeat(const nn_tensor *x, int n, const int64_t *reps);
+/* each entry along *dim (NULL: of the flattened tensor) repeated repeats[i]
+ * times (repeats an i64 (size) tensor) or r times (repeats NULL) */
+nn_tensor *nn_repeat_interleave(const nn_tensor *x, const nn_tensor *repeats, int64_t r,
+                                const int *dim);
+/* windows of `size` every `step` along dim: that dim becomes the window
+ * count and a last dim of `size` is added (a copy, unlike PyTorch's view) */
+nn_tensor *nn_unfold(const nn_tensor *x, int dim, int64_t size, int64_t step);
+/* the gather behind them (remap.c): x's last k dims -> nt dims out_tail,
+ * out plane element j from plane element map[j] (i64, -1: fill) */
+nn_tensor *nn_remap(const nn_tensor *x, int k, int nt, const int64_t *out_tail, nn_tensor *map,
+                    double fill, const char *name);
+/* the same with a map separable by dim: out coordinate c of tail dim d
+ * reads coordinate src[d][c] (-1: fill) */
+nn_tensor *nn_remap_separable(const nn_tensor *x, int k, const int64_t *out_tail,
+                              int64_t *const *src, double fill, const char *name);
 nn_tensor *nn_cat(nn_tensor *const *ts, int n, int dim);
 nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim);
 /* views of consecutive pieces of `sizes[i]` along dim */

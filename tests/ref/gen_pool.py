@@ -31,7 +31,24 @@ for kind, shape, size in [("avg", (2, 3, 7, 5), (3, 2)), ("avg", (1, 2, 6, 6), (
         case["indices"] = (idx + 1).tolist()
     cases.append(case)
 
+# windowed pooling with ceil_mode (and max's indices)
+windowed = []
+for kind, shape, k, stride, pad in [("max", (2, 2, 7, 6), 3, 2, 1), ("max", (1, 3, 5, 5), 2, 2, 0),
+                                    ("avg", (2, 2, 7, 6), 3, 2, 1), ("avg", (1, 2, 5, 8), 2, 3, 0)]:
+    x = torch.randn(*shape, requires_grad=True)
+    if kind == "max":
+        y, idx = F.max_pool2d(x, k, stride, pad, ceil_mode=True, return_indices=True)
+    else:
+        y, idx = F.avg_pool2d(x, k, stride, pad, ceil_mode=True), None
+    proj = torch.randn_like(y)
+    (y * proj).sum().backward()
+    case = dict(kind=kind, kernel=k, stride=stride, padding=pad, x=t(x), output=t(y), proj=t(proj),
+                grad=t(x.grad))
+    if idx is not None:
+        case["indices"] = (idx + 1).tolist()
+    windowed.append(case)
+
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pool.json")
 with open(path, "w") as f:
-    json.dump({"format": "nnlua-ref", "version": 1, "torch": torch.__version__, "cases": cases}, f)
+    json.dump({"format": "nnlua-ref", "version": 1, "torch": torch.__version__, "cases": cases, "windowed": windowed}, f)
 print(f"wrote {len(cases)} cases to {path}")
