@@ -9,6 +9,8 @@
  *       {first, last}  an inclusive range; {first, last, step} with a step
  *       {i}            the range {i, i}: keeps the dim
  *   t[idx]             an i64 tensor of indices: rows along dim 1 (a copy)
+ *   t[mask]            a float mask over t's leading dims (or broadcast to
+ *                      t): the selected entries (masked_select, a copy)
  * Assignment writes through the same view: t[{{}, 2}] = 0 fills a column,
  * t[k] = other copies (with broadcasting), t[mask] = v fills where mask. */
 #include "lnnlua.h"
@@ -85,9 +87,7 @@ int nnL_index_get(lua_State *L) {
     nn_tensor *t = nnL_checktensor(L, 1);
     nn_tensor *key = nnL_testtensor(L, 2);
     if (key) {
-        if (key->dtype != NN_I64)
-            return luaL_argerror(L, 2, "a tensor key must hold i64 indices; "
-                                       "for masks use where or masked_fill");
+        if (key->dtype != NN_I64) NNL_RETURN(nn_masked_select(t, key));
         return nnL_push(L, nn_index_select(t, 0, key, NNL_BASE));
     }
     push_view(L);

@@ -105,7 +105,8 @@ void nnL_open_norm_layers(lua_State *L); /* also nn.batch_norm, nn.group_norm */
 void nnL_open_act_layers(lua_State *L);  /* also nn.prelu, nn.glu */
 void nnL_open_rnn_layers(lua_State *L);
 void nnL_open_conv_family(lua_State *L);
-void nnL_open_rearrange(lua_State *L); /* pad, flip, ..., interpolate, Upsample */ /* Conv1d, ConvTranspose2d and their functions */
+void nnL_open_rearrange(lua_State *L);
+void nnL_open_embedding_bag(lua_State *L); /* pad, flip, ..., interpolate, Upsample */ /* Conv1d, ConvTranspose2d and their functions */
 
 /* Builds a layer of cls from the nargs arguments on top (replaced by it),
  * as the Lua constructor would: options checked, layer left on top. */

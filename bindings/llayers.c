@@ -290,4 +290,5 @@ void nnL_open_layers(lua_State *L) {
     nnL_open_rnn_layers(L);
     nnL_open_conv_family(L);
     nnL_open_rearrange(L);
+    nnL_open_embedding_bag(L);
 }

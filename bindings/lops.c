@@ -13,6 +13,16 @@ static int l_unary(lua_State *L) {
     int inplace = lua_toboolean(L, lua_upvalueindex(2));
     nn_tensor *x = nnL_checktensor(L, 1);
     double p0 = 0, p1 = 0;
+    if (op == NN_CLAMP && (nnL_testtensor(L, 2) || nnL_testtensor(L, 3))) {
+        nn_tensor *lo = nnL_testtensor(L, 2), *hi = nnL_testtensor(L, 3);
+        if (!lo && !lua_isnoneornil(L, 2)) lo = nnL_checkoperand(L, 2, x);
+        if (!hi && !lua_isnoneornil(L, 3)) hi = nnL_checkoperand(L, 3, x);
+        if (!inplace) NNL_RETURN(nn_clamp_tensor(x, lo, hi));
+        nnL_push(L, nn_clamp_tensor(x, lo, hi));
+        if (nn_copy_(x, nnL_checktensor(L, -1)) < 0) return nnL_engine_error(L);
+        lua_settop(L, 1);
+        return 1;
+    }
     if (op == NN_CLAMP) {
         p0 = luaL_optnumber(L, 2, -HUGE_VAL);
         p1 = luaL_optnumber(L, 3, HUGE_VAL);
@@ -177,6 +187,18 @@ static int l_cumsum(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim);
     NNL_RETURN(nn_cumsum(x, d));
+}
+
+static int l_cumprod(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    NNL_RETURN(nn_cumprod(x, d));
+}
+
+static int l_logcumsumexp(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    int d = nnL_checkdim(L, 2, x->ndim);
+    NNL_RETURN(nn_logcumsumexp(x, d));
 }
 
 static int l_matmul(lua_State *L) {
@@ -573,6 +595,42 @@ static int l_sort(lua_State *L) {
     return 2;
 }
 
+/* argsort(x[, dim = -1[, descending]]): the indices of a stable sort */
+static int l_argsort(lua_State *L) {
+    l_sort(L);
+    lua_remove(L, -2);
+    return 1;
+}
+
+static int l_masked_select(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *mask = nnL_checktensor(L, 2);
+    NNL_RETURN(nn_masked_select(x, mask));
+}
+
+static int l_nonzero(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    NNL_RETURN(nn_nonzero(x, NNL_BASE));
+}
+
+/* unique(x[, {return_inverse = false, return_counts = false, sorted = true}])
+ * -> values[, inverse][, counts] */
+static const char *const unique_opts[] = {"sorted", "return_inverse", "return_counts", NULL};
+static int l_unique(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    nnL_checkoptions(L, 2, "unique", unique_opts);
+    if (!nnL_optboolfield(L, 2, "sorted", 1))
+        return luaL_argerror(L, 2, "unique always sorts (sorted = false is not supported)");
+    int inv = nnL_optboolfield(L, 2, "return_inverse", 0), cnt = nnL_optboolfield(L, 2, "return_counts", 0);
+    nn_tensor **v = nnL_newslot(L), **i = inv ? nnL_newslot(L) : NULL, **c = cnt ? nnL_newslot(L) : NULL;
+    nn_tensor *vi, *ii = NULL, *ci = NULL;
+    if (nn_unique(x, NNL_BASE, &vi, inv ? &ii : NULL, cnt ? &ci : NULL) < 0) return nnL_engine_error(L);
+    *v = vi;
+    if (i) *i = ii;
+    if (c) *c = ci;
+    nnL_finish(L, v);
+    return 1 + inv + cnt;
+}
+
 static int l_isin(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *test = nnL_checktensor(L, 2);
     NNL_RETURN(nn_isin(x, test));
@@ -592,7 +650,9 @@ static int l_topk(lua_State *L) {
 void nnL_open_ops(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"where", l_where}, {"op_table", l_op_table}, {"softmax", l_softmax},
-        {"log_softmax", l_log_softmax}, {"cumsum", l_cumsum},
+        {"log_softmax", l_log_softmax}, {"cumsum", l_cumsum}, {"cumprod", l_cumprod},
+        {"logcumsumexp", l_logcumsumexp}, {"argsort", l_argsort},
+        {"masked_select", l_masked_select}, {"nonzero", l_nonzero}, {"unique", l_unique},
         {"matmul", l_matmul}, {"view", l_view}, {"reshape", l_reshape},
         {"transpose", l_transpose}, {"t", l_t}, {"permute", l_permute},
         {"narrow", l_narrow}, {"select", l_select}, {"slice", l_slice},
@@ -610,7 +670,9 @@ void nnL_open_ops(lua_State *L) {
         {"tril", l_tril}, {"triu", l_triu}, {"cat", l_cat},
         {"stack", l_stack}, {"split", l_split}, {"chunk", l_chunk},
         {"sort", l_sort}, {"topk", l_topk}, {"isin", l_isin}, {NULL, NULL}};
+    static const nnL_options options[] = {{"unique", unique_opts}, {NULL, NULL}};
     register_elementwise(L);
     register_reductions(L);
     nnL_setfuncs(L, fns, 0);
+    nnL_define_options(L, options);
 }

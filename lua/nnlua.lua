@@ -50,6 +50,7 @@ local lazy = {
   MultiTask = { 'nnlua.multimodal', 'MultiTask' },
   kge = { 'nnlua.kge' },
   dist = { 'nnlua.dist' },
+  einsum = { 'nnlua.einsum', 'einsum' },
 }
 
 -- the lazy names, sorted (the docs and fuzz tests walk them)

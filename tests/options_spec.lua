@@ -79,6 +79,12 @@ local calls = {
   interpolate = function(x)
     return nn.interpolate(nn.randn(1, 1, 2, 2), with({ size = 3, mode = 'bilinear', align_corners = false }, x))
   end,
+  EmbeddingBag = function(x) return nn.EmbeddingBag(5, 2, with({ mode = 'sum', padding_idx = 1, include_last_offset = true }, x)) end,
+  embedding_bag = function(x)
+    return nn.embedding_bag(nn.tensor({ 1, 2 }, 'i64'), nn.randn(3, 2), nn.tensor({ 1, 3 }, 'i64'),
+      with({ mode = 'sum', per_sample_weights = nn.ones(2), padding_idx = 3, include_last_offset = true }, x))
+  end,
+  unique = function(x) return nn.ones(3):unique(with({ sorted = true, return_inverse = true, return_counts = true }, x)) end,
   RNN = function(x)
     return nn.RNN(2, 3, with({ num_layers = 2, nonlinearity = 'relu', bias = true, batch_first = true,
       dropout = 0.1, bidirectional = true }, x))

@@ -66,6 +66,15 @@ nn_tensor *nn_glu(const nn_tensor *x, int dim);
  * padding_idx get no gradient (pass a value outside the table for none) */
 nn_tensor *nn_embedding(const nn_tensor *idx, const nn_tensor *w,
                         int64_t padding_idx, int64_t base);
+/* bags of rows of w (V, D) reduced to (B, D): idx (N) i64 with offsets
+ * (B) i64 (bag b starts at offsets[b]; both count from base, the first
+ * offset is base), or idx (B, L) and offsets NULL; entries equal to
+ * padding_idx are skipped; per_sample_weights (shaped like idx, sum mode)
+ * or NULL */
+typedef enum { NN_BAG_SUM, NN_BAG_MEAN, NN_BAG_MAX } nn_bag_mode;
+nn_tensor *nn_embedding_bag(const nn_tensor *idx, const nn_tensor *offsets, const nn_tensor *w,
+                            nn_bag_mode mode, const nn_tensor *per_sample_weights,
+                            int64_t padding_idx, int64_t base);
 /* rescale the rows idx uses to p-norm <= max_norm, in place */
 int nn_embedding_renorm_(nn_tensor *w, const nn_tensor *idx, double max_norm,
                          double p, int64_t base);

@@ -913,3 +913,20 @@ nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
     nn_node *node;
     return nn_finish_saving(y, &where_op, 3, ins, cond, &node);
 }
+
+/* clamp with tensor bounds (lo, hi broadcast with x, either NULL): the
+ * gradient goes to x where lo <= x <= hi and to the bound it is clamped to
+ * elsewhere, as PyTorch's */
+nn_tensor *nn_clamp_tensor(const nn_tensor *x, const nn_tensor *lo, const nn_tensor *hi) {
+    nn_tensor *y = nn_retain((nn_tensor *)x);
+    const nn_tensor *bound[2] = {lo, hi};
+    for (int k = 0; k < 2 && y; k++) {
+        if (!bound[k]) continue;
+        nn_tensor *past = nn_binary(k ? NN_GT : NN_LT, y, bound[k]);
+        nn_tensor *next = past ? nn_where(past, bound[k], y) : NULL;
+        nn_release(past);
+        nn_release(y);
+        y = next;
+    }
+    return y;
+}

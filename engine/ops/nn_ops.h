@@ -49,6 +49,8 @@ nn_tensor *nn_binary(nn_binary_op op, const nn_tensor *a, const nn_tensor *b);
 int nn_binary_(nn_binary_op op, nn_tensor *a, const nn_tensor *b);
 nn_tensor *nn_add(const nn_tensor *a, const nn_tensor *b);
 nn_tensor *nn_mul(const nn_tensor *a, const nn_tensor *b);
+/* clamp between tensor bounds (either NULL), broadcast with x */
+nn_tensor *nn_clamp_tensor(const nn_tensor *x, const nn_tensor *lo, const nn_tensor *hi);
 nn_tensor *nn_where(const nn_tensor *cond, const nn_tensor *a,
                     const nn_tensor *b);
 
@@ -72,6 +74,9 @@ int nn_max_dim(const nn_tensor *x, int dim, int keepdim, int is_min,
 nn_tensor *nn_softmax(const nn_tensor *x, int dim);
 nn_tensor *nn_log_softmax(const nn_tensor *x, int dim);
 nn_tensor *nn_cumsum(const nn_tensor *x, int dim);
+/* cumulative product and log(cumsum(exp(x))) along dim (scan.c), f32 */
+nn_tensor *nn_cumprod(const nn_tensor *x, int dim);
+nn_tensor *nn_logcumsumexp(const nn_tensor *x, int dim);
 
 /* ---- linear algebra ----------------------------------------------------- */
 /* NumPy matmul semantics: 1-D operands promoted, batch dims broadcast. */
@@ -135,6 +140,16 @@ int nn_topk(const nn_tensor *x, int64_t k, int dim, int largest,
 /* 1 where an element of x equals some element of test, else 0 (f32, x's
  * shape; not differentiable) */
 nn_tensor *nn_isin(const nn_tensor *x, const nn_tensor *test);
+/* Sizes that depend on values (select.c). masked_select: with a mask over
+ * x's leading dims (x[mask]) the selected (count, rest...) slices, else
+ * the elements where a mask broadcast to x is non-zero (count), any dtype,
+ * differentiable; nonzero: (count, ndim) positions from base; unique: the
+ * sorted distinct values, each element's position in them (from base) and
+ * their counts (inverse, counts may be NULL) */
+nn_tensor *nn_masked_select(const nn_tensor *x, const nn_tensor *mask);
+nn_tensor *nn_nonzero(const nn_tensor *x, int64_t base);
+int nn_unique(const nn_tensor *x, int64_t base, nn_tensor **values, nn_tensor **inverse,
+              nn_tensor **counts);
 
 #ifdef __cplusplus
 }

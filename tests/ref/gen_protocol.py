@@ -83,6 +83,7 @@ case('InstanceNorm2d', [3], {'affine': True, 'track_running_stats': True},
      tnn.InstanceNorm2d(3, affine=True, track_running_stats=True), [2, 3, 4, 4])
 case('Upsample', [{'scale_factor': 2, 'mode': 'bilinear'}], {}, tnn.Upsample(scale_factor=2, mode='bilinear'),
      [1, 2, 3, 3])
+case('EmbeddingBag', [10, 4], {'mode': 'sum'}, tnn.EmbeddingBag(10, 4, mode='sum'), [2, 3], 'i64')
 case('RNN', [3, 4], {'nonlinearity': 'relu'}, tnn.RNN(3, 4, nonlinearity='relu'), [5, 2, 3])
 case('LSTM', [3, 4], {'num_layers': 2, 'bidirectional': True},
      tnn.LSTM(3, 4, num_layers=2, bidirectional=True), [5, 2, 3])
