@@ -32,6 +32,21 @@ describe('examples', function()
     os.remove(ckpt)
   end)
 
+  it('char_rnn: trains an LSTM with state carried across batches, validates, saves and samples', function()
+    local text = support.tempfile(('ROMEO: what light through yonder window breaks?\n'):rep(60))
+    local ckpt = os.tmpname() .. '.safetensors'
+    local out, code = run(('%s examples/char_rnn/train.lua --data %s --steps 12 --batch 4 --seq_len 16 '
+      .. '--hidden 16 --embed 8 --eval_interval 6 --sample_len 20 --out %s'):format(exe, text, ckpt))
+    assert.equal(0, code, out)
+    assert.truthy(out:find('step 12: train loss [%d.]+, val loss [%d.]+'), out)
+    assert.truthy(out:find('--- sample (temperature 0.8) ---\nROMEO:', 1, true), out)
+    local nn = require 'nnlua'
+    local st = assert(nn.load(ckpt))
+    assert.same({ 64, 16 }, st['lstm.weight_hh_l1']:size())
+    os.remove(text)
+    os.remove(ckpt)
+  end)
+
   it('translate: trains a few steps and reports held-out exact match', function()
     local out, code = run(exe .. ' examples/translate/train.lua --steps 10 --max 200 --test 50 '
       .. '--eval_every 100 --batch 8')
