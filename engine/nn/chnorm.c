@@ -265,7 +265,7 @@ nn_tensor *nn_group_norm(const nn_tensor *x, int64_t groups, const nn_tensor *w,
     const char *fn = "group_norm";
     chnorm_ctx k = {1, 0, 0, 0, 0, groups};
     if (shape_of(x, fn, &k) < 0) return NULL;
-    if (groups < 1 || k.c % groups)
+    if (groups < 1 || k.c % groups || (k.c == 0 && groups > 1))
         return nn_fail(2, "%s: %lld groups do not divide %lld channels", fn, (long long)groups,
                        (long long)k.c);
     if (check_channels(w, k.c, 3, fn, "weight", 0) < 0 || check_channels(b, k.c, 4, fn, "bias", 0) < 0)

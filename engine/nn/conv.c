@@ -14,23 +14,73 @@
  * a group) skip the patches and run direct loops (depthwise.c). */
 #include "autograd.h"
 #include "conv_cols.h"
+#include "conv_dnnl.h"
 #include "nn_layers.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { SAVED_W, SAVED_PATCHES }; /* slots; the context is the geometry */
+/* slots; the context is the geometry. With oneDNN the input is kept
+ * instead of the patches. */
+enum { SAVED_W, SAVED_PATCHES, SAVED_X = SAVED_PATCHES };
+
+/* both gradients through oneDNN: 1 done, 0 not possible, -1 error */
+static int dnnl_backward(nn_node *n, const nn_conv_geom *g, nn_tensor *gc, nn_tensor **gin) {
+    bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1), nb = n->nin > 2 && nn_input_needs(n, 2);
+    nn_tensor *w = nx ? nn_saved(n, SAVED_W) : NULL, *x = nw ? nn_saved(n, SAVED_X) : NULL;
+    if ((nx && !w) || (nw && !x)) return -1;
+    if (nx) {
+        gin[0] = nn_empty(NN_F32, 4, n->in[0].shape);
+        int rc = gin[0] ? nn_dnnl_conv(NN_DNNL_BACKWARD_DATA, g, nn_f32(gc), nn_f32(w), NULL,
+                                       nn_f32(gin[0]), NULL)
+                        : -1;
+        if (rc <= 0) return rc;
+    }
+    if (nw) {
+        gin[1] = nn_empty(NN_F32, 4, n->in[1].shape);
+        gin[2] = nb ? nn_empty(NN_F32, 1, n->in[2].shape) : NULL;
+        if (!gin[1] || (nb && !gin[2])) return -1;
+        int rc = nn_dnnl_conv(NN_DNNL_BACKWARD_WEIGHTS, g, nn_f32(x), nn_f32(gc), NULL,
+                              nn_f32(gin[1]), nb ? nn_f32(gin[2]) : NULL);
+        if (rc <= 0) return rc;
+    } else if (nb) {
+        gin[2] = nn_sum(gc, 3, (int[]){0, 2, 3}, 0);
+        if (!gin[2]) return -1;
+    }
+    return 1;
+}
 
 static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
     nn_conv_geom g = *NN_CTX(n, nn_conv_geom);
     bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1);
-    nn_tensor *w = nx ? nn_saved(n, SAVED_W) : NULL;
-    nn_tensor *patches = nw ? nn_saved(n, SAVED_PATCHES) : NULL;
-    if ((nx && !w) || (nw && !patches)) return -1;
+    nn_tensor *gc = nn_contiguous((nn_tensor *)gout);
+    if (!gc) return -1;
+    if (g.dnnl) {
+        int done = dnnl_backward(n, &g, gc, gin);
+        if (done != 0) {
+            nn_release(gc);
+            return done < 0 ? -1 : 0;
+        }
+        for (int i = 0; i < n->nin; i++) { /* oneDNN declined: the im2col way */
+            nn_release(gin[i]);
+            gin[i] = NULL;
+        }
+    }
+    nn_tensor *w = nx ? nn_saved(n, SAVED_W) : NULL, *patches = NULL;
+    if (nw && g.dnnl) { /* the patches were not kept: make them again */
+        nn_tensor *x = nn_saved(n, SAVED_X);
+        patches = x ? nn_empty(NN_F32, 3, (int64_t[]){g.n, g.oh * g.ow, g.ci * g.kh * g.kw}) : NULL;
+        if (patches) nn_im2col(&g, nn_f32(x), nn_f32(patches));
+    } else if (nw) {
+        patches = nn_retain(nn_saved(n, SAVED_PATCHES));
+    }
+    if ((nx && !w) || (nw && !patches)) {
+        nn_release(gc);
+        return -1;
+    }
     int64_t l = g.oh * g.ow, k = g.ci * g.kh * g.kw, G = g.groups;
     int64_t kg = k / G, cog = g.co / G; /* per group: patch values, filters */
-    nn_tensor *gc = nn_contiguous((nn_tensor *)gout);
-    int rc = gc ? 0 : -1;
+    int rc = 0;
     const float *gv = gc ? nn_f32(gc) : NULL, *pv = patches ? nn_f32(patches) : NULL;
     if (rc == 0 && nw) { /* dW[grp] (cog, kg) = sum over b of G[b][grp] P[b][:, grp] */
         gin[1] = nn_zeros(NN_F32, 4, n->in[1].shape);
@@ -55,6 +105,7 @@ static int conv_backward(nn_node *n, const nn_tensor *gout, nn_tensor **gin) {
         gin[2] = nn_sum(gc, 3, (int[]){0, 2, 3}, 0);
         if (!gin[2]) rc = -1;
     }
+    nn_release(patches);
     nn_release(gc);
     return rc;
 }
@@ -83,7 +134,7 @@ static int conv_geometry(const nn_tensor *x, const nn_tensor *w, const nn_tensor
                          nn_shape_str(b, s1, 96), (long long)w->shape[0]);
     *g = (nn_conv_geom){x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0],
                         w->shape[2], w->shape[3], 0, 0, stride[0], stride[1], padding[0],
-                        padding[1], dilation[0], dilation[1], groups, 0};
+                        padding[1], dilation[0], dilation[1], groups, 0, 0};
     if (g->sh < 1 || g->sw < 1 || g->dh < 1 || g->dw < 1 || g->ph < 0 || g->pw < 0)
         return nn_failed(4, "conv2d: stride and dilation must be >= 1, padding >= 0");
     int64_t span_h = g->dh * (g->kh - 1) + 1, span_w = g->dw * (g->kw - 1) + 1;
@@ -109,27 +160,40 @@ nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_ten
     }
     nn_conv_geom g;
     if (conv_geometry(x, w, b, stride, padding, dilation, groups, &g) < 0) return NULL;
-    if (groups > 1 && groups == g.ci) return nn_depthwise_conv2d_(x, w, b, &g);
-    int64_t nl = g.n * g.oh * g.ow, k = g.ci * g.kh * g.kw, kg = k / groups, cog = g.co / groups;
+    int64_t l = g.oh * g.ow, k = g.ci * g.kh * g.kw, kg = k / groups, cog = g.co / groups;
     int prev = nn_grad_off();
     nn_tensor *xc = nn_contiguous((nn_tensor *)x), *wc = nn_contiguous((nn_tensor *)w);
-    int64_t l = g.oh * g.ow;
-    nn_tensor *patches = nn_empty(NN_F32, 3, (int64_t[]){g.n, l, k});
-    nn_tensor *y = nn_empty(NN_F32, 4, (int64_t[]){g.n, g.co, g.oh, g.ow});
-    int rc = xc && wc && patches && y ? 0 : -1;
-    if (rc == 0) { /* every output plane starts as its bias */
+    nn_tensor *bc = b ? nn_contiguous((nn_tensor *)b) : NULL;
+    nn_tensor *y = nn_empty(NN_F32, 4, (int64_t[]){g.n, g.co, g.oh, g.ow}), *patches = NULL;
+    int rc = xc && wc && (bc || !b) && y ? 0 : -1;
+    if (rc == 0 && g.n * l * k > 0) {
+        rc = nn_dnnl_conv(NN_DNNL_FORWARD, &g, nn_f32(xc), nn_f32(wc), bc ? nn_f32(bc) : NULL,
+                          nn_f32(y), NULL);
+        g.dnnl = rc == 1;
+        rc = rc < 0 ? -1 : 0;
+    }
+    if (rc == 0 && !g.dnnl && groups > 1 && groups == g.ci) { /* depthwise: direct loops */
+        nn_grad_restore(prev);
+        nn_tensor *out = nn_depthwise_conv2d_(x, w, b, &g);
+        nn_tensor *tmp[] = {xc, wc, bc, y};
+        nn_release_all(4, tmp);
+        return out;
+    }
+    if (rc == 0 && !g.dnnl) { /* im2col + one GEMM per image and group */
         float *yv = nn_f32(y);
-        for (int64_t plane = 0; plane < g.n * g.co; plane++) {
-            float add = b ? ((float *)nn_data(b))[plane % g.co * b->stride[0]] : 0.0f;
+        for (int64_t plane = 0; plane < g.n * g.co; plane++) { /* each output plane starts as its bias */
+            float add = bc ? nn_f32(bc)[plane % g.co] : 0.0f;
             for (int64_t p = 0; p < l; p++) yv[plane * l + p] = add;
         }
+        patches = nn_empty(NN_F32, 3, (int64_t[]){g.n, l, k});
+        if (!patches) rc = -1;
+        if (rc == 0 && g.n > 0 && l > 0) nn_im2col(&g, nn_f32(xc), nn_f32(patches));
+        for (int64_t bi = 0; rc == 0 && bi < g.n && l; bi++)
+            for (int64_t q = 0; rc == 0 && q < groups; q++)
+                rc = nn_gemm(g.bf16, 0, 1, cog, l, kg, 1.0f, nn_f32(wc) + q * cog * kg, kg,
+                             nn_f32(patches) + bi * l * k + q * kg, k, 1.0f,
+                             nn_f32(y) + (bi * g.co + q * cog) * l, l);
     }
-    if (rc == 0 && nl) nn_im2col(&g, nn_f32(xc), nn_f32(patches));
-    for (int64_t bi = 0; rc == 0 && bi < g.n && l; bi++)
-        for (int64_t q = 0; rc == 0 && q < groups; q++)
-            rc = nn_gemm(g.bf16, 0, 1, cog, l, kg, 1.0f, nn_f32(wc) + q * cog * kg, kg,
-                         nn_f32(patches) + bi * l * k + q * kg, k, 1.0f,
-                         nn_f32(y) + (bi * g.co + q * cog) * l, l);
     if (rc < 0) {
         nn_release(y);
         y = NULL;
@@ -138,17 +202,16 @@ nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_ten
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
     y = nn_finish_op(y, &conv_op, b ? 3 : 2, ins, &node);
-    if (node) { /* keeping the patches costs N L K floats and saves an im2col */
+    if (node) { /* im2col keeps the patches (N L K floats, saves an im2col); oneDNN the input */
         *NN_CTX(node, nn_conv_geom) = g;
         if ((nn_input_needs(node, 0) && nn_save(node, SAVED_W, wc) < 0) ||
-            (nn_input_needs(node, 1) && nn_save(node, SAVED_PATCHES, patches) < 0)) {
+            (nn_input_needs(node, 1) && nn_save(node, SAVED_PATCHES, g.dnnl ? xc : patches) < 0)) {
             nn_release(y);
             y = NULL;
         }
     }
-    nn_release(patches);
-    nn_release(xc);
-    nn_release(wc);
+    nn_tensor *tmp[] = {patches, xc, wc, bc};
+    nn_release_all(4, tmp);
     return y;
 }
 

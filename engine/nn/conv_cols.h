@@ -17,6 +17,7 @@ typedef struct {
     int64_t sh, sw, ph, pw, dh, dw;
     int64_t groups;
     int bf16; /* made under autocast: the products are in bf16 both ways */
+    int dnnl; /* conv2d ran through oneDNN (conv_dnnl.c): backward does too */
 } nn_conv_geom;
 
 /* the image x (N, ci, h, w) -> patches (N, L, K) */

@@ -108,7 +108,7 @@ nn_tensor *nn_conv_transpose2d(const nn_tensor *x, const nn_tensor *w, const nn_
                        (long long)oh, (long long)ow, nn_shape_str(x, s1, 96));
     tconv_ctx c = {{x->shape[0], co, oh, ow, x->shape[1], kh, kw, h, wd, stride[0], stride[1],
                     padding[0], padding[1], dilation[0], dilation[1], groups,
-                    nn_autocast() == NN_BF16},
+                    nn_autocast() == NN_BF16, 0},
                    x->shape[1]};
     const nn_conv_geom *g = &c.g;
     int64_t l = h * wd, k = co * kh * kw, kg = k / groups, cig = c.ci / groups;

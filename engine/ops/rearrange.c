@@ -78,6 +78,7 @@ static int64_t **identity_tables(const nn_tensor *x, int from, int64_t *out) {
 
 nn_tensor *nn_flip(const nn_tensor *x, int ndims, const int *dims) {
     int from = x->ndim, dd[NN_MAX_DIMS];
+    if (x->ndim == 0) return nn_clone(x); /* one element: nothing moves */
     for (int i = 0; i < ndims; i++) {
         if ((dd[i] = nn_wrap_dim(dims[i], x->ndim, 2)) < 0) return NULL;
         from = dd[i] < from ? dd[i] : from;
@@ -112,6 +113,7 @@ nn_tensor *nn_roll(const nn_tensor *x, int n, const int64_t *shifts, const int *
         return y;
     }
     int from = x->ndim, dd[NN_MAX_DIMS];
+    if (x->ndim == 0) return nn_clone(x);
     if (n < 1 || n > x->ndim) return nn_fail(2, "roll: %d shifts for a %d-dim tensor", n, x->ndim);
     for (int i = 0; i < n; i++) {
         if ((dd[i] = nn_wrap_dim(dims[i], x->ndim, 3)) < 0) return NULL;
@@ -155,7 +157,7 @@ nn_tensor *nn_repeat(const nn_tensor *x, int n, const int64_t *reps) {
 nn_tensor *nn_repeat_interleave(const nn_tensor *x, const nn_tensor *repeats, int64_t r,
                                 const int *along) {
     char s1[96];
-    if (!along) { /* over the flattened tensor */
+    if (!along || x->ndim == 0) { /* over the flattened tensor */
         int64_t numel = nn_numel(x);
         nn_tensor *flat = nn_reshape((nn_tensor *)x, 1, &numel);
         nn_tensor *y = flat ? nn_repeat_interleave(flat, repeats, r, (int[]){0}) : NULL;

@@ -100,7 +100,7 @@ NN_OP(logcumsumexp_op, "logcumsumexp", scan_backward, scan_ctx);
 
 static nn_tensor *scan(const nn_tensor *x, int dim, int logsumexp) {
     const char *name = logsumexp ? "logcumsumexp" : "cumprod";
-    if (x->dtype != NN_F32) return nn_fail(1, "%s of an %s tensor (f32 only)", name, nn_dtype_name(x->dtype));
+    if (x->dtype != NN_F32) return nn_fail(1, "%s: %s tensors are not supported (f32 only)", name, nn_dtype_name(x->dtype));
     int nd = x->ndim ? x->ndim : 1;
     if ((dim = nn_wrap_dim(dim, nd, 2)) < 0) return NULL;
     scan_ctx c = {dim, logsumexp, 1, x->ndim ? x->shape[dim] : 1, 1};

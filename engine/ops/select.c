@@ -98,7 +98,7 @@ int nn_unique(const nn_tensor *x, int64_t base, nn_tensor **values, nn_tensor **
     if (inverse) *inverse = NULL;
     if (counts) *counts = NULL;
     if (x->dtype != NN_F32 && x->dtype != NN_I64)
-        return nn_failed(1, "unique of an %s tensor (f32 or i64)", nn_dtype_name(x->dtype));
+        return nn_failed(1, "unique: %s tensors are not supported (f32 or i64)", nn_dtype_name(x->dtype));
     int is_int = x->dtype == NN_I64;
     nn_tensor *c = nn_contiguous((nn_tensor *)x);
     int64_t n = nn_numel(x), u = 0;
