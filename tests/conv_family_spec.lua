@@ -67,6 +67,37 @@ describe('convolution family', function()
     assert(math.abs(a - b) < 1e-3 * math.abs(a), ('%g vs %g'):format(a, b))
   end)
 
+  it('gives the same results through oneDNN and through im2col (NNLUA_CONV=im2col)', function()
+    local script = support.tempfile([[
+      local nn = require 'nnlua'
+      nn.manual_seed(9)
+      local out = {}
+      for _, o in ipairs({ { padding = 1 }, { stride = 2, groups = 2 }, { padding = 2, dilation = 2 },
+                           { groups = 4, padding = 1 } }) do
+        local x = nn.randn(3, 4, 9, 8):requires_grad_()
+        local w = nn.randn(8, 4 // (o.groups or 1), 3, 3):requires_grad_()
+        local b = nn.randn(8):requires_grad_()
+        local y = nn.conv2d(x, w, b, o)
+        ;(y * y):sum():backward()
+        for _, t in ipairs({ y, x.grad, w.grad, b.grad }) do
+          for _, v in ipairs(t:reshape(-1):totable()) do out[#out + 1] = ('%.5e'):format(v) end
+        end
+      end
+      print(table.concat(out, ' '))
+    ]])
+    local a = support.run(support.exe .. ' ' .. script)
+    local b = support.run('NNLUA_CONV=im2col ' .. support.exe .. ' ' .. script)
+    local va, vb = {}, {}
+    for v in a:gmatch('%S+e[%+%-]%d+') do va[#va + 1] = tonumber(v) end
+    for v in b:gmatch('%S+e[%+%-]%d+') do vb[#vb + 1] = tonumber(v) end
+    assert.equal(#va, #vb)
+    assert.truthy(#va > 1000, a)
+    for i = 1, #va do
+      assert(math.abs(va[i] - vb[i]) <= 1e-3 * math.max(1, math.abs(vb[i])), ('%d: %g vs %g'):format(i, va[i], vb[i]))
+    end
+    os.remove(script)
+  end)
+
   it('prints as PyTorch and rejects bad shapes and options', function()
     assert.equal('Conv1d(in_channels=4, out_channels=6, kernel_size=3, stride=1, padding=0, dilation=1, '
       .. 'groups=2, bias=True)', tostring(nn.Conv1d(4, 6, 3, { groups = 2 })))

@@ -125,6 +125,12 @@ nn_tensor *nn_interpolate(const nn_tensor *x, const int64_t *size, const double 
     if (size[0] < 1 || size[1] < 1)
         return nn_fail(2, "interpolate: output size %lldx%lld must be positive",
                        (long long)size[0], (long long)size[1]);
+    if (nn_shape_check(2, 4, (int64_t[]){x->shape[0], x->shape[1], size[0], size[1]}, sizeof(float)) < 0)
+        return NULL;
+    if (size[0] > (1 << 30) || size[1] > (1 << 30) ||
+        (double)x->shape[0] * (double)x->shape[1] * (double)size[0] * (double)size[1] > 0x1p38)
+        return nn_fail(0, "out of memory (interpolate to %lldx%lld)", (long long)size[0],
+                       (long long)size[1]);
     if (x->shape[2] < 1 || x->shape[3] < 1)
         return nn_fail(1, "interpolate of an empty image %s", nn_shape_str(x, s1, 96));
     double sh = scale_factor ? scale_factor[0] : 0, sw = scale_factor ? scale_factor[1] : 0;

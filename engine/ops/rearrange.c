@@ -9,8 +9,10 @@
 
 /* per-dim source tables: k arrays of out_tail[d] entries in one block */
 static int64_t **tables(int k, const int64_t *out_tail) {
+    if (nn_shape_check(2, k, out_tail, sizeof(float)) < 0) return NULL; /* a size that fits */
     size_t total = 0;
     for (int d = 0; d < k; d++) total += (size_t)out_tail[d];
+    if (total > ((size_t)1 << 36)) return nn_fail(0, "out of memory"); /* the result would not fit either */
     int64_t **t = malloc(sizeof *t * (size_t)(k ? k : 1) + sizeof **t * (total ? total : 1));
     if (!t) return nn_fail(0, "out of memory");
     int64_t *at = (int64_t *)(t + (k ? k : 1));
