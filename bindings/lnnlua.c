@@ -25,6 +25,8 @@ static int l_config(lua_State *L) {
     lua_setfield(L, -2, "threads");
     lua_pushstring(L, nn_build_flags());
     lua_setfield(L, -2, "build");
+    lua_pushstring(L, nn_conv_backend());
+    lua_setfield(L, -2, "conv");
     lua_pushstring(L, LUA_RELEASE);
     lua_setfield(L, -2, "lua");
     return 1;

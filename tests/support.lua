@@ -40,7 +40,7 @@ function M.read(path)
 end
 
 --- The compiler flags that find the engine's headers, and what a program
---- linked with libnnengine.a needs besides (MPI when the build has it).
+--- linked with libnnengine.a needs besides (MPI and oneDNN when the build has them).
 M.engine_cflags = '-Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io -Iengine/dist'
 function M.engine_libs()
   local libs = '-fopenmp -lm -ldl -lpthread'
@@ -49,6 +49,7 @@ function M.engine_libs()
     libs = libs .. ' ' .. p:read('a'):gsub('%s+$', '')
     p:close()
   end
+  if require('nnlua').config().conv == 'onednn' then libs = libs .. ' -ldnnl' end
   return libs
 end
 

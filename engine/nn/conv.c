@@ -38,7 +38,7 @@ static int dnnl_backward(nn_node *n, const nn_conv_geom *g, nn_tensor *gc, nn_te
     }
     if (nw) {
         gin[1] = nn_empty(NN_F32, 4, n->in[1].shape);
-        gin[2] = nb ? nn_empty(NN_F32, 1, n->in[2].shape) : NULL;
+        if (nb) gin[2] = nn_empty(NN_F32, 1, n->in[2].shape); /* gin has nin entries */
         if (!gin[1] || (nb && !gin[2])) return -1;
         int rc = nn_dnnl_conv(NN_DNNL_BACKWARD_WEIGHTS, g, nn_f32(x), nn_f32(gc), NULL,
                               nn_f32(gin[1]), nb ? nn_f32(gin[2]) : NULL);

@@ -238,7 +238,11 @@ int nn_dnnl_conv(nn_dnnl_kind kind, const nn_conv_geom *g, const float *in0, con
     return 1;
 }
 
+const char *nn_conv_backend(void) { return "onednn"; }
+
 #else
+
+const char *nn_conv_backend(void) { return "im2col"; }
 
 int nn_dnnl_conv(nn_dnnl_kind kind, const nn_conv_geom *g, const float *in0, const float *in1,
                  const float *bias, float *out, float *out_bias) {

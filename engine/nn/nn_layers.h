@@ -109,6 +109,9 @@ nn_tensor *nn_conv_transpose2d(const nn_tensor *x, const nn_tensor *w, const nn_
 typedef enum { NN_INTERP_NEAREST, NN_INTERP_BILINEAR } nn_interp_mode;
 nn_tensor *nn_interpolate(const nn_tensor *x, const int64_t *size, const double *scale_factor,
                           nn_interp_mode mode, int align_corners);
+/* what conv2d was built to run on: "onednn" (Debian's libdnnl; the
+ * environment's NNLUA_CONV=im2col turns it off at run time) or "im2col" */
+const char *nn_conv_backend(void);
 nn_tensor *nn_max_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
                          const int *padding);
 nn_tensor *nn_avg_pool2d(const nn_tensor *x, const int *kernel, const int *stride,
