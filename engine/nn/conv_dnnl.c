@@ -16,6 +16,7 @@
 #include "conv_dnnl.h"
 
 #include "internal.h"
+#include "nn_layers.h"
 
 #include <stdlib.h>
 #include <string.h>
