@@ -83,16 +83,9 @@ typedef struct {
 
 static void tconv_build(lua_State *L, nnL_layer *l) {
     tconv_cfg *c = NNL_CFG(l, tconv_cfg);
-    c->in_channels = nnL_checkpositive(L, 1, "in_channels");
-    c->out_channels = nnL_checkpositive(L, 2, "out_channels");
-    luaL_checkany(L, 3);
-    nnL_pair(L, 3, "kernel_size", c->kernel_size, 0);
-    nnL_pair_field(L, 4, "stride", c->stride, 1);
-    nnL_pair_field(L, 4, "padding", c->padding, 0);
+    nnL_conv_args(L, &c->in_channels, &c->out_channels, c->kernel_size, c->stride, c->padding,
+                  c->dilation, &c->groups, &c->bias);
     nnL_pair_field(L, 4, "output_padding", c->output_padding, 0);
-    nnL_pair_field(L, 4, "dilation", c->dilation, 1);
-    c->groups = nnL_groups_field(L, 4);
-    c->bias = nnL_optboolfield(L, 4, "bias", 1);
     const int *k = c->kernel_size, *s = c->stride, *d = c->dilation;
     if (k[0] < 1 || k[1] < 1) luaL_argerror(L, 3, "kernel_size must be positive");
     for (int i = 0; i < 2; i++)

@@ -17,17 +17,23 @@ typedef struct {
     int bias;
 } conv_cfg;
 
+void nnL_conv_args(lua_State *L, int64_t *in, int64_t *out, int *kernel, int *stride, int *padding,
+                   int *dilation, int64_t *groups, int *bias) {
+    *in = nnL_checkpositive(L, 1, "in_channels");
+    *out = nnL_checkpositive(L, 2, "out_channels");
+    luaL_checkany(L, 3);
+    nnL_pair(L, 3, "kernel_size", kernel, 0);
+    nnL_pair_field(L, 4, "stride", stride, 1);
+    nnL_pair_field(L, 4, "padding", padding, 0);
+    nnL_pair_field(L, 4, "dilation", dilation, 1);
+    *groups = nnL_groups_field(L, 4);
+    *bias = nnL_optboolfield(L, 4, "bias", 1);
+}
+
 static void conv_build(lua_State *L, nnL_layer *l) {
     conv_cfg *c = NNL_CFG(l, conv_cfg);
-    c->in_channels = nnL_checkpositive(L, 1, "in_channels");
-    c->out_channels = nnL_checkpositive(L, 2, "out_channels");
-    luaL_checkany(L, 3);
-    nnL_pair(L, 3, "kernel_size", c->kernel_size, 0);
-    nnL_pair_field(L, 4, "stride", c->stride, 1);
-    nnL_pair_field(L, 4, "padding", c->padding, 0);
-    nnL_pair_field(L, 4, "dilation", c->dilation, 1);
-    c->groups = nnL_groups_field(L, 4);
-    c->bias = nnL_optboolfield(L, 4, "bias", 1);
+    nnL_conv_args(L, &c->in_channels, &c->out_channels, c->kernel_size, c->stride, c->padding,
+                  c->dilation, &c->groups, &c->bias);
     const int *k = c->kernel_size, *s = c->stride, *p = c->padding, *d = c->dilation;
     if (k[0] < 1 || k[1] < 1) luaL_argerror(L, 3, "kernel_size must be positive");
     if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || p[0] < 0 || p[1] < 0)

@@ -105,6 +105,10 @@ void nnL_open_norm_layers(lua_State *L); /* also nn.batch_norm, nn.group_norm */
 void nnL_open_act_layers(lua_State *L);  /* also nn.prelu, nn.glu */
 void nnL_open_rnn_layers(lua_State *L);
 void nnL_open_conv_family(lua_State *L);
+/* Conv2d's and ConvTranspose2d's (in, out, kernel[, {stride, padding,
+ * dilation, groups, bias}]) at 1..4 */
+void nnL_conv_args(lua_State *L, int64_t *in, int64_t *out, int *kernel, int *stride, int *padding,
+                   int *dilation, int64_t *groups, int *bias);
 void nnL_open_rearrange(lua_State *L);
 void nnL_open_embedding_bag(lua_State *L); /* pad, flip, ..., interpolate, Upsample */ /* Conv1d, ConvTranspose2d and their functions */
 

@@ -183,23 +183,15 @@ static int l_log_softmax(lua_State *L) {
     NNL_RETURN(nn_log_softmax(x, d));
 }
 
-static int l_cumsum(lua_State *L) {
+/* x:op(dim) for the scans along one dim */
+static int scan_along(lua_State *L, nn_tensor *(*op)(const nn_tensor *, int)) {
     nn_tensor *x = nnL_checktensor(L, 1);
     int d = nnL_checkdim(L, 2, x->ndim);
-    NNL_RETURN(nn_cumsum(x, d));
+    NNL_RETURN(op(x, d));
 }
-
-static int l_cumprod(lua_State *L) {
-    nn_tensor *x = nnL_checktensor(L, 1);
-    int d = nnL_checkdim(L, 2, x->ndim);
-    NNL_RETURN(nn_cumprod(x, d));
-}
-
-static int l_logcumsumexp(lua_State *L) {
-    nn_tensor *x = nnL_checktensor(L, 1);
-    int d = nnL_checkdim(L, 2, x->ndim);
-    NNL_RETURN(nn_logcumsumexp(x, d));
-}
+static int l_cumsum(lua_State *L) { return scan_along(L, nn_cumsum); }
+static int l_cumprod(lua_State *L) { return scan_along(L, nn_cumprod); }
+static int l_logcumsumexp(lua_State *L) { return scan_along(L, nn_logcumsumexp); }
 
 static int l_matmul(lua_State *L) {
     nn_tensor *a = nnL_checktensor(L, 1), *b = nnL_checktensor(L, 2);
