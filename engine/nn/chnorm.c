@@ -132,8 +132,30 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
     const float *xv = nn_f32(x), *gv = nn_f32(gc), *wv = w ? nn_f32(w) : NULL;
     int64_t sets = nsets(k), rows = set_rows(k), s = k->s, m = rows * s;
     const float *mean = nn_f32(st), *rstd = mean + sets;
-    int rc = 0;
-    if (nn_input_needs(node, 0)) {
+    int need_x = nn_input_needs(node, 0);
+    int need_w = node->nin > 1 && nn_input_needs(node, 1);
+    int need_b = node->nin > 2 && nn_input_needs(node, 2);
+    /* per channel: sum g and sum g h (h the normalised input). These are
+     * the weight and bias gradients, and for batch norm (a set is a
+     * channel) also the sums dx needs: one pass over g and x serves both. */
+    int by_channel = need_w || need_b || (need_x && !k->group && !k->running);
+    nn_tensor *sums = by_channel ? nn_empty(NN_F32, 1, (int64_t[]){2 * k->c}) : NULL;
+    int rc = by_channel && !sums ? -1 : 0;
+    float *cg = sums ? nn_f32(sums) : NULL, *cgh = cg ? cg + k->c : NULL;
+#pragma omp parallel for if (cg && k->n * k->c * s > NN_PAR_GRAIN)
+    for (int64_t c = 0; c < (cg ? k->c : 0); c++) {
+        double ag = 0, agh = 0;
+        for (int64_t n = 0; n < k->n; n++) {
+            int64_t r = n * k->c + c, set = row_set(k, r);
+            double g = 0, gx = 0;
+            row_dot(gv + r * s, xv + r * s, s, mean[set], &g, &gx);
+            agh += gx * rstd[set];
+            ag += g;
+        }
+        cg[c] = (float)ag;
+        cgh[c] = (float)agh;
+    }
+    if (rc == 0 && need_x) {
         gin[0] = nn_empty(NN_F32, x->ndim, x->shape);
         float *dx = gin[0] ? nn_f32(gin[0]) : NULL;
         if (!dx) rc = -1;
@@ -141,7 +163,11 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
         for (int64_t i = 0; i < sets; i++) {
             if (!dx) continue;
             double sd = 0, sdh = 0;
-            if (!k->running)
+            if (!k->running && !k->group) { /* set i is channel i */
+                double wc = wv ? wv[i] : 1.0;
+                sd = wc * cg[i];
+                sdh = wc * cgh[i];
+            } else if (!k->running) {
                 for (int64_t j = 0; j < rows; j++) {
                     int64_t r = set_row(k, i, j);
                     double wc = wv ? wv[r % k->c] : 1.0, g = 0, gx = 0;
@@ -149,6 +175,7 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
                     sd += wc * g;
                     sdh += wc * gx * rstd[i];
                 }
+            }
             float md = (float)(sd / (double)m), mdh = (float)(sdh / (double)m);
             for (int64_t j = 0; j < rows; j++) {
                 int64_t r = set_row(k, i, j);
@@ -160,28 +187,17 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
             }
         }
     }
-    int need_w = node->nin > 1 && nn_input_needs(node, 1);
-    int need_b = node->nin > 2 && nn_input_needs(node, 2);
-    nn_tensor *dw = rc == 0 && need_w ? nn_empty(NN_F32, 1, &k->c) : NULL;
-    nn_tensor *db = rc == 0 && need_b ? nn_empty(NN_F32, 1, &k->c) : NULL;
-    if ((need_w && !dw) || (need_b && !db)) rc = -1;
-    if (rc == 0 && (dw || db)) {
-#pragma omp parallel for if (k->n * k->c * s > NN_PAR_GRAIN)
-        for (int64_t c = 0; c < k->c; c++) {
-            double aw = 0, ab = 0;
-            for (int64_t n = 0; n < k->n; n++) {
-                int64_t r = n * k->c + c, set = row_set(k, r);
-                double g = 0, gx = 0;
-                row_dot(gv + r * s, xv + r * s, s, mean[set], &g, &gx);
-                aw += gx * rstd[set];
-                ab += g;
-            }
-            if (dw) nn_f32(dw)[c] = (float)aw;
-            if (db) nn_f32(db)[c] = (float)ab;
-        }
+    if (rc == 0 && need_w) {
+        gin[1] = nn_empty(NN_F32, 1, &k->c);
+        if (gin[1]) memcpy(nn_f32(gin[1]), cgh, sizeof(float) * (size_t)k->c);
+        else rc = -1;
     }
-    if (dw) gin[1] = dw;
-    if (db) gin[2] = db;
+    if (rc == 0 && need_b) {
+        gin[2] = nn_empty(NN_F32, 1, &k->c);
+        if (gin[2]) memcpy(nn_f32(gin[2]), cg, sizeof(float) * (size_t)k->c);
+        else rc = -1;
+    }
+    nn_release(sums);
     nn_release(gc);
     return rc;
 }

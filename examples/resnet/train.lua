@@ -18,7 +18,7 @@ local opt = nn.cli.parse(arg, {
   { 'data', data.default_dir, 'folder with the Fashion-MNIST IDX files', path = 'dir' },
   { 'blocks', 2, 'basic blocks per stage (2: ResNet-14, 3: ResNet-20)', integer = true, min = 1 },
   { 'width', 16, 'channels of the first stage (then 2x, 4x)', integer = true, min = 1 },
-  { 'epochs', 11, 'passes over the training set', integer = true, min = 1 },
+  { 'epochs', 20, 'passes over the training set', integer = true, min = 1 },
   { 'batch', 128, 'images per batch', integer = true, min = 1 },
   { 'lr', 0.1, 'peak learning rate', min = 0 },
   { 'weight_decay', 5e-4, 'on convolution and linear weights', min = 0 },
