@@ -140,6 +140,17 @@ nn_tensor *nn_finish_saving(nn_tensor *out, const nn_op *op, int n,
     return out;
 }
 
+nn_tensor *nn_finish_saving2(nn_tensor *out, const nn_op *op, int n, const nn_tensor *const *ins,
+                             const nn_tensor *a, const nn_tensor *b, nn_node **node) {
+    out = nn_finish_op(out, op, n, ins, node);
+    if (*node && (nn_save(*node, 0, a) < 0 || nn_save(*node, 1, b) < 0)) {
+        nn_release(out);
+        *node = NULL;
+        return NULL;
+    }
+    return out;
+}
+
 int nn_save(nn_node *n, int slot, const nn_tensor *t) {
     if (slot < 0 || slot >= NN_NODE_SAVED || n->saved[slot])
         return nn_failed(0, "internal: %s saves slot %d twice", n->op->name, slot);

@@ -135,6 +135,10 @@ nn_tensor *nn_finish_saving(nn_tensor *out, const nn_op *op, int n,
                             const nn_tensor *const *ins, const nn_tensor *keep,
                             nn_node **node);
 
+/* the same saving a and b in slots 0 and 1 (an input and a weight) */
+nn_tensor *nn_finish_saving2(nn_tensor *out, const nn_op *op, int n, const nn_tensor *const *ins,
+                             const nn_tensor *a, const nn_tensor *b, nn_node **node);
+
 /* Row-sparse gradient accumulation (rowgrad.c). */
 struct nn_rowgrad {
     float *buf;        /* (V, D); a row is valid once touched */

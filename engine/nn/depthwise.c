@@ -141,14 +141,8 @@ nn_tensor *nn_depthwise_conv2d_(const nn_tensor *x, const nn_tensor *w, const nn
     nn_grad_restore(prev);
     const nn_tensor *ins[3] = {x, w, b};
     nn_node *node;
-    y = nn_finish_op(y, &depthwise_op, b ? 3 : 2, ins, &node);
-    if (node) {
-        *NN_CTX(node, nn_conv_geom) = *g;
-        if (nn_save(node, SAVED_X, xc) < 0 || nn_save(node, SAVED_W, wc) < 0) {
-            nn_release(y);
-            y = NULL;
-        }
-    }
+    y = nn_finish_saving2(y, &depthwise_op, b ? 3 : 2, ins, xc, wc, &node); /* SAVED_X, SAVED_W */
+    if (node) *NN_CTX(node, nn_conv_geom) = *g;
     nn_release(xc);
     nn_release(wc);
     return y;
