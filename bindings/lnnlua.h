@@ -86,6 +86,9 @@ nn_tensor *nnL_checkoperand(lua_State *L, int arg, const nn_tensor *like);
 /* A 1-based (or negative) dim of t as a 0-based engine dim. */
 int nnL_checkdim(lua_State *L, int arg, int ndim);
 int nnL_optdim(lua_State *L, int arg, int ndim, int def);
+/* dims of x from a number or a non-empty list at arg (nil: none, 0) into
+ * dims, 0-based; returns how many */
+int nnL_checkdims(lua_State *L, int arg, const nn_tensor *x, int *dims);
 /* #t of the table at arg (its __len included), raising unless 0..max. */
 int nnL_checklen(lua_State *L, int arg, int max);
 /* A shape from a table at arg or from integers arg..top; returns ndim. */

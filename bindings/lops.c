@@ -114,7 +114,7 @@ static int l_where(lua_State *L) {
 /* ---- reductions -------------------------------------------------------- */
 
 /* dims from a number or a table at arg (nil: all); returns count */
-static int checkdims(lua_State *L, int arg, const nn_tensor *x, int *dims) {
+int nnL_checkdims(lua_State *L, int arg, const nn_tensor *x, int *dims) {
     if (lua_isnoneornil(L, arg)) return 0;
     if (!lua_istable(L, arg)) {
         dims[0] = nnL_checkdim(L, arg, x->ndim);
@@ -146,7 +146,7 @@ static int l_reduce(lua_State *L) {
         }
         first = 3;
     }
-    a.ndims = checkdims(L, first, x, a.dims);
+    a.ndims = nnL_checkdims(L, first, x, a.dims);
     a.keepdim = lua_toboolean(L, first + 1);
     if ((op == NN_VAR || op == NN_STD) && !lua_isnoneornil(L, first + 2))
         a.correction = lua_toboolean(L, first + 2) ? 1 : 0;

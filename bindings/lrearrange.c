@@ -26,18 +26,6 @@ static int int_list(lua_State *L, int arg, int64_t *out, int max, int varargs) {
     return n;
 }
 
-/* dims (1-based, negative from the end) from a number or a list at arg */
-static int dim_list(lua_State *L, int arg, int ndim, int *out) {
-    int64_t v[NN_MAX_DIMS];
-    int n = int_list(L, arg, v, NN_MAX_DIMS, 0);
-    for (int i = 0; i < n; i++) {
-        lua_pushinteger(L, (lua_Integer)v[i]);
-        out[i] = nnL_checkdim(L, lua_gettop(L), ndim);
-        lua_pop(L, 1);
-    }
-    return n;
-}
-
 /* pad(x, pads[, mode = 'constant'[, value = 0]]): pads as PyTorch's F.pad,
  * (left, right) of the last dim first */
 static int l_pad(lua_State *L) {
@@ -57,7 +45,8 @@ static int l_pad(lua_State *L) {
 /* flip(x, dims) */
 static int l_flip(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1);
-    int dims[NN_MAX_DIMS], n = dim_list(L, 2, x->ndim, dims);
+    luaL_checkany(L, 2);
+    int dims[NN_MAX_DIMS], n = nnL_checkdims(L, 2, x, dims);
     NNL_RETURN(nn_flip(x, n, dims));
 }
 
@@ -67,7 +56,7 @@ static int l_roll(lua_State *L) {
     int64_t shifts[NN_MAX_DIMS];
     int n = int_list(L, 2, shifts, NN_MAX_DIMS, 0), dims[NN_MAX_DIMS];
     if (lua_isnoneornil(L, 3)) NNL_RETURN(nn_roll(x, n, shifts, NULL));
-    if (dim_list(L, 3, x->ndim, dims) != n)
+    if (nnL_checkdims(L, 3, x, dims) != n)
         return luaL_argerror(L, 3, "one dim per shift");
     NNL_RETURN(nn_roll(x, n, shifts, dims));
 }

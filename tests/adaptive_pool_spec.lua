@@ -53,6 +53,10 @@ describe('adaptive pooling', function()
     nn.manual_seed(3)
     assert(nn.gradcheck(function(x) return nn.adaptive_avg_pool2d(x, { 2, 3 }) end,
       { nn.randn(2, 2, 5, 7):requires_grad_() }))
+    assert(nn.gradcheck(function(x) return nn.max_pool2d(x, 3, { stride = 2, padding = 1, ceil_mode = true }) end,
+      { nn.randn(1, 2, 6, 5):requires_grad_() }))
+    assert(nn.gradcheck(function(x) return nn.avg_pool2d(x, 2, { stride = 2, ceil_mode = true }) end,
+      { nn.randn(1, 2, 5, 5):requires_grad_() }))
     assert(nn.gradcheck(function(x) return nn.adaptive_max_pool2d(x, 2) end,
       { nn.randn(1, 3, 5, 5):requires_grad_() }))
   end)

@@ -104,6 +104,7 @@ describe('tensor ops', function()
     assert.error_matches(function() nn.randn(2, 3):masked_select(nn.ones(4)) end,
       'mask 4 neither covers the leading dims of nor broadcasts to 2x3')
     assert.error_matches(function() nn.ones(2):unique({ sorted = false }) end, 'unique always sorts')
+    assert.error_matches(function() nn.ones(2, 3):argsort(3) end, 'dim 3 out of range for a 2%-dim tensor')
     assert.error_matches(function() nn.ones(2):unique({ counts = true }) end, "unknown option 'counts'")
     assert.error_matches(function() nn.tensor({ 1 }, 'i64'):cumprod(1) end, 'cumprod: i64 tensors are not supported')
   end)
