@@ -27,7 +27,7 @@ local function labels(sub, t, which)
     local a, b = letters(pre), letters(post)
     local extra = t:dim() - #a - #b
     if extra < 0 then
-      error(('einsum: operand %d has %d dims, fewer than its %d labels'):format(which, t:dim(), #a + #b), 4)
+      error(('einsum: operand %d has %d dims, fewer than its %d labels'):format(which, t:dim(), #a + #b), 3)
     end
     out = a
     for i = 1, extra do out[#out + 1] = '.' .. (extra - i + 1) end -- aligned from the right
@@ -36,11 +36,11 @@ local function labels(sub, t, which)
     out = letters(sub)
   end
   if #out ~= t:dim() then
-    error(('einsum: operand %d has %d dims but "%s" names %d'):format(which, t:dim(), sub, #out), 4)
+    error(('einsum: operand %d has %d dims but "%s" names %d'):format(which, t:dim(), sub, #out), 3)
   end
   local seen = {}
   for _, l in ipairs(out) do
-    if seen[l] then error(("einsum: label '%s' repeats in operand %d (diagonals are not supported)"):format(l, which), 4) end
+    if seen[l] then error(("einsum: label '%s' repeats in operand %d (diagonals are not supported)"):format(l, which), 3) end
     seen[l] = true
   end
   return out
