@@ -50,7 +50,7 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench quality loc clean train install uninstall install-rock
+.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench quality loc clean train data-mt install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
@@ -219,6 +219,13 @@ quality: all
 
 train: all
 	$(NNLUA) examples/gpt/train.lua --force  # retrains and replaces gpt.safetensors
+
+# Translation and summarisation data from the Debian archive (apt-get
+# fetches the Description Translation Project's files into DDTP_CACHE; the
+# examples do this themselves when it is missing).
+DDTP_CACHE ?= data/ddtp
+data-mt: all
+	$(NNLUA) examples/mt/prepare.lua --cache $(DDTP_CACHE)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the executable, libraries
 # with sonames, the Lua module and files where stock lua5.4 looks, headers,

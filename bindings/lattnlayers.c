@@ -94,13 +94,42 @@ static nn_tensor *opt_tensor_field(lua_State *L, int t, const char *k) {
 }
 
 static const char *const forward_opts[] = {"key_padding_mask", "need_weights", "attn_mask",
-                                           "is_causal", "cache", NULL};
+                                           "is_causal", "cache", "memory_cache", NULL};
+
+/* The memory_cache option: a table that keeps the projected keys and values
+ * (B, H, S, D) of a fixed key/value input (an encoder's memory in
+ * cross-attention) so later calls project only the query. Pushes the table
+ * (or nothing) and returns its index, 0 without one; *k, *v are the kept
+ * tensors once filled. */
+static int memory_cache(lua_State *L, nn_tensor **k, nn_tensor **v) {
+    *k = *v = NULL;
+    if (!lua_istable(L, 5)) return 0;
+    int type = lua_getfield(L, 5, "memory_cache");
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (type != LUA_TTABLE) luaL_error(L, "MultiheadAttention: memory_cache must be a table, got %s",
+                                       luaL_typename(L, -1));
+    int mc = lua_gettop(L);
+    int tk = lua_getfield(L, mc, "k"), tv = lua_getfield(L, mc, "v");
+    if (tk == LUA_TNIL && tv == LUA_TNIL) {
+        lua_pop(L, 2);
+        return mc;
+    }
+    *k = nnL_checktensor(L, -2);
+    *v = nnL_checktensor(L, -1);
+    if ((*k)->ndim != 4 || (*v)->ndim != 4)
+        luaL_error(L, "MultiheadAttention: memory_cache.k and .v must be (B, H, S, D)");
+    return mc;
+}
 
 /* forward(query[, key[, value]][, {key_padding_mask =, attn_mask =,
- * is_causal =, need_weights = false, cache =}]) -> out (B, T, E)[, weights
+ * is_causal =, need_weights = false, cache =, memory_cache =}]) -> out (B, T, E)[, weights
  * averaged over heads (B, T, S), as PyTorch returns them]. attn_mask is
  * additive (T, S) or broadcastable to (B, H, T, S); a cache (KVCache) keeps
- * keys and values across calls for incremental decoding. */
+ * keys and values across calls for incremental decoding; a memory_cache
+ * table keeps the projected key and value of a fixed memory (k, v). */
 static int mha_forward(lua_State *L, nnL_layer *l) {
     const mha_cfg *c = NNL_CFG(l, mha_cfg);
     int opts = 5;
@@ -125,7 +154,12 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
                           nn_shape_str(query, s, 96));
     }
     nn_tensor *q, *k, *v, *w = nnL_slot_tensor(L, 1, IN_PROJ_WEIGHT);
-    if (query == key && key == value && w) { /* self-attention: one GEMM */
+    nn_tensor *kept_k, *kept_v;
+    int mc = memory_cache(L, &kept_k, &kept_v);
+    if (kept_k) {
+        q = heads(L, c, project(L, c, query, 0));
+        k = kept_k, v = kept_v;
+    } else if (query == key && key == value && w && !mc) { /* self-attention: one GEMM */
         nn_tensor *qkv = nnL_keep(L, nn_linear(query, w, nnL_slot_tensor(L, 1, IN_PROJ_BIAS)));
         int64_t shape[5] = {query->shape[0], query->shape[1], 3, c->num_heads, c->head_dim};
         qkv = nnL_keep(L, nn_view(qkv, 5, shape));
@@ -137,6 +171,12 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
         q = heads(L, c, project(L, c, query, 0));
         k = heads(L, c, project(L, c, key, 1));
         v = heads(L, c, project(L, c, value, 2));
+        if (mc) { /* fill the cache for the next calls */
+            nnL_push(L, nn_retain(k));
+            lua_setfield(L, mc, "k");
+            nnL_push(L, nn_retain(v));
+            lua_setfield(L, mc, "v");
+        }
     }
     if (lua_istable(L, 5) && lua_getfield(L, 5, "cache") != LUA_TNIL) { /* k, v = cache:append(k, v) */
         int cache = lua_gettop(L);

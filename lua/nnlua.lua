@@ -43,6 +43,7 @@ local lazy = {
   plot = { 'nnlua.plot' },
   data = { 'nnlua.data' },
   tokenizer = { 'nnlua.tokenizer' },
+  metrics = { 'nnlua.metrics' },
   multimodal = { 'nnlua.multimodal' },
   PatchEmbedding = { 'nnlua.multimodal', 'PatchEmbedding' },
   ViT = { 'nnlua.multimodal', 'ViT' },

@@ -47,11 +47,61 @@ describe('examples', function()
     os.remove(ckpt)
   end)
 
-  it('translate: trains a few steps and reports held-out exact match', function()
-    local out, code = run(exe .. ' examples/translate/train.lua --steps 10 --max 200 --test 50 '
-      .. '--eval_every 100 --batch 8')
+  -- a cache of Translation files made from the committed DDTP slice
+  local function ddtp_cache()
+    local cache = support.tempdir()
+    assert(os.execute(('mkdir -p %s/lists'):format(cache)))
+    for _, l in ipairs({ 'en', 'de', 'fr' }) do -- every language: nothing is fetched
+      assert(os.execute(('cp tests/data/ddtp/Translation-%s %s/lists/slice_main_i18n_Translation-%s'):format(l, cache, l)))
+    end
+    local out, code = run(('%s examples/mt/prepare.lua --cache %s --test 20 --valid 10'):format(exe, cache))
     assert.equal(0, code, out)
-    assert.truthy(out:find('held-out exact match', 1, true))
+    return cache, out
+  end
+  local tiny = '--steps 6 --batch_tokens 400 --vocab 300 --d_model 16 --heads 2 --layers 1 --ff 32 '
+    .. '--eval_every 3 --eval_items 4 --beam 2 --decode_batch 3'
+
+  it('mt: prepares DDTP data, trains, beam-decodes the test split and scores it; the twin export scores too', function()
+    local cache, prep = ddtp_cache()
+    assert.truthy(prep:find('en%-de +%d+ candidate pairs %-> train %d+, valid %d+, test %d+'), prep)
+    assert.is_nil(prep:find('fetching', 1, true), prep)
+    local model, log, svg, hyps = cache .. '/mt.safetensors', cache .. '/mt.jsonl', cache .. '/bleu.svg', cache .. '/test.hyp'
+    local out, code = run(('%s examples/mt/train.lua --cache %s %s --out %s --log %s --plot %s --hyps %s --greedy '
+      .. '--time_single 3 --export %s/export'):format(exe, cache, tiny, model, log, svg, hyps, cache))
+    assert.equal(0, code, out)
+    assert.truthy(out:find('valid BLEU %(greedy, 4 items%)'), out)
+    assert.truthy(out:find('test BLEU [%d.]+ %(en%-de'), out)
+    assert.truthy(out:find('test: BLEU [%d.]+ greedy'), out)
+    assert.truthy(out:find('beam 2 decoding of 3 test items'), out)
+    assert.truthy(support.read(svg):find('<svg', 1, true))
+    assert.truthy(support.read(cache .. '/export/plan.txt'):find('^%d'))
+    -- the nnlua hypotheses, as ids, through the scorer the twin's go through
+    local nn = require 'nnlua'
+    local bpe = nn.tokenizer.BPE.load(cache .. '/export/vocab.bpe')
+    local lines = {}
+    for line in io.lines(hyps) do
+      local ids = bpe:encode(line):totable()
+      for i = 1, #ids do ids[i] = ids[i] + 3 end
+      lines[#lines + 1] = table.concat(ids, ' ')
+    end
+    support.write(cache .. '/ours.ids', table.concat(lines, '\n') .. '\n')
+    local score, c2 = run(('%s examples/mt/score.lua --export %s/export --ids %s/ours.ids'):format(exe, cache, cache))
+    assert.equal(0, c2, score)
+    local b1 = tonumber(out:match('test BLEU ([%d.]+)'))
+    local b2 = tonumber(score:match('^BLEU ([%d.]+)'))
+    assert.truthy(b2 and math.abs(b1 - b2) < 0.006, out .. score)
+    os.execute('rm -rf ' .. cache)
+  end)
+
+  it('summarize: trains on description -> synopsis and reports ROUGE beside the two baselines', function()
+    local cache = ddtp_cache()
+    local out, code = run(('%s examples/summarize/train.lua --cache %s %s --max_tgt 12 --out %s/s.safetensors')
+      :format(exe, cache, tiny, cache))
+    assert.equal(0, code, out)
+    assert.truthy(out:find('lead%-%d+ baseline +ROUGE%-1 [%d.]+  ROUGE%-2 [%d.]+  ROUGE%-L [%d.]+'), out)
+    assert.truthy(out:find('TF%-IDF retrieval baseline +ROUGE%-1'), out)
+    assert.truthy(out:find('model, beam 2 +ROUGE%-1 [%d.]+'), out)
+    os.execute('rm -rf ' .. cache)
   end)
 
   it('vit: trains on a few images and draws its attention maps', function()

@@ -167,6 +167,14 @@ local calls = {
   ['generate.generate'] = function(x)
     return nn.generate.generate(tiny_gpt(), L({ { 1, 2 } }), 2, with({ greedy = true, block_size = 16 }, x))
   end,
+  ['generate.batch_beam_search'] = function(x)
+    local state = { reorder = function() end }
+    local function step(tokens) return nn.tensor({ { -0.1, -3, -3 } }):expand(tokens:size(1), 3) end
+    return nn.generate.batch_beam_search(step, state, 1, with({ beam = 1, bos = 3, eos = 1, max_len = 3,
+      length_penalty = 1 }, x))
+  end,
+  ['metrics.bleu'] = function(x) return nn.metrics.bleu({ 'a b' }, { 'a b' }, with({ tokenize = '13a', smooth = 'exp' }, x)) end,
+  ['metrics.rouge'] = function(x) return nn.metrics.rouge({ 'a b' }, { 'a b' }, with({ n = { 1 }, lcs = true }, x)) end,
   ['generate.beam_search'] = function(x)
     return nn.generate.beam_search(tiny_gpt(), L({ { 1, 2 } }), 2, 2, with({ length_penalty = 1 }, x))
   end,

@@ -185,4 +185,42 @@ describe('incremental decoding', function()
       assert.tensor_near(full:narrow(2, 5, 3), m(rest, rest, rest, { cache = cache, is_causal = true }), 1e-5, 1e-5)
     end)
   end)
+  it('projects a fixed memory once with memory_cache, and gives the same outputs', function()
+    nn.manual_seed(4)
+    local m = nn.MultiheadAttention(8, 2)
+    m:eval()
+    local q, mem = nn.randn(3, 5, 8), nn.randn(3, 7, 8)
+    local pad = nn.tensor({ { 0, 0, 0, 0, 0, 1, 1 }, { 0, 0, 0, 0, 0, 0, 0 }, { 0, 0, 0, 1, 1, 1, 1 } })
+    nn.no_grad(function()
+      local want = m(q, mem, mem, { key_padding_mask = pad })
+      local mc = {}
+      local first = m(q, mem, mem, { key_padding_mask = pad, memory_cache = mc })
+      assert.tensor_near(want, first, 1e-6, 1e-6)
+      assert.same({ 3, 2, 7, 4 }, mc.k:size())
+      assert.same({ 3, 2, 7, 4 }, mc.v:size())
+      -- later calls ignore key and value: the kept projections are used
+      for t = 1, 5 do
+        local qt = q:narrow(2, t, 1)
+        assert.tensor_near(want:narrow(2, t, 1), m(qt, nil, nil, { key_padding_mask = pad, memory_cache = mc }), 1e-5, 1e-5)
+      end
+    end)
+    assert.error_matches(function() m(q, mem, mem, { memory_cache = 3 }) end, 'memory_cache must be a table, got number')
+    assert.error_matches(function() m(q, mem, mem, { memory_cache = { k = nn.zeros(2), v = nn.zeros(2) } }) end,
+      'memory_cache.k and .v must be %(B, H, S, D%)')
+  end)
+
+  it('decodes with per-layer self-attention and memory caches as the whole decoder does', function()
+    nn.manual_seed(6)
+    local dec = nn.TransformerDecoder(function() return nn.TransformerDecoderLayer(8, 2, { dim_feedforward = 16, dropout = 0, norm_first = true }) end, 2, nn.LayerNorm(8))
+    dec:eval()
+    local x, mem = nn.randn(2, 4, 8), nn.randn(2, 6, 8)
+    nn.no_grad(function()
+      local full = dec(x, mem, { tgt_is_causal = true })
+      local caches, mcs = { nn.KVCache(), nn.KVCache() }, { {}, {} }
+      for t = 1, 4 do
+        local out = dec(x:narrow(2, t, 1), t == 1 and mem or nil, { caches = caches, memory_caches = mcs })
+        assert.tensor_near(full:narrow(2, t, 1), out, 1e-5, 1e-5)
+      end
+    end)
+  end)
 end)

@@ -5,15 +5,21 @@
  * mmap()s and returns them with munmap(), so every step would page-fault
  * its working set in again. Freed blocks of 64 KiB and more are kept here
  * by size class (4 classes per power of two, at most 25% slack) and handed
- * out again; at most NN_CACHE_MAX bytes are kept. Small blocks go straight
+ * out again (a request may take a block up to 2x its size). The cache keeps
+ * at most the larger of 1 GiB and the peak of large blocks in use at once,
+ * so a training step whose temporaries vary in shape (batches of
+ * sentences) finds its whole working set here after the first steps, and
+ * the process holds at most about twice that peak. Small blocks go straight
  * to malloc, which recycles them well. */
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SMALL ((size_t)64 << 10)
-#define NN_CACHE_MAX ((size_t)1 << 30)
+#define NN_CACHE_MIN ((size_t)1 << 30)
+#define BORROW 3
 #define CLASSES 256
 #define PER_CLASS 64
 
@@ -21,7 +27,8 @@ static struct {
     pthread_mutex_t lock;
     void *blocks[CLASSES][PER_CLASS];
     int count[CLASSES];
-    size_t cached;
+    size_t cached, in_use, peak; /* large blocks: kept here, handed out, most handed out */
+    uint64_t clock;              /* counts frees, to find the block cached longest ago */
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* class index and rounded size: 2^e * (4 + q) / 4 for q in 0..3 */
@@ -41,7 +48,7 @@ static int size_class(size_t bytes, size_t *rounded) {
 
 /* Every block starts with a 64-byte header (keeping data 64-byte
  * aligned) that tells nn_free its class and size; class -1: not cached. */
-typedef struct { int cls; size_t bytes; } header;
+typedef struct { int cls; size_t bytes; uint64_t freed; } header; /* freed: when it was cached */
 #define HEADER 64
 
 /* no machine this runs on holds a 1 TiB tensor: refuse such a request
@@ -55,17 +62,51 @@ void *nn_alloc(size_t bytes) {
     void *p = NULL;
     if (bytes >= SMALL && (c = size_class(rounded, &rounded)) < CLASSES) {
         pthread_mutex_lock(&cache.lock);
-        if (cache.count[c] > 0) {
-            p = cache.blocks[c][--cache.count[c]];
-            cache.cached -= rounded;
-        }
+        /* this class, or one of the next BORROW (at most 2x the size: shapes
+         * that vary from step to step, as batches of sentences do, then
+         * still find blocks); the header keeps the block's own class */
+        for (int k = c; k <= c + BORROW && k < CLASSES && !p; k++)
+            if (cache.count[k] > 0) {
+                p = cache.blocks[k][--cache.count[k]];
+                c = k;
+                rounded = ((header *)p)->bytes;
+                cache.cached -= rounded;
+            }
+        cache.in_use += rounded;
+        if (cache.in_use > cache.peak) cache.peak = cache.in_use;
         pthread_mutex_unlock(&cache.lock);
     } else {
         c = -1;
     }
-    if (!p && !(p = aligned_alloc(64, rounded))) return NULL;
-    *(header *)p = (header){c, rounded};
+    if (!p && !(p = aligned_alloc(64, rounded))) {
+        if (c >= 0) {
+            pthread_mutex_lock(&cache.lock);
+            cache.in_use -= rounded;
+            pthread_mutex_unlock(&cache.lock);
+        }
+        return NULL;
+    }
+    *(header *)p = (header){c, rounded, 0};
     return (char *)p + HEADER;
+}
+
+/* frees the cached block that waited longest (the bottom of its class's
+ * stack: classes hand out their newest first); under the lock; 0 if none */
+static int evict_oldest(void) {
+    int best = -1;
+    uint64_t when = UINT64_MAX;
+    for (int c = 0; c < CLASSES; c++)
+        if (cache.count[c] > 0 && ((header *)cache.blocks[c][0])->freed < when) {
+            when = ((header *)cache.blocks[c][0])->freed;
+            best = c;
+        }
+    if (best < 0) return 0;
+    void *p = cache.blocks[best][0];
+    memmove(&cache.blocks[best][0], &cache.blocks[best][1],
+            (size_t)(--cache.count[best]) * sizeof(void *));
+    cache.cached -= ((header *)p)->bytes;
+    free(p);
+    return 1;
 }
 
 void nn_free(void *ptr) {
@@ -74,7 +115,13 @@ void nn_free(void *ptr) {
     header h = *(header *)p;
     if (h.cls >= 0) {
         pthread_mutex_lock(&cache.lock);
-        if (cache.count[h.cls] < PER_CLASS && cache.cached + h.bytes <= NN_CACHE_MAX) {
+        cache.in_use -= h.bytes;
+        size_t cap = cache.peak > NN_CACHE_MIN ? cache.peak : NN_CACHE_MIN;
+        /* room for it: let go of the blocks cached longest ago (shapes the
+         * program no longer uses), never of the ones it just freed */
+        while (cache.cached + h.bytes > cap && evict_oldest()) {}
+        if (cache.count[h.cls] < PER_CLASS && cache.cached + h.bytes <= cap) {
+            ((header *)p)->freed = ++cache.clock;
             cache.blocks[h.cls][cache.count[h.cls]++] = p;
             cache.cached += h.bytes;
             p = NULL;

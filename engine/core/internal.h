@@ -143,10 +143,18 @@ static inline float nn_u01(uint32_t u) { /* [0, 1) with 24 random bits */
     return (float)(u >> 8) * (1.0f / 16777216.0f);
 }
 void nn_philox(uint64_t seed, uint64_t counter, uint32_t out[4]);
-/* The first two words of the blocks of counters counter .. counter + 15,
- * computed together (vectorised): w0[l], w1[l] = nn_philox(counter + l). */
+/* The four words of the blocks of counters counter .. counter + 15,
+ * computed together (vectorised): w[k][l] = nn_philox(counter + l)[k]. */
 #define NN_PHILOX_LANES 16
-void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[NN_PHILOX_LANES],
-                     uint32_t w1[NN_PHILOX_LANES]);
+void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w[4][NN_PHILOX_LANES]);
+/* Dropout keep-masks at four elements a Philox block, in groups of 64
+ * elements on 16 blocks: element 64 g + 16 k + l (0-based) keeps when word k
+ * of block `block + 16 g + l`, as a uniform, is >= p (so each group is four
+ * contiguous runs of 16 and vectorises). With multiply, x[e] *= scale or 0;
+ * else x[e] = scale or 0. Serial: callers split the work at multiples of 64
+ * elements (and NN_PHILOX_MASK_BLOCKS(n) blocks). */
+#define NN_PHILOX_MASK_BLOCKS(n) ((((uint64_t)(n) + 63) / 64) * 16)
+void nn_philox_mask(uint64_t seed, uint64_t block, float *x, int64_t n, float p, float scale,
+                    int multiply);
 
 #endif

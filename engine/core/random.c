@@ -46,8 +46,7 @@ typedef enum { DRAW_UNIFORM, DRAW_NORMAL, DRAW_INT, DRAW_BERNOULLI } draw_kind;
 /* nn_philox of LANES consecutive counters, lane by lane so the rounds
  * vectorise (element-wise the same words as nn_philox) */
 #define LANES NN_PHILOX_LANES
-NN_DISPATCH
-void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[LANES], uint32_t w1[LANES]) {
+static inline void philox16(uint64_t seed, uint64_t counter, uint32_t w[4][LANES]) {
     /* 64-bit lanes holding 32-bit words: the products are then one
      * 32x32->64 multiply per lane (vpmuludq) */
     uint64_t c0[LANES], c1[LANES], c2[LANES], c3[LANES];
@@ -71,8 +70,39 @@ void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w0[LANES], uint32
         k1 = (k1 + PHILOX_W1) & 0xFFFFFFFFu;
     }
     for (int l = 0; l < LANES; l++) {
-        w0[l] = (uint32_t)c0[l];
-        w1[l] = (uint32_t)c1[l];
+        w[0][l] = (uint32_t)c0[l];
+        w[1][l] = (uint32_t)c1[l];
+        w[2][l] = (uint32_t)c2[l];
+        w[3][l] = (uint32_t)c3[l];
+    }
+}
+
+NN_DISPATCH
+void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w[4][LANES]) {
+    philox16(seed, counter, w);
+}
+
+NN_DISPATCH
+void nn_philox_mask(uint64_t seed, uint64_t block, float *x, int64_t n, float p, float scale,
+                    int multiply) {
+    /* compare the top 24 bits as integers: nn_u01(w) >= p exactly */
+    uint32_t cut = (uint32_t)ceilf(p * 16777216.0f);
+    for (int64_t e0 = 0; e0 < n; e0 += 4 * LANES, block += LANES) {
+        uint32_t w[4][LANES];
+        philox16(seed, block, w);
+        float *xe = x + e0;
+        if (n - e0 >= 4 * LANES) { /* whole groups: word k of lane l is element 16 k + l */
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < LANES; l++) {
+                    float keep = (w[k][l] >> 8) >= cut ? scale : 0.0f;
+                    xe[k * LANES + l] = multiply ? xe[k * LANES + l] * keep : keep;
+                }
+        } else {
+            for (int64_t e = 0; e < n - e0; e++) {
+                float keep = (w[e / LANES][e % LANES] >> 8) >= cut ? scale : 0.0f;
+                xe[e] = multiply ? xe[e] * keep : keep;
+            }
+        }
     }
 }
 
@@ -82,8 +112,8 @@ static void draw(nn_rng *r, draw_kind kind, void *out, int64_t n,
     int64_t blocks = (n + LANES - 1) / LANES;
 #pragma omp parallel for if (n > NN_PAR_GRAIN) schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
-        uint32_t w0[LANES], w1[LANES];
-        nn_philox_lanes(seed, base + (uint64_t)(b * LANES), w0, w1);
+        uint32_t w[4][LANES], *w0 = w[0], *w1 = w[1];
+        nn_philox_lanes(seed, base + (uint64_t)(b * LANES), w);
         for (int64_t l = 0, i = b * LANES; l < LANES && i < n; l++, i++) {
             switch (kind) {
             case DRAW_UNIFORM: ((float *)out)[i] = nn_u01(w0[l]); break;

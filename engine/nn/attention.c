@@ -110,19 +110,13 @@ static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                           int64_t rows, int64_t ke, float *p) {
     if (g->drop <= 0) return;
     float scale = 1.0f / (1.0f - g->drop);
+    uint64_t per_row = NN_PHILOX_MASK_BLOCKS(g->tk); /* Philox blocks a row of weights */
 #pragma omp parallel for if (rows * ke > NN_PAR_GRAIN / 8 && !omp_in_parallel())
     for (int64_t r = 0; r < rows; r++) {
-        /* weight (b, h, i, j) is kept when the first word of Philox block
-         * offset + ((b H + h) Tq + i) Tk + j, as a uniform, is >= p */
-        uint64_t idx = (((uint64_t)b * g->h + h) * g->tq + (uint64_t)(r0 + r)) * g->tk;
-        float *pr = p + r * ke;
-        for (int64_t j0 = 0; j0 < ke; j0 += NN_PHILOX_LANES) {
-            uint32_t w0[NN_PHILOX_LANES], w1[NN_PHILOX_LANES];
-            nn_philox_lanes(g->seed, g->offset + idx + (uint64_t)j0, w0, w1);
-            for (int64_t l = 0; l < NN_PHILOX_LANES && j0 + l < ke; l++) {
-                pr[j0 + l] *= nn_u01(w0[l]) >= g->drop ? scale : 0.0f;
-            }
-        }
+        /* row (b, h, i) of the weights takes its own run of Philox blocks,
+         * from offset + ((b H + h) Tq + i) NN_PHILOX_MASK_BLOCKS(Tk) */
+        uint64_t row = ((uint64_t)b * g->h + h) * g->tq + (uint64_t)(r0 + r);
+        nn_philox_mask(g->seed, g->offset + row * per_row, p + r * ke, ke, g->drop, scale, 1);
     }
 }
 
@@ -159,7 +153,26 @@ static inline int64_t row_visible(const attn_geom *g, int64_t i, int64_t ke) {
     return n < 0 ? 0 : (n > ke ? ke : n);
 }
 
-/* s (rows, ke) = scale q kT (+ mask, causal) for one head */
+/* a dot product in 16 lanes, so it vectorises without reassociation flags */
+static inline float dot16(const float *a, const float *b, int64_t n) {
+    float acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+
+/* With fewer query rows than this (decoding a token at a time), scores come
+ * from dot products with the key rows: transposing the keys would cost as
+ * much as the scores themselves. */
+#define FEW_QUERIES 4
+static inline bool few_queries(const attn_geom *g) { return g->tq < FEW_QUERIES; }
+
+/* s (rows, ke) = scale q kT (+ mask, causal) for one head; kt: the keys
+ * transposed, or NULL with few_queries (read the key rows) */
 static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                                int64_t rows, int64_t ke, const float *kt, float *s) {
     for (int64_t r = 0; r < rows; r++) {
@@ -167,8 +180,12 @@ static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t
         const float *q = row_of(g->q, g->qs, b, h, i);
         float *sr = s + r * ke;
         int64_t n = row_visible(g, i, ke);
-        memset(sr, 0, n * sizeof *sr);
-        for (int64_t c = 0; c < g->d; c++) axpy(g->scale * q[c], kt + c * g->tk, sr, n);
+        if (!kt) {
+            for (int64_t j = 0; j < n; j++) sr[j] = g->scale * dot16(q, row_of(g->k, g->ks, b, h, j), g->d);
+        } else {
+            memset(sr, 0, n * sizeof *sr);
+            for (int64_t c = 0; c < g->d; c++) axpy(g->scale * q[c], kt + c * g->tk, sr, n);
+        }
         if (g->mask) {
             const float *m = g->mask + b * g->ms[0] + h * g->ms[1] + i * g->ms[2];
             for (int64_t j = 0; j < n; j++) sr[j] += m[j * g->ms[3]];
@@ -185,8 +202,8 @@ NN_DISPATCH
 static void head_forward(const attn_geom *g, int64_t head, float *out, float *lse,
                          float *weights, float *scratch) {
     int64_t b = head / g->h, h = head % g->h;
-    float *kt = scratch, *s = scratch + g->d * g->tk;
-    transpose_rows(g->k, g->ks, b, h, g->tk, g->d, kt);
+    float *kt = few_queries(g) ? NULL : scratch, *s = scratch + g->d * g->tk;
+    if (kt) transpose_rows(g->k, g->ks, b, h, g->tk, g->d, kt);
     for (int64_t r0 = 0; r0 < g->tq; r0 += QB) {
         int64_t rows = g->tq - r0 < QB ? g->tq - r0 : QB, ke = visible(g, r0 + rows);
         float *l = lse + head * g->tq + r0;
@@ -217,9 +234,9 @@ NN_DISPATCH
 static void head_backward(const attn_geom *g, int64_t head, const float *dout,
                           const float *lse, float *dq, float *dk, float *dv, float *scratch) {
     int64_t b = head / g->h, h = head % g->h;
-    float *kt = scratch, *vt = kt + g->d * g->tk, *p = vt + g->dv * g->tk;
-    float *dp = p + QB * g->tk;
-    transpose_rows(g->k, g->ks, b, h, g->tk, g->d, kt);
+    float *vt = scratch + g->d * g->tk, *p = vt + g->dv * g->tk;
+    float *dp = p + QB * g->tk, *kt = few_queries(g) ? NULL : scratch;
+    if (kt) transpose_rows(g->k, g->ks, b, h, g->tk, g->d, kt);
     transpose_rows(g->v, g->vs, b, h, g->tk, g->dv, vt);
     for (int64_t r0 = 0; r0 < g->tq; r0 += QB) {
         int64_t rows = g->tq - r0 < QB ? g->tq - r0 : QB, ke = visible(g, r0 + rows);
@@ -652,7 +669,7 @@ nn_tensor *nn_attention(const nn_tensor *q, const nn_tensor *k, const nn_tensor 
         g.drop = a->training ? (float)a->dropout : 0.0f;
         g.seed = a->rng ? a->rng->seed : 0;
         g.offset = a->rng ? a->rng->offset : 0;
-        if (g.drop > 0 && a->rng) a->rng->offset += (uint64_t)(g.b * g.h * g.tq * g.tk);
+        if (g.drop > 0 && a->rng) a->rng->offset += (uint64_t)(g.b * g.h * g.tq) * NN_PHILOX_MASK_BLOCKS(g.tk);
         int64_t mem[4] = {g.b, g.tq, g.h, g.dv};
         nn_tensor *o = nn_empty(NN_F32, 4, mem);
         lse = nn_empty(NN_F32, 3, (int64_t[]){g.b, g.h, g.tq});

@@ -134,10 +134,15 @@ nn_tensor *nn_dropout(nn_rng *r, const nn_tensor *x, double p, int training) {
     int prev = nn_grad_off();
     nn_tensor *mask = nn_empty(NN_F32, x->ndim, x->shape);
     if (mask) {
-        float *m = nn_f32(mask), keep = (float)(1.0 / (1.0 - p));
-        int64_t n = nn_numel(mask);
-        nn_rng_uniform(r, m, n);
-        for (int64_t i = 0; i < n; i++) m[i] = (p < 1 && m[i] >= (float)p) ? keep : 0.0f;
+        float *m = nn_f32(mask), keep = p < 1 ? (float)(1.0 / (1.0 - p)) : 0.0f;
+        int64_t n = nn_numel(mask), chunk = 4096; /* a multiple of 64: whole groups */
+        uint64_t seed = r->seed, base = r->offset;
+#pragma omp parallel for if (n > NN_PAR_GRAIN) schedule(static)
+        for (int64_t c = 0; c < (n + chunk - 1) / chunk; c++) {
+            int64_t e0 = c * chunk, len = n - e0 < chunk ? n - e0 : chunk;
+            nn_philox_mask(seed, base + NN_PHILOX_MASK_BLOCKS(e0), m + e0, len, (float)p, keep, 0);
+        }
+        r->offset += NN_PHILOX_MASK_BLOCKS(n);
     }
     nn_grad_restore(prev);
     nn_tensor *y = mask ? nn_mul(x, mask) : NULL; /* recorded: saves the mask */

@@ -26,6 +26,22 @@ static void merge_sort(const float *v, int64_t *idx, int64_t *tmp, int64_t n,
     memcpy(idx, tmp, n * sizeof *idx);
 }
 
+/* the first k of a row's stable order without sorting it all (k small):
+ * one pass keeping the best k so far in order; an element enters before the
+ * first kept one it precedes, so equal values keep their index order */
+static void select_k(const float *v, int64_t n, int64_t k, int desc, int64_t *best) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (m == k && !before(v[i], v[best[k - 1]], desc)) continue;
+        int64_t j = m < k ? m++ : k - 1;
+        while (j > 0 && before(v[i], v[best[j - 1]], desc)) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = i;
+    }
+}
+
 /* sorted values/indices of each row along dim, keeping the first k */
 static int sort_k(const nn_tensor *x, int dim, int64_t k, int desc,
                   int64_t base, nn_tensor **values, nn_tensor **indices) {
@@ -51,8 +67,12 @@ static int sort_k(const nn_tensor *x, int dim, int64_t k, int desc,
     int64_t rows = n ? nn_numel(xc) / n : 0;
     for (int64_t r = 0; rc == 0 && r < rows; r++) {
         const float *row = nn_f32(xc) + r * n;
-        for (int64_t i = 0; i < n; i++) work[i] = i;
-        merge_sort(row, work, work + n, n, desc);
+        if (k >= 1 && k <= 64 && 16 * k < n) {
+            select_k(row, n, k, desc, work);
+        } else {
+            for (int64_t i = 0; i < n; i++) work[i] = i;
+            merge_sort(row, work, work + n, n, desc);
+        }
         for (int64_t i = 0; i < k; i++) {
             nn_f32(v)[r * k + i] = row[work[i]];
             nn_i64(ix)[r * k + i] = work[i] + base;

@@ -116,4 +116,111 @@ function M.beam_search(model, prompt, n, width, o)
   end)
 end
 
+local OPTIONS_BATCH_BEAM = nn.define_options('generate.batch_beam_search',
+  { 'beam', 'bos', 'eos', 'max_len', 'length_penalty' })
+
+-- a copy of list with x appended
+local function extend(list, x)
+  local out = table.move(list, 1, #list, 1, {})
+  out[#out + 1] = x
+  return out
+end
+
+--- batch_beam_search(step, state, n, {beam = 4, bos =, eos =, max_len =,
+--- length_penalty = 1}) decodes n items at once, beam hypotheses each, for
+--- encoder-decoder models. state holds n * beam rows (row (i-1)*beam + j is
+--- beam j of item i, all alike at the start); step(tokens (rows, 1) i64,
+--- state) returns the next token's log-probabilities (rows, V);
+--- state:reorder(idx, same_items) keeps rows idx (i64, 1-based) in that
+--- order; same_items is true when no item left the batch (rows only moved
+--- between the beams of one item, so per-item state such as an encoder's
+--- memory can stay as it is). Each
+--- step ranks beam x V continuations of every item in one topk, keeps the
+--- best `beam` that do not end, and moves those ending in eos among the best
+--- `beam` to the item's finished list, scored by log-probability / length ^
+--- length_penalty (the length counts eos). An item is done once it has
+--- `beam` finished hypotheses or reaches max_len tokens (a number, or one
+--- per item); done items leave the batch, so later steps run on fewer rows.
+--- Returns a list of n token lists (bos and eos left out) and their scores.
+function M.batch_beam_search(step, state, n, o)
+  o = OPTIONS_BATCH_BEAM(o)
+  local k, lp = o.beam or 4, o.length_penalty or 1
+  if math.type(k) ~= 'integer' or k < 1 then error('generate.batch_beam_search: beam must be an integer >= 1', 2) end
+  if math.type(o.bos) ~= 'integer' or math.type(o.eos) ~= 'integer' then
+    error('generate.batch_beam_search: bos and eos must be token ids', 2)
+  end
+  if math.type(n) ~= 'integer' or n < 1 then error('generate.batch_beam_search: n must be an integer >= 1', 2) end
+  -- the first tokens before any per-item table: an absurd n * beam fails here
+  local tokens = nn.full({ n * k, 1 }, o.bos, 'i64')
+  local limits = {}
+  for i = 1, n do
+    local m = type(o.max_len) == 'table' and o.max_len[i] or o.max_len
+    if math.type(m) ~= 'integer' or m < 1 then error('generate.batch_beam_search: max_len must be integers >= 1', 2) end
+    limits[i] = m
+  end
+  local best, best_score = {}, {}
+  return nn.no_grad(function()
+    local live, finished = {}, {} -- the items still decoding, in row order
+    for i = 1, n do live[i], finished[i] = i, {} end
+    -- beam 1 of each item starts alone: the others are copies of it
+    local init = {}
+    for i = 1, n do
+      for j = 1, k do init[#init + 1] = j == 1 and 0 or -math.huge end
+    end
+    local scores = nn.tensor(init)
+    local seqs -- (rows, t - 1): the tokens of every live beam so far
+    local function prefix(row) return seqs and seqs[row]:totable() or {} end
+    local t = 0
+    while #live > 0 do
+      t = t + 1
+      local logp = step(tokens, state) -- (rows, V)
+      local v = logp:size(2)
+      local total = (logp + scores:view(-1, 1)):view(#live, k * v)
+      local vals, idx = total:topk(math.min(2 * k, k * v), 2)
+      vals, idx = vals:totable(), idx:totable()
+      local keep, nscores, ntok, nlive, before = {}, {}, {}, {}, #live
+      for b, item in ipairs(live) do
+        local m, fin, new = limits[item], finished[item], {}
+        local base = (b - 1) * k
+        for c = 1, #vals[b] do
+          local val = vals[b][c]
+          if val == -math.huge then break end
+          local from, tok = (idx[b][c] - 1) // v + 1, (idx[b][c] - 1) % v + 1
+          if tok == o.eos then
+            if c <= k then fin[#fin + 1] = { prefix(base + from), val / t ^ lp } end
+          elseif #new < k then
+            new[#new + 1] = { from, tok, val }
+          end
+        end
+        if #fin < k and t >= m then -- out of length: the live beams end here
+          for _, e in ipairs(new) do fin[#fin + 1] = { extend(prefix(base + e[1]), e[2]), e[3] / t ^ lp } end
+        end
+        if #fin >= k or t >= m or #new == 0 then
+          local top, ts = {}, -math.huge
+          for _, f in ipairs(fin) do
+            if f[2] > ts then top, ts = f[1], f[2] end
+          end
+          best[item], best_score[item] = top, ts
+        else
+          for j = 1, k do -- fewer than k continuations: pad with dead copies
+            local e = new[j] or new[1]
+            keep[#keep + 1] = base + e[1]
+            nscores[#nscores + 1] = new[j] and e[3] or -math.huge
+            ntok[#ntok + 1] = e[2]
+          end
+          nlive[#nlive + 1] = item
+        end
+      end
+      live = nlive
+      if #live == 0 then break end
+      local idx_t = nn.tensor(keep, 'i64')
+      state:reorder(idx_t, #live == before)
+      scores = nn.tensor(nscores)
+      tokens = nn.tensor(ntok, 'i64'):view(-1, 1)
+      seqs = seqs and nn.cat({ seqs:index_select(1, idx_t), tokens }, 2) or tokens
+    end
+    return best, best_score
+  end)
+end
+
 return M

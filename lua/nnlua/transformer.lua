@@ -143,10 +143,12 @@ M.TransformerDecoderLayer = DecoderLayer
 --- TransformerDecoderLayer(d_model, nhead[, options as the encoder layer])
 function DecoderLayer:_init(d, nhead, o) init_layer(self, d, nhead, o, true) end
 
-local OPTIONS_TRANSFORMERDECODERLAYER_FORWARD = nn.define_options('TransformerDecoderLayer:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'cache' })
+local OPTIONS_TRANSFORMERDECODERLAYER_FORWARD = nn.define_options('TransformerDecoderLayer:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'cache', 'memory_cache' })
 --- forward(tgt, memory[, {tgt_mask =, tgt_is_causal =, tgt_key_padding_mask =,
---- memory_key_padding_mask =, cache =}]); cache: a KVCache for the
---- self-attention when decoding one token at a time
+--- memory_key_padding_mask =, cache =, memory_cache =}]); cache: a KVCache
+--- for the self-attention when decoding one token at a time; memory_cache: a
+--- table where the cross-attention keeps memory's projected keys and values
+--- (filled by the first call, reused after: the memory is projected once)
 function DecoderLayer:forward(x, mem, o)
   o = OPTIONS_TRANSFORMERDECODERLAYER_FORWARD(o)
   local function sa(h)
@@ -155,7 +157,7 @@ function DecoderLayer:forward(x, mem, o)
   end
   local function ca(h)
     return self.dropout2(self.multihead_attn(h, mem, mem,
-      { key_padding_mask = o.memory_key_padding_mask }))
+      { key_padding_mask = o.memory_key_padding_mask, memory_cache = o.memory_cache }))
   end
   local function ff(h) return self.dropout3(EncoderLayer.ff(self, h)) end
   if self.norm_first then
@@ -199,16 +201,18 @@ M.TransformerDecoder = Decoder
 --- TransformerDecoder(make_layer, num_layers[, norm])
 Decoder._init = build_stack
 
-local OPTIONS_TRANSFORMERDECODER_FORWARD = nn.define_options('TransformerDecoder:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'caches' })
---- forward(tgt, memory[, o]); o.caches: one KVCache per layer
+local OPTIONS_TRANSFORMERDECODER_FORWARD = nn.define_options('TransformerDecoder:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'caches', 'memory_caches' })
+--- forward(tgt, memory[, o]); o.caches: one KVCache per layer; o.memory_caches:
+--- one memory_cache table per layer
 function Decoder:forward(x, mem, o)
   o = OPTIONS_TRANSFORMERDECODER_FORWARD(o)
   for i, layer in self.layers:ipairs() do
     local lo = {}
     for k, v in pairs(o) do
-      if k ~= 'caches' then lo[k] = v end
+      if k ~= 'caches' and k ~= 'memory_caches' then lo[k] = v end
     end
     lo.cache = o.caches and o.caches[i]
+    lo.memory_cache = o.memory_caches and o.memory_caches[i]
     x = layer(x, mem, lo)
   end
   return self.norm and self.norm(x) or x

@@ -138,6 +138,60 @@ TEST(borrowed_buffers_are_not_freed) {
     CHECK_NEAR(host[0], 0.5, 0); /* still ours, still readable */
 }
 
+TEST(cache_reuses_blocks_and_lets_old_ones_go) {
+    nn_empty_cache();
+    void *a = nn_alloc(100000);
+    CHECK(a != NULL);
+    nn_free(a);
+    size_t kept = nn_cached_bytes();
+    CHECK(kept >= 100000);
+    void *b = nn_alloc(100000); /* the same block again */
+    CHECK(b == a && nn_cached_bytes() == 0);
+    nn_free(b);
+    void *c = nn_alloc(70000); /* a smaller request borrows the larger block */
+    CHECK(c == a);
+    nn_free(c);
+    /* fill the cache past its floor (1 GiB) with blocks of one size: the
+     * oldest are let go, so the total stays bounded */
+    enum { N = 40 };
+    void *big[N];
+    for (int i = 0; i < N; i++) big[i] = nn_alloc((size_t)40 << 20);
+    for (int i = 0; i < N; i++) nn_free(big[i]);
+    CHECK(nn_cached_bytes() <= ((size_t)N * 51 << 20)); /* at most the peak in use (+ rounding) */
+    void *d = nn_alloc((size_t)40 << 20);
+    CHECK(d == big[N - 1]); /* the newest freed block comes back first */
+    nn_free(d);
+    /* a block of another size freed into a full cache: the oldest go */
+    size_t before = nn_cached_bytes();
+    void *e = nn_alloc((size_t)200 << 20);
+    nn_free(e);
+    CHECK(nn_cached_bytes() <= before);
+    void *f = nn_alloc((size_t)200 << 20);
+    CHECK(f == e);
+    nn_free(f);
+    nn_empty_cache();
+    CHECK(nn_cached_bytes() == 0);
+}
+
+TEST(dropout_masks_follow_the_documented_stream) {
+    /* element 64 g + 16 k + l keeps when word k of block 16 g + l is >= p */
+    float m[200];
+    nn_philox_mask(7, 5, m, 200, 0.3f, 2.0f, 0);
+    int kept = 0;
+    for (int e = 0; e < 200; e++) {
+        int g = e / 64, k = (e % 64) / 16, l = e % 16;
+        uint32_t w[4];
+        nn_philox(7, 5 + (uint64_t)(16 * g + l), w);
+        CHECK(m[e] == (nn_u01(w[k]) >= 0.3f ? 2.0f : 0.0f));
+        kept += m[e] != 0;
+    }
+    CHECK(kept > 110 && kept < 170);
+    float x[200];
+    for (int e = 0; e < 200; e++) x[e] = 3.0f;
+    nn_philox_mask(7, 5, x, 200, 0.3f, 2.0f, 1);
+    for (int e = 0; e < 200; e++) CHECK(x[e] == 3.0f * m[e]);
+}
+
 int main(void) {
     RUN(views_share_storage);
     RUN(slices_select_expand);
@@ -145,5 +199,7 @@ int main(void) {
     RUN(creation);
     RUN(rng_is_seeded_and_thread_independent);
     RUN(borrowed_buffers_are_not_freed);
+    RUN(cache_reuses_blocks_and_lets_old_ones_go);
+    RUN(dropout_masks_follow_the_documented_stream);
     return check_summary("engine tensor");
 }
