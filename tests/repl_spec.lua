@@ -23,7 +23,7 @@ describe('the REPL in a terminal' .. (have_tmux and '' or ' (skipped: no tmux)')
     sh(('%s new-session -d -s t -x 120 -y 40 "HOME=%s %s"'):format(tmux, home, exe))
     local function screen() return sh(tmux .. 'capture-pane -t t -p') end
     local function wait_for(pattern)
-      for _ = 1, 100 do
+      for _ = 1, 200 do -- 10 s: a loaded machine (CI beside a training run) is slow to start
         local s = screen()
         if s:find(pattern) then return s end
         os.execute('sleep 0.05')
