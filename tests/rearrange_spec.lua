@@ -84,6 +84,9 @@ describe('rearranging ops', function()
     assert.error_matches(function() x:repeat_interleave(nn.tensor({ 1, 2 }, 'i64'), 3) end,
       'repeats 2 must be i64 %(3%), one per entry of dim 3')
     assert.error_matches(function() x:repeat_interleave(-1) end, 'repeats must be >= 0')
+    -- found by the fuzzer (seed 7): repeats whose sum overflows int64
+    assert.error_matches(function() nn.ones(2):repeat_interleave(nn.tensor({ math.maxinteger, math.maxinteger }, 'i64')) end,
+      'the repeats add up to more than')
     assert.error_matches(function() x:unfold(4, 5, 1) end, 'unfold: size 5 %(dim 4 of 1x2x3x4%)')
   end)
 end)

@@ -185,6 +185,11 @@ nn_tensor *nn_repeat_interleave(const nn_tensor *x, const nn_tensor *repeats, in
             nn_release(rc);
             return nn_fail(2, "repeat_interleave: repeats must be >= 0, got %lld", (long long)ri);
         }
+        if (ri > INT64_MAX - total) { /* the output's length would overflow */
+            nn_release(rc);
+            return nn_fail(2, "repeat_interleave: the repeats add up to more than %lld entries",
+                           (long long)INT64_MAX);
+        }
         total += ri;
     }
     int64_t out[NN_MAX_DIMS];
