@@ -51,7 +51,7 @@ function M.encode(bpe, pairs, o)
   for _, p in ipairs(pairs) do
     local s = M.ids(bpe, p[1], o.cut and o.max_src, o.cut and o.head)
     local t = M.ids(bpe, p[2], o.cut and o.max_tgt)
-    if #s >= 1 and #t >= 1 and #s <= o.max_src and #t + 1 <= o.max_tgt + 1 then out[#out + 1] = { s, t } end
+    if #s >= 1 and #t >= 1 and #s <= o.max_src and #t <= o.max_tgt then out[#out + 1] = { s, t } end
   end
   return out
 end
@@ -268,19 +268,20 @@ function M.run(opt, splits, score, task)
   nn.manual_seed(opt.seed)
   local t0 = nn.clock()
   local bpe = M.vocabulary(splits.train, opt.vocab)
-  local enc = { max_src = opt.max_src, max_tgt = opt.max_tgt }
-  local train = M.encode(bpe, splits.train, task.cut_train and
-    { max_src = opt.max_src, max_tgt = opt.max_tgt, cut = true, head = opt.max_src // 2 } or enc)
-  local cut = { max_src = opt.max_src, max_tgt = 100000, cut = true, head = task.cut_train and opt.max_src // 2 or nil }
+  -- translation drops pairs over the limits; summaries cut their sources
+  -- to the first and last halves of max_src
+  local head = task.cut_train and opt.max_src // 2 or nil
+  local enc = { max_src = opt.max_src, max_tgt = opt.max_tgt, cut = task.cut_train, head = head }
+  local train = M.encode(bpe, splits.train, enc)
   local function sources(pairs, n) -- the first n (all when n is nil)
     local src, refs = {}, {}
     for i = 1, math.min(n or #pairs, #pairs) do
-      src[i] = M.ids(bpe, pairs[i][1], cut.max_src, cut.head)
+      src[i] = M.ids(bpe, pairs[i][1], opt.max_src, head)
       refs[i] = pairs[i][2]
     end
     return src, refs
   end
-  local valid = M.encode(bpe, splits.valid, task.cut_train and { max_src = opt.max_src, max_tgt = opt.max_tgt, cut = true, head = opt.max_src // 2 } or enc)
+  local valid = M.encode(bpe, splits.valid, enc)
   local vsrc, vrefs = sources(splits.valid, opt.eval_items)
   local tsrc, trefs = sources(splits.test, opt.test_items > 0 and opt.test_items or nil)
   print(('data: %d train pairs (%d within the length limits), %d valid, %d test; BPE %d tokens (%.1f s)')
