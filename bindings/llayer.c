@@ -295,14 +295,33 @@ static int l_newindex(lua_State *L) {
     return 0;
 }
 
-/* forward(...): the kind's forward alone, as PyTorch's forward (no hooks) */
-static int l_forward(lua_State *L) {
+static int forward_protected(lua_State *L) {
     nnL_layer *l = nnL_checklayer(L, 1);
     return l->cls->forward(L, l);
 }
 
-/* __call: the forward, through the hook runner when hooks are registered on
- * this layer or on every module */
+/* the kind's forward; while profiling, timed as the layer (protected, so
+ * the scope closes on an error) */
+static int run_forward(lua_State *L, nnL_layer *l) {
+    if (nn_profiling) {
+        lua_pushcfunction(L, forward_protected);
+        lua_insert(L, 1);
+        const char *prev;
+        int entered = nn_profile_layer_enter(l->cls->name, &prev);
+        int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+        nn_profile_layer_leave(entered, prev);
+        if (rc != LUA_OK) return lua_error(L);
+        return lua_gettop(L);
+    }
+    return l->cls->forward(L, l);
+}
+
+/* forward(...): the kind's forward alone, as PyTorch's forward (no hooks) */
+static int l_forward(lua_State *L) {
+    nnL_layer *l = nnL_checklayer(L, 1);
+    return run_forward(L, l);
+}
+
 static int l_call(lua_State *L) {
     nnL_layer *l = nnL_checklayer(L, 1);
     int hooked = l->hooked;
@@ -318,7 +337,7 @@ static int l_call(lua_State *L) {
         }
         lua_pop(L, 1);
     }
-    return l->cls->forward(L, l);
+    return run_forward(L, l);
 }
 
 /* _set_hooked(flag): whether this layer has forward hooks */

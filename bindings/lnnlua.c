@@ -169,6 +169,7 @@ int luaopen_nnlua_core(lua_State *L) {
     nnL_open_bpe(L);
     nnL_open_prefetch(L);
     nnL_open_dist(L);
+    nnL_open_profile(L);
     nnL_open_options(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);

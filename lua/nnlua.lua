@@ -52,6 +52,7 @@ local lazy = {
   kge = { 'nnlua.kge' },
   dist = { 'nnlua.dist' },
   einsum = { 'nnlua.einsum', 'einsum' },
+  profile = { 'nnlua.profile' },
 }
 
 -- the lazy names, sorted (the docs and fuzz tests walk them)
@@ -83,5 +84,12 @@ setmetatable(nn._layer_methods, {
     return rawget(methods, key)
   end,
 })
+
+-- NNLUA_PROFILE=1 (or =FILE.json) profiles the whole program
+local profile_env = os.getenv('NNLUA_PROFILE')
+if profile_env and profile_env ~= '' and profile_env ~= '0' then
+  package.loaded.nnlua = nn -- nnlua.profile requires it
+  require('nnlua.profile').from_environment(profile_env)
+end
 
 return nn

@@ -173,6 +173,7 @@ local calls = {
     return nn.generate.batch_beam_search(step, state, 1, with({ beam = 1, bos = 3, eos = 1, max_len = 3,
       length_penalty = 1 }, x))
   end,
+  ['nn.profile'] = function(x) return nn.profile(function() return nn.ones(1) + 1 end, with({ sort = 'calls', limit = 5 }, x)) end,
   ['metrics.bleu'] = function(x) return nn.metrics.bleu({ 'a b' }, { 'a b' }, with({ tokenize = '13a', smooth = 'exp' }, x)) end,
   ['metrics.rouge'] = function(x) return nn.metrics.rouge({ 'a b' }, { 'a b' }, with({ n = { 1 }, lcs = true }, x)) end,
   ['generate.beam_search'] = function(x)
@@ -252,7 +253,7 @@ local calls = {
   end,
   ['TransformerDecoderLayer:forward'] = function(x)
     return nn.TransformerDecoderLayer(4, 2, { dim_feedforward = 8 })(nn.randn(1, 3, 4), nn.randn(1, 2, 4),
-      with({ tgt_is_causal = true }, x))
+      with({ tgt_is_causal = true, beams = 1 }, x))
   end,
   ['TransformerEncoder:forward'] = function(x)
     local enc = nn.TransformerEncoder(function() return nn.TransformerEncoderLayer(4, 2, { dim_feedforward = 8 }) end, 1)

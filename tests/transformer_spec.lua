@@ -223,4 +223,44 @@ describe('incremental decoding', function()
       end
     end)
   end)
+
+  it('reads one memory row per group of beams as the repeated memory does', function()
+    nn.manual_seed(8)
+    local dec = nn.TransformerDecoder(function() return nn.TransformerDecoderLayer(8, 2, { dim_feedforward = 16, dropout = 0, norm_first = true }) end, 2, nn.LayerNorm(8))
+    dec:eval()
+    local k = 3
+    local x, mem = nn.randn(2 * k, 4, 8), nn.randn(2, 6, 8)
+    local pad = nn.tensor({ { 0, 0, 0, 0, 1, 1 }, { 0, 0, 0, 0, 0, 0 } })
+    local rep = nn.tensor({ 1, 1, 1, 2, 2, 2 }, 'i64')
+    nn.no_grad(function()
+      local want = dec(x, mem:index_select(1, rep), { tgt_is_causal = true, memory_key_padding_mask = pad:index_select(1, rep) })
+      assert.tensor_near(want, dec(x, mem, { tgt_is_causal = true, memory_key_padding_mask = pad, beams = k }), 1e-5, 1e-5)
+      -- one token at a time with caches: the memory caches hold 2 rows, not 6
+      local caches, mcs = { nn.KVCache(), nn.KVCache() }, { {}, {} }
+      for t = 1, 4 do
+        local out = dec(x:narrow(2, t, 1), t == 1 and mem or nil, { caches = caches, memory_caches = mcs,
+          memory_key_padding_mask = pad, beams = k })
+        assert.tensor_near(want:narrow(2, t, 1), out, 1e-5, 1e-5)
+      end
+      assert.same({ 2, 2, 6, 4 }, mcs[1].k:size())
+    end)
+    assert.error_matches(function() dec(x, mem, { beams = 2 }) end, 'tgt has 6 rows, memory 2 and beams 2')
+    assert.error_matches(function() dec(x, mem, { beams = 0 }) end, 'beams must be an integer >= 1')
+  end)
+
+  it('reorders a key/value cache copying only the rows that move', function()
+    local c = nn.KVCache()
+    local k = nn.arange(4):float():view(4, 1, 1, 1):expand(4, 2, 3, 2):contiguous()
+    c:append(k, k * 10)
+    c:reorder(nn.tensor({ 1, 1, 4, 3 }, 'i64'))
+    local kk, vv = c:append(nn.zeros(4, 2, 1, 2), nn.zeros(4, 2, 1, 2))
+    assert.same({ 4, 2, 4, 2 }, kk:size())
+    for r, want in ipairs({ 0, 0, 3, 2 }) do
+      assert.equal(want, kk[r][2][3][1])
+      assert.equal(10 * want, vv[r][1][1][2])
+    end
+    c:reorder(nn.tensor({ 2, 3 }, 'i64')) -- fewer rows: a new buffer
+    assert.equal(3, c.k[2][1][1][1])
+    assert.has_error(function() c:reorder(nn.tensor({ 5, 1 }, 'i64')) end)
+  end)
 end)

@@ -82,6 +82,7 @@ nn_node *nn_record(const nn_op *op, int n, const nn_tensor *const *ins, int nout
     nn_node *node = calloc(1, head + ctx + (size_t)nout * sizeof(nn_tensor *));
     if (!node) return nn_fail(0, "out of memory recording %s", op->name);
     node->op = op;
+    if (nn_profiling) node->layer = nn_profile_current_layer();
     node->ctx = op->ctx_size ? (char *)node + head : NULL;
     node->gacc = (nn_tensor **)((char *)node + head + ctx);
     node->nout = nout;

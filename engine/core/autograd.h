@@ -69,6 +69,7 @@ typedef struct nn_hook {
 struct nn_node {
     const nn_op *op;
     const char *name;              /* NULL: op->name */
+    const char *layer;             /* the layer scope it was recorded in (profiling) */
     int refcount;
     int freed;                     /* spent by a backward without retain_graph */
     /* tensors the derivative reads, by slot (NULL: not saved), with their

@@ -410,7 +410,13 @@ static int run_node(walk *w, nn_node *n) {
             if (w->inputs[j]->node == n && gout[w->inputs[j]->out_index])
                 w->gins[j] = nn_retain(gout[w->inputs[j]->out_index]);
     bool run = any && rc == 0 && (!w->asked || (n->needed & NEEDED));
-    if (run) rc = call_backward(w, n, gout, gin);
+    if (run) {
+        int layer = n->layer && nn_profile_enter(n->layer, NN_PROFILE_LAYER_BACKWARD);
+        int op = nn_profile_enter(node_name(n), NN_PROFILE_BACKWARD);
+        rc = call_backward(w, n, gout, gin);
+        if (op) nn_profile_leave();
+        if (layer) nn_profile_leave();
+    }
     for (int k = 0; k < n->nout; k++) nn_release(gout[k]);
     /* not on a path to an input (nor are its inputs): left as it was, as
      * PyTorch leaves the nodes autograd.grad did not run */

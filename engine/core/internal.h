@@ -157,4 +157,7 @@ void nn_philox_lanes(uint64_t seed, uint64_t counter, uint32_t w[4][NN_PHILOX_LA
 void nn_philox_mask(uint64_t seed, uint64_t block, float *x, int64_t n, float p, float scale,
                     int multiply);
 
+/* profile.c: the innermost layer scope on this thread (NULL: none) */
+const char *nn_profile_current_layer(void);
+
 #endif

@@ -268,6 +268,42 @@ int nn_sparse_grad_add(nn_tensor *t, int64_t n, const int64_t *rows, const float
 /* multiplies the touched rows by s */
 void nn_sparse_grad_scale(nn_tensor *t, float s);
 
+/* ---- profiling ------------------------------------------------------------
+ * Scopes entered and left on the calling thread, summed by (name, kind):
+ * calls, wall time with and without the scopes inside, process CPU time
+ * (over wall time: the threads that worked) and tensor bytes allocated.
+ * The engine itself times every backward node (kind BACKWARD, named by its
+ * op; with LAYER_BACKWARD around it when the node was recorded inside a
+ * layer scope); a host times its ops and layers. Off: no cost but a flag. */
+typedef enum {
+    NN_PROFILE_OP,             /* an op called by the host */
+    NN_PROFILE_LAYER,          /* a layer's forward */
+    NN_PROFILE_BACKWARD,       /* one backward node, by op */
+    NN_PROFILE_LAYER_BACKWARD, /* the backward nodes recorded in a layer */
+} nn_profile_kind;
+typedef struct {
+    const char *name; /* interned: valid for the life of the process */
+    nn_profile_kind kind;
+    int64_t calls;
+    double total, self;   /* wall seconds, with and without inner scopes */
+    double outer;         /* the part of total not inside another scope */
+    double cpu, self_cpu; /* process CPU seconds, likewise */
+    int64_t bytes, self_bytes; /* tensor storage allocated */
+} nn_profile_row;
+extern int nn_profiling; /* read it with nn_profile_enter; set by start/stop */
+void nn_profile_start(void); /* clears the rows and turns profiling on */
+void nn_profile_stop(void);
+/* 1 when the scope was entered (profiling is on): then nn_profile_leave */
+int nn_profile_enter(const char *name, nn_profile_kind kind);
+void nn_profile_leave(void);
+/* a layer scope: nodes recorded inside it carry its name; *prev is the
+ * enclosing layer, handed back to nn_profile_layer_leave */
+int nn_profile_layer_enter(const char *name, const char **prev);
+void nn_profile_layer_leave(int entered, const char *prev);
+/* the rows so far (copies up to cap into out, which may be NULL); returns how many there are */
+int nn_profile_rows(nn_profile_row *out, int cap);
+int64_t nn_allocated_bytes(void); /* tensor storage allocated since start-up */
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,6 +19,9 @@ const char *nn_dtype_name(nn_dtype d) { return dtype_names[d]; }
 size_t nn_dtype_size(nn_dtype d) { return dtype_sizes[d]; }
 
 static int64_t live_bytes; /* owned tensor storage, for the bindings' GC */
+static int64_t allocated_bytes; /* all storage ever allocated (the profiler) */
+
+int64_t nn_allocated_bytes(void) { return __atomic_load_n(&allocated_bytes, __ATOMIC_RELAXED); }
 
 int64_t nn_live_bytes(void) {
     return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
@@ -108,6 +111,7 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
     s->bytes = bytes;
     s->owns = 1;
     __atomic_add_fetch(&live_bytes, (int64_t)bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&allocated_bytes, (int64_t)bytes, __ATOMIC_RELAXED);
     int64_t stride[NN_MAX_DIMS];
     nn_contiguous_strides(ndim, shape, stride);
     nn_tensor *t = tensor_new(s, dtype, ndim, shape, stride, 0);

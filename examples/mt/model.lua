@@ -49,8 +49,9 @@ end
 
 local State = nn.class()
 
-function State:_init(model, mem, pad)
-  self.model, self.mem, self.pad, self.offset = model, mem, pad, 0
+-- mem, pad: one row per item; beams: rows per item in the decoder
+function State:_init(model, mem, pad, beams)
+  self.model, self.mem, self.pad, self.offset, self.beams = model, mem, pad, 0, beams
   self.caches, self.memory = {}, {}
   for i = 1, model.config.layers do
     self.caches[i] = nn.KVCache()
@@ -59,23 +60,26 @@ function State:_init(model, mem, pad)
 end
 
 --- reorder(idx, same_items): keep rows idx (beam search). The memory's
---- keys and values are alike for the beams of one item: they move only
---- when items left the batch.
+--- keys and values are held once per item: they move only when items left
+--- the batch.
 function State:reorder(idx, same_items)
   for _, c in ipairs(self.caches) do c:reorder(idx) end
   self.mem = nil -- projected once; the caches hold what the decoder needs
   if same_items then return end
+  local k, rows, items = self.beams, idx:totable(), {}
+  for i = 1, #rows // k do items[i] = (rows[(i - 1) * k + 1] - 1) // k + 1 end
+  items = nn.tensor(items, 'i64')
   for _, m in ipairs(self.memory) do
-    if m.k then m.k, m.v = m.k:index_select(1, idx), m.v:index_select(1, idx) end
+    if m.k then m.k, m.v = m.k:index_select(1, items), m.v:index_select(1, items) end
   end
-  self.pad = self.pad:index_select(1, idx)
+  self.pad = self.pad:index_select(1, items)
 end
 
 --- step(tokens (N, 1), state) -> log-probabilities of the next token (N, V)
 function State.step(tokens, st)
   local m = st.model
   local h = m.transformer.decoder(m:embed_tokens(tokens, st.offset), st.mem, {
-    caches = st.caches, memory_caches = st.memory, memory_key_padding_mask = st.pad })
+    caches = st.caches, memory_caches = st.memory, memory_key_padding_mask = st.pad, beams = st.beams })
   st.offset = st.offset + 1
   return m:logits(h:select(2, 1)):log_softmax(2)
 end
@@ -84,12 +88,10 @@ end
 --- -> list of B token-id lists, scores
 function Seq2Seq:translate(src, o)
   return nn.no_grad(function()
-    local b, k = src:size(1), o.beam
     local mem, pad = self:encode(src)
-    local rep = nn.arange(1, b + 1):view(b, 1):expand(b, k):reshape(b * k)
-    local st = State(self, mem:index_select(1, rep), pad:index_select(1, rep))
-    return nn.generate.batch_beam_search(State.step, st, b, { beam = k, bos = Seq2Seq.BOS,
-      eos = Seq2Seq.EOS, max_len = o.max_len, length_penalty = o.length_penalty })
+    return nn.generate.batch_beam_search(State.step, State(self, mem, pad, o.beam), src:size(1), {
+      beam = o.beam, bos = Seq2Seq.BOS, eos = Seq2Seq.EOS, max_len = o.max_len,
+      length_penalty = o.length_penalty })
   end)
 end
 

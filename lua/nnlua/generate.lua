@@ -202,11 +202,20 @@ function M.batch_beam_search(step, state, n, o)
           end
           best[item], best_score[item] = top, ts
         else
-          for j = 1, k do -- fewer than k continuations: pad with dead copies
-            local e = new[j] or new[1]
-            keep[#keep + 1] = base + e[1]
-            nscores[#nscores + 1] = new[j] and e[3] or -math.huge
-            ntok[#ntok + 1] = e[2]
+          -- a beam continuing from slot j takes slot j when it can, so rows
+          -- that stay in place need no copy in state:reorder; slots left
+          -- over (fewer than k continuations) are dead: score -inf, kept as
+          -- they are
+          local slot, rest = {}, {}
+          for _, e in ipairs(new) do
+            if slot[e[1]] then rest[#rest + 1] = e else slot[e[1]] = e end
+          end
+          for j = 1, k do
+            if not slot[j] and #rest > 0 then slot[j] = table.remove(rest) end
+            local e = slot[j]
+            keep[#keep + 1] = base + (e and e[1] or j)
+            nscores[#nscores + 1] = e and e[3] or -math.huge
+            ntok[#ntok + 1] = e and e[2] or new[1][2]
           end
           nlive[#nlive + 1] = item
         end

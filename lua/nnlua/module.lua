@@ -166,9 +166,14 @@ function Module:__newindex(k, v)
   rawset(self, k, v)
 end
 
-function Module:__call(...)
+local function call(self, ...)
   if hooks_of[self] or count(global) > 0 then return run_hooks(self, ...) end
   return self:forward(...)
+end
+
+function Module:__call(...)
+  if M._profiling then return nn._profile_call(self:_typename(), call, self, ...) end -- nnlua.profile
+  return call(self, ...)
 end
 
 --- m:register_forward_pre_hook(fn): fn(m, args) before each call (args: a

@@ -48,11 +48,26 @@ local function grow(buf, b, h, cap, d)
 end
 
 --- Keeps batch rows idx (i64, 1-based) of the cache, in that order (beam
---- search forking beams).
+--- search forking beams). When the row count stays, only the rows that
+--- change are copied, and only the keys and values held so far.
 function KVCache:reorder(idx)
   if not self.k then return end
-  self.k = self.k:index_select(1, idx)
-  self.v = self.v:index_select(1, idx)
+  if idx:numel() ~= self.k:size(1) then
+    self.k = self.k:index_select(1, idx)
+    self.v = self.v:index_select(1, idx)
+    return
+  end
+  local dst, src = {}, {}
+  for r, i in ipairs(idx:totable()) do
+    if i ~= r then dst[#dst + 1], src[#src + 1] = r, i end
+  end
+  if #dst == 0 then return end
+  local rows = nn.tensor(src, 'i64')
+  for _, name in ipairs({ 'k', 'v' }) do
+    local held = self[name]:narrow(3, 1, self.n)
+    local moved = held:index_select(1, rows) -- a copy: sources may be overwritten below
+    for j, r in ipairs(dst) do held[r]:copy_(moved[j]) end
+  end
 end
 
 --- Appends k, v (B, H, t, D) and returns views of all keys and values.
@@ -143,21 +158,42 @@ M.TransformerDecoderLayer = DecoderLayer
 --- TransformerDecoderLayer(d_model, nhead[, options as the encoder layer])
 function DecoderLayer:_init(d, nhead, o) init_layer(self, d, nhead, o, true) end
 
-local OPTIONS_TRANSFORMERDECODERLAYER_FORWARD = nn.define_options('TransformerDecoderLayer:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'cache', 'memory_cache' })
+local OPTIONS_TRANSFORMERDECODERLAYER_FORWARD = nn.define_options('TransformerDecoderLayer:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'cache', 'memory_cache', 'beams' })
+
+-- beams: tgt (B * beams, T, E) holds `beams` consecutive rows per memory row
+local function check_beams(beams, tgt, mem)
+  if beams == nil then return 1 end
+  if math.type(beams) ~= 'integer' or beams < 1 then
+    error('TransformerDecoderLayer:forward: beams must be an integer >= 1', 3)
+  end
+  if mem and tgt:size(1) ~= mem:size(1) * beams then
+    error(('TransformerDecoderLayer:forward: tgt has %d rows, memory %d and beams %d (tgt rows must be memory rows x beams)')
+      :format(tgt:size(1), mem:size(1), beams), 3)
+  end
+  return beams
+end
+
 --- forward(tgt, memory[, {tgt_mask =, tgt_is_causal =, tgt_key_padding_mask =,
---- memory_key_padding_mask =, cache =, memory_cache =}]); cache: a KVCache
---- for the self-attention when decoding one token at a time; memory_cache: a
---- table where the cross-attention keeps memory's projected keys and values
---- (filled by the first call, reused after: the memory is projected once)
+--- memory_key_padding_mask =, cache =, memory_cache =, beams =}]); cache: a
+--- KVCache for the self-attention when decoding one token at a time;
+--- memory_cache: a table where the cross-attention keeps memory's projected
+--- keys and values (filled by the first call, reused after: the memory is
+--- projected once); beams = k: tgt has k consecutive rows per memory row
+--- (beam search), so the memory and its keys and values are not repeated:
+--- the k rows' queries attend to their memory row together
 function DecoderLayer:forward(x, mem, o)
   o = OPTIONS_TRANSFORMERDECODERLAYER_FORWARD(o)
+  local beams = check_beams(o.beams, x, mem or (o.memory_cache and o.memory_cache.k))
   local function sa(h)
     return self.dropout1(self.self_attn(h, h, h, { attn_mask = o.tgt_mask,
       is_causal = o.tgt_is_causal, key_padding_mask = o.tgt_key_padding_mask, cache = o.cache }))
   end
   local function ca(h)
-    return self.dropout2(self.multihead_attn(h, mem, mem,
-      { key_padding_mask = o.memory_key_padding_mask, memory_cache = o.memory_cache }))
+    local b, t = h:size(1), h:size(2)
+    local q = beams > 1 and h:reshape(b // beams, beams * t, h:size(3)) or h
+    local out = self.multihead_attn(q, mem, mem,
+      { key_padding_mask = o.memory_key_padding_mask, memory_cache = o.memory_cache })
+    return self.dropout2(beams > 1 and out:reshape(b, t, out:size(3)) or out)
   end
   local function ff(h) return self.dropout3(EncoderLayer.ff(self, h)) end
   if self.norm_first then
@@ -201,9 +237,9 @@ M.TransformerDecoder = Decoder
 --- TransformerDecoder(make_layer, num_layers[, norm])
 Decoder._init = build_stack
 
-local OPTIONS_TRANSFORMERDECODER_FORWARD = nn.define_options('TransformerDecoder:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'caches', 'memory_caches' })
+local OPTIONS_TRANSFORMERDECODER_FORWARD = nn.define_options('TransformerDecoder:forward', { 'tgt_mask', 'tgt_key_padding_mask', 'memory_key_padding_mask', 'tgt_is_causal', 'caches', 'memory_caches', 'beams' })
 --- forward(tgt, memory[, o]); o.caches: one KVCache per layer; o.memory_caches:
---- one memory_cache table per layer
+--- one memory_cache table per layer; o.beams as for the layer
 function Decoder:forward(x, mem, o)
   o = OPTIONS_TRANSFORMERDECODER_FORWARD(o)
   for i, layer in self.layers:ipairs() do
