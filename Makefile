@@ -196,6 +196,7 @@ debug:
 
 bench: all
 	$(NNLUA) bench/matmul.lua
+	$(NNLUA) bench/dispatch.lua
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
 	$(NNLUA) bench/gpt_memory.lua

@@ -3,24 +3,28 @@
 --- model (T 256, B 8), and fused attention forward+backward alone (B 16,
 --- T 128, d 256, 8 heads, causal; and with dropout 0.1 on the weights), beside the same in PyTorch
 --- (bench/gpt_step.py, tuned as ../shared/NOTES.md says) when available.
---- Usage: nnlua bench/gpt_step.lua [--steps N]
+--- Usage: nnlua bench/gpt_step.lua [--steps N] [--profile baby|6x384]
 package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;' .. package.path
 local nn = require 'nnlua'
 local GPT = require 'model'
 local bench = require 'common'
 
-local steps = 10
-for i = 1, #arg do if arg[i] == '--steps' then steps = tonumber(arg[i + 1]) end end
+local steps, profile = 10, nil
+for i = 1, #arg do
+  if arg[i] == '--steps' then steps = tonumber(arg[i + 1]) end
+  if arg[i] == '--profile' then profile = arg[i + 1] end
+end
 
 local time_steps = bench.time_steps
 
-local function gpt(layers, heads, e, t, b, n, autocast)
+-- one training step of a GPT (AdamW, clipped gradients)
+local function gpt_step(layers, heads, e, t, b, autocast)
   nn.manual_seed(0)
   local m = GPT({ vocab_size = 65, block_size = t, n_layer = layers, n_head = heads, n_embd = e,
                   dropout = 0, bias = true })
   local opt = nn.optim.AdamW(m:parameters(), { lr = 1e-3 })
   local x, y = nn.randint(1, 66, b, t), nn.randint(1, 66, b, t)
-  return time_steps(function()
+  return function()
     local _, loss
     do
       local ac <close> = nn.autocast(autocast and 'bf16' or false)
@@ -30,7 +34,22 @@ local function gpt(layers, heads, e, t, b, n, autocast)
     loss:backward() -- products in the dtype their forward used
     nn.optim.clip_grad_norm_(m:parameters(), 1.0)
     opt:step()
-  end, n)
+  end
+end
+
+local function gpt(layers, heads, e, t, b, n, autocast)
+  return time_steps(gpt_step(layers, heads, e, t, b, autocast), n)
+end
+
+-- --profile baby|6x384: the profiler's table over --steps steps (after two)
+local configs = { baby = { 4, 4, 128, 64, 12 }, ['6x384'] = { 6, 6, 384, 256, 8 } }
+if profile then
+  local c = assert(configs[profile], '--profile takes baby or 6x384')
+  local step = gpt_step(c[1], c[2], c[3], c[4], c[5])
+  step(); step()
+  print(('threads %d, BLAS %s; GPT %s, %d steps'):format(nn.get_num_threads(), nn.config().blas_core, profile, steps))
+  print(nn.profile(function() for _ = 1, steps do step() end end):table({ limit = 25 }))
+  os.exit(0)
 end
 
 local function attention(n, dropout, autocast)

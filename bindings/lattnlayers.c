@@ -164,8 +164,9 @@ static int mha_forward(lua_State *L, nnL_layer *l) {
         int64_t shape[5] = {query->shape[0], query->shape[1], 3, c->num_heads, c->head_dim};
         qkv = nnL_keep(L, nn_view(qkv, 5, shape));
         nn_tensor *part[3];
-        for (int i = 0; i < 3; i++)
-            part[i] = nnL_keep(L, nn_transpose(nnL_keep(L, nn_select(qkv, 2, i)), 1, 2));
+        if (nn_unbind(qkv, 2, part) < 0) return nnL_engine_error(L);
+        for (int i = 0; i < 3; i++) nnL_keep(L, part[i]); /* one node: a backward in one pass */
+        for (int i = 0; i < 3; i++) part[i] = nnL_keep(L, nn_transpose(part[i], 1, 2));
         q = part[0], k = part[1], v = part[2];
     } else {
         q = heads(L, c, project(L, c, query, 0));

@@ -572,6 +572,26 @@ static int pieces(lua_State *L, int chunk) {
     return 1;
 }
 
+/* unbind([dim]): a table of the slices along dim (one node for all) */
+static int l_unbind(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1);
+    if (x->ndim == 0) return nnL_error(L, "cannot unbind a 0-dim tensor");
+    int d = nnL_optdim(L, 2, x->ndim, 0);
+    int64_t n = x->shape[d < 0 ? d + x->ndim : d];
+    if (n > MAX_LIST)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "dim has %I slices, at most %d", (lua_Integer)n,
+                                                   MAX_LIST));
+    nn_tensor **out = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *out, 0);
+    if (nn_unbind(x, d, out) < 0) return nnL_engine_error(L);
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        nn_tensor **slot = nnL_newslot(L);
+        *slot = out[i];
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 static int l_split(lua_State *L) { return pieces(L, 0); }
 static int l_chunk(lua_State *L) { return pieces(L, 1); }
 
@@ -660,7 +680,7 @@ void nnL_open_ops(lua_State *L) {
         {"index_add", l_index_add}, {"masked_fill", l_masked_fill},
         {"masked_fill_", l_masked_fill_}, {"one_hot", l_one_hot},
         {"tril", l_tril}, {"triu", l_triu}, {"cat", l_cat},
-        {"stack", l_stack}, {"split", l_split}, {"chunk", l_chunk},
+        {"stack", l_stack}, {"split", l_split}, {"chunk", l_chunk}, {"unbind", l_unbind},
         {"sort", l_sort}, {"topk", l_topk}, {"isin", l_isin}, {NULL, NULL}};
     static const nnL_options options[] = {{"unique", unique_opts}, {NULL, NULL}};
     register_elementwise(L);

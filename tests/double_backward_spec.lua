@@ -72,6 +72,10 @@ describe('gradgradcheck', function()
     { 'views and joins', function(a, b)
         return nn.cat({ a:t():reshape(12):narrow(1, 2, 5), b:select(1, 1) }, 1):exp() * a:sum()
       end, { r(3, 4), r(2, 3) } },
+    { 'unbind', function(a)
+        local p = a:unbind(1)
+        return p[1] * p[3] + p[1]:exp()
+      end, { r(3, 4) } },
     { 'where, masked_fill, gather', function(a)
         local m = nn.tensor({ { 1, 0, 1, 0 }, { 0, 0, 1, 1 }, { 1, 1, 0, 0 } })
         local idx = nn.tensor({ { 1 }, { 3 }, { 2 } }):long()

@@ -46,10 +46,21 @@ static int size_class(size_t bytes, size_t *rounded) {
     return (e + 1) * 4;
 }
 
-/* Every block starts with a 64-byte header (keeping data 64-byte
- * aligned) that tells nn_free its class and size; class -1: not cached. */
+/* The 32 bytes before the data tell nn_free the block's class and size.
+ * Blocks of SMALL bytes and more start 64 bytes before their data (which
+ * stays 64-byte aligned): class >= 0 is cached, LARGE not. Smaller blocks
+ * come from plain malloc with the header in front (16-byte aligned data):
+ * aligned_alloc takes glibc's slow memalign path, and one-element tensors
+ * are the common case for scalars. */
 typedef struct { int cls; size_t bytes; uint64_t freed; } header; /* freed: when it was cached */
 #define HEADER 64
+#define SMALL_HEADER 32
+#define LARGE (-1)
+#define SMALL_BLOCK (-2)
+_Static_assert(sizeof(header) <= SMALL_HEADER, "the header fits before the data");
+
+static header *header_of(void *data) { return (header *)((char *)data - SMALL_HEADER); }
+static header *block_header(void *block) { return header_of((char *)block + HEADER); }
 
 /* no machine this runs on holds a 1 TiB tensor: refuse such a request
  * before the allocator (and the sanitizers) see it */
@@ -57,10 +68,16 @@ typedef struct { int cls; size_t bytes; uint64_t freed; } header; /* freed: when
 
 void *nn_alloc(size_t bytes) {
     if (bytes > MAX_BLOCK) return NULL;
+    if (bytes < SMALL) {
+        char *q = malloc(bytes + SMALL_HEADER);
+        if (!q) return NULL;
+        *(header *)q = (header){SMALL_BLOCK, bytes, 0};
+        return q + SMALL_HEADER;
+    }
     size_t rounded = ((bytes + 63) & ~(size_t)63) + HEADER;
     int c = -1;
     void *p = NULL;
-    if (bytes >= SMALL && (c = size_class(rounded, &rounded)) < CLASSES) {
+    if ((c = size_class(rounded, &rounded)) < CLASSES) {
         pthread_mutex_lock(&cache.lock);
         /* this class, or one of the next BORROW (at most 2x the size: shapes
          * that vary from step to step, as batches of sentences do, then
@@ -69,14 +86,14 @@ void *nn_alloc(size_t bytes) {
             if (cache.count[k] > 0) {
                 p = cache.blocks[k][--cache.count[k]];
                 c = k;
-                rounded = ((header *)p)->bytes;
+                rounded = block_header(p)->bytes;
                 cache.cached -= rounded;
             }
         cache.in_use += rounded;
         if (cache.in_use > cache.peak) cache.peak = cache.in_use;
         pthread_mutex_unlock(&cache.lock);
     } else {
-        c = -1;
+        c = LARGE;
     }
     if (!p && !(p = aligned_alloc(64, rounded))) {
         if (c >= 0) {
@@ -86,7 +103,7 @@ void *nn_alloc(size_t bytes) {
         }
         return NULL;
     }
-    *(header *)p = (header){c, rounded, 0};
+    *header_of((char *)p + HEADER) = (header){c, rounded, 0};
     return (char *)p + HEADER;
 }
 
@@ -96,23 +113,27 @@ static int evict_oldest(void) {
     int best = -1;
     uint64_t when = UINT64_MAX;
     for (int c = 0; c < CLASSES; c++)
-        if (cache.count[c] > 0 && ((header *)cache.blocks[c][0])->freed < when) {
-            when = ((header *)cache.blocks[c][0])->freed;
+        if (cache.count[c] > 0 && block_header(cache.blocks[c][0])->freed < when) {
+            when = block_header(cache.blocks[c][0])->freed;
             best = c;
         }
     if (best < 0) return 0;
     void *p = cache.blocks[best][0];
     memmove(&cache.blocks[best][0], &cache.blocks[best][1],
             (size_t)(--cache.count[best]) * sizeof(void *));
-    cache.cached -= ((header *)p)->bytes;
+    cache.cached -= block_header(p)->bytes;
     free(p);
     return 1;
 }
 
 void nn_free(void *ptr) {
     if (!ptr) return;
+    header h = *header_of(ptr);
+    if (h.cls == SMALL_BLOCK) {
+        free((char *)ptr - SMALL_HEADER);
+        return;
+    }
     char *p = (char *)ptr - HEADER;
-    header h = *(header *)p;
     if (h.cls >= 0) {
         pthread_mutex_lock(&cache.lock);
         cache.in_use -= h.bytes;
@@ -121,7 +142,7 @@ void nn_free(void *ptr) {
          * program no longer uses), never of the ones it just freed */
         while (cache.cached + h.bytes > cap && evict_oldest()) {}
         if (cache.count[h.cls] < PER_CLASS && cache.cached + h.bytes <= cap) {
-            ((header *)p)->freed = ++cache.clock;
+            block_header(p)->freed = ++cache.clock;
             cache.blocks[h.cls][cache.count[h.cls]++] = p;
             cache.cached += h.bytes;
             p = NULL;

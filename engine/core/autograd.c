@@ -79,7 +79,7 @@ nn_node *nn_record(const nn_op *op, int n, const nn_tensor *const *ins, int nout
     size_t head = sizeof(nn_node) + (size_t)n * sizeof(nn_node_input);
     head = (head + align - 1) / align * align;
     size_t ctx = (op->ctx_size + align - 1) / align * align;
-    nn_node *node = calloc(1, head + ctx + (size_t)nout * sizeof(nn_tensor *));
+    nn_node *node = nn_zalloc(head + ctx + (size_t)nout * sizeof(nn_tensor *));
     if (!node) return nn_fail(0, "out of memory recording %s", op->name);
     node->op = op;
     if (nn_profiling) node->layer = nn_profile_current_layer();

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdint.h>
 
 /* Leave a message (and the argument to blame, 0 for none); returns NULL so
@@ -159,5 +161,15 @@ void nn_philox_mask(uint64_t seed, uint64_t block, float *x, int64_t n, float p,
 
 /* profile.c: the innermost layer scope on this thread (NULL: none) */
 const char *nn_profile_current_layer(void);
+
+/* calloc through malloc's per-thread cache: glibc's calloc skips it and
+ * takes the slow path, which for the small structs made per op (tensors,
+ * storages, nodes) cost more than the op itself */
+static inline void *nn_zalloc(size_t bytes) {
+    void *p = malloc(bytes);
+    __asm__("" : "+r"(p)); /* or the compiler turns malloc + memset into calloc */
+    if (p) memset(p, 0, bytes);
+    return p;
+}
 
 #endif

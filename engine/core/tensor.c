@@ -74,10 +74,31 @@ int nn_shape_check(int arg, int ndim, const int64_t *shape, size_t elem) {
     return 0;
 }
 
+/* Tensor structs freed on this thread, for reuse: a training loop frees
+ * them in bursts (the collector's sweeps) and makes as many again, and at
+ * their size glibc sends a burst past its small per-thread cache into the
+ * slow bins, which then cost more than the op that made the tensor. */
+#define SPARE_TENSORS 4096
+static _Thread_local struct {
+    int n;
+    nn_tensor *t[SPARE_TENSORS];
+} spare;
+
+static nn_tensor *tensor_alloc(void) {
+    nn_tensor *t = spare.n ? spare.t[--spare.n] : malloc(sizeof *t);
+    if (t) memset(t, 0, sizeof *t);
+    return t;
+}
+
+static void tensor_dispose(nn_tensor *t) {
+    if (spare.n < SPARE_TENSORS) spare.t[spare.n++] = t;
+    else free(t);
+}
+
 static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
                              const int64_t *shape, const int64_t *stride,
                              int64_t offset) {
-    nn_tensor *t = calloc(1, sizeof *t);
+    nn_tensor *t = tensor_alloc();
     if (!t) return nn_fail(0, "out of memory");
     t->dtype = dtype;
     t->ndim = ndim;
@@ -100,7 +121,7 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
     if (limit && (int64_t)bytes > limit - nn_live_bytes())
         return nn_fail(0, "tensor memory limit of %lld bytes reached (%lld live, %zu more asked)",
                        (long long)limit, (long long)nn_live_bytes(), bytes);
-    nn_storage *s = calloc(1, sizeof *s);
+    nn_storage *s = nn_zalloc(sizeof *s);
     void *data = nn_alloc(bytes);
     if (!s || !data) {
         free(s);
@@ -126,7 +147,7 @@ nn_tensor *nn_from_buffer(void *data, nn_dtype dtype, int ndim,
                           const int64_t *shape) {
     if (nn_shape_check(0, ndim, shape, dtype_sizes[dtype]) < 0) return NULL;
     if (!data) return nn_fail(1, "NULL buffer");
-    nn_storage *s = calloc(1, sizeof *s);
+    nn_storage *s = nn_zalloc(sizeof *s);
     if (!s) return nn_fail(0, "out of memory");
     s->data = data;
     s->bytes = (size_t)nn_shape_numel(ndim, shape) * dtype_sizes[dtype];
@@ -169,7 +190,7 @@ void nn_release(nn_tensor *t) {
         }
         free(s);
     }
-    free(t);
+    tensor_dispose(t);
 }
 
 int64_t nn_numel(const nn_tensor *t) {
@@ -258,7 +279,7 @@ nn_tensor *nn_map_file(const char *path, uint64_t offset, nn_dtype dtype, int nd
                      : NULL;
     close(fd);
     if (len && base == MAP_FAILED) return nn_fail(1, "%s: mmap: %s", path, strerror(errno));
-    nn_storage *s = calloc(1, sizeof *s);
+    nn_storage *s = nn_zalloc(sizeof *s);
     if (!s) {
         if (len) munmap(base, len);
         return nn_fail(0, "out of memory");

@@ -751,6 +751,11 @@ static int binary_saved(nn_node *n, nn_binary_op op, const bool *need, nn_tensor
 static int binary_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     nn_binary_op op = NN_CTX(n, binary_ctx)->op;
     bool need[2] = {nn_input_needs(n, 0), nn_input_needs(n, 1)};
+    if (op == NN_ADD || (op == NN_SUB && !need[1])) { /* g itself (the core sums broadcasts) */
+        for (int side = 0; side < 2; side++)
+            if (need[side]) gin[side] = nn_retain((nn_tensor *)g);
+        return 0;
+    }
     nn_tensor *a, *b, *o;
     if (binary_saved(n, op, need, &a, &b, &o) < 0) return -1;
     nn_tensor *conv[2] = {NULL, NULL}; /* an i64 operand (a mask, a count) read as f32 */

@@ -1,7 +1,8 @@
-/* join.c -- cat, stack and split. */
+/* join.c -- cat, stack, split and unbind. */
 #include "autograd.h"
 #include "nn_ops.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static nn_tensor *cat(nn_tensor *const *ts, int n, int dim) {
@@ -128,4 +129,61 @@ nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim) {
     nn_tensor *y = stack(ts, n, dim);
     nn_grad_restore(prev);
     return joined(y, ts, n, dim, 1);
+}
+
+/* ---- unbind: every slice along dim, one node ------------------------------
+ * Its backward stacks the slices' gradients (zeros for those without) in
+ * one pass, where a select per slice would each write into zeros of the
+ * whole input and the core would then add them up. */
+typedef struct { int dim; } unbind_ctx;
+
+static int unbind_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
+    (void)g;
+    int dim = NN_CTX(n, unbind_ctx)->dim, k = n->nout, rc = 0;
+    nn_tensor **parts = calloc((size_t)k, sizeof *parts);
+    nn_tensor *zero = NULL;
+    if (!parts) return nn_failed(0, "out of memory in unbind's backward");
+    for (int i = 0; i < k && rc == 0; i++) {
+        if (n->gouts[i]) {
+            parts[i] = n->gouts[i];
+            continue;
+        }
+        if (!zero) {
+            int64_t shape[NN_MAX_DIMS];
+            int nd = 0;
+            for (int d = 0; d < n->in[0].ndim; d++)
+                if (d != dim) shape[nd++] = n->in[0].shape[d];
+            if (!(zero = nn_zeros(NN_F32, nd, shape))) rc = -1;
+        }
+        parts[i] = zero;
+    }
+    if (rc == 0 && !(gin[0] = nn_stack(parts, k, dim))) rc = -1;
+    nn_release(zero);
+    free(parts);
+    return rc;
+}
+
+NN_OP_TWICE(unbind_op, "unbind", unbind_backward, unbind_ctx);
+
+int nn_unbind(nn_tensor *t, int dim, nn_tensor **out) {
+    if (t->ndim == 0) return nn_failed(1, "cannot unbind a 0-dim tensor");
+    if ((dim = nn_wrap_dim(dim, t->ndim, 2)) < 0) return -1;
+    int64_t k = t->shape[dim];
+    int prev = nn_grad_off(), rc = 0;
+    for (int64_t i = 0; i < k; i++)
+        if (!(out[i] = nn_select(t, dim, i))) {
+            while (i--) nn_release(out[i]);
+            rc = -1;
+            break;
+        }
+    nn_grad_restore(prev);
+    if (rc == 0 && k > 0 && nn_needs_grad(1, (const nn_tensor *const *)&t)) {
+        nn_node *node = nn_record(&unbind_op, 1, (const nn_tensor *const *)&t, (int)k, out);
+        if (!node) {
+            for (int64_t i = 0; i < k; i++) nn_release(out[i]);
+            return -1;
+        }
+        NN_CTX(node, unbind_ctx)->dim = dim;
+    }
+    return rc;
 }

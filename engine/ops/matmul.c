@@ -185,7 +185,18 @@ static int matmul_grads(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
         nn_release(ga);
         if (!gin[0]) rc = -1;
     }
-    if (rc == 0 && nn_input_needs(n, 1)) {
+    if (rc == 0 && nn_input_needs(n, 1) && a2->ndim > 2 && n->in[1].ndim == 2) {
+        /* a (..., N, K) against one matrix b: gb = a^T g over all the rows
+         * at once, one (K, M) GEMM instead of a batch of them summed */
+        int64_t k = a2->shape[a2->ndim - 1], m = g2->shape[g2->ndim - 1];
+        nn_tensor *ar = nn_reshape(a2, 2, (int64_t[]){-1, k});
+        nn_tensor *gr = ar ? nn_reshape(g2, 2, (int64_t[]){-1, m}) : NULL;
+        nn_tensor *at = gr ? nn_transpose(ar, 0, 1) : NULL;
+        nn_tensor *gb = at ? nn_matmul(at, gr) : NULL;
+        gin[1] = gb && vb ? nn_squeeze(gb, -1) : nn_retain(gb);
+        nn_release(ar); nn_release(gr); nn_release(at); nn_release(gb);
+        if (!gin[1]) rc = -1;
+    } else if (rc == 0 && nn_input_needs(n, 1)) {
         nn_tensor *at = nn_transpose(a2, -1, -2);
         nn_tensor *gb = at ? nn_matmul(at, g2) : NULL;
         gin[1] = gb && vb ? nn_squeeze(gb, -1) : nn_retain(gb);

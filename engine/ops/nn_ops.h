@@ -131,6 +131,9 @@ nn_tensor *nn_stack(nn_tensor *const *ts, int n, int dim);
 /* views of consecutive pieces of `sizes[i]` along dim */
 int nn_split(nn_tensor *t, int dim, const int64_t *sizes, int n,
              nn_tensor **out);
+/* every slice along dim as views, out[0 .. size(dim) - 1] (the caller's
+ * array); one node, whose backward stacks their gradients */
+int nn_unbind(nn_tensor *t, int dim, nn_tensor **out);
 
 /* ---- ordering ----------------------------------------------------------- */
 int nn_sort(const nn_tensor *x, int dim, int descending, int64_t base,
