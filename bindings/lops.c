@@ -482,6 +482,13 @@ static int l_masked_fill(lua_State *L) {
     NNL_RETURN(nn_masked_fill(x, m, v));
 }
 
+/* keep_rows_(idx) -> the first #idx rows of x, now rows idx of before (in place) */
+static int l_keep_rows_(lua_State *L) {
+    nn_tensor *x = nnL_checktensor(L, 1), *idx = nnL_checktensor(L, 2);
+    if (nn_keep_rows_(x, idx, NNL_BASE) < 0) return nnL_engine_error(L);
+    NNL_RETURN(nn_narrow(x, 0, 0, idx->shape[0]));
+}
+
 static int l_masked_fill_(lua_State *L) {
     nn_tensor *x = nnL_checktensor(L, 1), *m = nnL_checktensor(L, 2);
     if (nn_masked_fill_(x, m, luaL_checknumber(L, 3)) < 0) return nnL_engine_error(L);
@@ -678,7 +685,7 @@ void nnL_open_ops(lua_State *L) {
         {"gather", l_gather}, {"scatter", l_scatter},
         {"scatter_add", l_scatter_add}, {"index_select", l_index_select},
         {"index_add", l_index_add}, {"masked_fill", l_masked_fill},
-        {"masked_fill_", l_masked_fill_}, {"one_hot", l_one_hot},
+        {"masked_fill_", l_masked_fill_}, {"keep_rows_", l_keep_rows_}, {"one_hot", l_one_hot},
         {"tril", l_tril}, {"triu", l_triu}, {"cat", l_cat},
         {"stack", l_stack}, {"split", l_split}, {"chunk", l_chunk}, {"unbind", l_unbind},
         {"sort", l_sort}, {"topk", l_topk}, {"isin", l_isin}, {NULL, NULL}};

@@ -108,4 +108,22 @@ describe('tensor ops', function()
     assert.error_matches(function() nn.ones(2):unique({ counts = true }) end, "unknown option 'counts'")
     assert.error_matches(function() nn.tensor({ 1 }, 'i64'):cumprod(1) end, 'cumprod: i64 tensors are not supported')
   end)
+  it('keep_rows_ moves rows in place as index_select would pick them', function()
+    nn.manual_seed(3)
+    for _, idx in ipairs({ { 3, 1, 2 }, { 2, 2, 4, 1 }, { 5, 4, 3, 2, 1 }, { 1, 2, 3 }, { 4 }, {} }) do
+      local x = nn.randn(5, 2, 3):transpose(2, 3) -- rows of a strided view
+      local want = x:index_select(1, nn.tensor(idx, 'i64'))
+      local kept = x:keep_rows_(nn.tensor(idx, 'i64'))
+      assert.same({ #idx, 3, 2 }, kept:size())
+      if #idx > 0 then assert.tensor_near(want, kept, 0, 0) end
+    end
+    local x = nn.arange(6):float():view(3, 2)
+    x:keep_rows_(nn.tensor({ 3 }, 'i64'))
+    assert.same({ { 4, 5 }, { 2, 3 }, { 4, 5 } }, x:totable()) -- rows past #idx stay as they were
+    assert.error_matches(function() x:keep_rows_(nn.tensor({ 1, 2, 3, 1 }, 'i64')) end, '4 rows asked of a tensor with 3')
+    assert.error_matches(function() x:keep_rows_(nn.tensor({ 0 }, 'i64')) end, 'index 0 out of range %[1, 3%]')
+    assert.error_matches(function() x:keep_rows_(nn.tensor({ 1 })) end, 'index must be a 1%-D i64 tensor')
+    assert.error_matches(function() nn.ones(2):requires_grad_():keep_rows_(nn.tensor({ 1 }, 'i64')) end,
+      'requires grad')
+  end)
 end)

@@ -165,10 +165,11 @@ static inline float dot16(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* With fewer query rows than this (decoding a token at a time), scores come
+/* With fewer query rows than this (decoding a token at a time, or the beams
+ * of one item reading its memory), scores come
  * from dot products with the key rows: transposing the keys would cost as
  * much as the scores themselves. */
-#define FEW_QUERIES 4
+#define FEW_QUERIES 9
 static inline bool few_queries(const attn_geom *g) { return g->tq < FEW_QUERIES; }
 
 /* s (rows, ke) = scale q kT (+ mask, causal) for one head; kt: the keys

@@ -45,10 +45,27 @@ static inline float coef_at(const ce_args *a, const float *q, int64_t t, int64_t
     return t < 0 ? 0.0f : w * (smooth + (j == t ? 1 - a->eps : 0.0f));
 }
 
-/* -sum_j coef_j logp_j of one row */
+/* sum_j w_j x_j (w NULL: all ones) in 16 float lanes */
+static double weighted_sum(const float *w, const float *x, int64_t n) {
+    float acc[16] = {0};
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += (w ? w[j + l] : 1.0f) * x[j + l];
+    double s = 0;
+    for (; j < n; j++) s += (double)(w ? w[j] : 1.0f) * x[j];
+    for (int l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+
+/* -sum_j coef_j logp_j of one row; an index target with smoothing is
+ * -((1 - eps) w_t lp_t + eps / C sum_j w_j lp_j) */
 static double row_loss(const ce_args *a, const float *q, int64_t t, const float *lp) {
     if (!q && t < 0) return 0.0;
     if (!q && a->eps == 0) return -(double)coef_at(a, q, t, t) * lp[t];
+    if (!q) {
+        float wt = a->w ? a->w[t] : 1.0f;
+        return -((1 - a->eps) * wt * (double)lp[t] + a->eps / (double)a->c * weighted_sum(a->w, lp, a->c));
+    }
     double s = 0;
     for (int64_t j = 0; j < a->c; j++) s -= coef_at(a, q, t, j) * (double)lp[j];
     return s;
@@ -58,6 +75,18 @@ static double row_loss(const ce_args *a, const float *q, int64_t t, const float 
 NN_DISPATCH
 static void row_grad(const ce_args *a, const float *q, int64_t t, const float *lp, float gr,
                      float *out) {
+    if (!q && a->eps != 0) { /* coef_j = w_j eps / C, plus (1 - eps) w_t at t */
+        if (t < 0) {
+            memset(out, 0, (size_t)a->c * sizeof *out);
+            return;
+        }
+        float smooth = a->eps / (float)a->c, wt = a->w ? a->w[t] : 1.0f;
+        float total = (float)((1 - a->eps) * wt + smooth * (a->w ? weighted_sum(NULL, a->w, a->c) : (double)a->c));
+        for (int64_t j = 0; j < a->c; j++)
+            out[j] = gr * (nn_expf(lp[j]) * total - smooth * (a->w ? a->w[j] : 1.0f));
+        out[t] -= gr * (1 - a->eps) * wt;
+        return;
+    }
     double total = 0;
     if (!q && a->eps == 0)
         total = t < 0 ? 0.0 : coef_at(a, q, t, t);

@@ -462,6 +462,65 @@ nn_tensor *nn_index_select(const nn_tensor *x, int dim, const nn_tensor *index,
     return y;
 }
 
+/* Rows index (m of them, counted from base) of x moved in place to rows
+ * 0..m-1: row r gets what row index[r] held. Only rows that move are
+ * copied; a row whose source comes before it (and may be overwritten
+ * already) is read from a copy of those sources made first, the others
+ * straight from x in increasing order (their sources are not yet written). */
+int nn_keep_rows_(nn_tensor *x, const nn_tensor *index, int64_t base) {
+    char s1[96];
+    NN_NO_HALF(x, 1, "keep_rows_");
+    if (nn_check_writable(x, 1) < 0) return -1;
+    if (x->ndim == 0) return nn_failed(1, "keep_rows_ needs a tensor with rows");
+    if (nn_is_grad_enabled() && x->requires_grad)
+        return nn_failed(1, "keep_rows_ on a tensor that requires grad");
+    if (index->dtype != NN_I64 || index->ndim != 1)
+        return nn_failed(2, "index must be a 1-D i64 tensor, got %s %s",
+                         nn_dtype_name(index->dtype), shp(index, s1));
+    int64_t rows = x->shape[0], m = index->shape[0];
+    if (m > rows)
+        return nn_failed(2, "%lld rows asked of a tensor with %lld", (long long)m, (long long)rows);
+    nn_tensor *ic = nn_contiguous((nn_tensor *)index);
+    if (!ic) return -1;
+    const int64_t *ix = nn_i64(ic);
+    int64_t early = 0;
+    for (int64_t r = 0; r < m; r++) {
+        if (ix[r] < base || ix[r] >= rows + base) {
+            nn_release(ic);
+            return nn_failed(2, "index %lld out of range [%lld, %lld]", (long long)ix[r],
+                             (long long)base, (long long)(rows + base - 1));
+        }
+        early += ix[r] - base < r;
+    }
+    int prev = nn_grad_off(), rc = 0;
+    nn_tensor *copies = NULL;
+    if (early) { /* the sources that come before their rows, copied first */
+        nn_tensor *src = nn_empty(NN_I64, 1, &early);
+        if (src) {
+            int64_t k = 0;
+            for (int64_t r = 0; r < m; r++)
+                if (ix[r] - base < r) nn_i64(src)[k++] = ix[r];
+            copies = nn_index_select(x, 0, src, base);
+        }
+        nn_release(src);
+        if (!copies) rc = -1;
+    }
+    for (int64_t r = 0, k = 0; r < m && rc == 0; r++) {
+        int64_t from = ix[r] - base;
+        if (from == r) continue;
+        nn_tensor *dst = nn_select(x, 0, r);
+        nn_tensor *src = from < r ? nn_select(copies, 0, k++) : nn_select(x, 0, from);
+        rc = dst && src ? nn_copy_(dst, src) : -1;
+        nn_release(dst);
+        nn_release(src);
+    }
+    nn_grad_restore(prev);
+    nn_release(copies);
+    nn_release(ic);
+    if (rc == 0) nn_bump_version(x);
+    return rc;
+}
+
 nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
                         const nn_tensor *src, double alpha, int64_t base) {
     NN_NO_HALF_PTR(x, 1, "index_add");

@@ -95,6 +95,10 @@ nn_tensor *nn_index_add(const nn_tensor *x, int dim, const nn_tensor *index,
 nn_tensor *nn_masked_fill(const nn_tensor *x, const nn_tensor *mask,
                           double value);
 int nn_masked_fill_(nn_tensor *x, const nn_tensor *mask, double value);
+/* rows index (counted from base) of x moved in place to its first
+ * numel(index) rows, copying only the rows that move (beam search
+ * reordering its caches); later rows are left as they were */
+int nn_keep_rows_(nn_tensor *x, const nn_tensor *index, int64_t base);
 nn_tensor *nn_one_hot(const nn_tensor *index, int64_t classes, int64_t base);
 nn_tensor *nn_tril(const nn_tensor *x, int64_t k, int upper);
 

@@ -296,8 +296,13 @@ typedef enum { ALONG_SOFTMAX, ALONG_LOG_SOFTMAX, ALONG_CUMSUM } along_op;
 /* softmax of one contiguous row; 16 float lanes keep the sum vectorised */
 NN_DISPATCH
 static void softmax_row(const float *x, float *y, int64_t n, int want_log) {
-    float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    float lanes[16], m = -INFINITY; /* the max in 16 lanes too: one chain would not vectorise */
+    for (int j = 0; j < 16; j++) lanes[j] = -INFINITY;
+    int64_t i0 = 0;
+    for (; i0 + 16 <= n; i0 += 16)
+        for (int j = 0; j < 16; j++) lanes[j] = x[i0 + j] > lanes[j] ? x[i0 + j] : lanes[j];
+    for (; i0 < n; i0++) m = x[i0] > m ? x[i0] : m;
+    for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
     if (m == -INFINITY) m = 0; /* a fully masked row: avoid inf - inf */
     float acc[16] = {0};
     int64_t i = 0;

@@ -69,10 +69,10 @@ function State:reorder(idx, same_items)
   local k, rows, items = self.beams, idx:totable(), {}
   for i = 1, #rows // k do items[i] = (rows[(i - 1) * k + 1] - 1) // k + 1 end
   items = nn.tensor(items, 'i64')
-  for _, m in ipairs(self.memory) do
-    if m.k then m.k, m.v = m.k:index_select(1, items), m.v:index_select(1, items) end
+  for _, m in ipairs(self.memory) do -- in place: only the items that move are copied
+    if m.k then m.k, m.v = m.k:keep_rows_(items), m.v:keep_rows_(items) end
   end
-  self.pad = self.pad:index_select(1, items)
+  self.pad = self.pad:keep_rows_(items)
 end
 
 --- step(tokens (N, 1), state) -> log-probabilities of the next token (N, V)

@@ -42,31 +42,26 @@ M.KVCache = KVCache
 function KVCache:_init() self.n = 0 end
 
 local function grow(buf, b, h, cap, d)
-  local new = nn.zeros(b, h, cap, d)
+  local new = nn.empty(b, h, cap, d) -- only the first n positions are ever read
   if buf then new:narrow(3, 1, buf:size(3)):copy_(buf) end
   return new
 end
 
 --- Keeps batch rows idx (i64, 1-based) of the cache, in that order (beam
---- search forking beams). When the row count stays, only the rows that
---- change are copied, and only the keys and values held so far.
+--- search forking beams and dropping finished items). Rows are moved in
+--- place (x:keep_rows_): only the rows that change are copied, and only
+--- the keys and values held so far; more rows than before take a copy.
 function KVCache:reorder(idx)
   if not self.k then return end
-  if idx:numel() ~= self.k:size(1) then
-    self.k = self.k:index_select(1, idx)
-    self.v = self.v:index_select(1, idx)
-    return
-  end
-  local dst, src = {}, {}
-  for r, i in ipairs(idx:totable()) do
-    if i ~= r then dst[#dst + 1], src[#src + 1] = r, i end
-  end
-  if #dst == 0 then return end
-  local rows = nn.tensor(src, 'i64')
+  local m = idx:numel()
   for _, name in ipairs({ 'k', 'v' }) do
-    local held = self[name]:narrow(3, 1, self.n)
-    local moved = held:index_select(1, rows) -- a copy: sources may be overwritten below
-    for j, r in ipairs(dst) do held[r]:copy_(moved[j]) end
+    local buf = self[name]
+    if m > buf:size(1) then
+      self[name] = buf:index_select(1, idx)
+    else
+      buf:narrow(3, 1, self.n):keep_rows_(idx)
+      self[name] = buf:narrow(1, 1, m)
+    end
   end
 end
 
