@@ -15,7 +15,7 @@ WARN := -Wall -Wextra \
         -Wmissing-prototypes \
         -Wstrict-prototypes
 OPT ?= -O3
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno $(WARN) $(OPT) -g
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -ffp-contract=fast $(WARN) $(OPT) -g
 NN_FLAGS_STR = $(CC) $(OPT) -fopenmp $(EXTRA)
 CFLAGS = $(CFLAGS_BASE) -DNN_BUILD_FLAGS='"$(NN_FLAGS_STR)"' $(EXTRA)
 LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)

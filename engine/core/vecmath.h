@@ -15,7 +15,7 @@
  * the best the CPU has (GCC function multiversioning, an ifunc). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(NN_NO_DISPATCH)
-#define NN_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+#define NN_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NN_DISPATCH
 #endif

@@ -18,6 +18,7 @@
  * counter-based generator's (seed, offset). */
 #include "autograd.h"
 #include "graph.h"
+#include "attn_tiles.h"
 #include "nn_layers.h"
 #include "vecmath.h"
 
@@ -120,16 +121,12 @@ static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
     }
 }
 
-/* ---- small heads: one head per thread, loops instead of BLAS ---------------
+/* ---- small heads: one head per thread, register tiles instead of BLAS ----
  * With many heads of modest size (a GPT's 64x64 to 256x256 scores), BLAS
  * calls on each tiny product cost more than they compute; instead every
  * thread takes whole heads. Keys and values are transposed once per head
- * (D, Tk) so a row of scores is D axpys over contiguous keys, which
- * vectorise. Threads own their heads' dK and dV, so nothing races. */
-
-static inline void axpy(float a, const float *x, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
-}
+ * (D, Tk) so scores come from 4 x 16 tiles over contiguous keys
+ * (attn_tiles.h). Threads own their heads' dK and dV, so nothing races. */
 
 static inline float dot(const float *a, const float *b, int64_t n) {
     float s = 0;
@@ -176,23 +173,34 @@ static inline bool few_queries(const attn_geom *g) { return g->tq < FEW_QUERIES;
  * transposed, or NULL with few_queries (read the key rows) */
 static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                                int64_t rows, int64_t ke, const float *kt, float *s) {
+    for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* a tile of rows up to its last one's keys */
+        int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
+        if (kt)
+            tile_rows_bt(row_of(g->q, g->qs, b, h, r0 + r), g->qs[2], nr, kt, g->tk, g->d,
+                         row_visible(g, r0 + r + nr - 1, ke), g->scale, s + r * ke, ke);
+        else
+            for (int64_t t = r; t < r + nr; t++) {
+                const float *q = row_of(g->q, g->qs, b, h, r0 + t);
+                for (int64_t j = 0, n = row_visible(g, r0 + t, ke); j < n; j++)
+                    s[t * ke + j] = g->scale * dot16(q, row_of(g->k, g->ks, b, h, j), g->d);
+            }
+    }
     for (int64_t r = 0; r < rows; r++) {
         int64_t i = r0 + r;
-        const float *q = row_of(g->q, g->qs, b, h, i);
         float *sr = s + r * ke;
         int64_t n = row_visible(g, i, ke);
-        if (!kt) {
-            for (int64_t j = 0; j < n; j++) sr[j] = g->scale * dot16(q, row_of(g->k, g->ks, b, h, j), g->d);
-        } else {
-            memset(sr, 0, n * sizeof *sr);
-            for (int64_t c = 0; c < g->d; c++) axpy(g->scale * q[c], kt + c * g->tk, sr, n);
-        }
         if (g->mask) {
             const float *m = g->mask + b * g->ms[0] + h * g->ms[1] + i * g->ms[2];
             for (int64_t j = 0; j < n; j++) sr[j] += m[j * g->ms[3]];
         }
         for (int64_t j = n; j < ke; j++) sr[j] = -INFINITY;
     }
+}
+
+/* the keys a tile of rows from r (of a block starting at r0) reads: its
+ * last row's */
+static inline int64_t tile_keys(const attn_geom *g, int64_t r0, int64_t r, int nr, int64_t ke) {
+    return row_visible(g, r0 + r + nr - 1, ke);
 }
 
 static void apply_dropout(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
@@ -221,11 +229,11 @@ static void head_forward(const attn_geom *g, int64_t head, float *out, float *ls
                 memset(w + ke, 0, (g->tk - ke) * sizeof *w);
             }
         apply_dropout(g, b, h, r0, rows, ke, s);
-        for (int64_t r = 0; r < rows; r++) {
-            float *o = out + ((b * g->tq + r0 + r) * g->h + h) * g->dv;
-            memset(o, 0, g->dv * sizeof *o);
-            for (int64_t j = 0, n = row_visible(g, r0 + r, ke); j < n; j++)
-                axpy(s[r * ke + j], row_of(g->v, g->vs, b, h, j), o, g->dv);
+        for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* o = P V (P is 0 past each row's keys) */
+            int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
+            tile_rows_b(s + r * ke, ke, nr, row_of(g->v, g->vs, b, h, 0), g->vs[2],
+                        tile_keys(g, r0, r, nr, ke), g->dv,
+                        out + ((b * g->tq + r0 + r) * g->h + h) * g->dv, g->h * g->dv, 0);
         }
     }
 }
@@ -251,28 +259,35 @@ static void head_backward(const attn_geom *g, int64_t head, const float *dout,
         }
         memcpy(dp, p, (size_t)rows * ke * sizeof *dp);
         apply_dropout(g, b, h, r0, rows, ke, dp); /* dp: the dropped-out weights */
-        for (int64_t r = 0; r < rows; r++) {
-            const float *go = dout + ((b * g->tq + r0 + r) * g->h + h) * g->dv;
-            float *dr = dp + r * ke;
+        const float *go = dout + ((b * g->tq + r0) * g->h + h) * g->dv;
+        int64_t ldo = g->h * g->dv;
+        for (int64_t j = 0; j < ke; j += TILE_ROWS) /* dV += Pd^T dO */
+            tile_at_x(dp, ke, rows, j, ke - j < TILE_ROWS ? (int)(ke - j) : TILE_ROWS, go, ldo, g->dv,
+                      dv + (head * g->tk + j) * g->dv, g->dv);
+        for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* dPd = dO vT */
+            int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
+            tile_rows_bt(go + r * ldo, ldo, nr, vt, g->tk, g->dv, tile_keys(g, r0, r, nr, ke), 1.0f,
+                         dp + r * ke, ke);
+        }
+        for (int64_t r = 0; r < rows; r++) { /* nothing past a row's keys */
             int64_t n = row_visible(g, r0 + r, ke);
-            for (int64_t j = 0; j < n; j++) /* dV += Pd^T dO */
-                axpy(dr[j], go, dv + (head * g->tk + j) * g->dv, g->dv);
-            memset(dr, 0, ke * sizeof *dr); /* dPd = dO vT */
-            for (int64_t c = 0; c < g->dv; c++) axpy(go[c], vt + c * g->tk, dr, n);
+            memset(dp + r * ke + n, 0, (ke - n) * sizeof *dp);
         }
         apply_dropout(g, b, h, r0, rows, ke, dp);
-        for (int64_t r = 0; r < rows; r++) {
+        for (int64_t r = 0; r < rows; r++) { /* dS = P (dP - sum P dP) scale, into dp */
             float *pr = p + r * ke, *dr = dp + r * ke;
             int64_t n = row_visible(g, r0 + r, ke);
             float acc = dot(pr, dr, n);
-            const float *q = row_of(g->q, g->qs, b, h, r0 + r);
-            float *dqr = dq + (head * g->tq + r0 + r) * g->d;
-            for (int64_t j = 0; j < n; j++) {
-                float ds = pr[j] * (dr[j] - acc) * g->scale;
-                axpy(ds, row_of(g->k, g->ks, b, h, j), dqr, g->d);
-                axpy(ds, q, dk + (head * g->tk + j) * g->d, g->d);
-            }
+            for (int64_t j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - acc) * g->scale;
         }
+        for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* dQ = dS K */
+            int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
+            tile_rows_b(dp + r * ke, ke, nr, row_of(g->k, g->ks, b, h, 0), g->ks[2],
+                        tile_keys(g, r0, r, nr, ke), g->d, dq + (head * g->tq + r0 + r) * g->d, g->d, 1);
+        }
+        for (int64_t j = 0; j < ke; j += TILE_ROWS) /* dK += dS^T Q */
+            tile_at_x(dp, ke, rows, j, ke - j < TILE_ROWS ? (int)(ke - j) : TILE_ROWS,
+                      row_of(g->q, g->qs, b, h, r0), g->qs[2], g->d, dk + (head * g->tk + j) * g->d, g->d);
     }
 }
 

@@ -130,7 +130,8 @@ end
 --- length_penalty = 1}) decodes n items at once, beam hypotheses each, for
 --- encoder-decoder models. state holds n * beam rows (row (i-1)*beam + j is
 --- beam j of item i, all alike at the start); step(tokens (rows, 1) i64,
---- state) returns the next token's log-probabilities (rows, V);
+--- state) returns the next token's log-probabilities (rows, V) (a
+--- contiguous result is reused: the beams' scores are added into it);
 --- state:reorder(idx, same_items) keeps rows idx (i64, 1-based) in that
 --- order; same_items is true when no item left the batch (rows only moved
 --- between the beams of one item, so per-item state such as an encoder's
@@ -175,7 +176,10 @@ function M.batch_beam_search(step, state, n, o)
       t = t + 1
       local logp = step(tokens, state) -- (rows, V)
       local v = logp:size(2)
-      local total = (logp + scores:view(-1, 1)):view(#live, k * v)
+      local add = scores:view(-1, 1)
+      -- in place when it can (one pass, no copy): step's tensor is its own
+      local total = (logp:is_contiguous() and not logp.requires_grad and logp:add_(add) or logp + add)
+        :view(#live, k * v)
       local vals, idx = total:topk(math.min(2 * k, k * v), 2)
       vals, idx = vals:totable(), idx:totable()
       local keep, nscores, ntok, nlive, before = {}, {}, {}, {}, #live
