@@ -134,6 +134,12 @@ const float *nnlua_tensor_data(lua_State *L, int idx, int *ndim, int64_t *shape)
     return nn_data(t);
 }
 
+static int state_gc(lua_State *L) {
+    (void)L;
+    nnL_state_closed();
+    return 0;
+}
+
 /* The C core: no Lua module or class names here (lua/nnlua.lua, the
  * package root, adds those). */
 int luaopen_nnlua_core(lua_State *L) {
@@ -150,6 +156,10 @@ int luaopen_nnlua_core(lua_State *L) {
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s); /* no grad-mode scopes open */
+    lua_createtable(L, 0, 1); /* collected when the state closes */
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
     s->base_mode = 1;
     nn_rng_seed(&s->rng, DEFAULT_SEED);
     s->gc_threshold = nn_live_bytes() + ((int64_t)64 << 20);

@@ -56,6 +56,8 @@ void nnL_pushcclosure(lua_State *L, lua_CFunction fn, int n);
 int nnL_inside_call(lua_State *L);
 
 nn_tensor *nnL_checktensor(lua_State *L, int arg);
+/* a state's core is closing: tensor checks forget their cached metatable */
+void nnL_state_closed(void);
 /* The tensors of the list at arg, checked, in an array pushed on the
  * stack (a userdata); the list stays on the stack and holds them. */
 nn_tensor **nnL_checktensorlist(lua_State *L, int arg, int *n, const char *what);

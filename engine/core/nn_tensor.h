@@ -52,6 +52,7 @@ typedef struct nn_storage {
     size_t map_len;
     uint64_t version;  /* bumped by every in-place write */
     int reported;      /* a binding has told its GC about these bytes */
+    int inline_data;   /* small: data lives in the same block, after this */
 } nn_storage;
 
 struct nn_node;

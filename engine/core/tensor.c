@@ -95,6 +95,48 @@ static void tensor_dispose(nn_tensor *t) {
     else free(t);
 }
 
+/* A small tensor's storage and data are one block, from the same kind of
+ * per-thread list: a one-element op then allocates nothing from malloc. */
+#define INLINE_BYTES 256
+typedef struct {
+    nn_storage s;
+    unsigned char data[INLINE_BYTES]; /* 16-byte aligned: no kernel needs more */
+} inline_storage;
+#define SPARE_STORAGES 4096
+static _Thread_local struct {
+    int n;
+    inline_storage *s[SPARE_STORAGES];
+} spare_storage;
+
+static nn_storage *storage_alloc(size_t bytes) {
+    if (bytes > INLINE_BYTES) {
+        nn_storage *s = nn_zalloc(sizeof *s);
+        void *data = s ? nn_alloc(bytes) : NULL;
+        if (!data) {
+            free(s);
+            return NULL;
+        }
+        s->data = data;
+        return s;
+    }
+    inline_storage *b = spare_storage.n ? spare_storage.s[--spare_storage.n] : malloc(sizeof *b);
+    if (!b) return NULL;
+    memset(&b->s, 0, sizeof b->s);
+    b->s.data = b->data;
+    b->s.inline_data = 1;
+    return &b->s;
+}
+
+static void storage_dispose(nn_storage *s) {
+    if (!s->inline_data) {
+        free(s);
+    } else if (spare_storage.n < SPARE_STORAGES) {
+        spare_storage.s[spare_storage.n++] = (inline_storage *)s;
+    } else {
+        free(s);
+    }
+}
+
 static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
                              const int64_t *shape, const int64_t *stride,
                              int64_t offset) {
@@ -121,14 +163,8 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
     if (limit && (int64_t)bytes > limit - nn_live_bytes())
         return nn_fail(0, "tensor memory limit of %lld bytes reached (%lld live, %zu more asked)",
                        (long long)limit, (long long)nn_live_bytes(), bytes);
-    nn_storage *s = nn_zalloc(sizeof *s);
-    void *data = nn_alloc(bytes);
-    if (!s || !data) {
-        free(s);
-        nn_free(data);
-        return nn_fail(0, "out of memory allocating %zu bytes", bytes);
-    }
-    s->data = data;
+    nn_storage *s = storage_alloc(bytes);
+    if (!s) return nn_fail(0, "out of memory allocating %zu bytes", bytes);
     s->bytes = bytes;
     s->owns = 1;
     __atomic_add_fetch(&live_bytes, (int64_t)bytes, __ATOMIC_RELAXED);
@@ -137,8 +173,9 @@ nn_tensor *nn_empty(nn_dtype dtype, int ndim, const int64_t *shape) {
     nn_contiguous_strides(ndim, shape, stride);
     nn_tensor *t = tensor_new(s, dtype, ndim, shape, stride, 0);
     if (!t) {
-        nn_free(data);
-        free(s);
+        __atomic_sub_fetch(&live_bytes, (int64_t)bytes, __ATOMIC_RELAXED);
+        if (!s->inline_data) nn_free(s->data);
+        storage_dispose(s);
     }
     return t;
 }
@@ -184,11 +221,11 @@ void nn_release(nn_tensor *t) {
     if (--s->refcount == 0) {
         if (s->owns == 1) {
             __atomic_sub_fetch(&live_bytes, (int64_t)s->bytes, __ATOMIC_RELAXED);
-            nn_free(s->data);
+            if (!s->inline_data) nn_free(s->data);
         } else if (s->owns == 2) {
             munmap(s->map_base, s->map_len);
         }
-        free(s);
+        storage_dispose(s);
     }
     tensor_dispose(t);
 }

@@ -305,13 +305,40 @@ static void unary_row(void *vctx, int64_t n, const int64_t *off,
 
 /* ---- drivers ------------------------------------------------------------- */
 
+/* 0 when t reads as out's elements in order, 1 when it is one element
+ * (read for all), -1 otherwise: the small-tensor paths below skip the
+ * iterator (its set-up costs more than a few elements' work) */
+static int flat_stride(const nn_tensor *t, const nn_tensor *out) {
+    if (nn_numel(t) == 1) return 1;
+    if (t->ndim != out->ndim || memcmp(t->shape, out->shape, t->ndim * sizeof *t->shape))
+        return -1;
+    return nn_is_contiguous(t) ? 0 : -1;
+}
+
+static bool small_and_flat(const ew_ctx *c, int *flat_a, int *flat_b) {
+    if (nn_numel(c->out) > NN_PAR_GRAIN || !nn_is_contiguous(c->out)) return false;
+    *flat_a = flat_stride(c->a, c->out);
+    *flat_b = c->b ? flat_stride(c->b, c->out) : 0;
+    return *flat_a >= 0 && *flat_b >= 0;
+}
+
 static void run2(nn_row_fn row, ew_ctx *c) {
+    int fa, fb;
+    if (small_and_flat(c, &fa, &fb)) {
+        row(c, nn_numel(c->out), (int64_t[]){0, 0}, (int64_t[]){1, fa ? 0 : 1});
+        return;
+    }
     nn_iter it;
     nn_iter_pair(&it, c->out, c->a);
     nn_iter_run(&it, row, c);
 }
 
 static void run3(nn_row_fn row, ew_ctx *c) {
+    int fa, fb;
+    if (small_and_flat(c, &fa, &fb)) {
+        row(c, nn_numel(c->out), (int64_t[]){0, 0, 0}, (int64_t[]){1, fa ? 0 : 1, fb ? 0 : 1});
+        return;
+    }
     const nn_tensor *out = c->out;
     int64_t sa[NN_MAX_DIMS], sb[NN_MAX_DIMS];
     nn_broadcast_strides(c->a, out->ndim, out->shape, sa);
