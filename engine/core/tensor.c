@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -74,39 +75,57 @@ int nn_shape_check(int arg, int ndim, const int64_t *shape, size_t elem) {
     return 0;
 }
 
-/* Tensor structs freed on this thread, for reuse: a training loop frees
- * them in bursts (the collector's sweeps) and makes as many again, and at
- * their size glibc sends a burst past its small per-thread cache into the
- * slow bins, which then cost more than the op that made the tensor. */
-#define SPARE_TENSORS 4096
-static _Thread_local struct {
-    int n;
-    nn_tensor *t[SPARE_TENSORS];
-} spare;
-
-static nn_tensor *tensor_alloc(void) {
-    nn_tensor *t = spare.n ? spare.t[--spare.n] : malloc(sizeof *t);
-    if (t) memset(t, 0, sizeof *t);
-    return t;
-}
-
-static void tensor_dispose(nn_tensor *t) {
-    if (spare.n < SPARE_TENSORS) spare.t[spare.n++] = t;
-    else free(t);
-}
-
-/* A small tensor's storage and data are one block, from the same kind of
- * per-thread list: a one-element op then allocates nothing from malloc. */
+/* Tensor structs, and small tensors' storage blocks, freed on a thread are
+ * kept for its next ones: a training loop frees them in bursts (the
+ * collector's sweeps) and makes as many again, and glibc sends such a
+ * burst past its small per-thread cache into the slow bins, which then
+ * cost more than the op that made the tensor. A small tensor's storage and
+ * data are one block, so a one-element op takes nothing from malloc. The
+ * lists are given back when their thread ends. */
+#define SPARE 4096
 #define INLINE_BYTES 256
 typedef struct {
     nn_storage s;
     unsigned char data[INLINE_BYTES]; /* 16-byte aligned: no kernel needs more */
 } inline_storage;
-#define SPARE_STORAGES 4096
-static _Thread_local struct {
-    int n;
-    inline_storage *s[SPARE_STORAGES];
-} spare_storage;
+typedef struct {
+    int tensors, storages;
+    nn_tensor *t[SPARE];
+    inline_storage *s[SPARE];
+} spare_lists;
+static _Thread_local spare_lists spare;
+static _Thread_local int spare_registered;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *p) {
+    spare_lists *l = p;
+    while (l->tensors) free(l->t[--l->tensors]);
+    while (l->storages) free(l->s[--l->storages]);
+}
+
+static void spare_key_make(void) {
+    if (pthread_key_create(&spare_key, spare_free) != 0) spare_key = 0;
+}
+
+/* whether this thread may keep blocks: its lists are freed at its exit */
+static bool spare_ready(void) {
+    if (spare_registered) return spare_registered > 0;
+    pthread_once(&spare_once, spare_key_make);
+    spare_registered = spare_key && pthread_setspecific(spare_key, &spare) == 0 ? 1 : -1;
+    return spare_registered > 0;
+}
+
+static nn_tensor *tensor_alloc(void) {
+    nn_tensor *t = spare.tensors ? spare.t[--spare.tensors] : malloc(sizeof *t);
+    if (t) memset(t, 0, sizeof *t);
+    return t;
+}
+
+static void tensor_dispose(nn_tensor *t) {
+    if (spare.tensors < SPARE && spare_ready()) spare.t[spare.tensors++] = t;
+    else free(t);
+}
 
 static nn_storage *storage_alloc(size_t bytes) {
     if (bytes > INLINE_BYTES) {
@@ -119,7 +138,7 @@ static nn_storage *storage_alloc(size_t bytes) {
         s->data = data;
         return s;
     }
-    inline_storage *b = spare_storage.n ? spare_storage.s[--spare_storage.n] : malloc(sizeof *b);
+    inline_storage *b = spare.storages ? spare.s[--spare.storages] : malloc(sizeof *b);
     if (!b) return NULL;
     memset(&b->s, 0, sizeof b->s);
     b->s.data = b->data;
@@ -128,13 +147,10 @@ static nn_storage *storage_alloc(size_t bytes) {
 }
 
 static void storage_dispose(nn_storage *s) {
-    if (!s->inline_data) {
+    if (s->inline_data && spare.storages < SPARE && spare_ready())
+        spare.s[spare.storages++] = (inline_storage *)s;
+    else
         free(s);
-    } else if (spare_storage.n < SPARE_STORAGES) {
-        spare_storage.s[spare_storage.n++] = (inline_storage *)s;
-    } else {
-        free(s);
-    }
 }
 
 static nn_tensor *tensor_new(nn_storage *s, nn_dtype dtype, int ndim,
