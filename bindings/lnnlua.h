@@ -29,6 +29,7 @@ typedef struct { nn_tensor *t, *deferred; } nnL_tensor;
 typedef struct {
     nn_rng rng;
     int64_t gc_threshold; /* live tensor bytes that trigger a full GC */
+    int64_t gc_debt;      /* new tensor bytes not yet paid for with collector steps */
     /* grad-mode scopes (lautograd.c): each coroutine has its own mode */
     int scopes;           /* open no_grad/enable_grad scopes, all coroutines */
     int base_mode;        /* the mode of coroutines with no open scope */

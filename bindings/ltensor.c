@@ -101,15 +101,21 @@ nn_tensor **nnL_newslot(lua_State *L) {
  * tensor memory doubles since the last full collection (and grew by 64
  * MiB) a full collection runs: Lua 5.4's generational mode, which stock
  * lua5.4 uses, ignores the proportional steps. */
+#define GC_STEP_BYTES ((int64_t)1 << 20) /* steps paid a MiB at a time: each call has a cost of its own */
+
 static void account(lua_State *L, const nn_tensor *t) {
     if (t->storage->reported || t->storage->owns != 1 || t->storage->bytes < 1024)
         return;
     t->storage->reported = 1;
-    lua_gc(L, LUA_GCSTEP, (int)(t->storage->bytes / 1024));
+    nnL_state *s = nnL_getstate(L);
+    s->gc_debt += (int64_t)t->storage->bytes;
+    if (s->gc_debt >= GC_STEP_BYTES) {
+        lua_gc(L, LUA_GCSTEP, (int)(s->gc_debt / 1024 < INT32_MAX ? s->gc_debt / 1024 : INT32_MAX));
+        s->gc_debt = 0;
+    }
 #ifdef NNL_GC_STRESS
     lua_gc(L, LUA_GCCOLLECT);
 #endif
-    nnL_state *s = nnL_getstate(L);
     if (nn_live_bytes() > s->gc_threshold) {
         lua_gc(L, LUA_GCCOLLECT);
         int64_t live = nn_live_bytes();
