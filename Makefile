@@ -50,7 +50,7 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench quality loc clean train data-mt install uninstall install-rock
+.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench bench-deps quality loc clean train data-mt install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
@@ -194,7 +194,15 @@ debug:
 	$(MAKE) BUILD=build-debug NNLUA=build-debug/nnlua MODULE=build-debug/nnlua.so \
 	  OPT="-O0" EXTRA="-DNN_DEBUG -DNNL_GC_STRESS" test
 
-bench: all
+# the PyTorch side of the benchmarks (never a dependency of the engine or the tests)
+BENCH_DEBS := python3-torch
+bench-deps:
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing for the benchmarks:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	  || echo "could not install$$missing: the PyTorch columns stay empty"; fi
+
+bench: all bench-deps
 	$(NNLUA) bench/matmul.lua
 	$(NNLUA) bench/dispatch.lua
 	$(NNLUA) bench/fashion_mnist.lua
