@@ -485,35 +485,7 @@ static int pmain(lua_State *L) {
     return 0;
 }
 
-/* libgomp reads its wait policy once, in a constructor that runs before
- * main. Its default spins a thread up to 300,000 times at every barrier
- * before it sleeps: fast alone, but two processes sharing the cores spin
- * against each other's work (measured here: beam decoding beside a
- * training run took 18 s by default, 5.2-6.4 s with GOMP_SPINCOUNT 1,000 to
- * 10,000). Unless the user chose a policy, run again with a short spin. */
-#ifndef NNLUA_SPINCOUNT
-#define NNLUA_SPINCOUNT "10000"
-#endif
-static void bounded_spin(char **argv) {
-    if (getenv("NNLUA_SPIN")) { /* run again: libgomp has read it, children see the user's settings */
-        unsetenv("GOMP_SPINCOUNT");
-        unsetenv("NNLUA_SPIN");
-        return;
-    }
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("GOMP_SPINCOUNT", NNLUA_SPINCOUNT, 0) != 0 || setenv("NNLUA_SPIN", "1", 1) != 0) return;
-    char self[4096]; /* the file's own path, so the process keeps its name (not "exe") */
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = 0;
-        execv(self, argv); /* on failure: carry on with the default */
-    }
-    unsetenv("GOMP_SPINCOUNT");
-    unsetenv("NNLUA_SPIN");
-}
-
 int main(int argc, char **argv) {
-    bounded_spin(argv);
     if (argv[0] && argv[0][0]) progname = argv[0];
     lua_State *L = luaL_newstate();
     if (!L) {

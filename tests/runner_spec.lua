@@ -11,21 +11,6 @@ describe('the nnlua executable', function()
     assert.equal('4\n', out)
   end)
 
-  it('runs with a short OpenMP spin unless the user chose one, and keeps it from child processes', function()
-    -- libgomp read GOMP_SPINCOUNT=10000 before main; the variable is gone again
-    local out, code = run('env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY ' .. exe ..
-      [[ -e 'print(os.getenv("GOMP_SPINCOUNT"), os.getenv("NNLUA_SPIN"), arg[0] ~= nil)']])
-    assert.equal(0, code)
-    assert.equal('nil\tnil\ttrue\n', out)
-    out = run('GOMP_SPINCOUNT=77 ' .. exe .. [[ -e 'print(os.getenv("GOMP_SPINCOUNT"))']])
-    assert.equal('77\n', out)
-    out = run('env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive ' .. exe .. [[ -e 'print(os.getenv("OMP_WAIT_POLICY"))']])
-    assert.equal('passive\n', out)
-    -- the process keeps its name (it runs its own file again, not /proc/self/exe)
-    out = run('env -u GOMP_SPINCOUNT ' .. exe .. [[ -e 'print(io.open("/proc/self/comm"):read("l"))']])
-    assert.equal('nnlua\n', out)
-  end)
-
   it('runs a script with arg and ... like lua', function()
     local s = script('#!/usr/bin/env nnlua\nprint(arg[0] ~= nil, arg[1], arg[2], select("#", ...))\n')
     local out, code = run(exe .. ' ' .. s .. ' a b')
