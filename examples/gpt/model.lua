@@ -16,9 +16,10 @@ end
 function CausalSelfAttention:forward(x, cache)
   local b, t, e = x:size(1), x:size(2), self.n_embd
   local qkv = self.c_attn(x):view(b, t, 3, self.n_head, e // self.n_head)
-  local q = qkv:select(3, 1):transpose(2, 3) -- (B, H, T, D) views, no copies
-  local k = qkv:select(3, 2):transpose(2, 3)
-  local v = qkv:select(3, 3):transpose(2, 3)
+  local p = qkv:unbind(3) -- one node: its backward fills qkv's gradient in one pass
+  local q = p[1]:transpose(2, 3) -- (B, H, T, D) views, no copies
+  local k = p[2]:transpose(2, 3)
+  local v = p[3]:transpose(2, 3)
   if cache then k, v = cache:append(k, v) end
   local y = nn.attention(q, k, v, { causal = true, dropout = self.dropout_p,
                                     training = self.training })
