@@ -176,8 +176,8 @@ static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t
     for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* a tile of rows up to its last one's keys */
         int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
         if (kt)
-            tile_rows_bt(row_of(g->q, g->qs, b, h, r0 + r), g->qs[2], nr, kt, g->tk, g->d,
-                         row_visible(g, r0 + r + nr - 1, ke), g->scale, s + r * ke, ke);
+            tile_rows(row_of(g->q, g->qs, b, h, r0 + r), g->qs[2], nr, kt, g->tk, g->d,
+                      row_visible(g, r0 + r + nr - 1, ke), g->scale, s + r * ke, ke, 0);
         else
             for (int64_t t = r; t < r + nr; t++) {
                 const float *q = row_of(g->q, g->qs, b, h, r0 + t);
@@ -231,9 +231,9 @@ static void head_forward(const attn_geom *g, int64_t head, float *out, float *ls
         apply_dropout(g, b, h, r0, rows, ke, s);
         for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* o = P V (P is 0 past each row's keys) */
             int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
-            tile_rows_b(s + r * ke, ke, nr, row_of(g->v, g->vs, b, h, 0), g->vs[2],
-                        tile_keys(g, r0, r, nr, ke), g->dv,
-                        out + ((b * g->tq + r0 + r) * g->h + h) * g->dv, g->h * g->dv, 0);
+            tile_rows(s + r * ke, ke, nr, row_of(g->v, g->vs, b, h, 0), g->vs[2],
+                      tile_keys(g, r0, r, nr, ke), g->dv, 1.0f,
+                      out + ((b * g->tq + r0 + r) * g->h + h) * g->dv, g->h * g->dv, 0);
         }
     }
 }
@@ -266,8 +266,8 @@ static void head_backward(const attn_geom *g, int64_t head, const float *dout,
                       dv + (head * g->tk + j) * g->dv, g->dv);
         for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* dPd = dO vT */
             int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
-            tile_rows_bt(go + r * ldo, ldo, nr, vt, g->tk, g->dv, tile_keys(g, r0, r, nr, ke), 1.0f,
-                         dp + r * ke, ke);
+            tile_rows(go + r * ldo, ldo, nr, vt, g->tk, g->dv, tile_keys(g, r0, r, nr, ke), 1.0f,
+                      dp + r * ke, ke, 0);
         }
         for (int64_t r = 0; r < rows; r++) { /* nothing past a row's keys */
             int64_t n = row_visible(g, r0 + r, ke);
@@ -282,8 +282,8 @@ static void head_backward(const attn_geom *g, int64_t head, const float *dout,
         }
         for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* dQ = dS K */
             int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
-            tile_rows_b(dp + r * ke, ke, nr, row_of(g->k, g->ks, b, h, 0), g->ks[2],
-                        tile_keys(g, r0, r, nr, ke), g->d, dq + (head * g->tq + r0 + r) * g->d, g->d, 1);
+            tile_rows(dp + r * ke, ke, nr, row_of(g->k, g->ks, b, h, 0), g->ks[2],
+                      tile_keys(g, r0, r, nr, ke), g->d, 1.0f, dq + (head * g->tq + r0 + r) * g->d, g->d, 1);
         }
         for (int64_t j = 0; j < ke; j += TILE_ROWS) /* dK += dS^T Q */
             tile_at_x(dp, ke, rows, j, ke - j < TILE_ROWS ? (int)(ke - j) : TILE_ROWS,

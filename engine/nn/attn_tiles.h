@@ -18,18 +18,19 @@
 #define TILE_ROWS 4
 #define TILE_COLS 16
 
-/* c (nr x n) = alpha a bt: a has nr <= 4 rows of d (stride lda), bt is
- * d x n (row stride ldb) */
-static inline void tile_rows_bt(const float *a, int64_t lda, int nr, const float *bt, int64_t ldb,
-                                int64_t d, int64_t n, float alpha, float *c, int64_t ldc) {
+/* c (nr x n) = alpha a b, or += with accumulate: a has nr <= 4 rows of
+ * `inner` values (stride lda), b is inner rows of n (stride ldb) */
+static inline void tile_rows(const float *a, int64_t lda, int nr, const float *b, int64_t ldb,
+                             int64_t inner, int64_t n, float alpha, float *c, int64_t ldc,
+                             int accumulate) {
     for (int64_t j0 = 0; j0 < n; j0 += TILE_COLS) {
         int64_t w = n - j0 < TILE_COLS ? n - j0 : TILE_COLS;
         float acc[TILE_ROWS][TILE_COLS];
         memset(acc, 0, sizeof acc);
         if (nr == TILE_ROWS && w == TILE_COLS) {
             const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
-            for (int64_t k = 0; k < d; k++) {
-                const float *br = bt + k * ldb + j0;
+            for (int64_t k = 0; k < inner; k++) {
+                const float *br = b + k * ldb + j0;
                 float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
                 for (int l = 0; l < TILE_COLS; l++) {
                     acc[0][l] += x0 * br[l];
@@ -39,8 +40,8 @@ static inline void tile_rows_bt(const float *a, int64_t lda, int nr, const float
                 }
             }
         } else {
-            for (int64_t k = 0; k < d; k++) {
-                const float *br = bt + k * ldb + j0;
+            for (int64_t k = 0; k < inner; k++) {
+                const float *br = b + k * ldb + j0;
                 for (int r = 0; r < nr; r++) {
                     float x = a[r * lda + k];
                     for (int64_t l = 0; l < w; l++) acc[r][l] += x * br[l];
@@ -48,43 +49,9 @@ static inline void tile_rows_bt(const float *a, int64_t lda, int nr, const float
             }
         }
         for (int r = 0; r < nr; r++)
-            for (int64_t l = 0; l < w; l++) c[r * ldc + j0 + l] = alpha * acc[r][l];
-    }
-}
-
-/* c (nr x m) = a b, or += with accumulate: a has nr <= 4 rows of n
- * (stride lda), b is n rows of m (stride ldb) */
-static inline void tile_rows_b(const float *a, int64_t lda, int nr, const float *b, int64_t ldb,
-                               int64_t n, int64_t m, float *c, int64_t ldc, int accumulate) {
-    for (int64_t c0 = 0; c0 < m; c0 += TILE_COLS) {
-        int64_t w = m - c0 < TILE_COLS ? m - c0 : TILE_COLS;
-        float acc[TILE_ROWS][TILE_COLS];
-        memset(acc, 0, sizeof acc);
-        if (nr == TILE_ROWS && w == TILE_COLS) {
-            const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
-            for (int64_t j = 0; j < n; j++) {
-                const float *br = b + j * ldb + c0;
-                float x0 = a0[j], x1 = a1[j], x2 = a2[j], x3 = a3[j];
-                for (int l = 0; l < TILE_COLS; l++) {
-                    acc[0][l] += x0 * br[l];
-                    acc[1][l] += x1 * br[l];
-                    acc[2][l] += x2 * br[l];
-                    acc[3][l] += x3 * br[l];
-                }
-            }
-        } else {
-            for (int64_t j = 0; j < n; j++) {
-                const float *br = b + j * ldb + c0;
-                for (int r = 0; r < nr; r++) {
-                    float x = a[r * lda + j];
-                    for (int64_t l = 0; l < w; l++) acc[r][l] += x * br[l];
-                }
-            }
-        }
-        for (int r = 0; r < nr; r++)
             for (int64_t l = 0; l < w; l++) {
-                float *o = &c[r * ldc + c0 + l];
-                *o = accumulate ? *o + acc[r][l] : acc[r][l];
+                float *o = &c[r * ldc + j0 + l];
+                *o = accumulate ? *o + alpha * acc[r][l] : alpha * acc[r][l];
             }
     }
 }
