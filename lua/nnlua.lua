@@ -85,6 +85,9 @@ setmetatable(nn._layer_methods, {
   end,
 })
 
+-- nn.Module's __call reads this on every call: a plain field, not a lazy lookup
+if rawget(nn, '_profiling') == nil then rawset(nn, '_profiling', false) end
+
 -- NNLUA_PROFILE=1 (or =FILE.json) profiles the whole program
 local profile_env = os.getenv('NNLUA_PROFILE')
 if profile_env and profile_env ~= '' and profile_env ~= '0' then

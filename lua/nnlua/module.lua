@@ -172,7 +172,7 @@ local function call(self, ...)
 end
 
 function Module:__call(...)
-  if M._profiling then return nn._profile_call(self:_typename(), call, self, ...) end -- nnlua.profile
+  if nn._profiling then return nn._profile_call(self:_typename(), call, self, ...) end -- nnlua.profile
   return call(self, ...)
 end
 

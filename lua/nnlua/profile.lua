@@ -84,15 +84,15 @@ local function report_of(rows, wall)
   return setmetatable({ rows = rows, wall = wall }, Report)
 end
 
-local module = require 'nnlua.module'
-
+-- the flag lives in the core table, which every load of the Lua half
+-- shares (a second require of nnlua.module would not see a module field)
 local function start()
   nn._profile_start(tables())
-  module._profiling = true
+  rawset(nn, '_profiling', true)
 end
 
 local function stop()
-  module._profiling = false
+  rawset(nn, '_profiling', false)
   return nn._profile_stop()
 end
 
