@@ -130,6 +130,13 @@ local function check(e, v)
     if (e.min and v < e.min) or (e.max and v > e.max) then bad(constraint(e)) end
     if e.integer then return math.tointeger(v) or v end
   end
+  return v
+end
+
+-- the path checks, once every value is known to be well-formed (a bad
+-- --layers is reported as such even when the default --data is missing)
+local function check_path(e, v)
+  local name = '--' .. e[1]
   if e.path and v ~= '' then
     local ok, err
     if e.path == 'file' then ok, err = readable(v)
@@ -176,6 +183,7 @@ function M.parse(args, spec)
     end
   end
   for _, e in ipairs(list) do opt[e[1]] = check(e, opt[e[1]]) end
+  for _, e in ipairs(list) do check_path(e, opt[e[1]]) end
   return opt
 end
 
