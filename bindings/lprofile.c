@@ -86,10 +86,14 @@ static void wrap_table(lua_State *L, int t, int list) {
 static int l_profile_start(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     if (nn_profiling) return nnL_error(L, "nn.profile: a profile is already running");
+    for (lua_Integer i = 1; lua_rawgeti(L, 1, i) != LUA_TNIL; i++) { /* all checked before any is wrapped */
+        if (!lua_istable(L, -1)) return luaL_argerror(L, 1, "expected a list of tables");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lua_newtable(L);
     int list = lua_gettop(L);
     for (lua_Integer i = 1; lua_rawgeti(L, 1, i) != LUA_TNIL; i++) {
-        if (!lua_istable(L, -1)) return luaL_argerror(L, 1, "expected a list of tables");
         wrap_table(L, lua_gettop(L), list);
         lua_pop(L, 1);
     }

@@ -96,23 +96,25 @@ typedef struct {
 static _Thread_local spare_lists spare;
 static _Thread_local int spare_registered;
 static pthread_key_t spare_key;
+static bool spare_key_ok;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 
+/* at thread exit (the lists are this thread's): give them back, and free
+ * whatever is released after that straight away */
 static void spare_free(void *p) {
     spare_lists *l = p;
     while (l->tensors) free(l->t[--l->tensors]);
     while (l->storages) free(l->s[--l->storages]);
+    spare_registered = -1;
 }
 
-static void spare_key_make(void) {
-    if (pthread_key_create(&spare_key, spare_free) != 0) spare_key = 0;
-}
+static void spare_key_make(void) { spare_key_ok = pthread_key_create(&spare_key, spare_free) == 0; }
 
 /* whether this thread may keep blocks: its lists are freed at its exit */
 static bool spare_ready(void) {
     if (spare_registered) return spare_registered > 0;
     pthread_once(&spare_once, spare_key_make);
-    spare_registered = spare_key && pthread_setspecific(spare_key, &spare) == 0 ? 1 : -1;
+    spare_registered = spare_key_ok && pthread_setspecific(spare_key, &spare) == 0 ? 1 : -1;
     return spare_registered > 0;
 }
 
