@@ -5,7 +5,8 @@ CC ?= cc
 LUA_PC := lua5.4
 DEBS := lua5.4 liblua5.4-dev libopenblas-dev libopenblas0-openmp lua-busted lua-argparse \
         lua-cjson libedit-dev pkg-config dataset-fashion-mnist fortunes \
-        wordnet-base luarocks openmpi-bin libopenmpi-dev libdnnl-dev
+        wordnet-base luarocks openmpi-bin libopenmpi-dev libdnnl-dev \
+        libpng-dev libvorbis-dev
 # what some tests drive (a pty for the REPL, a real Lua host); when they
 # cannot be installed those tests are skipped and say why
 TEST_DEBS := tmux lighttpd lighttpd-modules-lua curl
@@ -31,7 +32,9 @@ MPI_DEFS = $(if $(MPI_LIBS),-DNN_HAVE_MPI $(shell pkg-config --cflags ompi-c 2>/
 DNNL ?= 1
 DNNL_LIBS = $(if $(filter 1,$(DNNL)),$(if $(wildcard /usr/include/dnnl.h),-ldnnl))
 DNNL_DEFS = $(if $(DNNL_LIBS),-DNN_HAVE_DNNL)
-LIBS = -fopenmp -lm -ldl -lpthread $(MPI_LIBS) $(DNNL_LIBS) $(EXTRA)
+# PNG and Ogg Vorbis readers (engine/io/image.c, audio.c)
+MEDIA_LIBS = -lpng16 -lvorbisfile
+LIBS = -fopenmp -lm -ldl -lpthread $(MEDIA_LIBS) $(MPI_LIBS) $(DNNL_LIBS) $(EXTRA)
 
 BUILD ?= build
 ENGINE_SRC := $(wildcard engine/*/*.c)
@@ -185,7 +188,7 @@ build-fuzz/.lib: $(ENGINE_SRC) $(BIND_SRC) $(ENGINE_HDR) $(wildcard bindings/*.h
 build-fuzz/fuzz-%: tests/fuzz/parsers/target.c build-fuzz/.lib
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -DFUZZ_$$(echo $* | tr a-z A-Z) -DNNLUA_LUA_DIR='"$(CURDIR)/lua"' $(LUA_CFLAGS) $(ENGINE_INC) -Ibindings \
-	  $< -o $@ build-fuzz/libnnlua.a $(LUA_LIBS) -fopenmp -lm -ldl -lpthread $(MPI_LIBS) $(DNNL_LIBS)
+	  $< -o $@ build-fuzz/libnnlua.a $(LUA_LIBS) -fopenmp -lm -ldl -lpthread $(MEDIA_LIBS) $(MPI_LIBS) $(DNNL_LIBS)
 
 # Debug build: no optimisation, engine invariants asserted, and a full
 # garbage collection after every tensor allocation (as Lua's own hard
@@ -254,7 +257,7 @@ install: all
 	install -m 644 lua/nnlua/*.lua $(DESTDIR)$(LUA_SHAREDIR)/nnlua/
 	install -m 644 engine/nn.h engine/core/nn_tensor.h engine/ops/nn_ops.h engine/nn/nn_layers.h \
 	  engine/io/nn_io.h engine/dist/nn_dist.h engine/ops/nn_unary_ops.h bindings/nnlua.h $(DESTDIR)$(PREFIX)/include/nnlua/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@MPI_LIBS@|$(MPI_LIBS) $(DNNL_LIBS)|' docs/nnlua.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@MPI_LIBS@|$(MEDIA_LIBS) $(MPI_LIBS) $(DNNL_LIBS)|' docs/nnlua.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nnlua.pc
 	install -m 644 docs/nnlua.1 $(DESTDIR)$(PREFIX)/share/man/man1/nnlua.1
 	@# the dynamic linker's cache, so hosts linked with -lnnlua start (not for staged installs)

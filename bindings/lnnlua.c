@@ -180,6 +180,7 @@ int luaopen_nnlua_core(lua_State *L) {
     nnL_open_prefetch(L);
     nnL_open_dist(L);
     nnL_open_profile(L);
+    nnL_open_media(L);
     nnL_open_options(L);
     nnL_open_tensor(L);
     lua_pushliteral(L, "nnlua " NNLUA_VERSION);

@@ -128,6 +128,7 @@ void nnL_open_checkpoint(lua_State *L); /* fills the table on top */
 void nnL_open_bpe(lua_State *L);      /* fills the table on top */
 void nnL_open_prefetch(lua_State *L); /* fills the table on top */
 void nnL_open_profile(lua_State *L); /* fills the table on top */
+void nnL_open_media(lua_State *L);   /* fills the table on top */
 void nnL_open_dist(lua_State *L);     /* sets _dist in the table on top */
 /* a number or {h, w} pair in field k of the table at t (def if absent) */
 /* a number or {h, w} pair at arg (def when absent; errors name it `what`),

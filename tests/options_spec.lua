@@ -76,6 +76,32 @@ local calls = {
       output_padding = 1, dilation = 1, groups = 2 }, x))
   end,
   Upsample = function(x) return nn.Upsample(with({ scale_factor = 2, mode = 'bilinear', align_corners = true }, x)) end,
+  stft = function(x)
+    return nn.stft(nn.randn(40), with({ n_fft = 8, hop_length = 2, win_length = 6, window = nn.ones(6), center = true,
+      pad_mode = 'constant', normalized = true }, x))
+  end,
+  resample = function(x) return nn.resample(nn.randn(30), 3, 2, with({ lowpass_filter_width = 4, rolloff = 0.9 }, x)) end,
+  mel_filterbank = function(x)
+    return nn.mel_filterbank(33, 0, 4000, 8, 8000, with({ norm = 'slaney', mel_scale = 'slaney' }, x))
+  end,
+  MelSpectrogram = function(x)
+    return nn.audio.MelSpectrogram(with({ sample_rate = 8000, n_fft = 64, win_length = 48, hop_length = 16,
+      f_min = 20, f_max = 3000, n_mels = 8, window = 'hamming', power = 1, normalized = false, center = true,
+      pad_mode = 'reflect', norm = 'slaney', mel_scale = 'htk' }, x))
+  end,
+  ['audio.amplitude_to_db'] = function(x)
+    return nn.audio.amplitude_to_db(nn.rand(2, 3, 4), with({ multiplier = 20, amin = 1e-5, ref = 2, top_db = 40 }, x))
+  end,
+  ['audio.read'] = function(x) return nn.audio.read('tests/data/media/tone_mono.ogg', with({ rate = 8000, mono = true }, x)) end,
+  ['audio.spectrogram'] = function(x)
+    return nn.audio.spectrogram(nn.randn(100), with({ n_fft = 16, hop_length = 4, win_length = 12, window = 'ones',
+      center = false, pad_mode = 'reflect', normalized = true, power = 1 }, x))
+  end,
+  ['audio.window'] = function(x) return nn.audio.hann_window(8, with({ periodic = false }, x)) end,
+  ['image.read'] = function(x)
+    return nn.image.read('tests/data/media/rgba8.png', with({ channels = 3, background = 0, size = 2, filter = 'bilinear' }, x))
+  end,
+  ['image.resize'] = function(x) return nn.image.resize(nn.rand(1, 4, 4), 2, with({ filter = 'nearest' }, x)) end,
   interpolate = function(x)
     return nn.interpolate(nn.randn(1, 1, 2, 2), with({ size = 3, mode = 'bilinear', align_corners = false }, x))
   end,

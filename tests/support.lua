@@ -40,10 +40,11 @@ function M.read(path)
 end
 
 --- The compiler flags that find the engine's headers, and what a program
---- linked with libnnengine.a needs besides (MPI and oneDNN when the build has them).
+--- linked with libnnengine.a needs besides (libpng, libvorbisfile; MPI and oneDNN when
+--- the build has them).
 M.engine_cflags = '-Iengine -Iengine/core -Iengine/ops -Iengine/nn -Iengine/io -Iengine/dist'
 function M.engine_libs()
-  local libs = '-fopenmp -lm -ldl -lpthread'
+  local libs = '-fopenmp -lm -ldl -lpthread -lpng16 -lvorbisfile'
   if select(2, require('nnlua').dist.backend()) then
     local p = io.popen('pkg-config --libs ompi-c 2>/dev/null')
     libs = libs .. ' ' .. p:read('a'):gsub('%s+$', '')

@@ -79,6 +79,17 @@ int nn_bpe_decode(const nn_bpe *b, const int64_t *ids, size_t n, uint8_t **text,
                   size_t *len);
 void nn_bpe_free(nn_bpe *b);
 
+/* ---- images and sound (image.c, audio.c) ------------------------------------ */
+/* A PNG of any colour type and depth as (C, H, W) f32 in [0, 1]: C = 1
+ * grey, 2 grey + alpha, 3 RGB, 4 RGBA (palettes expanded, tRNS as alpha);
+ * *bit_depth (may be NULL) gets 8 or 16. Corrupt or cut files fail. */
+nn_tensor *nn_image_read_png(const char *path, int *bit_depth);
+/* Writes a (C, H, W) f32 image in [0, 1] (clamped; C = 1..4 as above) as
+ * an 8-bit PNG, atomically. */
+int nn_image_write_png(const char *path, const nn_tensor *img);
+/* Ogg Vorbis or WAV as (channels, samples) f32 in [-1, 1]; *rate in Hz */
+nn_tensor *nn_audio_read(const char *path, int64_t *rate);
+
 #ifdef __cplusplus
 }
 #endif

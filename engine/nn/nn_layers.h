@@ -210,6 +210,23 @@ int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
 int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
                     const nn_adagrad_args *a);
 
+/* ---- audio signals (stft.c, resample.c, mel.c) ------------------------------ */
+/* torch.stft(onesided, return_complex=False): x (L) or (B, L) f32 ->
+ * (..., n_fft/2 + 1, frames, 2), real and imaginary last. window: f32
+ * (win_length <= n_fft), centred in n_fft, or NULL for ones; center pads
+ * n_fft/2 each side with pad_mode; normalized scales by n_fft^-1/2.
+ * Differentiable in x, twice. */
+nn_tensor *nn_stft(const nn_tensor *x, int64_t n_fft, int64_t hop, const nn_tensor *window,
+                   int center, nn_pad_mode pad_mode, int normalized);
+/* torchaudio.functional.resample (sinc_interp_hann) along the last dim;
+ * differentiable in x */
+nn_tensor *nn_resample(const nn_tensor *x, int64_t orig_freq, int64_t new_freq, int lowpass_width,
+                       double rolloff);
+/* torchaudio.functional.melscale_fbanks: (n_freqs, n_mels); htk or Slaney
+ * mels, Slaney area norm or none */
+nn_tensor *nn_mel_filterbank(int64_t n_freqs, double f_min, double f_max, int64_t n_mels,
+                             int64_t sample_rate, int slaney_norm, int htk);
+
 #ifdef __cplusplus
 }
 #endif
