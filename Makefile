@@ -164,7 +164,7 @@ tsan:
 # with clang into build-fuzz: make fuzz-parsers [SECONDS=N] runs each for N
 # seconds from its committed seed corpus (tests/fuzz/corpus/NAME), keeping
 # what it finds in build-fuzz/corpus/NAME.
-FUZZ_PARSERS := safetensors idx bpe char triples jsonl csv
+FUZZ_PARSERS := safetensors idx bpe char triples jsonl csv png audio
 FUZZ_DEBS := clang libclang-rt-14-dev libomp-14-dev
 SECONDS ?= 60
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined

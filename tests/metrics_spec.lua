@@ -96,4 +96,23 @@ describe('nn.metrics.rouge', function()
     ok, e = pcall(nn.metrics.rouge, { 'a' }, { { 'a', 'b' } })
     assert(not ok and tostring(e):find('reference 1 must be one string', 1, true))
   end)
+
+  it('computes CIDEr-D on hand-worked cases', function()
+    -- images with refs "a b" and "c d": every n-gram in one image's refs,
+    -- so each weight is tf * log(2) (L) and unseen n-grams weigh L too.
+    -- "a b" vs "a b": orders 1 and 2 cosine 1, 3 and 4 empty: 10 * 2/4 = 5.
+    -- "c e" vs "c d": order 1 = L^2 / (sqrt2 L)^2 = 0.5, order 2: 0 -> 1.25
+    local r = nn.metrics.cider({ 'a b', 'c e' }, { 'a b', 'c d' })
+    assert(close(r.per_item[1], 5) and close(r.per_item[2], 1.25) and close(r.score, 3.125))
+    -- "a b b" vs "a b": order 1 (L*L + L*L) / (sqrt5 L sqrt2 L) = 2/sqrt10,
+    -- order 2 L^2 / (sqrt2 L L) = 1/sqrt2, lengths in bigrams 2 and 1:
+    -- penalty exp(-1/72)
+    r = nn.metrics.cider({ 'a b b', 'c d' }, { 'a b', 'c d' })
+    assert(close(r.per_item[1], (2 / math.sqrt(10) + 1 / math.sqrt(2)) * math.exp(-1 / 72) / 4 * 10))
+    -- two references: the mean over them ("a b" matches one of them fully)
+    r = nn.metrics.cider({ 'a b', 'c d' }, { { 'a b', 'x y' }, 'c d' })
+    assert(close(r.per_item[1], 2.5) and close(r.per_item[2], 5))
+    local ok, e = pcall(nn.metrics.cider, { 'a' }, { 'a' }, { sigma = 0 })
+    assert(not ok and tostring(e):find('sigma must be positive', 1, true))
+  end)
 end)

@@ -201,6 +201,7 @@ local calls = {
   end,
   ['nn.profile'] = function(x) return nn.profile(function() return nn.ones(1) + 1 end, with({ sort = 'calls', limit = 5 }, x)) end,
   ['metrics.bleu'] = function(x) return nn.metrics.bleu({ 'a b' }, { 'a b' }, with({ tokenize = '13a', smooth = 'exp' }, x)) end,
+  ['metrics.cider'] = function(x) return nn.metrics.cider({ 'a b' }, { 'a b' }, with({ n = 2, sigma = 3 }, x)) end,
   ['metrics.rouge'] = function(x) return nn.metrics.rouge({ 'a b' }, { 'a b' }, with({ n = { 1 }, lcs = true }, x)) end,
   ['generate.beam_search'] = function(x)
     return nn.generate.beam_search(tiny_gpt(), L({ { 1, 2 } }), 2, 2, with({ length_penalty = 1 }, x))

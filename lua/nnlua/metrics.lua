@@ -19,6 +19,15 @@ local M = {}
 
 -- ---- tokenisation -------------------------------------------------------------
 
+--- cider(hypotheses, references[, {n = 4, sigma = 6}]): CIDEr-D as the
+--- COCO caption evaluation code (pycocoevalcap's CiderD) computes it:
+--- rouge-style tokens; TF-IDF vectors of 1..n-grams with document
+--- frequencies counted over the images' references (log of the number of
+--- images as the corpus length); per order the cosine with clipped
+--- hypothesis weights, times exp(-delta^2 / (2 sigma^2)) where delta is
+--- the difference of the two lengths -- counted, as that code does, in
+--- bigrams; the mean over orders and references, times 10, averaged over
+--- images.
 --- tokenize_13a(line) -> list of tokens (sacreBLEU's default tokeniser)
 function M.tokenize_13a(line)
   line = line:gsub('<skipped>', ''):gsub('%-\n', ''):gsub('\n', ' ')
@@ -217,6 +226,73 @@ function M.rouge(hyps, refs, o)
     for f, v in pairs(s) do out[k][f] = #hyps > 0 and v / #hyps or 0 end
   end
   return out
+end
+
+-- ---- CIDEr-D ---------------------------------------------------------------------------
+
+local OPTIONS_CIDER = nn.define_options('metrics.cider', { 'n', 'sigma' })
+
+local function cooked(text, n)
+  local tokens, out = M.tokenize_rouge(text), {}
+  for k = 1, n do out[k] = ngrams(tokens, k) end
+  return out
+end
+
+--- cider(...) -> {score, per_item}
+function M.cider(hyps, refs, o)
+  o = OPTIONS_CIDER(o) or {}
+  check_lists('cider', hyps, refs)
+  local n, sigma = o.n or 4, o.sigma or 6
+  if math.type(n) ~= 'integer' or n < 1 then error('metrics.cider: n must be an integer >= 1, got ' .. tostring(n), 2) end
+  if type(sigma) ~= 'number' or not (sigma > 0) then error('metrics.cider: sigma must be positive, got ' .. tostring(sigma), 2) end
+  local crefs, df = {}, {}
+  for i, r in ipairs(refs) do
+    local list, seen = type(r) == 'table' and r or { r }, {}
+    crefs[i] = {}
+    for j, text in ipairs(list) do
+      crefs[i][j] = cooked(text, n)
+      for k = 1, n do
+        for g in pairs(crefs[i][j][k]) do
+          if not seen[g] then seen[g], df[g] = true, (df[g] or 0) + 1 end
+        end
+      end
+    end
+  end
+  local ref_len = math.log(math.max(#refs, 1))
+  local function vec(c)
+    local v, norm, length = {}, {}, 0
+    for k = 1, n do
+      v[k], norm[k] = {}, 0
+      for g, tf in pairs(c[k]) do
+        local w = tf * (ref_len - math.log(math.max(1, df[g] or 0)))
+        v[k][g], norm[k] = w, norm[k] + w * w
+        if k == 2 then length = length + tf end -- the reference code's length: bigrams
+      end
+      norm[k] = math.sqrt(norm[k])
+    end
+    return v, norm, length
+  end
+  local total, per_item = 0, {}
+  for i, h in ipairs(hyps) do
+    local vh, nh, lh = vec(cooked(h, n))
+    local score = 0
+    for _, cr in ipairs(crefs[i]) do
+      local vr, nr, lr = vec(cr)
+      local penalty = math.exp(-((lh - lr) ^ 2) / (2 * sigma * sigma))
+      for k = 1, n do
+        local val = 0
+        for g, w in pairs(vh[k]) do
+          local wr = vr[k][g] or 0
+          val = val + math.min(w, wr) * wr
+        end
+        if nh[k] ~= 0 and nr[k] ~= 0 then val = val / (nh[k] * nr[k]) end
+        score = score + val * penalty
+      end
+    end
+    per_item[i] = score / n / #crefs[i] * 10
+    total = total + per_item[i]
+  end
+  return { score = #hyps > 0 and total / #hyps or 0, per_item = per_item }
 end
 
 return M

@@ -20,8 +20,8 @@
 #include "nn.h"
 #include "nnlua.h"
 
-#if defined(FUZZ_SAFETENSORS)
-#define CODE NULL
+#if defined(FUZZ_SAFETENSORS) || defined(FUZZ_PNG) || defined(FUZZ_AUDIO)
+#define CODE NULL /* C readers, called directly */
 #elif defined(FUZZ_IDX)
 #define CODE "local p = ... return nn.data.read_idx(p)"
 #elif defined(FUZZ_BPE)
@@ -90,6 +90,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #if defined(FUZZ_SAFETENSORS)
     put(file, data, size);
     nn_safetensors_free(nn_safetensors_load(file));
+#elif defined(FUZZ_PNG)
+    put(file, data, size);
+    nn_release(nn_image_read_png(file, NULL));
+#elif defined(FUZZ_AUDIO)
+    int64_t rate;
+    put(file, data, size);
+    nn_release(nn_audio_read(file, &rate));
 #else
     const char *arg = file;
 #if defined(FUZZ_TRIPLES)
