@@ -15,10 +15,11 @@
 ---
 --- Deduplication and splits: identical pictures (the same pixels after
 --- resizing, e.g. one SVG filed under two categories) are one item with
---- the union of their captions; items whose captions share a normalised
---- form (lowercased words without articles, in order) are joined into one
---- group, and each group goes to one split by a hash of its key, so no
---- image and no near-duplicate caption crosses splits.
+--- the union of their captions; items whose captions are near-duplicates
+--- (the same normalised form -- lowercased words without articles, in
+--- order -- or, from three words up, the same form but for one word) are
+--- joined into one group, and each group goes to one split by a hash of
+--- its first item, so no image and no near-duplicate caption crosses splits.
 local nn = require 'nnlua'
 
 local M = {}
@@ -156,6 +157,25 @@ function M.openclipart(root)
   return items, dropped
 end
 
+--- tsv(path) -> items from lines "image.png<TAB>caption[<TAB>caption...]"
+--- (relative image paths are taken from the file's folder)
+function M.tsv(path)
+  local dir = path:match('^(.*)/[^/]*$') or '.'
+  local items = {}
+  for line in io.lines(path) do
+    local fields = {}
+    for f in (line .. '\t'):gmatch('([^\t]*)\t') do fields[#fields + 1] = trim(f) end
+    if #fields >= 2 and fields[1] ~= '' then
+      local img = fields[1]:sub(1, 1) == '/' and fields[1] or dir .. '/' .. fields[1]
+      local caps = {}
+      for i = 2, #fields do if fields[i] ~= '' then caps[#caps + 1] = fields[i] end end
+      if #caps > 0 then items[#items + 1] = { image = img, captions = caps, source = 'tsv' } end
+    end
+  end
+  if #items == 0 then error(path .. ': no "image<TAB>caption" lines', 0) end
+  return items
+end
+
 -- ---- pictures ------------------------------------------------------------------------
 
 --- picture(path, size) -> (3, size, size) in [0, 1]: alpha composited on
@@ -194,14 +214,19 @@ local function groups_of(n, links)
   return out
 end
 
---- build(o) -> {items, images (N, 3, S, S) f16, stats}: scans both packages,
+--- build(o) -> {items, images (N, 3, S, S) f16, stats}: scans both packages
+--- (or takes o.items: {image = path, captions = {...}}),
 --- decodes and resizes every picture, merges identical pictures, assigns
 --- splits (o.size, o.valid and o.test fractions of the hash space)
 function M.build(o)
   local t0 = nn.clock()
-  local tux = M.tuxpaint(o.tuxpaint or M.TUXPAINT)
-  local clip, dropped = M.openclipart(o.clipart or M.CLIPART)
-  local all = table.move(clip, 1, #clip, #tux + 1, table.move(tux, 1, #tux, 1, {}))
+  local tux, clip, dropped = {}, {}, 0
+  local all = o.items
+  if not all then
+    tux = M.tuxpaint(o.tuxpaint or M.TUXPAINT)
+    clip, dropped = M.openclipart(o.clipart or M.CLIPART)
+    all = table.move(clip, 1, #clip, #tux + 1, table.move(tux, 1, #tux, 1, {}))
+  end
   -- decode; identical pixels (after resizing) are one item
   local by_pixels, items, pictures, dup_pictures = {}, {}, {}, 0
   for _, it in ipairs(all) do
@@ -230,12 +255,27 @@ function M.build(o)
     end
     it.captions = caps
   end
-  -- groups: items sharing a caption's normalised form
+  -- groups: items sharing a caption's normalised form, or (for forms of
+  -- three words or more) all of it but one word: "led rectangular v blue"
+  -- and "led rectangular h blue" are one group
   local first_with, links = {}, {}
+  local function link(k, i)
+    if first_with[k] then links[#links + 1] = { first_with[k], i } else first_with[k] = i end
+  end
   for i, it in ipairs(items) do
     for _, c in ipairs(it.captions) do
       local k = M.key(c)
-      if first_with[k] then links[#links + 1] = { first_with[k], i } else first_with[k] = i end
+      link(k, i)
+      local w = {}
+      for word in k:gmatch('%S+') do w[#w + 1] = word end
+      if #w >= 3 then
+        for j = 1, #w do
+          local saved = w[j]
+          w[j] = '*'
+          link(table.concat(w, ' '), i)
+          w[j] = saved
+        end
+      end
     end
   end
   local root = groups_of(#items, links)
@@ -245,18 +285,21 @@ function M.build(o)
     it.split = h < o.test and 'test' or h < o.test + o.valid and 'valid' or 'train'
     counts[it.split] = counts[it.split] + 1
   end
+  if #items == 0 then error('no readable pictures with captions', 0) end
   local images = nn.stack(pictures, 1)
   return { items = items, images = images, stats = { tuxpaint = #tux, openclipart = #clip,
-    openclipart_dropped = dropped, duplicate_pictures = dup_pictures, items = #items, splits = counts,
-    seconds = nn.clock() - t0 } }
+    openclipart_dropped = dropped, duplicate_pictures = dup_pictures, unreadable = #all - #items - dup_pictures,
+    items = #items, splits = counts, seconds = nn.clock() - t0 } }
 end
 
---- load(o) -> the dataset, built once into o.cache (images.safetensors +
---- items.json), or read from there
+--- load(o) -> the dataset, built once into o.cache (caption-S.safetensors
+--- + caption-S.json), or read from there; o.items (a user's list) is built
+--- each time
 function M.load(o)
   local files = require 'nnlua.files'
   local cjson = require 'cjson'
-  local key = ('caption-%d'):format(o.size)
+  local key = ('caption-v2-%d'):format(o.size) -- v2: near-duplicates by one word
+  if o.items then return M.build(o) end -- the user's own list: not cached
   local ipath, jpath = o.cache .. '/' .. key .. '.safetensors', o.cache .. '/' .. key .. '.json'
   local meta = read_all(jpath)
   if meta and read_all(ipath) then

@@ -49,7 +49,7 @@ end
 
 local State = nn.class()
 
--- mem, pad: one row per item; beams: rows per item in the decoder
+-- mem, pad: one row per item (pad nil: no padding); beams: rows per item in the decoder
 function State:_init(model, mem, pad, beams)
   self.model, self.mem, self.pad, self.offset, self.beams = model, mem, pad, 0, beams
   self.caches, self.memory = {}, {}
@@ -72,7 +72,7 @@ function State:reorder(idx, same_items)
   for _, m in ipairs(self.memory) do -- in place: only the items that move are copied
     if m.k then m.k, m.v = m.k:keep_rows_(items), m.v:keep_rows_(items) end
   end
-  self.pad = self.pad:keep_rows_(items)
+  if self.pad then self.pad = self.pad:keep_rows_(items) end
 end
 
 --- step(tokens (N, 1), state) -> log-probabilities of the next token (N, V)

@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-DT = {"F32": (torch.float32, 4), "I64": (torch.int64, 8)}
+DT = {"F32": (torch.float32, 4), "I64": (torch.int64, 8), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2)}
 
 
 def write(path, tensors, metadata):
