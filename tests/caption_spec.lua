@@ -9,14 +9,16 @@ local support = require 'support'
 package.path = 'examples/caption/?.lua;examples/mt/?.lua;' .. package.path
 local data = require 'data'
 
-local COLOURS = { red = { 1, 0, 0 }, green = { 0, 0.7, 0 }, blue = { 0, 0, 1 }, black = { 0, 0, 0 } }
-local PLACES = { left = { 3, 2 }, right = { 3, 10 }, top = { 1, 6 }, bottom = { 10, 6 } }
+local COLOURS = { { 'red', { 1, 0, 0 } }, { 'green', { 0, 0.7, 0 } }, { 'blue', { 0, 0, 1 } }, { 'black', { 0, 0, 0 } } }
+local PLACES = { { 'left', { 3, 2 } }, { 'right', { 3, 10 } }, { 'top', { 1, 6 } }, { 'bottom', { 10, 6 } } }
 
 local function make_set(dir)
   local lines, i = {}, 0
   nn.manual_seed(2)
-  for cname, rgb in pairs(COLOURS) do
-    for pname, at in pairs(PLACES) do
+  for _, colour in ipairs(COLOURS) do
+    local cname, rgb = colour[1], colour[2]
+    for _, place in ipairs(PLACES) do
+      local pname, at = place[1], place[2]
       for size = 3, 5 do
         i = i + 1
         local img = nn.ones(3, 16, 16)
@@ -24,7 +26,7 @@ local function make_set(dir)
         img = (img + nn.rand(3, 16, 16) * 0.05):clamp(0, 1)
         local name = ('p%02d.png'):format(i)
         nn.image.write(dir .. '/' .. name, img)
-        lines[#lines + 1] = ('%s\t%s %s\t%s shape'):format(name, cname, pname, cname)
+        lines[#lines + 1] = ('%s\t%s %s'):format(name, cname, pname)
       end
     end
   end
