@@ -291,11 +291,7 @@ end
 
 -- ---- export for the PyTorch twin ------------------------------------------------------
 
-local function ids_lines(list)
-  local lines = {}
-  for i, ids in ipairs(list) do lines[i] = table.concat(ids, ' ') end
-  return table.concat(lines, '\n') .. '\n'
-end
+local ids_lines = seq2seq.ids_lines
 
 --- export(dir, {model, set, splits, plan, opt, bpe}): what bench/caption_twin.py
 --- needs to train and decode the same model on the same batches: every

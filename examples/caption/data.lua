@@ -169,7 +169,7 @@ function M.tsv(path)
       local img = fields[1]:sub(1, 1) == '/' and fields[1] or dir .. '/' .. fields[1]
       local caps = {}
       for i = 2, #fields do if fields[i] ~= '' then caps[#caps + 1] = fields[i] end end
-      if #caps > 0 then items[#items + 1] = { image = img, captions = caps, source = 'tsv' } end
+      if #caps > 0 then items[#items + 1] = { image = img, name = fields[1], captions = caps, source = 'tsv' } end
     end
   end
   if #items == 0 then error(path .. ': no "image<TAB>caption" lines', 0) end
@@ -191,7 +191,8 @@ function M.picture(path, size)
   return nn.image.resize(img, size, { filter = 'area' })
 end
 
-local function fnv1a(s)
+--- fnv1a(s) -> the 32-bit FNV-1a hash of a string (splits by hash)
+function M.fnv1a(s)
   local h = 2166136261
   for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
   return h
@@ -281,7 +282,8 @@ function M.build(o)
   local root = groups_of(#items, links)
   local counts = { train = 0, valid = 0, test = 0 }
   for i, it in ipairs(items) do
-    local h = fnv1a(M.key(items[root[i]].captions[1]) .. '|' .. items[root[i]].image) % 10000 / 10000
+    local r = items[root[i]] -- hashed with its path as given (a TSV's own, so the split does not move with the folder)
+    local h = M.fnv1a(M.key(r.captions[1]) .. '|' .. (r.name or r.image)) % 10000 / 10000
     it.split = h < o.test and 'test' or h < o.test + o.valid and 'valid' or 'train'
     counts[it.split] = counts[it.split] + 1
   end

@@ -183,11 +183,13 @@ end
 
 -- ---- export for the PyTorch twin ------------------------------------------------------
 
-local function ids_lines(list)
+--- ids_lines(lists) -> the token lists as text, one a line
+function M.ids_lines(list)
   local lines = {}
   for i, ids in ipairs(list) do lines[i] = table.concat(ids, ' ') end
   return table.concat(lines, '\n') .. '\n'
 end
+local ids_lines = M.ids_lines
 
 --- export(dir, {model, train, test_sources, plan, config}): what
 --- bench/mt_twin.py needs to train and decode the same model in PyTorch

@@ -13,12 +13,6 @@ local M = {}
 
 M.RATE, M.MELS = 16000, 64
 
-local function fnv1a(s)
-  local h = 2166136261
-  for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
-  return h
-end
-
 --- logmel(path, seconds, mel) -> (MELS, frames) or nil, error
 function M.logmel(path, seconds, mel)
   local ok, x = pcall(nn.audio.read, path, { rate = M.RATE, mono = true })
@@ -39,7 +33,7 @@ function M.build(o)
     local ok, img = pcall(data.picture, it.image, o.size)
     if ok then
       local name = it.image:match('([^/]+)%.png$')
-      local h = fnv1a(it.image:sub(#(o.root or data.TUXPAINT) + 2)) % 10000 / 10000
+      local h = data.fnv1a(it.image:sub(#(o.root or data.TUXPAINT) + 2)) % 10000 / 10000
       local s = { name = name, caption = it.captions[1], category = it.category, translations = it.translations,
         split = h < o.test and 'test' or 'train', speech = {} }
       if not classes[it.category] then classes[#classes + 1] = it.category; classes[it.category] = #classes end
