@@ -130,15 +130,7 @@ local function pictures(images, split, entries, dy, dx)
 end
 M.pictures = pictures
 
-local function pad(rows, width)
-  local out = {}
-  for r, s in ipairs(rows) do
-    local row = {}
-    for j = 1, width do row[j] = s[j] or Seq2Seq.PAD end
-    out[r] = row
-  end
-  return nn.tensor(out, 'i64')
-end
+local pad = seq2seq.pad
 
 --- batch(images, split, b) -> pictures, tgt_in (BOS first), tgt_out (EOS last)
 function M.batch(images, split, b)

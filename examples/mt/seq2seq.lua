@@ -95,7 +95,8 @@ function M.plan(data, batch_tokens, steps)
   return out
 end
 
-local function pad(rows, width)
+--- pad(rows, width) -> (B, width) i64, each token list padded with PAD
+function M.pad(rows, width)
   local out = {}
   for r, s in ipairs(rows) do
     local row = {}
@@ -104,6 +105,7 @@ local function pad(rows, width)
   end
   return nn.tensor(out, 'i64')
 end
+local pad = M.pad
 
 --- batch(data, idx) -> src (B, S), tgt_in (B, T) (BOS first), tgt_out (B, T) (EOS last)
 function M.batch(data, idx)

@@ -88,6 +88,10 @@ end
 function TextEncoder:forward(ids, offsets) return self.proj(self.bag(ids, offsets):tanh()) end
 
 local function rows(t, list) return t:index_select(1, nn.tensor(list, 'i64')) end
+-- a random order of 1..n (the seeded generator)
+local function permutation(n) return select(2, nn.rand(n):sort()):totable() end
+-- rows scaled to unit length (cosine similarities by matmul)
+local function unit(x) return x / (x:norm(2, 2, true) + 1e-12) end
 
 local function adamw(modules)
   local params = {}
@@ -140,8 +144,7 @@ local function audio_retrieval(name, noun, audio, pairs_of)
   local img, aud, loss_fn = ImageEncoder(opt.embed), AudioEncoder(opt.embed), nn.ContrastiveLoss()
   local optim = adamw({ img, aud, loss_fn })
   for _ = 1, opt.steps do
-    local _, perm = nn.rand(#stamps):sort()
-    perm = perm:totable()
+    local perm = permutation(#stamps)
     local irows, arows = {}, {}
     for i = 1, batch do
       local s = stamps[perm[i]]
@@ -163,7 +166,7 @@ local function audio_retrieval(name, noun, audio, pairs_of)
     local irows = {}
     for i, s in ipairs(test_stamps) do irows[i], ilabels[i] = set.stamps[s].row, s end
     local fi, fa = img(rows(images, irows)), aud(rows(audio, arows))
-    fi, fa = fi / (fi:norm(2, 2, true) + 1e-12), fa / (fa:norm(2, 2, true) + 1e-12)
+    fi, fa = unit(fi), unit(fa)
     local li, la = nn.tensor(ilabels, 'i64'), nn.tensor(alabels, 'i64')
     local sim = fi:matmul(fa:t())
     local per_image = {}
@@ -302,8 +305,7 @@ if run.fusion then
     local model = Classifier(kind)
     local optim = adamw({ model })
     for _ = 1, opt.steps do
-      local _, perm = nn.rand(#train):sort()
-      perm = perm:totable()
+      local perm = permutation(#train)
       local b = {}
       for i = 1, math.min(opt.batch, #train) do b[i] = train[perm[i]] end
       local x, mask = inputs(b, kind ~= 'image only' and kind ~= 'text only' and kind ~= 'sound only')
@@ -337,8 +339,7 @@ if run.languages then
   local optim = adamw({ img, txt, loss_fn })
   local batch = math.min(opt.batch, #train)
   for _ = 1, opt.steps do
-    local _, perm = nn.rand(#train):sort()
-    perm = perm:totable()
+    local perm = permutation(#train)
     local irows, texts = {}, {}
     for i = 1, batch do
       local s = train[perm[i]]
@@ -358,7 +359,7 @@ if run.languages then
         if t then irows[#irows + 1], texts[#texts + 1] = s.row, t end
       end
       local fi, ft = img(rows(images, irows)), txt(bags(texts))
-      fi, ft = fi / (fi:norm(2, 2, true) + 1e-12), ft / (ft:norm(2, 2, true) + 1e-12)
+      fi, ft = unit(fi), unit(ft)
       print(recall_line(('caption (%s) -> image'):format(lang), nn.multimodal.recall_at_k(ft:matmul(fi:t()), { 1, 5, 10 }),
         #irows))
     end
