@@ -56,6 +56,19 @@ static int l_live_bytes(lua_State *L) {
     return 1;
 }
 
+/* cached_bytes() -> bytes of freed blocks the allocator keeps for reuse */
+static int l_cached_bytes(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)nn_cached_bytes());
+    return 1;
+}
+
+/* empty_cache(): gives those blocks back to the system */
+static int l_empty_cache(lua_State *L) {
+    (void)L;
+    nn_empty_cache();
+    return 0;
+}
+
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, nn_get_num_threads());
     return 1;
@@ -152,6 +165,7 @@ int luaopen_nnlua_core(lua_State *L) {
         {"config", l_config}, {"set_num_threads", l_set_num_threads},
         {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
         {"set_memory_limit", l_set_memory_limit}, {"live_bytes", l_live_bytes},
+        {"cached_bytes", l_cached_bytes}, {"empty_cache", l_empty_cache},
         {"isatty", l_isatty}, {"terminal_width", l_terminal_width},
         {"sgemm_time", l_sgemm_time}, {NULL, NULL}};
     nnL_state *s = lua_newuserdatauv(L, sizeof *s, 0);

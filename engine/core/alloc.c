@@ -9,8 +9,12 @@
  * at most the larger of 1 GiB and the peak of large blocks in use at once,
  * so a training step whose temporaries vary in shape (batches of
  * sentences) finds its whole working set here after the first steps, and
- * the process holds at most about twice that peak. Small blocks go straight
- * to malloc, which recycles them well. */
+ * the process holds at most about twice that peak. A block that waits
+ * through IDLE_FREES releases of large blocks without being handed out again
+ * is given back: after a passing peak (decoding one huge picture while
+ * loading data) the training loop that follows would never reuse those
+ * blocks, and they would stay resident. Small blocks go straight to malloc,
+ * which recycles them well. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -22,6 +26,8 @@
 #define BORROW 3
 #define CLASSES 256
 #define PER_CLASS 64
+#define IDLE_FREES 4096 /* a training step releases a few hundred large blocks */
+#define IDLE_SWEEP 64   /* look for idle blocks once per this many releases */
 
 static struct {
     pthread_mutex_t lock;
@@ -126,6 +132,22 @@ static int evict_oldest(void) {
     return 1;
 }
 
+/* gives back every cached block freed more than IDLE_FREES releases ago
+ * (the bottoms of the class stacks are their oldest); under the lock */
+static void release_idle(void) {
+    for (int c = 0; c < CLASSES; c++) {
+        int n = 0;
+        while (n < cache.count[c] && block_header(cache.blocks[c][n])->freed + IDLE_FREES < cache.clock) {
+            cache.cached -= block_header(cache.blocks[c][n])->bytes;
+            free(cache.blocks[c][n++]);
+        }
+        if (n) {
+            cache.count[c] -= n;
+            memmove(&cache.blocks[c][0], &cache.blocks[c][n], (size_t)cache.count[c] * sizeof(void *));
+        }
+    }
+}
+
 void nn_free(void *ptr) {
     if (!ptr) return;
     header h = *header_of(ptr);
@@ -147,6 +169,7 @@ void nn_free(void *ptr) {
             cache.cached += h.bytes;
             p = NULL;
         }
+        if (cache.clock % IDLE_SWEEP == 0) release_idle();
         pthread_mutex_unlock(&cache.lock);
     }
     free(p);

@@ -173,6 +173,19 @@ TEST(cache_reuses_blocks_and_lets_old_ones_go) {
     CHECK(nn_cached_bytes() == 0);
 }
 
+TEST(cache_gives_back_blocks_left_idle) {
+    nn_empty_cache();
+    void *huge = nn_alloc((size_t)300 << 20); /* a passing peak */
+    nn_free(huge);
+    CHECK(nn_cached_bytes() >= ((size_t)300 << 20));
+    for (int i = 0; i < 5000; i++) nn_free(nn_alloc(1 << 20)); /* a loop that never asks for it */
+    CHECK(nn_cached_bytes() < ((size_t)2 << 20)); /* only the loop's own block is kept */
+    void *again = nn_alloc(1 << 20);
+    nn_free(again);
+    CHECK(nn_cached_bytes() >= ((size_t)1 << 20));
+    nn_empty_cache();
+}
+
 TEST(dropout_masks_follow_the_documented_stream) {
     /* element 64 g + 16 k + l keeps when word k of block 16 g + l is >= p */
     float m[200];
@@ -200,6 +213,7 @@ int main(void) {
     RUN(rng_is_seeded_and_thread_independent);
     RUN(borrowed_buffers_are_not_freed);
     RUN(cache_reuses_blocks_and_lets_old_ones_go);
+    RUN(cache_gives_back_blocks_left_idle);
     RUN(dropout_masks_follow_the_documented_stream);
     return check_summary("engine tensor");
 }
