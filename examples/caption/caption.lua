@@ -256,7 +256,7 @@ function M.picture(path, images, test, hyps, nearest, n)
   local rows = (n + cols - 1) // cols
   local svg = { ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">')
     :format(cols * cw, rows * ch + 30),
-    ('<rect width="100%%" height="100%%" fill="white"/><text x="8" y="18" font-size="13">test pictures: '
+    ('<rect width="100%" height="100%" fill="white"/><text x="8" y="18" font-size="13">test pictures: '
       .. '<tspan fill="#777">reference</tspan> / <tspan font-weight="bold">model</tspan> / '
       .. '<tspan fill="#2255bb">nearest training picture\'s caption</tspan></text>') }
   local tmp = os.tmpname()

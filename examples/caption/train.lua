@@ -55,7 +55,7 @@ local optimizer = nn.optim.AdamW({ { params = decay, weight_decay = opt.weight_d
   { lr = opt.lr, betas = { 0.9, 0.98 }, eps = 1e-9 })
 local log = opt.log ~= '' and nn.progress.log(opt.log) or nil
 
-local t0 = nn.clock()
+local t0, validation_seconds = nn.clock(), 0
 for step, _, bar in nn.progress(opt.steps, { desc = 'train', every = 20 }) do
   local lr = caption.lr(step, opt)
   for _, g in ipairs(optimizer.param_groups) do g.lr = lr end
@@ -69,6 +69,7 @@ for step, _, bar in nn.progress(opt.steps, { desc = 'train', every = 20 }) do
   optimizer:step()
   bar.loss, bar.lr = loss:item(), lr
   if step % opt.eval_every == 0 or step == opt.steps then
+    local tv = nn.clock()
     local vloss = caption.evaluate_loss(model, set.images, splits.valid)
     local hyps = caption.decode(model, set.images, splits.valid, { beam = 1, batch = opt.decode_batch, max_len = opt.max_len,
       length_penalty = opt.length_penalty, bpe = bpe })
@@ -77,6 +78,7 @@ for step, _, bar in nn.progress(opt.steps, { desc = 'train', every = 20 }) do
     print(('step %d  train loss %.4f  val loss %.4f  valid CIDEr-D (greedy) %.1f  (%.0f s)')
       :format(step, bar.loss, vloss, 100 * cider, rec.seconds))
     if log then log:write(rec) end
+    validation_seconds = validation_seconds + nn.clock() - tv
   end
 end
 local train_seconds = nn.clock() - t0
@@ -99,7 +101,8 @@ report(('model, beam %d'):format(opt.beam), hyps, decode_seconds)
 local tr = nn.clock()
 local nearest = caption.nearest(model, set.images, splits.train, splits.test)
 report('nearest-neighbour caption baseline', nearest, nn.clock() - tr)
-print(('wall: training %.1f s, test decoding %.1f s'):format(train_seconds, decode_seconds))
+print(('wall: training %.1f s (%.1f s of it validating), test decoding %.1f s'):format(train_seconds,
+  validation_seconds, decode_seconds))
 if opt.hyps ~= '' then assert(require('nnlua.files').write_atomic(opt.hyps, table.concat(hyps, '\n') .. '\n')) end
 if opt.picture ~= '' then
   caption.picture(opt.picture, set.images, splits.test, hyps, nearest, 12)
