@@ -74,6 +74,10 @@ function M.load(o)
   if f then
     local d = cjson.decode(f:read('a'))
     f:close()
+    for _, s in ipairs(d.stamps) do -- JSON numbers come back as floats: rows index tensors
+      s.class, s.sound = math.tointeger(s.class), s.sound and math.tointeger(s.sound)
+      for _, r in ipairs(s.speech) do r[1] = math.tointeger(r[1]) end
+    end
     local t = nn.load(base .. '.safetensors')
     d.images, d.sounds, d.speech = t.images, t.sounds, t.speech
     return d
