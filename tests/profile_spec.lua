@@ -114,7 +114,7 @@ describe('nn.profile', function()
     local script, json = dir .. '/s.lua', dir .. '/p.json'
     support.write(script, "local nn = require 'nnlua'\nlocal m = nn.Linear(3, 2)\n" ..
       "for _ = 1, 7 do m(nn.randn(2, 3)):sum():backward() end\nprint('done')\n")
-    local out = support.run(("NNLUA_PROFILE='%s' ./nnlua '%s' 2>&1"):format(json, script))
+    local out = support.run(("NNLUA_PROFILE='%s' %s '%s' 2>&1"):format(json, support.exe, script))
     assert.truthy(out:find('done', 1, true), out)
     assert.truthy(out:find('Linear', 1, true), out)
     local rows = require('cjson').decode((support.read(json))).rows
