@@ -5,12 +5,16 @@
 
 #include <string.h>
 
-/* _read_png(path) -> (C, H, W) image, bit depth */
+/* _read_png(path[, r, g, b]) -> (C, H, W) image, bit depth; with a
+ * background colour: (3, H, W), alpha composited over it */
 static int l_read_png(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    int rgb = !lua_isnoneornil(L, 2);
+    float bg[3] = {0, 0, 0};
+    for (int k = 0; rgb && k < 3; k++) bg[k] = (float)luaL_checknumber(L, 2 + k);
     int depth = 0;
     nn_tensor **slot = nnL_newslot(L);
-    *slot = nn_image_read_png(path, &depth);
+    *slot = rgb ? nn_image_read_png_rgb(path, bg, &depth) : nn_image_read_png(path, &depth);
     nnL_finish(L, slot);
     lua_pushinteger(L, depth);
     return 2;

@@ -32,6 +32,29 @@ describe('nn.image.read', function()
     end)
   end
 
+  -- channels = 3 composites in C while decoding; it must give the bits
+  -- the tensor formula gives (the caption cache depends on them)
+  it('composites every file with alpha exactly as the tensor formula', function()
+    local checked = 0
+    for _, c in ipairs(ref.images) do
+      local raw = nn.image.read(DIR .. c.file)
+      for _, bg in ipairs({ 1, 0, { 1, 0, 0.5 }, { 0.3, 0.7, 0.123 } }) do
+        local rgb = nn.image.read(DIR .. c.file, { channels = 3, background = bg })
+        local n = raw:size(1)
+        local colour = n <= 2 and raw:narrow(1, 1, 1):expand(3, -1, -1) or raw:narrow(1, 1, 3)
+        local want = colour
+        if n == 2 or n == 4 then
+          local a = raw:narrow(1, n, 1)
+          local b = type(bg) == 'number' and { bg, bg, bg } or bg
+          want = colour * a + nn.tensor(b):view(3, 1, 1) * (1 - a)
+          checked = checked + 1
+        end
+        assert.equal(0, (rgb - want):abs():max():item(), c.file)
+      end
+    end
+    assert.is_true(checked >= 8, 'files with alpha: ' .. checked / 4)
+  end)
+
   it('converts channels, composites alpha and resizes', function()
     local rgba = nn.image.read(DIR .. 'rgba8.png')
     local rgb = nn.image.read(DIR .. 'rgba8.png', { channels = 3, background = { 1, 0, 0.5 } })

@@ -4,7 +4,11 @@
  * the file has a tRNS chunk), 1/2/4-bit grey becomes 8-bit, a tRNS colour
  * key becomes an alpha channel, and samples are divided by 255 or 65535
  * (raw values: no gamma correction). C is 1 (grey), 2 (grey, alpha), 3
- * (RGB) or 4 (RGBA); the Lua side composites and converts channels.
+ * (RGB) or 4 (RGBA); or, from nn_image_read_png_rgb, always RGB with the
+ * alpha composited over a background while the rows are converted (a
+ * 10562x16000 RGBA picture would otherwise pass through 4-channel floats
+ * and several full-size temporaries: 14 GB). The Lua side converts the
+ * other channel choices.
  *
  * libpng reports errors by longjmp: the error callback records libpng's
  * message, and everything the jump could leak lives in a struct that is
@@ -27,6 +31,7 @@ typedef struct {
     png_bytep data;
     png_bytepp rows;
     nn_tensor *out;
+    const float *background; /* RGB to composite alpha over, or NULL: the file's channels */
     char message[200];
 } reader;
 
@@ -46,6 +51,18 @@ static void reader_free(reader *r) {
     if (r->f) fclose(r->f);
     free(r->rows);
     free(r->data);
+}
+
+static float sample(const png_byte *s, int bytes) {
+    return bytes == 1 ? (float)s[0] * (1.0f / 255.0f) : (float)((s[0] << 8) | s[1]) * (1.0f / 65535.0f);
+}
+
+/* v over the background: v a + bg (1 - a), rounded after each operation
+ * as the tensor ops of nn.image.read's other paths round (volatile: no
+ * fused multiply-add), so both give the same bits */
+static float over(float v, float a, float bg) {
+    volatile float front = v * a, back = bg * (1.0f - a);
+    return front + back;
 }
 
 /* The part that may jump: fills r->out or leaves a message. */
@@ -73,7 +90,8 @@ static int decode(reader *r, int *bit_depth) {
     }
     r->data = malloc(rowbytes * h);
     r->rows = malloc(sizeof *r->rows * h);
-    r->out = r->data && r->rows ? nn_empty(NN_F32, 3, (int64_t[]){c, h, w}) : NULL;
+    int out_c = r->background ? 3 : c;
+    r->out = r->data && r->rows ? nn_empty(NN_F32, 3, (int64_t[]){out_c, h, w}) : NULL;
     if (!r->out) {
         snprintf(r->message, sizeof r->message, "out of memory (%ux%u image)", (unsigned)w, (unsigned)h);
         return -1;
@@ -83,18 +101,27 @@ static int decode(reader *r, int *bit_depth) {
     png_read_end(r->png, NULL);
     float *o = nn_f32(r->out);
     size_t plane = (size_t)w * h;
-    for (size_t i = 0; i < plane; i++)
-        for (int k = 0; k < c; k++) {
-            const png_byte *s = r->data + (i * (size_t)c + (size_t)k) * (size_t)(*bit_depth / 8);
-            o[(size_t)k * plane + i] = *bit_depth == 8 ? (float)s[0] * (1.0f / 255.0f)
-                                                      : (float)((s[0] << 8) | s[1]) * (1.0f / 65535.0f);
+    int bytes = *bit_depth / 8;
+    for (size_t i = 0; i < plane; i++) {
+        const png_byte *px = r->data + i * (size_t)c * (size_t)bytes;
+        if (!r->background) {
+            for (int k = 0; k < c; k++) o[(size_t)k * plane + i] = sample(px + k * bytes, bytes);
+            continue;
         }
+        int colours = c <= 2 ? 1 : 3, has_alpha = c == 2 || c == 4;
+        float a = has_alpha ? sample(px + colours * bytes, bytes) : 1.0f;
+        for (int k = 0; k < 3; k++) {
+            float v = sample(px + (colours == 1 ? 0 : k) * bytes, bytes);
+            o[(size_t)k * plane + i] = has_alpha ? over(v, a, r->background[k]) : v;
+        }
+    }
     return 0;
 }
 
-nn_tensor *nn_image_read_png(const char *path, int *bit_depth) {
+static nn_tensor *read_png(const char *path, const float *background, int *bit_depth) {
     reader r;
     memset(&r, 0, sizeof r);
+    r.background = background;
     int depth = 0;
     unsigned char sig[8];
     r.f = fopen(path, "rb");
@@ -117,6 +144,13 @@ nn_tensor *nn_image_read_png(const char *path, int *bit_depth) {
     reader_free(&r);
     if (bit_depth) *bit_depth = depth;
     return r.out;
+}
+
+nn_tensor *nn_image_read_png(const char *path, int *bit_depth) { return read_png(path, NULL, bit_depth); }
+
+nn_tensor *nn_image_read_png_rgb(const char *path, const float background[3], int *bit_depth) {
+    if (!background) return nn_fail(2, "a background colour is required");
+    return read_png(path, background, bit_depth);
 }
 
 /* ---- writing ----------------------------------------------------------------- */

@@ -84,6 +84,9 @@ void nn_bpe_free(nn_bpe *b);
  * grey, 2 grey + alpha, 3 RGB, 4 RGBA (palettes expanded, tRNS as alpha);
  * *bit_depth (may be NULL) gets 8 or 16. Corrupt or cut files fail. */
 nn_tensor *nn_image_read_png(const char *path, int *bit_depth);
+/* The same as (3, H, W) RGB: grey is repeated, alpha composited over
+ * background[3] (v a + bg (1 - a)). */
+nn_tensor *nn_image_read_png_rgb(const char *path, const float background[3], int *bit_depth);
 /* Writes a (C, H, W) f32 image in [0, 1] (clamped; C = 1..4 as above) as
  * an 8-bit PNG, atomically. */
 int nn_image_write_png(const char *path, const nn_tensor *img);

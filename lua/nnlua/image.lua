@@ -25,10 +25,14 @@ M._call = call
 local check_read = nn.define_options('image.read', { 'channels', 'background', 'size', 'filter' })
 local check_resize = nn.define_options('image.resize', { 'filter' })
 
+-- background (a grey level or {r, g, b}; default white) -> r, g, b
 local function background_of(bg, level)
   bg = bg == nil and 1 or bg
-  if type(bg) == 'number' then return nn.full({ 3, 1, 1 }, bg) end
-  if type(bg) == 'table' and #bg == 3 then return nn.tensor(bg):view(3, 1, 1) end
+  if type(bg) == 'number' then return bg, bg, bg end
+  if type(bg) == 'table' and #bg == 3 and type(bg[1]) == 'number' and type(bg[2]) == 'number' and
+      type(bg[3]) == 'number' then
+    return bg[1], bg[2], bg[3]
+  end
   error('image.read: background must be a grey level or {r, g, b}, got ' .. tostring(bg), level + 1)
 end
 
@@ -46,8 +50,7 @@ local function convert(img, channels, bg, level)
   if channels == 4 then
     return nn.cat({ colour, alpha or nn.ones(1, img:size(2), img:size(3)) }, 1)
   end
-  if alpha then colour = colour * alpha + background_of(bg, level + 1) * (1 - alpha) end
-  if channels == 3 then return colour:contiguous() end
+  if alpha then colour = colour * alpha + nn.tensor({ background_of(bg, level + 1) }):view(3, 1, 1) * (1 - alpha) end
   return (colour * nn.tensor({ 0.299, 0.587, 0.114 }):view(3, 1, 1)):sum(1, true)
 end
 
@@ -90,7 +93,12 @@ end
 function M.read(path, o)
   o = check_read(o)
   if type(path) ~= 'string' then error('image.read: path must be a string', 2) end
-  local img, depth = call('image.read', nn._read_png, path)
+  local img, depth
+  if o and o.channels == 3 then -- composited in C while decoding: no 4-channel copy of a large picture
+    img, depth = call('image.read', nn._read_png, path, background_of(o.background, 2))
+  else
+    img, depth = call('image.read', nn._read_png, path)
+  end
   if o then
     img = convert(img, o.channels, o.background, 2)
     if o.size then img = resize(img, o.size, o.filter, 2) end

@@ -93,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #elif defined(FUZZ_PNG)
     put(file, data, size);
     nn_release(nn_image_read_png(file, NULL));
+    nn_release(nn_image_read_png_rgb(file, (const float[]){1, 0.5f, 0}, NULL)); /* the compositing path */
 #elif defined(FUZZ_AUDIO)
     int64_t rate;
     put(file, data, size);
