@@ -181,14 +181,15 @@ end
 --- picture(path, size) -> (3, size, size) in [0, 1]: alpha composited on
 --- white, padded to a square with white, then area-resized
 function M.picture(path, size)
-  local img = nn.image.read(path, { channels = 3, background = 1 })
+  -- closed as soon as they are used: a clip-art picture may be 10562x16000
+  local img <close> = nn.image.read(path, { channels = 3, background = 1 })
   local h, w = img:size(2), img:size(3)
-  if h ~= w then
-    local d = math.abs(h - w)
-    local a, b = d // 2, d - d // 2
-    img = img:pad(h > w and { a, b, 0, 0 } or { 0, 0, a, b }, 'constant', 1)
-  end
-  return nn.image.resize(img, size, { filter = 'area' })
+  if h == w then return nn.image.resize(img, size, { filter = 'area' }) end
+  local d = math.abs(h - w)
+  local a, b = d // 2, d - d // 2
+  local square <close> = img:pad(h > w and { a, b, 0, 0 } or { 0, 0, a, b }, 'constant', 1)
+  img:close()
+  return nn.image.resize(square, size, { filter = 'area' })
 end
 
 --- fnv1a(s) -> the 32-bit FNV-1a hash of a string (splits by hash)
