@@ -5,10 +5,10 @@
  * key becomes an alpha channel, and samples are divided by 255 or 65535
  * (raw values: no gamma correction). C is 1 (grey), 2 (grey, alpha), 3
  * (RGB) or 4 (RGBA); or, from nn_image_read_png_rgb, always RGB with the
- * alpha composited over a background while the rows are converted (a
- * 10562x16000 RGBA picture would otherwise pass through 4-channel floats
- * and several full-size temporaries: 14 GB). The Lua side converts the
- * other channel choices.
+ * alpha composited over a background while the rows are converted: done
+ * with tensor ops on the 4-channel floats, one 10562x16000 RGBA picture
+ * made the caption set's build peak at 15 GB (8.9 GB now). The Lua side
+ * converts the other channel choices.
  *
  * libpng reports errors by longjmp: the error callback records libpng's
  * message, and everything the jump could leak lives in a struct that is
