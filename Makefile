@@ -208,6 +208,7 @@ bench-deps:
 bench: all bench-deps
 	$(NNLUA) bench/matmul.lua
 	$(NNLUA) bench/dispatch.lua
+	$(NNLUA) bench/contention.lua
 	$(NNLUA) bench/fashion_mnist.lua
 	$(NNLUA) bench/gpt_step.lua
 	$(NNLUA) bench/gpt_memory.lua
