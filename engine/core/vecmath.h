@@ -20,6 +20,20 @@
 #define NN_DISPATCH
 #endif
 
+/* 16 float lanes as one value (GCC/clang vector extension): a loop over
+ * them compiles to one zmm, two ymm or four xmm per step in each clone,
+ * where a float[16] accumulator array came out as shuffles. */
+typedef float nn_v16 __attribute__((vector_size(64)));
+/* (macros: a function passing these by value would change the ABI
+ * between clones) */
+#define NN_V16_LOAD(p) __extension__({ nn_v16 v_; memcpy(&v_, (p), sizeof v_); v_; })
+/* the lanes of *v added in double, lane 0 first */
+static inline double nn_v16_sum(const nn_v16 *v) {
+    double t = 0;
+    for (int l = 0; l < 16; l++) t += (*v)[l];
+    return t;
+}
+
 static inline float nn_expf(float x) {
     const float hi = 88.72283905206835f, lo = -103.97207708f;
     float xc = x < lo ? lo : x;

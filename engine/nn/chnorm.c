@@ -14,6 +14,7 @@
  * sum g over the rows of channel c. */
 #include "autograd.h"
 #include "nn_layers.h"
+#include "vecmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,49 +41,49 @@ static int64_t row_set(const chnorm_ctx *k, int64_t r) {
     return (r / k->c) * k->g + (r % k->c) / (k->c / k->g);
 }
 
-/* Row sums in 16 independent float lanes (the compiler vectorises them
- * without reassociating), then added up in double: a lone double
- * accumulator was a latency-bound chain (BatchNorm was 28% of a ResNet
- * step). sum of v; sum of (v - m)^2; sum of g and of g (v - m). */
-#define LANES 16
+/* Row sums in 16 independent float lanes (vectorised without
+ * reassociating), then added up in double: a lone double accumulator was
+ * a latency-bound chain (BatchNorm was 28% of a ResNet step). sum of v;
+ * sum of (v - m)^2; sum of g and of g (v - m). */
+NN_DISPATCH
 static double row_sum(const float *v, int64_t n) {
-    float acc[LANES] = {0};
+    nn_v16 acc = {0};
     int64_t e = 0;
-    for (; e + LANES <= n; e += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += v[e + l];
+    for (; e + 16 <= n; e += 16) acc += NN_V16_LOAD(v + e);
     double t = 0;
     for (; e < n; e++) t += v[e];
-    for (int l = 0; l < LANES; l++) t += acc[l];
-    return t;
+    return t + nn_v16_sum(&acc);
 }
 
+NN_DISPATCH
 static double row_sqdev(const float *v, int64_t n, float m) {
-    float acc[LANES] = {0};
+    nn_v16 acc = {0};
     int64_t e = 0;
-    for (; e + LANES <= n; e += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += (v[e + l] - m) * (v[e + l] - m);
+    for (; e + 16 <= n; e += 16) {
+        nn_v16 d = NN_V16_LOAD(v + e) - m;
+        acc += d * d;
+    }
     double t = 0;
     for (; e < n; e++) t += (double)(v[e] - m) * (v[e] - m);
-    for (int l = 0; l < LANES; l++) t += acc[l];
-    return t;
+    return t + nn_v16_sum(&acc);
 }
 
+NN_DISPATCH
 static void row_dot(const float *g, const float *v, int64_t n, float m, double *sg, double *sgv) {
-    float a[LANES] = {0}, b[LANES] = {0};
+    nn_v16 a = {0}, b = {0};
     int64_t e = 0;
-    for (; e + LANES <= n; e += LANES)
-        for (int l = 0; l < LANES; l++) {
-            a[l] += g[e + l];
-            b[l] += g[e + l] * (v[e + l] - m);
-        }
+    for (; e + 16 <= n; e += 16) {
+        nn_v16 gv = NN_V16_LOAD(g + e);
+        a += gv;
+        b += gv * (NN_V16_LOAD(v + e) - m);
+    }
     double ta = 0, tb = 0;
     for (; e < n; e++) {
         ta += g[e];
         tb += (double)g[e] * (v[e] - m);
     }
-    for (int l = 0; l < LANES; l++) ta += a[l], tb += b[l];
-    *sg += ta;
-    *sgv += tb;
+    *sg += ta + nn_v16_sum(&a);
+    *sgv += tb + nn_v16_sum(&b);
 }
 
 /* mean and biased variance of every set, in double */
@@ -107,6 +108,19 @@ static void fill_stats(float *st, const double *mean, const double *var, int64_t
     }
 }
 
+/* y = x a + shift over one row */
+NN_DISPATCH
+static void row_affine(const float *x, float *y, int64_t n, float a, float shift) {
+    for (int64_t e = 0; e < n; e++) y[e] = x[e] * a + shift;
+}
+
+/* dx = rstd (g wc - md - (x - mean) rstd mdh) over one row */
+NN_DISPATCH
+static void row_dx(const float *g, const float *x, float *dx, int64_t n, float wc, float mean,
+                   float rstd, float md, float mdh) {
+    for (int64_t e = 0; e < n; e++) dx[e] = rstd * (g[e] * wc - md - (x[e] - mean) * rstd * mdh);
+}
+
 /* y = (x - mean) rstd w + b, row by row */
 static void apply(const chnorm_ctx *k, const float *x, const float *stats, const float *w,
                   const float *b, float *y) {
@@ -116,9 +130,7 @@ static void apply(const chnorm_ctx *k, const float *x, const float *stats, const
         int64_t set = row_set(k, r), c = r % k->c;
         float m = stats[set], rs = stats[sets + set];
         float a = rs * (w ? w[c] : 1.0f), shift = (b ? b[c] : 0.0f) - m * a;
-        const float *xr = x + r * s;
-        float *yr = y + r * s;
-        for (int64_t e = 0; e < s; e++) yr[e] = xr[e] * a + shift;
+        row_affine(x + r * s, y + r * s, s, a, shift);
     }
 }
 
@@ -179,11 +191,8 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
             float md = (float)(sd / (double)m), mdh = (float)(sdh / (double)m);
             for (int64_t j = 0; j < rows; j++) {
                 int64_t r = set_row(k, i, j);
-                float wc = wv ? wv[r % k->c] : 1.0f;
-                for (int64_t e = 0; e < s; e++) {
-                    float dh = gv[r * s + e] * wc, h = (xv[r * s + e] - mean[i]) * rstd[i];
-                    dx[r * s + e] = rstd[i] * (dh - md - h * mdh);
-                }
+                row_dx(gv + r * s, xv + r * s, dx + r * s, s, wv ? wv[r % k->c] : 1.0f, mean[i],
+                       rstd[i], md, mdh);
             }
         }
     }

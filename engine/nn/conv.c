@@ -21,32 +21,24 @@
 #include <string.h>
 
 /* slots; the context is the geometry. With oneDNN the input is kept
- * instead of the patches. */
-enum { SAVED_W, SAVED_PATCHES, SAVED_X = SAVED_PATCHES };
+ * instead of the patches, and beside it the copy oneDNN reordered it to
+ * when the weight gradient can use that (SAVED_X_LAYOUT, may be empty). */
+enum { SAVED_W, SAVED_PATCHES, SAVED_X = SAVED_PATCHES, SAVED_X_LAYOUT };
 
 /* both gradients through oneDNN: 1 done, 0 not possible, -1 error */
 static int dnnl_backward(nn_node *n, const nn_conv_geom *g, nn_tensor *gc, nn_tensor **gin) {
     bool nx = nn_input_needs(n, 0), nw = nn_input_needs(n, 1), nb = n->nin > 2 && nn_input_needs(n, 2);
     nn_tensor *w = nx ? nn_saved(n, SAVED_W) : NULL, *x = nw ? nn_saved(n, SAVED_X) : NULL;
-    if ((nx && !w) || (nw && !x)) return -1;
-    if (nx) {
-        gin[0] = nn_empty(NN_F32, 4, n->in[0].shape);
-        int rc = gin[0] ? nn_dnnl_conv(NN_DNNL_BACKWARD_DATA, g, nn_f32(gc), nn_f32(w), NULL,
-                                       nn_f32(gin[0]), NULL)
-                        : -1;
-        if (rc <= 0) return rc;
-    }
-    if (nw) {
-        gin[1] = nn_empty(NN_F32, 4, n->in[1].shape);
-        if (nb) gin[2] = nn_empty(NN_F32, 1, n->in[2].shape); /* gin has nin entries */
-        if (!gin[1] || (nb && !gin[2])) return -1;
-        int rc = nn_dnnl_conv(NN_DNNL_BACKWARD_WEIGHTS, g, nn_f32(x), nn_f32(gc), NULL,
-                              nn_f32(gin[1]), nb ? nn_f32(gin[2]) : NULL);
-        if (rc <= 0) return rc;
-    } else if (nb) {
-        gin[2] = nn_sum(gc, 3, (int[]){0, 2, 3}, 0);
-        if (!gin[2]) return -1;
-    }
+    nn_tensor *x_kept = nw && n->saved[SAVED_X_LAYOUT] ? nn_saved(n, SAVED_X_LAYOUT) : NULL;
+    if ((nx && !w) || (nw && !x) || (nw && n->saved[SAVED_X_LAYOUT] && !x_kept)) return -1;
+    if (nx && !(gin[0] = nn_empty(NN_F32, 4, n->in[0].shape))) return -1;
+    if (nw && !(gin[1] = nn_empty(NN_F32, 4, n->in[1].shape))) return -1;
+    if (nw && nb && !(gin[2] = nn_empty(NN_F32, 1, n->in[2].shape))) return -1; /* gin has nin entries */
+    int rc = nn_dnnl_conv_backward(g, nn_f32(gc), w ? nn_f32(w) : NULL, x ? nn_f32(x) : NULL, x_kept,
+                                   nx ? nn_f32(gin[0]) : NULL, nw ? nn_f32(gin[1]) : NULL,
+                                   nw && nb ? nn_f32(gin[2]) : NULL);
+    if (rc <= 0) return rc;
+    if (!nw && nb && !(gin[2] = nn_sum(gc, 3, (int[]){0, 2, 3}, 0))) return -1;
     return 1;
 }
 
@@ -165,18 +157,20 @@ nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_ten
     nn_tensor *xc = nn_contiguous((nn_tensor *)x), *wc = nn_contiguous((nn_tensor *)w);
     nn_tensor *bc = b ? nn_contiguous((nn_tensor *)b) : NULL;
     nn_tensor *y = nn_empty(NN_F32, 4, (int64_t[]){g.n, g.co, g.oh, g.ow}), *patches = NULL;
+    nn_tensor *x_kept = NULL; /* x in oneDNN's layout, for the weight gradient */
+    bool keep = prev && w->requires_grad;
     int rc = xc && wc && (bc || !b) && y ? 0 : -1;
     if (rc == 0 && g.n * l * k > 0) {
-        rc = nn_dnnl_conv(NN_DNNL_FORWARD, &g, nn_f32(xc), nn_f32(wc), bc ? nn_f32(bc) : NULL,
-                          nn_f32(y), NULL);
+        rc = nn_dnnl_conv_forward(&g, nn_f32(xc), nn_f32(wc), bc ? nn_f32(bc) : NULL, nn_f32(y),
+                                  keep ? &x_kept : NULL);
         g.dnnl = rc == 1;
         rc = rc < 0 ? -1 : 0;
     }
     if (rc == 0 && !g.dnnl && groups > 1 && groups == g.ci) { /* depthwise: direct loops */
         nn_grad_restore(prev);
         nn_tensor *out = nn_depthwise_conv2d_(x, w, b, &g);
-        nn_tensor *tmp[] = {xc, wc, bc, y};
-        nn_release_all(4, tmp);
+        nn_tensor *tmp[] = {xc, wc, bc, y, x_kept};
+        nn_release_all(5, tmp);
         return out;
     }
     if (rc == 0 && !g.dnnl) { /* im2col + one GEMM per image and group */
@@ -205,13 +199,14 @@ nn_tensor *nn_conv2d_groups(const nn_tensor *x, const nn_tensor *w, const nn_ten
     if (node) { /* im2col keeps the patches (N L K floats, saves an im2col); oneDNN the input */
         *NN_CTX(node, nn_conv_geom) = g;
         if ((nn_input_needs(node, 0) && nn_save(node, SAVED_W, wc) < 0) ||
-            (nn_input_needs(node, 1) && nn_save(node, SAVED_PATCHES, g.dnnl ? xc : patches) < 0)) {
+            (nn_input_needs(node, 1) && nn_save(node, SAVED_PATCHES, g.dnnl ? xc : patches) < 0) ||
+            (nn_input_needs(node, 1) && x_kept && nn_save(node, SAVED_X_LAYOUT, x_kept) < 0)) {
             nn_release(y);
             y = NULL;
         }
     }
-    nn_tensor *tmp[] = {patches, xc, wc, bc};
-    nn_release_all(4, tmp);
+    nn_tensor *tmp[] = {patches, xc, wc, bc, x_kept};
+    nn_release_all(5, tmp);
     return y;
 }
 

@@ -24,6 +24,8 @@
 #ifdef NN_HAVE_DNNL
 #include <dnnl.h>
 
+typedef enum { NN_DNNL_FORWARD, NN_DNNL_BACKWARD_DATA, NN_DNNL_BACKWARD_WEIGHTS } nn_dnnl_kind;
+
 #define CACHE 48
 #define MAX_ARGS 5
 
@@ -36,6 +38,7 @@ typedef struct {
 
 typedef struct {
     int used, failed;
+    unsigned stamp; /* T.call when last looked up */
     nn_dnnl_kind kind;
     nn_conv_geom g;
     int bias;
@@ -47,6 +50,7 @@ typedef struct {
 
 static _Thread_local struct {
     int ready, broken, next;
+    unsigned call;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     entry cache[CACHE];
@@ -169,11 +173,19 @@ static int build(entry *e) {
     return rc ? -1 : 0;
 }
 
+/* the cached primitive for (kind, g, bias), built on a miss in a slot not
+ * looked up since the last begin() (entries the caller still holds) */
+static void begin(void) { T.call++; }
+
 static entry *lookup(nn_dnnl_kind kind, const nn_conv_geom *g, int bias) {
     for (int i = 0; i < CACHE; i++) {
         entry *e = &T.cache[i];
-        if (e->used && e->kind == kind && e->bias == bias && same_geom(&e->g, g)) return e;
+        if (e->used && e->kind == kind && e->bias == bias && same_geom(&e->g, g)) {
+            e->stamp = T.call;
+            return e;
+        }
     }
+    while (T.cache[T.next].stamp == T.call) T.next = (T.next + 1) % CACHE;
     entry *e = &T.cache[T.next];
     T.next = (T.next + 1) % CACHE;
     release(e);
@@ -182,29 +194,34 @@ static entry *lookup(nn_dnnl_kind kind, const nn_conv_geom *g, int bias) {
         release(e);
         *e = (entry){.used = 1, .failed = 1, .kind = kind, .g = *g, .bias = bias};
     }
+    e->stamp = T.call;
     return e;
 }
 
-int nn_dnnl_conv(nn_dnnl_kind kind, const nn_conv_geom *g, const float *in0, const float *in1,
-                 const float *bias, float *out, float *out_bias) {
-    if (g->bf16 || !ready()) return 0;
-    int has_bias = kind == NN_DNNL_FORWARD ? bias != NULL : out_bias != NULL;
-    entry *e = lookup(kind, g, has_bias);
-    if (e->failed) return 0;
+/* a buffer for an argument in the primitive's layout */
+static nn_tensor *layout_buffer(const conv_arg *a) {
+    return nn_empty(NN_F32, 1, (int64_t[]){(int64_t)(dnnl_memory_desc_get_size(&a->prim) / 4)});
+}
+
+/* Runs entry e. ptr[i] is the plain data of e->args[i]. An input whose
+ * layout differs is reordered into a buffer, unless pre[i] already holds
+ * it in that layout; keep[i] (when given) receives the reordered buffer. */
+static int run(entry *e, void *const *ptr, nn_tensor *const *pre, nn_tensor **const *keep,
+               const float *bias, float *out_bias) {
     dnnl_memory_t mem[MAX_ARGS + 1] = {0}, user[MAX_ARGS] = {0};
-    void *buf[MAX_ARGS] = {0};
+    nn_tensor *buf[MAX_ARGS] = {0};
     dnnl_exec_arg_t exec[MAX_ARGS + 1];
-    const float *inputs[2] = {in0, in1};
-    int n = 0, rc = 0, k = 0;
+    int n = 0, rc = 0;
     for (int i = 0; i < e->nargs && rc == 0; i++) {
         conv_arg *a = &e->args[i];
-        void *plain_ptr = a->output ? (void *)out : (void *)inputs[k++];
         if (!a->reorder) {
-            rc = dnnl_memory_create(&mem[i], &a->user, T.engine, plain_ptr) == dnnl_success ? 0 : -1;
+            rc = dnnl_memory_create(&mem[i], &a->user, T.engine, ptr[i]) == dnnl_success ? 0 : -1;
+        } else if (pre && pre[i]) {
+            rc = dnnl_memory_create(&mem[i], &a->prim, T.engine, nn_f32(pre[i])) == dnnl_success ? 0 : -1;
         } else {
-            buf[i] = nn_alloc(dnnl_memory_desc_get_size(&a->prim));
-            rc = buf[i] && dnnl_memory_create(&mem[i], &a->prim, T.engine, buf[i]) == dnnl_success &&
-                         dnnl_memory_create(&user[i], &a->user, T.engine, plain_ptr) == dnnl_success
+            buf[i] = layout_buffer(a);
+            rc = buf[i] && dnnl_memory_create(&mem[i], &a->prim, T.engine, nn_f32(buf[i])) == dnnl_success &&
+                         dnnl_memory_create(&user[i], &a->user, T.engine, ptr[i]) == dnnl_success
                      ? 0 : -1;
             if (rc == 0 && !a->output) {
                 dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, user[i]}, {DNNL_ARG_TO, mem[i]}};
@@ -214,12 +231,11 @@ int nn_dnnl_conv(nn_dnnl_kind kind, const nn_conv_geom *g, const float *in0, con
         exec[n++] = (dnnl_exec_arg_t){a->id, mem[i]};
     }
     dnnl_memory_t bmem = NULL;
-    if (rc == 0 && has_bias) { /* plain 1-D: no reorder */
+    if (rc == 0 && (bias || out_bias)) { /* plain 1-D: no reorder */
         dnnl_memory_desc_t b;
-        md(&b, 1, (int64_t[]){g->co}, dnnl_x);
-        void *bp = kind == NN_DNNL_FORWARD ? (void *)bias : (void *)out_bias;
-        rc = dnnl_memory_create(&bmem, &b, T.engine, bp) == dnnl_success ? 0 : -1;
-        exec[n++] = (dnnl_exec_arg_t){kind == NN_DNNL_FORWARD ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS, bmem};
+        md(&b, 1, (int64_t[]){e->g.co}, dnnl_x);
+        rc = dnnl_memory_create(&bmem, &b, T.engine, bias ? (void *)bias : out_bias) == dnnl_success ? 0 : -1;
+        exec[n++] = (dnnl_exec_arg_t){bias ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS, bmem};
     }
     if (rc == 0) rc = dnnl_primitive_execute(e->prim, T.stream, n, exec) == dnnl_success ? 0 : -1;
     for (int i = 0; rc == 0 && i < e->nargs; i++) {
@@ -232,11 +248,66 @@ int nn_dnnl_conv(nn_dnnl_kind kind, const nn_conv_geom *g, const float *in0, con
     for (int i = 0; i < e->nargs; i++) {
         if (mem[i]) dnnl_memory_destroy(mem[i]);
         if (user[i]) dnnl_memory_destroy(user[i]);
-        nn_free(buf[i]);
+        if (rc == 0 && keep && keep[i] && buf[i]) *keep[i] = nn_retain(buf[i]);
+        nn_release(buf[i]);
     }
     if (bmem) dnnl_memory_destroy(bmem);
     if (rc < 0) return nn_failed(0, "conv2d: oneDNN failed to run a convolution it had built");
     return 1;
+}
+
+/* e's argument a takes what f's argument b was reordered to (so a buffer
+ * made for b serves a) */
+static int same_layout(const entry *e, int a, const entry *f, int b) {
+    return e->args[a].reorder && f->args[b].reorder &&
+           dnnl_memory_desc_equal(&e->args[a].prim, &f->args[b].prim);
+}
+
+/* argument order as build() adds them */
+enum { FWD_SRC, FWD_W, FWD_DST };
+enum { BWD_DST, BWD_W, BWD_DX };
+enum { BWW_SRC, BWW_DST, BWW_DW };
+
+int nn_dnnl_conv_forward(const nn_conv_geom *g, const float *x, const float *w, const float *bias,
+                         float *y, nn_tensor **keep_x) {
+    if (keep_x) *keep_x = NULL;
+    if (g->bf16 || !ready()) return 0;
+    begin();
+    entry *e = lookup(NN_DNNL_FORWARD, g, bias != NULL);
+    if (e->failed) return 0;
+    /* the weight gradient's primitive (with or without a bias gradient)
+     * takes x in the layout it is about to be reordered to: keep that copy */
+    nn_tensor **kx = NULL;
+    if (keep_x) {
+        entry *b0 = lookup(NN_DNNL_BACKWARD_WEIGHTS, g, 0), *b1 = lookup(NN_DNNL_BACKWARD_WEIGHTS, g, 1);
+        if (!b0->failed && !b1->failed && same_layout(b0, BWW_SRC, e, FWD_SRC) &&
+            same_layout(b1, BWW_SRC, e, FWD_SRC))
+            kx = keep_x;
+    }
+    void *ptr[] = {(void *)x, (void *)w, y};
+    return run(e, ptr, NULL, (nn_tensor **[]){kx, NULL, NULL}, bias, NULL);
+}
+
+int nn_dnnl_conv_backward(const nn_conv_geom *g, const float *dy, const float *w, const float *x,
+                          nn_tensor *x_kept, float *dx, float *dw, float *db) {
+    if (g->bf16 || !ready()) return 0;
+    begin();
+    entry *bd = dx ? lookup(NN_DNNL_BACKWARD_DATA, g, 0) : NULL;
+    entry *bw = dw ? lookup(NN_DNNL_BACKWARD_WEIGHTS, g, db != NULL) : NULL;
+    if ((bd && bd->failed) || (bw && bw->failed)) return 0;
+    nn_tensor *dy_kept = NULL; /* one reorder of dy serves both when they take one layout */
+    int rc = 1;
+    if (dx) {
+        int share = bw && same_layout(bw, BWW_DST, bd, BWD_DST);
+        void *ptr[] = {(void *)dy, (void *)w, dx};
+        rc = run(bd, ptr, NULL, (nn_tensor **[]){share ? &dy_kept : NULL, NULL, NULL}, NULL, NULL);
+    }
+    if (rc == 1 && dw) {
+        void *ptr[] = {(void *)x, (void *)dy, dw};
+        rc = run(bw, ptr, (nn_tensor *[]){x_kept, dy_kept, NULL}, NULL, NULL, db);
+    }
+    nn_release(dy_kept);
+    return rc;
 }
 
 const char *nn_conv_backend(void) { return "onednn"; }
@@ -245,9 +316,16 @@ const char *nn_conv_backend(void) { return "onednn"; }
 
 const char *nn_conv_backend(void) { return "im2col"; }
 
-int nn_dnnl_conv(nn_dnnl_kind kind, const nn_conv_geom *g, const float *in0, const float *in1,
-                 const float *bias, float *out, float *out_bias) {
-    (void)kind, (void)g, (void)in0, (void)in1, (void)bias, (void)out, (void)out_bias;
+int nn_dnnl_conv_forward(const nn_conv_geom *g, const float *x, const float *w, const float *bias,
+                         float *y, nn_tensor **keep_x) {
+    (void)g, (void)x, (void)w, (void)bias, (void)y;
+    if (keep_x) *keep_x = NULL;
+    return 0;
+}
+
+int nn_dnnl_conv_backward(const nn_conv_geom *g, const float *dy, const float *w, const float *x,
+                          nn_tensor *x_kept, float *dx, float *dw, float *db) {
+    (void)g, (void)dy, (void)w, (void)x, (void)x_kept, (void)dx, (void)dw, (void)db;
     return 0;
 }
 
