@@ -14,6 +14,7 @@
  * sum g over the rows of channel c. */
 #include "autograd.h"
 #include "nn_layers.h"
+#include "rowstats.h"
 #include "vecmath.h"
 
 #include <math.h>
@@ -41,60 +42,15 @@ static int64_t row_set(const chnorm_ctx *k, int64_t r) {
     return (r / k->c) * k->g + (r % k->c) / (k->c / k->g);
 }
 
-/* Row sums in 16 independent float lanes (vectorised without
- * reassociating), then added up in double: a lone double accumulator was
- * a latency-bound chain (BatchNorm was 28% of a ResNet step). sum of v;
- * sum of (v - m)^2; sum of g and of g (v - m). */
-NN_DISPATCH
-static double row_sum(const float *v, int64_t n) {
-    nn_v16 acc = {0};
-    int64_t e = 0;
-    for (; e + 16 <= n; e += 16) acc += NN_V16_LOAD(v + e);
-    double t = 0;
-    for (; e < n; e++) t += v[e];
-    return t + nn_v16_sum(&acc);
-}
-
-NN_DISPATCH
-static double row_sqdev(const float *v, int64_t n, float m) {
-    nn_v16 acc = {0};
-    int64_t e = 0;
-    for (; e + 16 <= n; e += 16) {
-        nn_v16 d = NN_V16_LOAD(v + e) - m;
-        acc += d * d;
-    }
-    double t = 0;
-    for (; e < n; e++) t += (double)(v[e] - m) * (v[e] - m);
-    return t + nn_v16_sum(&acc);
-}
-
-NN_DISPATCH
-static void row_dot(const float *g, const float *v, int64_t n, float m, double *sg, double *sgv) {
-    nn_v16 a = {0}, b = {0};
-    int64_t e = 0;
-    for (; e + 16 <= n; e += 16) {
-        nn_v16 gv = NN_V16_LOAD(g + e);
-        a += gv;
-        b += gv * (NN_V16_LOAD(v + e) - m);
-    }
-    double ta = 0, tb = 0;
-    for (; e < n; e++) {
-        ta += g[e];
-        tb += (double)g[e] * (v[e] - m);
-    }
-    *sg += ta + nn_v16_sum(&a);
-    *sgv += tb + nn_v16_sum(&b);
-}
-
 /* mean and biased variance of every set, in double */
 static void set_stats(const chnorm_ctx *k, const float *x, double *mean, double *var) {
     int64_t sets = nsets(k), rows = set_rows(k), s = k->s;
 #pragma omp parallel for if (sets * rows * s > NN_PAR_GRAIN)
     for (int64_t i = 0; i < sets; i++) {
         double m = 0, v = 0;
-        for (int64_t j = 0; j < rows; j++) m += row_sum(x + set_row(k, i, j) * s, s);
+        for (int64_t j = 0; j < rows; j++) m += nn_row_sum(x + set_row(k, i, j) * s, s);
         m /= (double)(rows * s);
-        for (int64_t j = 0; j < rows; j++) v += row_sqdev(x + set_row(k, i, j) * s, s, (float)m);
+        for (int64_t j = 0; j < rows; j++) v += nn_row_sqdev(x + set_row(k, i, j) * s, s, (float)m);
         mean[i] = m;
         var[i] = v / (double)(rows * s);
     }
@@ -160,7 +116,7 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
         for (int64_t n = 0; n < k->n; n++) {
             int64_t r = n * k->c + c, set = row_set(k, r);
             double g = 0, gx = 0;
-            row_dot(gv + r * s, xv + r * s, s, mean[set], &g, &gx);
+            nn_row_dot(gv + r * s, NULL, xv + r * s, s, mean[set], &g, &gx);
             agh += gx * rstd[set];
             ag += g;
         }
@@ -183,7 +139,7 @@ static int chnorm_backward(nn_node *node, const nn_tensor *gout, nn_tensor **gin
                 for (int64_t j = 0; j < rows; j++) {
                     int64_t r = set_row(k, i, j);
                     double wc = wv ? wv[r % k->c] : 1.0, g = 0, gx = 0;
-                    row_dot(gv + r * s, xv + r * s, s, mean[i], &g, &gx);
+                    nn_row_dot(gv + r * s, NULL, xv + r * s, s, mean[i], &g, &gx);
                     sd += wc * g;
                     sdh += wc * gx * rstd[i];
                 }

@@ -12,10 +12,33 @@
 #include "autograd.h"
 #include "graph.h"
 #include "nn_layers.h"
+#include "rowstats.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* y = (x - m) rs w + b over one row (w, b may be NULL) */
+NN_DISPATCH
+static void row_normalise(const float *x, float *y, int64_t c, float m, float rs, const float *w,
+                          const float *b) {
+    if (w && b)
+        for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
+    else if (w)
+        for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs * w[i];
+    else
+        for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs + (b ? b[i] : 0.0f);
+}
+
+/* dx = rs (g w - md - (x - m) rs mdh) over one row (w may be NULL) */
+NN_DISPATCH
+static void row_dx(const float *g, const float *w, const float *x, float *dx, int64_t c, float m,
+                   float rs, float md, float mdh) {
+    for (int64_t i = 0; i < c; i++) {
+        float dh = w ? g[i] * w[i] : g[i];
+        dx[i] = rs * (dh - md - (x[i] - m) * rs * mdh);
+    }
+}
 
 static void norm_forward_rows(const float *x, const float *w, const float *b,
                               float *y, float *mean, float *rstd, int64_t rows,
@@ -23,20 +46,37 @@ static void norm_forward_rows(const float *x, const float *w, const float *b,
 #pragma omp parallel for if (rows * c > NN_PAR_GRAIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * c;
-        double m = 0, v = 0;
-        if (!rms) {
-            for (int64_t i = 0; i < c; i++) m += xr[i];
-            m /= (double)c;
-        }
-        for (int64_t i = 0; i < c; i++) v += (xr[i] - m) * (xr[i] - m);
-        float rs = (float)(1.0 / sqrt(v / (double)c + eps)), mf = (float)m;
-        float *yr = y + r * c;
-        for (int64_t i = 0; i < c; i++) {
-            float h = (xr[i] - mf) * rs;
-            yr[i] = h * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
-        }
+        float mf = rms ? 0.0f : (float)(nn_row_sum(xr, c) / (double)c);
+        double v = nn_row_sqdev(xr, c, mf);
+        float rs = (float)(1.0 / sqrt(v / (double)c + eps));
+        row_normalise(xr, y + r * c, c, mf, rs, w, b);
         mean[r] = mf;
         rstd[r] = rs;
+    }
+}
+
+/* one row's part of the column sums below */
+NN_DISPATCH
+static void row_into_columns(const float *g, const float *x, float m, float rs, double *ah,
+                             double *ag, int64_t w) {
+    for (int64_t i = 0; i < w; i++) {
+        ah[i] += g[i] * (x[i] - m) * rs;
+        ag[i] += g[i];
+    }
+}
+
+/* acc[i] += sum over rows of g xhat, acc[c + i] += sum of g, in double
+ * (row order per column), columns in blocks across the threads */
+static void column_sums(const float *gv, const float *xv, const float *mean, const float *rstd,
+                        int64_t rows, int64_t c, double *acc) {
+    enum { BLOCK = 64 };
+    int64_t blocks = (c + BLOCK - 1) / BLOCK;
+#pragma omp parallel for if (rows * c > NN_PAR_GRAIN)
+    for (int64_t bl = 0; bl < blocks; bl++) {
+        int64_t i0 = bl * BLOCK, i1 = i0 + BLOCK < c ? i0 + BLOCK : c;
+        for (int64_t r = 0; r < rows; r++)
+            row_into_columns(gv + r * c + i0, xv + r * c + i0, mean[r], rstd[r], acc + i0,
+                             acc + c + i0, i1 - i0);
     }
 }
 
@@ -62,18 +102,9 @@ static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
             if (!dx) continue;
             const float *xr = xv + r * c, *gr = gv + r * c;
             double sd = 0, sdh = 0;
-            for (int64_t i = 0; i < c; i++) {
-                float dh = gr[i] * (wv ? wv[i] : 1.0f);
-                float h = (xr[i] - mean[r]) * rstd[r];
-                sd += dh;
-                sdh += dh * h;
-            }
-            float md = rms ? 0.0f : (float)(sd / (double)c), mdh = (float)(sdh / (double)c);
-            for (int64_t i = 0; i < c; i++) {
-                float dh = gr[i] * (wv ? wv[i] : 1.0f);
-                float h = (xr[i] - mean[r]) * rstd[r];
-                dx[r * c + i] = rstd[r] * (dh - md - h * mdh);
-            }
+            nn_row_dot(gr, wv, xr, c, mean[r], &sd, &sdh);
+            float md = rms ? 0.0f : (float)(sd / (double)c), mdh = (float)(sdh * rstd[r] / (double)c);
+            row_dx(gr, wv, xr, dx + r * c, c, mean[r], rstd[r], md, mdh);
         }
     }
     bool need_w = n->nin > 1 && nn_input_needs(n, 1);
@@ -81,12 +112,7 @@ static int norm_backward(nn_node *n, const nn_tensor *g, nn_tensor **gin) {
     if (rc == 0 && (need_w || need_b)) { /* column sums over rows, in double */
         double *acc = calloc(2 * (size_t)(c ? c : 1), sizeof *acc);
         if (!acc) rc = nn_failed(0, "out of memory");
-        for (int64_t r = 0; rc == 0 && r < rows; r++)
-            for (int64_t i = 0; i < c; i++) {
-                float gi = gv[r * c + i];
-                acc[i] += gi * (xv[r * c + i] - mean[r]) * rstd[r];
-                acc[c + i] += gi;
-            }
+        else column_sums(gv, xv, mean, rstd, rows, c, acc);
         for (int k = 0; rc == 0 && k < 2; k++) {
             if (!(k ? need_b : need_w)) continue;
             nn_tensor *t = nn_empty(NN_F32, n->in[1 + k].ndim, n->in[1 + k].shape);

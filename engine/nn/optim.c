@@ -4,6 +4,7 @@
  * the state tensors, hyperparameters and step counts. */
 #include "autograd.h"
 #include "nn_layers.h"
+#include "vecmath.h"
 
 #include <math.h>
 
@@ -23,6 +24,7 @@ static void bump(nn_tensor *const *ts, int n) {
         if (ts[i]) nn_bump_version(ts[i]);
 }
 
+NN_DISPATCH
 int nn_sgd_step(nn_tensor *p, const nn_tensor *g, nn_tensor *buf,
                 const nn_sgd_args *a) {
     const nn_tensor *ts[3] = {p, g, buf};
@@ -74,6 +76,40 @@ static inline int64_t span_start(const span *s, int64_t k) {
     return s->rows ? s->rows[k] * s->d : 0;
 }
 
+/* A span cut into pieces of at most PIECE contiguous elements: piece q
+ * starts at element *at and has *len elements. The kernels run one piece
+ * at a time in a plain loop the compiler vectorises. */
+enum { PIECE = 4096 };
+static inline int64_t span_pieces(const span *s) { return s->count * ((s->d + PIECE - 1) / PIECE); }
+static inline void span_piece(const span *s, int64_t q, int64_t *at, int64_t *len) {
+    int64_t per = (s->d + PIECE - 1) / PIECE, k = q / per, j = q % per * PIECE;
+    *at = span_start(s, k) + j;
+    *len = s->d - j < PIECE ? s->d - j : PIECE;
+}
+
+typedef struct {
+    float b1, b2, eps, lr, wd, step_size, bc2_sqrt;
+    int maximize, decoupled;
+} adam_k;
+
+NN_DISPATCH
+static void adam_piece(float *pv, const float *gv, float *mv, float *vv, float *xv, int64_t n,
+                       const adam_k *a) {
+    float b1 = a->b1, b2 = a->b2, eps = a->eps, decay = 1.0f - a->lr * a->wd, wd = a->wd;
+    float step_size = a->step_size, bc2_sqrt = a->bc2_sqrt, sign = a->maximize ? -1.0f : 1.0f;
+    if (a->decoupled) /* AdamW */
+        for (int64_t i = 0; i < n; i++) pv[i] *= decay;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = sign * gv[i];
+        if (!a->decoupled) gi += wd * pv[i]; /* Adam's L2 */
+        mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
+        vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+        float vi = vv[i];
+        if (xv) vi = xv[i] = xv[i] > vi ? xv[i] : vi;
+        pv[i] -= step_size * mv[i] / (sqrtf(vi) / bc2_sqrt + eps);
+    }
+}
+
 int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,
                  nn_tensor *vmax, const nn_adam_args *a) {
     const nn_tensor *ts[5] = {p, g, m, v, vmax};
@@ -88,23 +124,19 @@ int nn_adam_step(nn_tensor *p, const nn_tensor *g, nn_tensor *m, nn_tensor *v,
     double bc1 = 1.0 - pow(a->beta1, (double)a->step);
     double bc2 = 1.0 - pow(a->beta2, (double)a->step);
     float step_size = (float)(a->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-#pragma omp parallel for collapse(2) if (sp.count * sp.d > NN_PAR_GRAIN)
-    for (int64_t k = 0; k < sp.count; k++)
-        for (int64_t j = 0; j < sp.d; j++) {
-            int64_t i = span_start(&sp, k) + j;
-            float gi = a->maximize ? -gv[i] : gv[i];
-            if (a->decoupled) pv[i] *= 1.0f - lr * wd;  /* AdamW */
-            else gi += wd * pv[i];                       /* Adam's L2 */
-            mv[i] = b1 * mv[i] + (1.0f - b1) * gi;
-            vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
-            float vi = vv[i];
-            if (xv) vi = xv[i] = xv[i] > vi ? xv[i] : vi;
-            pv[i] -= step_size * mv[i] / (sqrtf(vi) / bc2_sqrt + eps);
-        }
+    adam_k k = {b1, b2, eps, lr, wd, step_size, bc2_sqrt, a->maximize, a->decoupled};
+    int64_t pieces = span_pieces(&sp);
+#pragma omp parallel for if (sp.count * sp.d > NN_PAR_GRAIN)
+    for (int64_t q = 0; q < pieces; q++) {
+        int64_t at, len;
+        span_piece(&sp, q, &at, &len);
+        adam_piece(pv + at, gv + at, mv + at, vv + at, xv ? xv + at : NULL, len, &k);
+    }
     bump((nn_tensor *const[]){p, m, v, vmax}, 4);
     return 0;
 }
 
+NN_DISPATCH
 int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
                     nn_tensor *buf, nn_tensor *avg, const nn_rmsprop_args *a) {
     const nn_tensor *ts[5] = {p, g, sq, buf, avg};
@@ -136,6 +168,16 @@ int nn_rmsprop_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sq,
     return 0;
 }
 
+NN_DISPATCH
+static void adagrad_piece(float *pv, const float *gv, float *sv, int64_t n, float clr, float wd,
+                          float eps) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = gv[i] + wd * pv[i];
+        sv[i] += gi * gi;
+        pv[i] -= clr * gi / (sqrtf(sv[i]) + eps);
+    }
+}
+
 int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
                     const nn_adagrad_args *a) {
     const nn_tensor *ts[3] = {p, g, sum};
@@ -145,14 +187,13 @@ int nn_adagrad_step(nn_tensor *p, const nn_tensor *g, nn_tensor *sum,
     const float *gv = sp.g;
     float clr = (float)(a->lr / (1.0 + (double)(a->step - 1) * a->lr_decay));
     float wd = (float)a->weight_decay, eps = (float)a->eps;
-#pragma omp parallel for collapse(2) if (sp.count * sp.d > NN_PAR_GRAIN)
-    for (int64_t k = 0; k < sp.count; k++)
-        for (int64_t j = 0; j < sp.d; j++) {
-            int64_t i = span_start(&sp, k) + j;
-            float gi = gv[i] + wd * pv[i];
-            sv[i] += gi * gi;
-            pv[i] -= clr * gi / (sqrtf(sv[i]) + eps);
-        }
+    int64_t pieces = span_pieces(&sp);
+#pragma omp parallel for if (sp.count * sp.d > NN_PAR_GRAIN)
+    for (int64_t q = 0; q < pieces; q++) {
+        int64_t at, len;
+        span_piece(&sp, q, &at, &len);
+        adagrad_piece(pv + at, gv + at, sv + at, len, clr, wd, eps);
+    }
     bump((nn_tensor *const[]){p, sum}, 2);
     return 0;
 }
