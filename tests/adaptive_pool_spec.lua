@@ -79,4 +79,51 @@ describe('adaptive pooling', function()
       'expects an f32 input, got i64')
     assert.error_matches(function() nn.adaptive_avg_pool2d(nn.randn(1, 1, 0, 3), 1) end, 'empty')
   end)
+
+  it('max_pool2d 2x2 stride 2 (its fast path) picks the first NaN, else the first largest', function()
+    nn.manual_seed(3)
+    -- small integers make ties; NaN and -inf in places; odd sizes leave a row and a column out
+    local x = (nn.randn(2, 3, 7, 9) * 2):round()
+    local v = x:totable()
+    v[1][1][1][2], v[1][2][3][3], v[2][3][5][6], v[2][3][5][5] = 0 / 0, 0 / 0, 0 / 0, 0 / 0
+    v[1][1][3][1], v[1][1][3][2], v[1][1][4][1], v[1][1][4][2] = -math.huge, -math.huge, -math.huge, -math.huge
+    x = nn.tensor(v):requires_grad_()
+    local y, idx = nn.max_pool2d(x, 2, { return_indices = true })
+    assert.same({ 2, 3, 3, 4 }, y:size())
+    local yv, iv = y:totable(), idx:totable()
+    for n = 1, 2 do
+      for c = 1, 3 do
+        for oy = 1, 3 do
+          for ox = 1, 4 do
+            local best, at, nan_at = -math.huge, (2 * oy - 2) * 9 + 2 * ox - 2, nil
+            for dy = 0, 1 do
+              for dx = 0, 1 do
+                local a = v[n][c][2 * oy - 1 + dy][2 * ox - 1 + dx]
+                local i = (2 * oy - 2 + dy) * 9 + 2 * ox - 2 + dx
+                if a ~= a then nan_at = nan_at or i elseif a > best then best, at = a, i end
+              end
+            end
+            local want = (nan_at or at) + 1 -- indices count from 1
+            assert.equal(want, iv[n][c][oy][ox], ('index at %d %d %d %d'):format(n, c, oy, ox))
+            local got = yv[n][c][oy][ox]
+            if nan_at then assert(got ~= got) else assert.equal(best, got) end
+          end
+        end
+      end
+    end
+    local g = nn.randn(2, 3, 3, 4)
+    y:backward(g)
+    local dx, gv = x.grad:totable(), g:totable()
+    for n = 1, 2 do
+      for c = 1, 3 do
+        for oy = 1, 3 do
+          for ox = 1, 4 do
+            local i = iv[n][c][oy][ox] - 1
+            assert.equal(gv[n][c][oy][ox], dx[n][c][i // 9 + 1][i % 9 + 1])
+          end
+        end
+      end
+    end
+    assert.equal(0, x.grad:select(3, 7):abs():sum():item()) -- the left-out row
+  end)
 end)

@@ -9,6 +9,7 @@
  * part of it inside the padded input, as PyTorch's average does. */
 #include "autograd.h"
 #include "nn_layers.h"
+#include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -51,8 +52,46 @@ static inline float window(const pool_geom *g, const float *plane, int64_t oy,
     return nan_at >= 0 ? plane[nan_at] : best;
 }
 
+/* 2x2 windows at stride 2 inside the input (the usual max pool): one row
+ * of outputs from input rows r0 and r1 = r0 + w; arg from the plane
+ * offset at. The same choice as window(): the first NaN, else the first
+ * largest in scan order; without window()'s clipping per output. */
+NN_DISPATCH
+static void max2x2_row(const float *r0, const float *r1, int64_t ow, int64_t w, int64_t at,
+                       float *y, int64_t *arg) {
+    for (int64_t ox = 0; ox < ow; ox++) {
+        float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        float best = a;
+        int64_t k = 0;
+        k = b > best ? 1 : k, best = b > best ? b : best;
+        k = c > best ? w : k, best = c > best ? c : best;
+        k = d > best ? w + 1 : k, best = d > best ? d : best;
+        int64_t nk = d != d ? w + 1 : -1; /* the first NaN: scan back to front */
+        nk = c != c ? w : nk;
+        nk = b != b ? 1 : nk;
+        nk = a != a ? 0 : nk;
+        y[ox] = nk >= 0 ? (nk == 0 ? a : nk == 1 ? b : nk == w ? c : d) : best;
+        arg[ox] = at + 2 * ox + (nk >= 0 ? nk : k);
+    }
+}
+
+static int is_2x2(const pool_geom *g) {
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+           2 * g->oh <= g->h && 2 * g->ow <= g->w;
+}
+
 static void pool_forward(const pool_geom *g, const float *x, float *y,
                          int64_t *arg, int is_max) {
+    if (is_max && is_2x2(g)) {
+#pragma omp parallel for if (g->planes * g->h * g->w > NN_PAR_GRAIN)
+        for (int64_t p = 0; p < g->planes; p++)
+            for (int64_t oy = 0; oy < g->oh; oy++) {
+                const float *r0 = x + (p * g->h + 2 * oy) * g->w;
+                int64_t o = (p * g->oh + oy) * g->ow;
+                max2x2_row(r0, r0 + g->w, g->ow, g->w, 2 * oy * g->w, y + o, arg + o);
+            }
+        return;
+    }
 #pragma omp parallel for if (g->planes * g->h * g->w > NN_PAR_GRAIN)
     for (int64_t p = 0; p < g->planes; p++) {
         const float *plane = x + p * g->h * g->w;
