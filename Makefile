@@ -53,7 +53,7 @@ PREFIX ?= /usr/local
 LUA_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/5.4
 
-.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench bench-deps quality loc clean train data-mt install uninstall install-rock
+.PHONY: all deps test asan asan-build fuzz fuzz-parsers tsan debug bench bench-json bench-deps quality loc clean train data-mt install uninstall install-rock
 
 all: deps $(BUILD)/libnnengine.a $(BUILD)/libnnengine.so $(BUILD)/libnnlua.a \
      $(BUILD)/libnnlua.so $(MODULE) $(NNLUA) $(BUILD)/embed-host $(BUILD)/embed-threads
@@ -198,29 +198,39 @@ debug:
 	  OPT="-O0" EXTRA="-DNN_DEBUG -DNNL_GC_STRESS" test
 
 # the PyTorch side of the benchmarks (never a dependency of the engine or the tests)
-BENCH_DEBS := python3-torch
+BENCH_DEBS := python3-torch time
 bench-deps:
 	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing for the benchmarks:$$missing"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
 	  || echo "could not install$$missing: the PyTorch columns stay empty"; fi
 
+# every script's rows also go to $(BENCH_ROWS); bench/summary.lua prints
+# them as one table at the end and writes $(BENCH_JSON) (make bench-json
+# prints that file)
+BENCH_ROWS ?= $(BUILD)/bench-rows.jsonl
+BENCH_JSON ?= $(BUILD)/bench.json
 bench: all bench-deps
-	$(NNLUA) bench/matmul.lua
-	$(NNLUA) bench/dispatch.lua
-	$(NNLUA) bench/contention.lua
-	$(NNLUA) bench/fashion_mnist.lua
-	$(NNLUA) bench/gpt_step.lua
-	$(NNLUA) bench/gpt_memory.lua
-	$(NNLUA) bench/gpt_memory.lua --checkpoint
-	$(NNLUA) bench/vit_step.lua
-	$(NNLUA) bench/resnet_step.lua
-	$(NNLUA) bench/lstm_step.lua
-	$(NNLUA) bench/kge_step.lua
-	$(NNLUA) bench/generate.lua
-	$(NNLUA) bench/tokenize.lua
-	$(NNLUA) bench/dataloader.lua
-	$(NNLUA) bench/dist.lua
+	rm -f $(BENCH_ROWS)
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/matmul.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/dispatch.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/contention.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/fashion_mnist.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/gpt_step.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/gpt_memory.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/gpt_memory.lua --checkpoint
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/vit_step.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/resnet_step.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/lstm_step.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/kge_step.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/generate.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/tokenize.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/dataloader.lua
+	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/dist.lua
+	$(NNLUA) bench/summary.lua $(BENCH_ROWS) $(BENCH_JSON)
+
+bench-json: bench
+	@cat $(BENCH_JSON)
 
 # The main job: a real training run on data a fresh machine installs.
 # The README's quality figure: the baby GPT over 3 seeds in nnlua and in

@@ -3,6 +3,7 @@
 --- ("PyTorch at its best here": SkylakeX BLAS kernels, AVX-512 ATen, glibc
 --- malloc kept from returning memory, the same number of threads).
 local nn = require 'nnlua'
+local cjson = require 'cjson'
 
 local M = {}
 
@@ -13,8 +14,27 @@ function M.median(xs)
   return xs[(#xs + 1) // 2]
 end
 
---- median milliseconds of fn() over n calls, after two warm-up calls
+--- VmHWM (peak resident MiB) of this process, and a reset of it to the
+--- current RSS (Linux: clear_refs 5) after dropping garbage and the cache
+function M.peak_mb()
+  for line in io.lines('/proc/self/status') do
+    local kb = line:match('^VmHWM:%s+(%d+) kB')
+    if kb then return tonumber(kb) / 1024 end
+  end
+end
+
+function M.reset_peak()
+  collectgarbage()
+  collectgarbage()
+  nn.empty_cache()
+  local f = io.open('/proc/self/clear_refs', 'w')
+  if f then f:write('5') f:close() end
+end
+
+--- median milliseconds of fn() over n calls, after two warm-up calls; the
+--- peak RSS while it ran (model and data included) in M.last_peak_mb
 function M.time_steps(fn, n)
+  M.reset_peak()
   fn()
   fn()
   local ts = {}
@@ -23,6 +43,7 @@ function M.time_steps(fn, n)
     fn()
     ts[i] = nn.clock() - t0
   end
+  M.last_peak_mb = M.peak_mb()
   return M.median(ts) * 1e3
 end
 
@@ -40,11 +61,31 @@ function M.torch(script, args)
   return out
 end
 
---- prints one row: label, ours, theirs (or '-') and the speedup theirs/ours
-function M.row(label, ours, theirs, fmt)
-  fmt = fmt or '%.2f'
+--- Adds a row to the run's summary when NNLUA_BENCH_ROWS names a file
+--- (make bench: bench/summary.lua prints them as one table and JSON).
+--- r: case, unit, nnlua, torch (or ref and versus for another
+--- reference), higher (bigger is better), gflops, sgemm_gflops (the raw
+--- sgemm figure other rows are a percentage of), nnlua_rss_mb, torch_rss_mb.
+function M.record(r)
+  local path = os.getenv('NNLUA_BENCH_ROWS')
+  if not path then return end
+  r.script = arg[0]:match('[^/]*$')
+  local f = assert(io.open(path, 'a'))
+  f:write(cjson.encode(r), '\n')
+  f:close()
+end
+
+--- prints one row: label, ours, theirs (or '-') and the speedup theirs/ours,
+--- and records it. o (optional): unit ('ms'), gflops (nnlua's), torch_rss
+--- (MiB), fmt; nnlua's peak RSS is the last time_steps' unless o.rss.
+function M.row(label, ours, theirs, o)
+  o = o or {}
+  local fmt = o.fmt or '%.2f'
   print(('%-40s %10s %10s %8s'):format(label, fmt:format(ours),
     theirs and fmt:format(theirs) or '-', theirs and ('%.2fx'):format(theirs / ours) or '-'))
+  M.record({ case = label, unit = o.unit or 'ms', nnlua = ours, torch = theirs, gflops = o.gflops,
+             nnlua_rss_mb = o.rss or M.last_peak_mb, torch_rss_mb = o.torch_rss })
+  M.last_peak_mb = nil
 end
 
 return M

@@ -31,9 +31,9 @@ end
 local theirs = bench.torch('dispatch.py', '--calls ' .. calls)
 print(('threads %d; %d calls a run, median of 5'):format(nn.get_num_threads(), calls))
 print(('%-40s %10s %10s %8s'):format('', 'nnlua us', 'torch us', 'speedup'))
-bench.row('one-element a + b', us(metamethod), theirs.add)
-bench.row('one-element a:add(b)', us(method), theirs.add)
-bench.row('one-element a:add_(b) (in place)', us(inplace), theirs.add_)
+bench.row('one-element a + b', us(metamethod), theirs.add, { unit = 'us', fmt = '%.3f' })
+bench.row('one-element a:add(b)', us(method), theirs.add, { unit = 'us', fmt = '%.3f' })
+bench.row('one-element a:add_(b) (in place)', us(inplace), theirs.add_, { unit = 'us', fmt = '%.3f' })
 local off = us(metamethod)
 local on
 nn.profile(function() on = us(metamethod) end)

@@ -31,8 +31,11 @@ print(('%-6s %14s %14s %8s'):format('model', 'nnlua s/epoch', 'torch s/epoch', '
 local torch_times = bench.torch('fashion_mnist.py', ('--epochs %d --models %s'):format(epochs, table.concat(models, ',')))
 
 for _, m in ipairs(models) do
-  local out = run(('%s %s/examples/fashion_mnist/train.lua --model %s --epochs %d')
-    :format(exe, root, m, epochs))
+  -- GNU time (make bench-deps installs it) gives the run's peak RSS
+  local timed = os.execute('test -x /usr/bin/time') and "/usr/bin/time -f 'peak_rss_kb %M' " or ''
+  local out = run(('%s%s %s/examples/fashion_mnist/train.lua --model %s --epochs %d')
+    :format(timed, exe, root, m, epochs))
+  local rss = out:match('peak_rss_kb (%d+)')
   local times = {}
   for s in out:gmatch('([%d.]+) s/epoch') do times[#times + 1] = tonumber(s) end
   local ours = bench.median(times)
@@ -40,4 +43,6 @@ for _, m in ipairs(models) do
   local theirs = torch_times[m]
   print(('%-6s %14.2f %14s %8s'):format(m, ours, theirs and ('%.2f'):format(theirs) or '-',
     theirs and ('%.2fx'):format(theirs / ours) or '-'))
+  bench.record({ case = 'Fashion-MNIST ' .. m .. ' epoch', unit = 's', nnlua = ours, torch = theirs,
+                 nnlua_rss_mb = rss and tonumber(rss) / 1024, torch_rss_mb = torch_times[m .. '_rss'] })
 end

@@ -18,6 +18,8 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
+from timing import peak_mb, reset_peak
+
 
 def load(d, split):
     with gzip.open(f"{d}/{split}-images-idx3-ubyte.gz") as f:
@@ -73,8 +75,10 @@ def main():
         make = {"mlp": lambda: tnn.Sequential(tnn.Linear(784, 256), tnn.ReLU(), tnn.Linear(256, 256),
                                               tnn.ReLU(), tnn.Linear(256, 10)),
                 "cnn": CNN}[name]
+        reset_peak()
         times = [epoch(make(), x, y, a.batch) for _ in range(a.epochs)]
         print(f"{name} {statistics.median(times):.3f}", flush=True)
+        print(f"{name}_rss {peak_mb():.0f}", flush=True)
 
 
 if __name__ == "__main__":

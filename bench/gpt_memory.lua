@@ -4,9 +4,11 @@
 --- must be the same both ways. Peak RSS is per process: run each mode in
 --- its own (make bench does), or two builds to compare their tapes:
 ---   nnlua bench/gpt_memory.lua [--steps N] [--checkpoint]
-package.path = arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;' .. package.path
+package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. arg[0]:gsub('[^/]*$', '') .. '../examples/gpt/?.lua;'
+  .. package.path
 local nn = require 'nnlua'
 local GPT = require 'model'
+local bench = require 'common'
 
 local steps, ckpt = 5, false
 for i = 1, #arg do
@@ -43,3 +45,5 @@ print(('gpt 6x384 T256 B8 dropout 0.1%s, %d steps: peak RSS %.0f MiB (%.0f MiB b
   .. 'RSS now %.0f MiB, median step %.0f ms'):format(ckpt and ' checkpointed' or '', steps,
   status('VmHWM'), before, status('VmRSS'), times[(steps + 1) // 2] * 1000))
 print('losses ' .. table.concat(losses, ' '))
+bench.record({ case = 'GPT 6x384 dropout 0.1 step' .. (ckpt and ', checkpointed' or '') .. ' (memory run)',
+               unit = 'ms', nnlua = times[(steps + 1) // 2] * 1000, nnlua_rss_mb = status('VmHWM') })

@@ -17,13 +17,18 @@ end
 
 local time_steps = bench.time_steps
 
--- one training step of a GPT (AdamW, clipped gradients)
+-- one training step of a GPT (AdamW, clipped gradients), and its model
+-- FLOPs as nanoGPT's estimate_mfu counts them: 6 N + 12 L T E a token
+-- (N the parameters without the position embedding; the tied token
+-- embedding counts once, as the output layer's product)
 local function gpt_step(layers, heads, e, t, b, autocast)
   nn.manual_seed(0)
   local m = GPT({ vocab_size = 65, block_size = t, n_layer = layers, n_head = heads, n_embd = e,
                   dropout = 0, bias = true })
   local opt = nn.optim.AdamW(m:parameters(), { lr = 1e-3 })
   local x, y = nn.randint(1, 66, b, t), nn.randint(1, 66, b, t)
+  local n = m:num_parameters() - m.wpe.weight:numel()
+  local flops = (6 * n + 12 * layers * t * e) * t * b
   return function()
     local _, loss
     do
@@ -34,11 +39,14 @@ local function gpt_step(layers, heads, e, t, b, autocast)
     loss:backward() -- products in the dtype their forward used
     nn.optim.clip_grad_norm_(m:parameters(), 1.0)
     opt:step()
-  end
+  end, flops
 end
 
+-- milliseconds a step, and GFLOP/s
 local function gpt(layers, heads, e, t, b, n, autocast)
-  return time_steps(gpt_step(layers, heads, e, t, b, autocast), n)
+  local step, flops = gpt_step(layers, heads, e, t, b, autocast)
+  local ms = time_steps(step, n)
+  return ms, flops / ms / 1e6
 end
 
 -- --profile baby|6x384: the profiler's table over --steps steps (after two)
@@ -78,5 +86,6 @@ local rows = {
     end },
 }
 for _, r in ipairs(rows) do
-  bench.row(r[2], r[3](), theirs[r[1]])
+  local ms, gflops = r[3]()
+  bench.row(r[2], ms, theirs[r[1]], { gflops = gflops, torch_rss = theirs[r[1] .. '_rss'] })
 end

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt_twin import GPT
-from timing import time_steps
+from timing import report, time_steps
 
 
 def gpt(name, layers, h, e, t, b, steps, autocast=False):
@@ -28,7 +28,7 @@ def gpt(name, layers, h, e, t, b, steps, autocast=False):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
-    print(f"{name} {time_steps(step, steps):.2f}", flush=True)
+    report(name, time_steps(step, steps))
 
 
 def attention(steps, dropout=0.0, autocast=False):
@@ -42,7 +42,7 @@ def attention(steps, dropout=0.0, autocast=False):
             y = F.dropout(p, dropout) @ v
         y.float().sum().backward()
     name = "attention_autocast" if autocast else "attention_dropout" if dropout else "attention"
-    print(f"{name} {time_steps(step, steps):.2f}", flush=True)
+    report(name, time_steps(step, steps))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,10 @@ local theirs = bench.torch('kge_step.py', ('--steps %d --queries %d'):format(ste
 print(('threads %d, BLAS %s'):format(nn.get_num_threads(), nn.config().blas_core))
 print(('%-40s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
 for _, name in ipairs({ 'transe', 'rotate' }) do
-  bench.row(('%s step, dim 500, B 512, 256 neg'):format(name), step_ms(name), theirs[name .. '_step'])
-  bench.row(('%s rank, ms per query, 40,943 ents'):format(name), rank_ms(name), theirs[name .. '_rank'])
+  bench.row(('%s step, dim 500, B 512, 256 neg'):format(name), step_ms(name), theirs[name .. '_step'],
+            { torch_rss = theirs[name .. '_step_rss'] })
+  bench.row(('%s rank, ms per query, 40,943 ents'):format(name), rank_ms(name), theirs[name .. '_rank'],
+            { torch_rss = theirs[name .. '_rank_rss'] })
 end
-bench.row('complex 1-vs-all step, dim 100, B 512', one_vs_all_ms(), theirs.complex_1vsall_step)
+bench.row('complex 1-vs-all step, dim 100, B 512', one_vs_all_ms(), theirs.complex_1vsall_step,
+          { torch_rss = theirs.complex_1vsall_step_rss })

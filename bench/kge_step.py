@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from timing import time_steps
+from timing import report, time_steps
 
 V, NR, B, N, DIM, GAMMA = 40943, 11, 512, 256, 500, 6.0
 
@@ -122,9 +122,9 @@ def main():
     args = ap.parse_args()
     steps = args.steps
     for m in ["transe", "rotate"]:
-        print("%s_step %.3f" % (m, step_ms(m, steps)))
-        print("%s_rank %.3f" % (m, rank_ms(m, args.queries)))
-    print("complex_1vsall_step %.3f" % one_vs_all_ms(steps))
+        report(m + "_step", step_ms(m, steps), "%.3f")
+        report(m + "_rank", rank_ms(m, args.queries), "%.3f")
+    report("complex_1vsall_step", one_vs_all_ms(steps), "%.3f")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from char_rnn_twin import CharRNN
-from timing import time_steps
+from timing import report, time_steps
 
 
 def main():
@@ -31,7 +31,7 @@ def main():
         loss.backward()
         opt.step()
 
-    print("lstm %.2f" % time_steps(step, args.steps))
+    report("lstm", time_steps(step, args.steps))
 
 
 if __name__ == "__main__":

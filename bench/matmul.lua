@@ -3,7 +3,8 @@
 --- Usage: nnlua bench/matmul.lua [--reps N]
 package.path = arg[0]:gsub('[^/]*$', '') .. '?.lua;' .. package.path
 local nn = require 'nnlua'
-local median = require('common').median
+local bench = require 'common'
+local median = bench.median
 
 local reps = 20
 for i = 1, #arg do
@@ -49,6 +50,9 @@ for _, case in ipairs(cases) do
   ratios[#ratios + 1] = ratio
   print(('%-28s %7.1f GF %7.1f GF %7.2f'):format(label, flop / t_nn / 1e9,
     flop / t_raw / 1e9, ratio))
+  bench.record({ case = 'matmul ' .. label, unit = 'GFLOP/s', higher = true, nnlua = flop / t_nn / 1e9,
+                 ref = flop / t_raw / 1e9, versus = 'sgemm',
+                 sgemm_gflops = m == 1024 and n == 1024 and k == 1024 and flop / t_raw / 1e9 or nil })
 end
 print(('median ratio nnlua/sgemm: %.2f'):format(median(ratios)))
 

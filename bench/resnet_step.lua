@@ -37,5 +37,6 @@ end
 local theirs = bench.torch('resnet_step.py', '--steps ' .. steps)
 print(('threads %d, BLAS %s'):format(nn.get_num_threads(), nn.config().blas_core))
 print(('%-40s %10s %10s %8s'):format('', 'nnlua ms', 'torch ms', 'speedup'))
-bench.row('ResNet-14 step, batch 128 (28x28)', resnet(), theirs.resnet)
-bench.row('depthwise conv 3x3 fwd+bwd, 64ch 14x14', depthwise(), theirs.depthwise)
+bench.row('ResNet-14 step, batch 128 (28x28)', resnet(), theirs.resnet, { torch_rss = theirs.resnet_rss })
+bench.row('depthwise conv 3x3 fwd+bwd, 64ch 14x14', depthwise(), theirs.depthwise,
+          { torch_rss = theirs.depthwise_rss })

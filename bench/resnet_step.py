@@ -14,7 +14,7 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
-from timing import time_steps
+from timing import report, time_steps
 
 
 class Block(tnn.Module):
@@ -68,14 +68,14 @@ def main():
         loss.backward()
         opt.step()
 
-    print("resnet %.2f" % time_steps(step, args.steps))
+    report("resnet", time_steps(step, args.steps))
     dx = torch.randn(128, 64, 14, 14, requires_grad=True)
     dw = torch.randn(64, 1, 3, 3, requires_grad=True)
 
     def depthwise():
         F.conv2d(dx, dw, padding=1, groups=64).sum().backward()
 
-    print("depthwise %.2f" % time_steps(depthwise, args.steps))
+    report("depthwise", time_steps(depthwise, args.steps))
 
 
 if __name__ == "__main__":

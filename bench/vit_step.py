@@ -11,7 +11,7 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
-from timing import time_steps
+from timing import report, time_steps
 
 
 class ViT(tnn.Module):
@@ -50,7 +50,7 @@ def main():
         loss.backward()
         opt.step()
 
-    print("vit %.3f" % time_steps(step, steps))
+    report("vit", time_steps(step, steps), "%.3f")
 
 
 if __name__ == "__main__":
