@@ -10,8 +10,11 @@
  * Each call takes plain tensors (x nchw, w oihw / goihw, y nchw). The
  * primitive is built with "any" layouts so oneDNN picks its best; the
  * arguments are reordered to and from them (skipped when the choice is
- * plain). Building a primitive costs milliseconds, so every thread keeps a
- * small cache keyed by the geometry. A call returns 1 when done, 0 when
+ * plain); x's reordered copy is kept for the weight gradient and dy is
+ * reordered once for both gradients (ResNet-14 step, batch 128: 130 -> 102
+ * reorders a step, their time 27 -> 21 ms by DNNL_VERBOSE). Building a
+ * primitive costs milliseconds, so every thread keeps a small cache keyed
+ * by the geometry. A call returns 1 when done, 0 when
  * oneDNN cannot do it (the caller falls back to im2col), -1 on an error. */
 #include "conv_dnnl.h"
 
