@@ -210,23 +210,24 @@ bench-deps:
 # prints that file)
 BENCH_ROWS ?= $(BUILD)/bench-rows.jsonl
 BENCH_JSON ?= $(BUILD)/bench.json
+bench: export NNLUA_BENCH_ROWS = $(abspath $(BENCH_ROWS))
 bench: all bench-deps
 	rm -f $(BENCH_ROWS)
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/matmul.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/dispatch.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/contention.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/fashion_mnist.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/gpt_step.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/gpt_memory.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/gpt_memory.lua --checkpoint
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/vit_step.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/resnet_step.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/lstm_step.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/kge_step.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/generate.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/tokenize.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/dataloader.lua
-	NNLUA_BENCH_ROWS=$(BENCH_ROWS) $(NNLUA) bench/dist.lua
+	$(NNLUA) bench/matmul.lua
+	$(NNLUA) bench/dispatch.lua
+	$(NNLUA) bench/contention.lua
+	$(NNLUA) bench/fashion_mnist.lua
+	$(NNLUA) bench/gpt_step.lua
+	$(NNLUA) bench/gpt_memory.lua
+	$(NNLUA) bench/gpt_memory.lua --checkpoint
+	$(NNLUA) bench/vit_step.lua
+	$(NNLUA) bench/resnet_step.lua
+	$(NNLUA) bench/lstm_step.lua
+	$(NNLUA) bench/kge_step.lua
+	$(NNLUA) bench/generate.lua
+	$(NNLUA) bench/tokenize.lua
+	$(NNLUA) bench/dataloader.lua
+	$(NNLUA) bench/dist.lua
 	$(NNLUA) bench/summary.lua $(BENCH_ROWS) $(BENCH_JSON)
 
 bench-json: bench
