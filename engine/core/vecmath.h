@@ -24,6 +24,7 @@
  * them compiles to one zmm, two ymm or four xmm per step in each clone,
  * where a float[16] accumulator array came out as shuffles. */
 typedef float nn_v16 __attribute__((vector_size(64)));
+typedef uint32_t nn_u32x16 __attribute__((vector_size(64)));
 /* (macros: a function passing these by value would change the ABI
  * between clones) */
 #define NN_V16_LOAD(p) __extension__({ nn_v16 v_; memcpy(&v_, (p), sizeof v_); v_; })

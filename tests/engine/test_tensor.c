@@ -205,8 +205,25 @@ TEST(dropout_masks_follow_the_documented_stream) {
     for (int e = 0; e < 200; e++) CHECK(x[e] == 3.0f * m[e]);
 }
 
+TEST(philox_lanes_match_one_at_a_time) {
+    /* the vectorised lanes (AVX-512 or portable) against nn_philox, with
+     * counters whose low word wraps inside the 16 lanes */
+    const uint64_t seeds[] = {0, 7, 0xFFFFFFFFull, 0x123456789ABCDEFull};
+    const uint64_t counters[] = {0, 5, 0xFFFFFFF8ull, 0x1FFFFFFFFull - 3, 0xFFFFFFFFFFFFFFF0ull};
+    for (int s = 0; s < 4; s++)
+        for (int c = 0; c < 5; c++) {
+            uint32_t w[4][NN_PHILOX_LANES], one[4];
+            nn_philox_lanes(seeds[s], counters[c], w);
+            for (int l = 0; l < NN_PHILOX_LANES; l++) {
+                nn_philox(seeds[s], counters[c] + (uint64_t)l, one);
+                for (int k = 0; k < 4; k++) CHECK(w[k][l] == one[k]);
+            }
+        }
+}
+
 int main(void) {
     RUN(views_share_storage);
+    RUN(philox_lanes_match_one_at_a_time);
     RUN(slices_select_expand);
     RUN(permute_and_contiguous_copy);
     RUN(creation);
