@@ -20,6 +20,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define SMALL ((size_t)64 << 10)
 #define NN_CACHE_MIN ((size_t)1 << 30)
@@ -188,4 +191,9 @@ void nn_empty_cache(void) {
         while (cache.count[c] > 0) free(cache.blocks[c][--cache.count[c]]);
     cache.cached = 0;
     pthread_mutex_unlock(&cache.lock);
+#ifdef __GLIBC__
+    /* blocks glibc placed in its heap (its mmap threshold grows after
+     * frees) stay resident after free(); hand the free pages back too */
+    malloc_trim(0);
+#endif
 }
