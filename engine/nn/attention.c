@@ -171,7 +171,7 @@ static inline bool few_queries(const attn_geom *g) { return g->tq < FEW_QUERIES;
 
 /* s (rows, ke) = scale q kT (+ mask, causal) for one head; kt: the keys
  * transposed, or NULL with few_queries (read the key rows) */
-__attribute__((always_inline)) static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
+static inline void head_scores(const attn_geom *g, int64_t b, int64_t h, int64_t r0,
                                int64_t rows, int64_t ke, const float *kt, float *s) {
     for (int64_t r = 0; r < rows; r += TILE_ROWS) { /* a tile of rows up to its last one's keys */
         int nr = rows - r < TILE_ROWS ? (int)(rows - r) : TILE_ROWS;
